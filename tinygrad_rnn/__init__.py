@@ -1,0 +1,24 @@
+"""tinygrad_rnn: a small tensor autograd engine on NumPy (CuPy on a GPU), and recurrent nets on it.
+
+The public API that users and plugins write against lives here, in `tinygrad_rnn.nn` and in
+`tinygrad_rnn.registry`.
+"""
+from . import ops  # noqa: F401  (attaches the arithmetic to Tensor)
+from .backend import get_backend, set_backend
+from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
+                     TinygradRNNError, UnknownPluginError)
+from .function import Function, is_grad_enabled, no_grad
+from .gradcheck import gradcheck
+from .random import manual_seed
+from .tensor import Tensor
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "set_backend",
+           "get_backend", "manual_seed", "TinygradRNNError", "ShapeError", "BackendError", "GraphError",
+           "UnknownPluginError", "PluginError", "ConfigError", "DivergedError", "__version__"]
+
+from .registry import (load_plugin, register_cell, register_dataset, register_optimizer,  # noqa: E402
+                       register_regulariser)
+
+__all__ += ["load_plugin", "register_cell", "register_dataset", "register_optimizer", "register_regulariser"]

@@ -1,0 +1,153 @@
+"""The dataset plugin protocol: what a dataset declares and what it hands to the trainer.
+
+A dataset plugin subclasses `Dataset`, sets the class attributes that describe its task, and builds
+its three splits in `make_splits()`. Everything is NumPy on the host; the trainer moves batches to
+the backend. Shapes, with N sequences of T steps and D features:
+
+    kind        x                      y (targets)                         model
+    ---------   --------------------   ---------------------------------   ---------------------------
+    seq2vec     (N, T, D) float32      regression (N, O) float32;          recurrent layer, then a
+                                       classification (N,) int64           head on the last valid step
+    seq2seq     (N, T, D) float32      regression (N, T, O) float32;       a head on every step
+                                       classification (N, T) int64
+    vec2seq     (N, D) float32         (N, T_out) int64 tokens             vector → initial state →
+                                                                           decoder, one token a step
+    encdec      (N, T, D) float32      (N, T_out) int64 tokens             encoder → final state →
+                                                                           decoder, one token a step
+
+`lengths` (N,) int64 gives each sequence's valid steps when they vary (x is zero-padded after them;
+per-step targets there are ignored). A decoder's input at step t is the one-hot previous token
+(teacher forcing in training, its own prediction when evaluating), zeros at step 0.
+
+Regression data is normalised with statistics of the training split only; `denormalize` maps model
+outputs back to the original units, in which `metric` and `baseline` report.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .errors import ConfigError
+
+KINDS = ("seq2vec", "seq2seq", "vec2seq", "encdec")
+PROBLEMS = ("regression", "classification")
+
+
+@dataclass
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+    lengths: Optional[np.ndarray] = None
+
+    def __len__(self):
+        return len(self.x)
+
+    def subset(self, index):
+        """The rows `index` (an int array or slice) of this split."""
+        return Split(self.x[index], self.y[index], None if self.lengths is None else self.lengths[index])
+
+
+class Dataset:
+    """Base class of dataset plugins. Subclasses set the attributes below and write `make_splits`."""
+
+    kind = "seq2vec"               # one of KINDS
+    problem = "regression"         # "regression" or "classification"
+    metric_name = "rmse"           # shown in tables; computed by `metric`
+    higher_is_better = False       # for the metric (loss is always lower-is-better)
+    baseline_name = "baseline"     # what `baseline` computes, e.g. "persistence", "majority class"
+    forecastable = False           # True for time series whose y is the next step of x (see below)
+    # What makes `rnnrun --cell gru --data NAME` a good run on a 2-core CPU in well under a minute.
+    defaults = {"hidden": 32, "epochs": 20, "lr": 1e-2, "batch_size": 32}
+
+    def __init__(self, seed=0):
+        self.seed = seed
+        self._splits = None
+        self.input_size = None     # D
+        self.output_size = None    # O for regression; number of classes (or tokens) for classification
+
+    # ---- what a plugin writes ----------------------------------------------------------------------
+    def make_splits(self):
+        """Return {"train": Split, "val": Split, "test": Split}, deterministic given self.seed."""
+        raise NotImplementedError
+
+    def metric(self, outputs, split):
+        """The dataset's own score of model `outputs` on `split`, in original units.
+
+        `outputs` is what the model produced for split.x: regression values (normalised, y's shape)
+        or classification logits (y's shape + (classes,)). The default is RMSE or accuracy.
+        """
+        if self.problem == "classification":
+            return accuracy(outputs, split)
+        return rmse(self.denormalize(outputs), self.denormalize(split.y))
+
+    def baseline(self, split):
+        """The same metric for the trivial predictor this dataset is judged against."""
+        raise NotImplementedError
+
+    def denormalize(self, y):
+        """Map normalised regression targets or outputs back to original units (identity by default)."""
+        return y
+
+    # ---- forecasting (time series only) ----------------------------------------------------------
+    def forecast_start(self, source="data", steps=None):
+        """(window (T, D), truth (K, D) or None): where a free-running forecast starts.
+
+        `source="data"` takes the last real window before the test targets and the true continuation;
+        `source="zeros"` starts from an all-zero window (no truth). Only for forecastable datasets.
+        """
+        raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
+                          "time series: it cannot forecast")
+
+    # ---- used by the trainer ------------------------------------------------------------------------
+    def splits(self):
+        if self._splits is None:
+            self._splits = self.make_splits()
+            missing = {"train", "val", "test"} - set(self._splits)
+            if missing:
+                raise ConfigError(f"{type(self).__name__}.make_splits() returned no {sorted(missing)} split")
+        return self._splits
+
+    def describe(self):
+        s = self.splits()
+        return {"kind": self.kind, "problem": self.problem, "metric": self.metric_name,
+                "input_size": self.input_size, "output_size": self.output_size,
+                **{f"n_{k}": len(v) for k, v in s.items()}}
+
+
+# ---- metrics the built-in datasets share --------------------------------------------------------
+def rmse(prediction, truth):
+    return float(np.sqrt(np.mean((np.asarray(prediction, np.float64) - truth) ** 2)))
+
+
+def step_mask(split):
+    """(N, T) bool: which steps of each sequence are real (all of them without lengths)."""
+    n, t = split.y.shape[:2]
+    if split.lengths is None:
+        return np.ones((n, t), bool)
+    return np.arange(t)[None, :] < split.lengths[:, None]
+
+
+def accuracy(logits, split):
+    """Fraction of correct argmax predictions; per-step targets count only real (unpadded) steps."""
+    predicted = np.asarray(logits).argmax(axis=-1)
+    correct = predicted == split.y
+    if split.y.ndim == 2 and split.lengths is not None and correct.shape == split.lengths.shape + correct.shape[1:]:
+        mask = step_mask(split)
+        return float(correct[mask].mean())
+    return float(correct.mean())
+
+
+def exact_match(logits, split):
+    """Fraction of sequences whose every token is right (for vec2seq and encdec)."""
+    predicted = np.asarray(logits).argmax(axis=-1)
+    return float((predicted == split.y).all(axis=1).mean())
+
+
+def standardize(train, *others):
+    """(mean, std) of the training array, and every array normalised with them (no test leak)."""
+    mean, std = train.mean(axis=0), train.std(axis=0) + 1e-8
+    return (mean, std), [(a - mean) / std for a in (train, *others)]
+
+
+def one_hot(ids, size, dtype=np.float32):
+    return np.eye(size, dtype=dtype)[ids]

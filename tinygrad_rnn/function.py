@@ -1,0 +1,120 @@
+"""`Function`: the one way an op is defined, built-in or user-written (PyTorch's autograd.Function habits).
+
+An op is a class with two static methods that work on plain backend arrays:
+
+    class Square(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            x, = ctx.saved_tensors
+            return 2 * x * grad_output
+
+    y = Square.apply(t)          # t is a Tensor; y is a Tensor that remembers how it was made
+
+`apply` unwraps Tensor arguments into arrays, runs `forward`, wraps the result(s) in Tensors and, when
+any input needs a gradient, records the op in the graph. The Function instance *is* the ctx and the
+graph node: it keeps its parent Tensors and whatever forward saved. `backward` returns one gradient
+per positional argument of `forward` (None for arguments that are not tensors or need none).
+"""
+import contextlib
+
+import numpy as np
+
+from . import backend
+from .errors import BackendError, GraphError
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within this block (or decorated function) ops record no graph: for evaluation and updates."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class Function:
+    """Base class of every op. Subclass it and write `forward(ctx, *args)` and `backward(ctx, *grads)`."""
+
+    saved_tensors = ()  # what forward saved with save_for_backward
+
+    def save_for_backward(self, *arrays):
+        """Keep arrays that backward will need; released after backward unless retain_graph=True."""
+        self.saved_tensors = arrays
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor  # tensor.py imports this module; import here to avoid a cycle
+        ctx = cls()
+        arrays, needs_grad, first_type = [], [], None
+        for a in args:
+            if isinstance(a, Tensor):
+                if first_type is None:
+                    first_type = type(a.data)
+                elif type(a.data) is not first_type and not _same_backend(first_type, type(a.data)):
+                    raise BackendError(f"{cls.__name__}: inputs live on different backends "
+                                       f"({_describe(args)}); move them with .to('numpy') or .to('cupy')")
+                arrays.append(a.data)
+                needs_grad.append(a.requires_grad)
+            else:
+                arrays.append(a)
+                needs_grad.append(False)
+        ctx.needs_input_grad = needs_grad
+        out = cls.forward(ctx, *arrays, **kwargs)
+        requires_grad = _grad_enabled and any(needs_grad)
+        if isinstance(out, tuple):
+            outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
+        else:
+            outputs = (Tensor._from_op(out, requires_grad),)
+        if requires_grad:
+            ctx.parents = args
+            ctx.output_meta = [(o.data.shape, o.data.dtype) for o in outputs]
+            for i, o in enumerate(outputs):
+                o._ctx, o._out_index = ctx, i
+        else:
+            ctx.saved_tensors = None  # no backward will come: free what forward saved right away
+        return outputs if isinstance(out, tuple) else outputs[0]
+
+    def _run_backward(self, grads):
+        """Called by Tensor.backward: fill missing output grads with zeros and call backward."""
+        if self.saved_tensors is _RELEASED:
+            raise GraphError(f"backward through {type(self).__name__} a second time: its saved arrays "
+                             "were freed after the first backward; pass retain_graph=True to the first call")
+        for i, g in enumerate(grads):
+            if g is None:
+                shape, dtype = self.output_meta[i]
+                xp = backend.array_module(next(x for x in grads if x is not None))
+                grads[i] = xp.zeros(shape, dtype)
+        result = type(self).backward(self, *grads)
+        return result if isinstance(result, tuple) else (result,)
+
+
+_RELEASED = ("<released>",)
+
+
+def _same_backend(t1, t2):
+    return (issubclass(t1, (np.ndarray, np.generic))) == (issubclass(t2, (np.ndarray, np.generic)))
+
+
+def _describe(args):
+    return ", ".join(backend.name_of(a.data) for a in args if hasattr(a, "data"))

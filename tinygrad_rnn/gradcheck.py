@@ -1,0 +1,118 @@
+"""Finite-difference gradient check: the test every op and every cell must pass.
+
+For a function f of some tensors, compare the gradient that backward() computes with central
+differences (f(x + eps) - f(x - eps)) / 2 eps, entry by entry, in float64. A non-scalar output is
+reduced to a scalar with fixed random weights, so every output entry takes part.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+from .function import no_grad
+from .tensor import Tensor
+
+
+@dataclass
+class Mismatch:
+    input_index: int
+    entry: tuple
+    analytic: float
+    numeric: float
+
+    @property
+    def abs_error(self):
+        return abs(self.analytic - self.numeric)
+
+
+@dataclass
+class InputReport:
+    """How the analytic gradient of one input compares with finite differences."""
+    index: int
+    shape: tuple
+    max_abs_error: float
+    max_rel_error: float
+    mismatches: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.mismatches
+
+
+@dataclass
+class GradcheckResult:
+    inputs: list
+
+    @property
+    def ok(self):
+        return all(r.ok for r in self.inputs)
+
+    def __bool__(self):
+        return self.ok
+
+    @property
+    def mismatches(self):
+        return [m for r in self.inputs for m in r.mismatches]
+
+    def __str__(self):
+        if self.ok:
+            worst = max((r.max_abs_error for r in self.inputs), default=0.0)
+            return f"gradcheck passed ({len(self.inputs)} inputs, max abs error {worst:.2e})"
+        first = self.mismatches[0]
+        return (f"gradcheck failed: {len(self.mismatches)} entries disagree; first: input "
+                f"{first.input_index} entry {first.entry}: analytic {first.analytic:.6g}, "
+                f"numeric {first.numeric:.6g} (abs error {first.abs_error:.2e})")
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Check d fn(*inputs) / d input against central differences for every input and entry.
+
+    Each input's data is turned into float64 for the check and perturbed in place (so parameters a
+    module holds can be passed as inputs and `fn` may ignore its arguments); dtype and values are
+    restored afterwards. Returns a `GradcheckResult`, truthy when everything agrees.
+    """
+    inputs = list(inputs)
+    originals = [t.data for t in inputs]
+    for t in inputs:
+        t.data = t.data.astype(np.float64)
+    try:
+        weights = None
+
+        def scalar():
+            nonlocal weights
+            out = fn(*inputs)
+            if weights is None:  # fixed random weights: every output entry matters, none cancel
+                rng = np.random.default_rng(1234)
+                weights = backend.convert(rng.uniform(0.5, 1.5, out.shape), out.backend)
+            return (out * Tensor(weights)).sum()
+
+        for t in inputs:
+            t.grad = None
+        loss = scalar()
+        loss.backward()
+        analytic = [backend.to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape) for t in inputs]
+        reports = []
+        with no_grad():
+            for i, t in enumerate(inputs):
+                flat = t.data.reshape(-1)  # a view: writing to it perturbs the input in place
+                numeric = np.zeros(t.data.size)
+                for j in range(t.data.size):
+                    old = float(flat[j])
+                    flat[j] = old + eps
+                    up = float(scalar().item())
+                    flat[j] = old - eps
+                    down = float(scalar().item())
+                    flat[j] = old
+                    numeric[j] = (up - down) / (2 * eps)
+                got = analytic[i].reshape(-1)
+                err = np.abs(got - numeric)
+                rel = err / np.maximum(np.abs(numeric), 1e-12)
+                bad = np.nonzero(err > atol + rtol * np.abs(numeric))[0]
+                reports.append(InputReport(
+                    i, t.shape, float(err.max(initial=0.0)), float(np.where(err > atol, rel, 0).max(initial=0.0)),
+                    [Mismatch(i, np.unravel_index(j, t.shape), float(got[j]), float(numeric[j])) for j in bad]))
+        return GradcheckResult(reports)
+    finally:
+        for t, data in zip(inputs, originals):
+            t.data = data
+            t.grad = None

@@ -1,0 +1,536 @@
+"""Every built-in op: a `Function` with its forward and backward side by side, then one line that
+makes it a Tensor method. Ops see plain backend arrays (NumPy or CuPy) and use only array methods or
+`array_module(x)`, so the same code runs on both backends.
+
+Reading order for students: `unbroadcast`, the binary ops (the chain rule for + - * / and @), the
+unary ops (each backward is the derivative of its forward), reductions, and shape ops.
+"""
+import numpy as np
+
+from .backend import array_module
+from .errors import ShapeError
+from .function import Function
+from .tensor import Tensor
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes that broadcasting stretched, so it has the input's `shape` again."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    return grad.sum(axis=axes).reshape(shape)
+
+
+def _wrap(x, like):
+    """Python numbers and arrays become constant Tensors of `like`'s dtype (no float64 creep)."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(array_module(like.data).asarray(x, dtype=like.data.dtype))
+
+
+# ---- binary ops -----------------------------------------------------------------------------------
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(grad, sb)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    """x ** p for a constant exponent p (a tensor exponent is exp(p * log x), see `Tensor.__pow__`)."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x ** p
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * ctx.p * x ** (ctx.p - 1), None
+
+
+class MatMul(Function):
+    """a @ b with NumPy's rules: batch dimensions broadcast, 1-D operands are promoted and squeezed."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit: "
+                             "the last axis of the first must equal the "
+                             f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the second")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        a2 = a if a.ndim > 1 else a[None, :]  # promote vectors as NumPy's matmul does
+        b2 = b if b.ndim > 1 else b[:, None]
+        g = grad
+        if a.ndim == 1:
+            g = g[..., None, :]
+        if b.ndim == 1:
+            g = g[..., None]
+        ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape).reshape(b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+# ---- unary ops ------------------------------------------------------------------------------------
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = array_module(x).exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = array_module(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad / (2 * y)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = array_module(x).tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+def sigmoid_array(x):
+    """1 / (1 + e^-x), computed as 0.5 + 0.5 tanh(x / 2): one transcendental call and no overflow."""
+    xp = array_module(x)
+    y = xp.multiply(x, 0.5, dtype=x.dtype)
+    xp.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    return y
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = sigmoid_array(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x > 0)
+        return array_module(x).maximum(x, 0).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, = ctx.saved_tensors
+        return grad * positive
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x > 0)
+        ctx.slope = slope
+        return array_module(x).where(x > 0, x, x * slope).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, = ctx.saved_tensors
+        return array_module(grad).where(positive, grad, grad * ctx.slope), None
+
+
+class ELU(Function):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        xp = array_module(x)
+        negative_part = alpha * xp.expm1(xp.minimum(x, 0))
+        ctx.save_for_backward(x > 0, negative_part)
+        ctx.alpha = alpha
+        return xp.where(x > 0, x, negative_part).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, negative_part = ctx.saved_tensors
+        return array_module(grad).where(positive, grad, grad * (negative_part + ctx.alpha)), None
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        xp = array_module(x)
+        ctx.save_for_backward(xp.sign(x))
+        return xp.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sign, = ctx.saved_tensors
+        return grad * sign
+
+
+class Clip(Function):
+    """Clamp to [lo, hi]; the gradient passes where lo <= x <= hi (as torch.clamp)."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        xp = array_module(x)
+        inside = xp.ones(x.shape, bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save_for_backward(inside)
+        return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inside, = ctx.saved_tensors
+        return grad * inside, None, None
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype), None
+
+
+# ---- reductions -----------------------------------------------------------------------------------
+def _normalise_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ShapeError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axes = x.shape, _normalise_axis(axis, x.ndim)
+        return x.sum(axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        kept = tuple(1 if i in ctx.axes else n for i, n in enumerate(ctx.shape))
+        return array_module(grad).broadcast_to(grad.reshape(kept), ctx.shape)
+
+
+class Max(Function):
+    """Maximum over axes; the gradient is shared equally between tied maxima (as torch.amax)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        axes = _normalise_axis(axis, x.ndim)
+        m = x.max(axis=axes, keepdims=True)
+        is_max = x == m
+        ctx.save_for_backward(is_max / is_max.sum(axis=axes, keepdims=True))
+        ctx.kept = m.shape
+        return m if keepdims else m.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+    @staticmethod
+    def backward(ctx, grad):
+        share, = ctx.saved_tensors
+        return (grad.reshape(ctx.kept) * share).astype(grad.dtype, copy=False)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        xp = array_module(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        y = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x), with the maximum subtracted first so large logits do not overflow."""
+
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        xp = array_module(x)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad - array_module(y).exp(y) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+# ---- shape ops ------------------------------------------------------------------------------------
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ShapeError(f"cannot reshape a tensor of shape {tuple(x.shape)} "
+                             f"({x.size} entries) to {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape), None
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(np.argsort(ctx.axes)), None
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = array_module(grad)
+        full = xp.zeros(ctx.shape, ctx.dtype)
+        if _is_basic_index(ctx.index):
+            full[ctx.index] = grad  # basic indexing selects each entry once: assignment is enough
+        else:
+            xp.add.at(full, ctx.index, grad)  # an integer array may pick the same entry twice
+        return full, None
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class Concatenate(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return array_module(arrays[0]).concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(array_module(grad).split(grad, ctx.bounds, axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        return array_module(arrays[0]).stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        n = grad.shape[ctx.axis]
+        return tuple(grad.take(i, axis=ctx.axis) for i in range(n))
+
+
+# ---- Tensor methods -------------------------------------------------------------------------------
+def _binary(op, reflected=False):
+    if reflected:
+        return lambda self, other: op.apply(_wrap(other, self), self)
+    return lambda self, other: op.apply(self, _wrap(other, self))
+
+
+def _pow(self, exponent):
+    if isinstance(exponent, Tensor):
+        return (exponent * self.log()).exp()
+    return Pow.apply(self, exponent)
+
+
+def _rpow(self, base):
+    return (self * float(np.log(base))).exp()
+
+
+def _reshape(self, *shape):
+    return Reshape.apply(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+
+def _transpose(self, *axes):
+    if not axes:
+        axes = tuple(reversed(range(self.ndim)))
+    elif len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose.apply(self, tuple(axes))
+
+
+def _getitem(self, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, list):
+        index = np.asarray(index)
+    return GetItem.apply(self, index)
+
+
+def _mean(self, axis=None, keepdims=False):
+    axes = _normalise_axis(axis, self.ndim)
+    count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+    return Sum.apply(self, axis, keepdims) * (1.0 / count)
+
+
+def _concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def _stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def _astype(self, dtype):
+    return self if self.data.dtype == dtype else Cast.apply(self, dtype)
+
+
+Tensor.__add__ = _binary(Add)
+Tensor.__radd__ = _binary(Add, reflected=True)
+Tensor.__sub__ = _binary(Sub)
+Tensor.__rsub__ = _binary(Sub, reflected=True)
+Tensor.__mul__ = _binary(Mul)
+Tensor.__rmul__ = _binary(Mul, reflected=True)
+Tensor.__truediv__ = _binary(Div)
+Tensor.__rtruediv__ = _binary(Div, reflected=True)
+Tensor.__matmul__ = _binary(MatMul)
+Tensor.__rmatmul__ = _binary(MatMul, reflected=True)
+Tensor.__pow__ = _pow
+Tensor.__rpow__ = _rpow
+Tensor.__neg__ = lambda self: Neg.apply(self)
+Tensor.matmul = Tensor.__matmul__
+Tensor.exp = lambda self: Exp.apply(self)
+Tensor.log = lambda self: Log.apply(self)
+Tensor.sqrt = lambda self: Sqrt.apply(self)
+Tensor.tanh = lambda self: Tanh.apply(self)
+Tensor.sigmoid = lambda self: Sigmoid.apply(self)
+Tensor.relu = lambda self: ReLU.apply(self)
+Tensor.leaky_relu = lambda self, slope=0.01: LeakyReLU.apply(self, slope)
+Tensor.elu = lambda self, alpha=1.0: ELU.apply(self, alpha)
+Tensor.abs = lambda self: Abs.apply(self)
+Tensor.clip = lambda self, lo=None, hi=None: Clip.apply(self, lo, hi)
+Tensor.astype = _astype
+Tensor.sum = lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims)
+Tensor.mean = _mean
+Tensor.max = lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims)
+Tensor.softmax = lambda self, axis=-1: Softmax.apply(self, axis)
+Tensor.log_softmax = lambda self, axis=-1: LogSoftmax.apply(self, axis)
+Tensor.reshape = _reshape
+Tensor.transpose = _transpose
+Tensor.T = property(lambda self: _transpose(self))
+Tensor.__getitem__ = _getitem
+Tensor.concatenate = staticmethod(_concatenate)
+Tensor.stack = staticmethod(_stack)

@@ -1,0 +1,193 @@
+"""The plugin registry: cells, datasets, regularisers and optimisers, found by name.
+
+A plugin is a class registered under a name:
+
+    from tinygrad_rnn import register_cell
+
+    @register_cell("mygru")
+    class MyGRU(nn.Module):
+        '''A GRU without biases.'''         # the first docstring line is its description in `rnnrun list`
+
+Plugins are discovered in this order: the built-in ones shipped in `plugins/` (installed as the
+package `tinygrad_rnn_plugins`), installed packages that declare an entry point in the group
+`tinygrad_rnn.plugins`, and files or modules named with `load_plugin` (the CLI's `--plugin`). A
+plugin that fails to import is reported with its file and error and does not stop the others.
+"""
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import pkgutil
+import sys
+import traceback
+import warnings
+
+from .errors import PluginError, UnknownPluginError
+
+ENTRY_POINT_GROUP = "tinygrad_rnn.plugins"
+BUILTIN_PACKAGE = "tinygrad_rnn_plugins"
+
+
+class Registry:
+    """A name → class table for one kind of plugin."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries = {}
+
+    def register(self, name, override=False):
+        """Decorator: `@cells.register("gru")`. Registering a taken name needs override=True."""
+        def decorate(cls):
+            if name in self._entries and not override and self._entries[name] is not cls:
+                raise PluginError(f"{self.kind} {name!r} is already registered (by "
+                                  f"{_where(self._entries[name])}); pass override=True to replace it")
+            self._entries[name] = cls
+            cls.plugin_name = name
+            return cls
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+        return decorate
+
+    def get(self, name):
+        discover()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownPluginError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name):
+        known = self.names()
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.kind} {name!r}{hint} known {self.kind}s: {', '.join(known) or '(none)'}"
+
+    def names(self):
+        discover()
+        return sorted(self._entries)
+
+    def describe(self, name):
+        """The first line of the plugin's docstring."""
+        doc = inspect.getdoc(self.get(name)) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def options(self, name):
+        """The keyword options a plugin's constructor takes, with defaults: {name: default}."""
+        return plugin_options(self.get(name))
+
+    def __contains__(self, name):
+        discover()
+        return name in self._entries
+
+    def __iter__(self):
+        return iter(self.names())
+
+
+def plugin_options(cls, skip=("self", "input_size", "hidden_size", "params", "seed")):
+    """Keyword options of a class's __init__ and their defaults (what `rnnrun list` shows)."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in sig.parameters.values()
+            if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+cells = Registry("cell")
+datasets = Registry("dataset")
+regularisers = Registry("regulariser")
+optimizers = Registry("optimizer")
+
+register_cell = cells.register
+register_dataset = datasets.register
+register_regulariser = regularisers.register
+register_optimizer = optimizers.register
+
+# Problems met while discovering plugins: (where, message). The CLI prints them as warnings.
+load_errors = []
+_discovered = False
+
+
+def discover():
+    """Import the built-in plugins, then entry-point plugins, once."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    try:
+        builtin = importlib.import_module(BUILTIN_PACKAGE)
+    except ImportError as e:
+        _report(BUILTIN_PACKAGE, e)
+    else:
+        for info in pkgutil.walk_packages(builtin.__path__, BUILTIN_PACKAGE + "."):
+            _import_module(info.name)
+    for ep in _entry_points():
+        try:
+            ep.load()
+        except Exception as e:  # a broken third-party plugin must not stop the others
+            _report(f"entry point {ep.name} = {ep.value}", e)
+
+
+def _entry_points():
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def load_plugin(path_or_module):
+    """Import a plugin file (`my_cells.py`) or module (`mypkg.cells`); its registrations take effect.
+
+    Unlike discovery, a plugin named here that fails raises PluginError naming the file and the error.
+    """
+    discover()
+    target = str(path_or_module)
+    if target.endswith(".py") or os.sep in target or os.path.exists(target):
+        path = os.path.abspath(target)
+        if not os.path.isfile(path):
+            raise PluginError(f"plugin file not found: {target}")
+        name = "tinygrad_rnn_user_plugin_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(name, None)
+            raise PluginError(f"plugin {target} failed to load: {_one_line(e, path)}") from e
+        return module
+    try:
+        return importlib.import_module(target)
+    except Exception as e:
+        raise PluginError(f"plugin module {target!r} failed to load: {_one_line(e)}") from e
+
+
+def _import_module(name):
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        _report(name, e)
+
+
+def _report(where, error):
+    origin = getattr(sys.modules.get(where), "__file__", None) or where
+    message = f"plugin {origin} failed to load: {_one_line(error)}"
+    load_errors.append((where, message))
+    warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _one_line(error, path=None):
+    """`SyntaxError: invalid syntax (line 3)` style: type, message and the line in the plugin file."""
+    if isinstance(error, SyntaxError):
+        return f"{type(error).__name__}: {error.msg} (line {error.lineno})"
+    line = ""
+    if path:
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            if os.path.abspath(frame.filename) == path:
+                line = f" (line {frame.lineno})"
+                break
+    return f"{type(error).__name__}: {error}{line}"
+
+
+def _where(cls):
+    module = sys.modules.get(cls.__module__)
+    return getattr(module, "__file__", None) or cls.__module__

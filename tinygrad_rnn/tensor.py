@@ -1,0 +1,198 @@
+"""`Tensor`: an n-dimensional array (NumPy or CuPy) that remembers the op that made it.
+
+The arithmetic lives in `ops.py`, each op a `Function`; this file holds the data, the gradient and
+`backward()`, which walks the recorded graph from the output back to the leaves, calling each op's
+backward once, in reverse topological order (found without recursion, so a 100,000-step unrolled
+graph is fine).
+"""
+import numpy as np
+
+from . import backend
+from . import random as _random
+from .function import _RELEASED, no_grad  # noqa: F401  (no_grad re-exported for convenience)
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_out_index", "_retains_grad", "name",
+                 "__weakref__")
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        """From a scalar, a (nested) list, a NumPy/CuPy array or another Tensor.
+
+        Python floats and lists of them become float32; an array keeps its dtype (as torch.from_numpy
+        does), so float64 arrays stay float64 for gradient checks. `dtype` overrides both.
+        """
+        if isinstance(data, Tensor):
+            data = data.data
+        if _is_array(data):
+            array = data if dtype is None else data.astype(dtype, copy=False)
+        else:
+            array = np.asarray(data, dtype=dtype)
+            if dtype is None and array.dtype == np.float64:
+                array = array.astype(np.float32)
+        if isinstance(array, np.generic):
+            array = np.asarray(array)
+        self.data = backend.convert(array, backend.get_backend()) if isinstance(array, np.ndarray) else array
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._out_index = 0
+        self._retains_grad = False
+        self.name = None
+
+    @classmethod
+    def _from_op(cls, data, requires_grad):
+        """Wrap an op's output array without any conversion (the fast path used by Function.apply)."""
+        t = cls.__new__(cls)
+        if not hasattr(data, "ndim") or isinstance(data, np.generic):
+            data = np.asarray(data)  # NumPy reductions return scalars; keep everything an array
+        t.data, t.grad, t.requires_grad = data, None, requires_grad
+        t._ctx, t._out_index, t._retains_grad, t.name = None, 0, False, None
+        return t
+
+    # ---- what a tensor is -------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return int(self.data.size)
+
+    @property
+    def backend(self):
+        return backend.name_of(self.data)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    def __len__(self):
+        return self.data.shape[0]
+
+    def __repr__(self):
+        extra = f", grad_fn={type(self._ctx).__name__}" if self._ctx is not None else \
+            ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.to_numpy(self.data)!r}{extra})"
+
+    def numpy(self):
+        """A host NumPy copy of the data."""
+        return np.array(backend.to_numpy(self.data), copy=True)
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """The same data, cut from the graph (no gradient flows through it)."""
+        return Tensor._from_op(self.data, False)
+
+    def to(self, name):
+        """A copy on backend `name` ('numpy' or 'cupy'), keeping requires_grad; a leaf of the graph."""
+        return Tensor._from_op(backend.convert(self.data, name), self.requires_grad)
+
+    def retain_grad(self):
+        """Keep .grad on this non-leaf tensor after backward (as PyTorch's retain_grad)."""
+        self._retains_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- constructors -------------------------------------------------------------------------------
+    @staticmethod
+    def zeros(*shape, requires_grad=False, dtype=np.float32):
+        return Tensor(backend.default_module().zeros(_shape(shape), dtype), requires_grad)
+
+    @staticmethod
+    def ones(*shape, requires_grad=False, dtype=np.float32):
+        return Tensor(backend.default_module().ones(_shape(shape), dtype), requires_grad)
+
+    @staticmethod
+    def randn(*shape, requires_grad=False, dtype=np.float32):
+        """Standard normal entries from the package's seeded generator (see `manual_seed`)."""
+        host = _random.generator().standard_normal(_shape(shape)).astype(dtype)
+        return Tensor(backend.convert(host, backend.get_backend()), requires_grad, dtype=dtype)
+
+    # ---- backpropagation ------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad that requires it.
+
+        `grad` defaults to 1 for a scalar. Gradients add up across calls until zeroed. The arrays the
+        ops saved are released afterwards unless `retain_graph=True`.
+        """
+        xp = backend.array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                from .errors import GraphError
+                raise GraphError(f"backward() without a gradient needs a scalar, got shape {self.shape}; "
+                                 "pass grad= with the output's shape or reduce first (e.g. .sum())")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.data.dtype)
+        if not self.requires_grad:
+            from .errors import GraphError
+            raise GraphError("backward() on a tensor that does not require grad: no input had "
+                             "requires_grad=True, or it was computed under no_grad()")
+        if self._ctx is None:
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
+        order = _topological_order(self._ctx)
+        pending = {id(self._ctx): [None] * len(self._ctx.output_meta)}
+        pending[id(self._ctx)][self._out_index] = grad
+        with no_grad():
+            for node in reversed(order):
+                grads = pending.pop(id(node), None)
+                if grads is None:
+                    continue
+                input_grads = node._run_backward(grads)
+                for parent, g in zip(node.parents, input_grads):
+                    if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                        continue
+                    if parent._ctx is None or parent._retains_grad:
+                        parent.grad = g if parent.grad is None else parent.grad + g
+                    if parent._ctx is not None:
+                        slots = pending.setdefault(id(parent._ctx), [None] * len(parent._ctx.output_meta))
+                        i = parent._out_index
+                        slots[i] = g if slots[i] is None else slots[i] + g
+                if not retain_graph:
+                    node.saved_tensors = _RELEASED
+        if self._retains_grad:
+            self.grad = grad if self.grad is None else self.grad + grad
+
+
+def _topological_order(root):
+    """Graph nodes (Functions) ordered so that each comes after every node that feeds it.
+
+    Iterative depth-first search with an explicit stack: recursion would overflow on long unrolls.
+    """
+    order, visited = [], {id(root)}
+    stack = [(root, iter(root.parents))]
+    while stack:
+        node, parents = stack[-1]
+        for p in parents:
+            child = getattr(p, "_ctx", None)
+            if child is not None and id(child) not in visited:
+                visited.add(id(child))
+                stack.append((child, iter(child.parents)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def _is_array(x):
+    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__cuda_array_interface__")
+
