@@ -22,3 +22,7 @@ from .registry import (load_plugin, register_cell, register_dataset, register_op
                        register_regulariser)
 
 __all__ += ["load_plugin", "register_cell", "register_dataset", "register_optimizer", "register_regulariser"]
+
+from .regulariser import Regulariser  # noqa: E402
+
+__all__ += ["Regulariser"]

@@ -56,6 +56,12 @@ class Dataset:
     higher_is_better = False       # for the metric (loss is always lower-is-better)
     baseline_name = "baseline"     # what `baseline` computes, e.g. "persistence", "majority class"
     forecastable = False           # True for time series whose y is the next step of x (see below)
+    # True for one long stream cut into consecutive chunks (character language models): the train
+    # split's rows [b*streams:(b+1)*streams] are chunk b of `streams` parallel streams, so row j of
+    # each batch continues row j of the batch before; the trainer then keeps that order (no
+    # shuffling), uses `streams` as the batch size and carries the recurrent state across batches.
+    stateful = False
+    streams = None
     # What makes `rnnrun --cell gru --data NAME` a good run on a 2-core CPU in well under a minute.
     defaults = {"hidden": 32, "epochs": 20, "lr": 1e-2, "batch_size": 32}
 

@@ -1,0 +1,35 @@
+"""Gradient clipping: the classic remedy for exploding gradients (Pascanu, Mikolov & Bengio 2013).
+
+By norm (default): if the global L2 norm g of all gradients exceeds the threshold, scale every
+gradient by threshold / g, keeping its direction. By value (the seeds' "cut gradients to [-1, 1]"):
+clamp each entry to [-threshold, threshold].
+
+    rnnrun --cell rnn --data adding --reg clip:1.0
+    rnnrun --cell rnn --data adding --reg clip:1.0,mode=value
+"""
+from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn.nn import clip_grad_norm, clip_grad_value
+
+MODES = ("norm", "value")
+
+
+@register_regulariser("clip")
+class Clip(Regulariser):
+    """Clip gradients by global norm (default 1.0) or by value, after every backward."""
+
+    def __init__(self, threshold=1.0, mode="norm"):
+        if mode not in MODES:
+            raise ConfigError(f"clip: unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+        if threshold <= 0:
+            raise ConfigError(f"clip: threshold must be positive, got {threshold}")
+        self.threshold, self.mode = float(threshold), mode
+
+    def after_backward(self, trainer):
+        params = trainer.model.parameters()
+        if self.mode == "norm":
+            if clip_grad_norm(params, self.threshold) > self.threshold:
+                trainer.count("clipped")
+        else:
+            if any(p.grad is not None and abs(p.grad).max() > self.threshold for p in params):
+                trainer.count("clipped")
+            clip_grad_value(params, self.threshold)

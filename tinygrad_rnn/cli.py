@@ -1,0 +1,391 @@
+"""`rnnrun`: train recurrent nets from the command line, compare them, and find the runs again.
+
+    rnnrun --cell gru --data sine                  train one model, print its results
+    rnnrun --cell rnn,lstm,gru --data adding       one run per cell, side by side
+    rnnrun list | runs | show RUN | compare RUN... | forecast RUN --steps 50
+
+Every user mistake becomes one line on stderr and exit code 2; a run that fails exits 1; Ctrl-C
+exits 130 and keeps the run's files.
+"""
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .config import load_toml, parse_spec, signature_text, split_names
+from .errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
+from .registry import cells, datasets, load_errors, load_plugin, optimizers, regularisers
+from .runs import RunStore
+
+USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
+KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
+
+
+class Fail(Exception):
+    """A run that failed (exit 1), already reported."""
+
+
+def console(stderr=False):
+    return Console(stderr=stderr, highlight=False)
+
+
+def load_plugins(paths):
+    for path in paths:
+        load_plugin(path)
+    if load_errors:
+        err = console(stderr=True)
+        for _, message in load_errors:
+            err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+        load_errors.clear()
+
+
+def with_spec(spec, kind):
+    name, positional, options = parse_spec(spec, kind)
+    if positional:
+        raise ConfigError(f"{kind} {name!r}: bare values are not allowed here; write {name}:key=value")
+    return name, options
+
+
+def config_from_flags(config_file, **flags):
+    """The partial config: the TOML file's settings, overridden by the flags that were given."""
+    config = {}
+    if config_file:
+        config = load_toml(config_file)
+        config.pop("meta", None)
+    data = flags.pop("data")
+    if data:
+        config["data"], config["data_options"] = with_spec(data, "dataset")
+    optimizer = flags.pop("optimizer")
+    if optimizer:
+        config["optimizer"], config["optimizer_options"] = with_spec(optimizer, "optimizer")
+    regs = flags.pop("reg")
+    if regs:
+        config["regularisers"] = []
+        for spec in regs:
+            name, positional, options = parse_spec(spec, "regulariser")
+            from .config import check_options
+            options = check_options(regularisers.get(name), "regulariser", name, positional, options)
+            config["regularisers"].append({"name": name, "options": options})
+    for key, value in flags.items():
+        if value is not None:
+            config[key] = value
+    return config
+
+
+# ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--cell", multiple=True, metavar="NAME[:k=v]",
+              help="Cell(s) to train: gru, or several as rnn,lstm,gru (one run each, compared side by side).")
+@click.option("--data", metavar="NAME[:k=v,...]", help="Dataset, with options: sine, adding:T=200.")
+@click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
+              help="Regulariser, repeatable: --reg clip:1.0 --reg tbptt:k=25 --reg xavier --reg batchnorm.")
+@click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam), e.g. sgd:momentum=0.9.")
+@click.option("--hidden", type=int, help="Hidden units per layer and direction (default: the dataset's).")
+@click.option("--layers", type=int, help="Stacked recurrent layers (default 1).")
+@click.option("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
+@click.option("--epochs", type=int, help="Training epochs (default: the dataset's).")
+@click.option("--batch-size", type=int, help="Sequences per batch (default: the dataset's).")
+@click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
+@click.option("--seed", type=int, help="Seed for data, weights, shuffling and dropout (default 0).")
+@click.option("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy).")
+@click.option("--fused/--composed", default=None,
+              help="Fused whole-sequence cell kernels (default) or the readable composed cells.")
+@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
+              help="Load plugins from a .py file or an importable module (repeatable).")
+@click.option("--config", "config_file", type=str, metavar="FILE",
+              help="TOML config (e.g. a run's config.toml); flags given here override it.")
+@click.option("--runs-dir", default="runs", show_default=True, help="Where runs are stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
+@click.version_option(__version__, prog_name="rnnrun")
+@click.pass_context
+def cli(ctx, cell, data, reg, optimizer, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
+        fused, plugins, config_file, runs_dir, as_json, quiet):
+    """Train recurrent nets on sequence tasks and compare them.
+
+    \b
+    rnnrun --cell gru --data sine
+    rnnrun --cell rnn,lstm,gru --data adding:T=100 --reg clip:1.0
+    rnnrun list          every cell, dataset, regulariser and optimiser
+    rnnrun runs          past runs; then show / compare / forecast them
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(plugins=plugins, runs_dir=runs_dir)
+    load_plugins(plugins)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not cell and not config_file:
+        click.echo(ctx.get_help())
+        return
+    from .experiment import resolve
+    base = config_from_flags(config_file, data=data, optimizer=optimizer, reg=reg, hidden=hidden,
+                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
+                             lr=lr, seed=seed, backend=backend, fused=fused)
+    specs = split_names(cell) if cell else [base.get("cell")]
+    configs = []
+    for spec in specs:
+        config = dict(base)
+        if cell:
+            config["cell"], config["cell_options"] = with_spec(spec, "cell")
+        configs.append(resolve(config))
+    if configs[0]["backend"] == "cupy":
+        from .backend import module
+        module("cupy")  # fail now, before any run folder is made
+    train_all(configs, RunStore(runs_dir), as_json, quiet)
+
+
+def train_all(configs, store, as_json, quiet):
+    from .experiment import execute
+    from .report import model_table, results_table
+    out, err = console(), console(stderr=True)
+    show = not as_json and not quiet
+    summaries = []
+    for config in configs:
+        progress = Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
+                            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), console=err,
+                            disable=as_json or quiet, transient=False)
+        task = None
+
+        def on_start(run, dataset, model):
+            nonlocal task
+            if show:
+                out.print(f"[dim]run {run.id}: {config['cell']} on {config['data']} "
+                          f"({dataset.kind}, {dataset.problem}; {len(dataset.splits()['train'])} training sequences)[/]")
+                out.print(model_table(model, title=f"Model: {config['cell']} on {config['data']}"))
+            task = progress.add_task("train", total=config["epochs"], name=f"{config['cell']}/{config['data']}",
+                                     epoch=0, loss="–", speed="")
+
+        def on_batch(trainer, batch, batches, loss):
+            progress.update(task, loss=f"{loss:.4g}", speed=f"batch {batch}/{batches}")
+
+        def on_epoch(trainer, metrics):
+            progress.update(task, advance=1, epoch=metrics["epoch"], loss=f"{metrics['val_loss']:.4g} (val)",
+                            speed=f"{metrics['seconds']:.1f}s/epoch")
+
+        with progress:
+            try:
+                summary = execute(config, store, on_start=on_start, on_epoch=on_epoch, on_batch=on_batch)
+            except KeyboardInterrupt:
+                progress.stop()
+                err.print(f"[yellow]interrupted:[/] the run's config, metrics so far and last weights "
+                          f"are kept in {store.root}")
+                sys.exit(130)
+        summaries.append(summary)
+        if summary["status"] == "diverged":
+            err.print(f"[red]diverged:[/] {summary['message']} (run kept in {summary['run_dir']})", soft_wrap=True)
+    if as_json:
+        keys = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric",
+                "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
+                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed")
+        docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    elif not quiet or True:
+        out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
+        if not quiet:
+            for s in summaries:
+                out.print(f"[dim]{s['cell']}: {s['run_dir']}[/]")
+    if any(s["status"] != "finished" for s in summaries):
+        raise Fail()
+
+
+# ---- subcommands ------------------------------------------------------------------------------------
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def list_plugins(as_json):
+    """Every cell, dataset, regulariser and optimiser, with its description and options."""
+    from rich.table import Table
+    catalogue = {f"{kind}s": [{"name": n, "description": reg.describe(n), "options": reg.options(n)}
+                              for n in reg.names()] for kind, reg in KINDS}
+    for entry in catalogue["datasets"]:
+        cls = datasets.get(entry["name"])
+        entry.update(kind=cls.kind, problem=cls.problem, metric=cls.metric_name)
+    if as_json:
+        click.echo(json.dumps(catalogue, indent=2, default=str))
+        return
+    out = console()
+    for kind, reg in KINDS:
+        table = Table(title=f"{kind}s", title_justify="left")
+        table.add_column("name", style="bold cyan")
+        if kind == "dataset":
+            table.add_column("task")
+        table.add_column("description")
+        table.add_column("options")
+        for name in reg.names():
+            extra = []
+            if kind == "dataset":
+                cls = reg.get(name)
+                extra = [f"{cls.kind}, {cls.problem}; {cls.metric_name}"]
+            table.add_row(name, *extra, reg.describe(name), signature_text(reg.get(name)))
+        out.print(table)
+
+
+def runs_dir_option(f):
+    return click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs).")(f)
+
+
+def store_for(ctx, runs_dir):
+    return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")
+
+
+@cli.command("runs")
+@runs_dir_option
+@click.option("--sweep", default=None, help="Only the trials of this sweep.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_runs(ctx, runs_dir, sweep, as_json):
+    """Past runs: id, cell, data, key settings, best validation metric, time."""
+    from rich.table import Table
+    from .report import fmt
+    store = store_for(ctx, runs_dir)
+    runs = store.runs()
+    if sweep:
+        runs = [r for r in runs if f"{sweep}" in r.path.split("/")[-2:-1] or r.path.split("/")[-2].startswith(sweep)]
+    rows = []
+    for run in runs:
+        c, s = run.config(), run.summary()
+        rows.append({"id": run.id, "cell": c.get("cell"), "data": c.get("data"),
+                     "settings": settings_text(c), "metric": s.get("metric"), "val_metric": s.get("val_metric"),
+                     "test_metric": s.get("test_metric"), "status": s.get("status", "running?"),
+                     "seconds": s.get("seconds")})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Runs in {store.root}", title_justify="left")
+    for column in ("id", "cell", "data", "settings", "metric", "best val", "test", "status", "s"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["id"], r["cell"], r["data"], r["settings"], r["metric"] or "", fmt(r["val_metric"]),
+                      fmt(r["test_metric"]), r["status"], fmt(r["seconds"], 3))
+    console().print(table if rows else f"no runs in {store.root} yet: try rnnrun --cell gru --data sine")
+
+
+def settings_text(config):
+    parts = [f"h={config.get('hidden')}", f"L={config.get('layers')}", f"lr={config.get('lr')}"]
+    if config.get("bidirectional"):
+        parts.append("bi")
+    parts += [r["name"] for r in config.get("regularisers", [])]
+    return " ".join(parts)
+
+
+@cli.command("show")
+@click.argument("run_id", metavar="RUN")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx, run_id, runs_dir, as_json):
+    """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
+    from .report import dict_table, rows_table
+    run = store_for(ctx, runs_dir).get(run_id)
+    config, metrics, summary = run.config(), run.metrics(), run.summary()
+    if as_json:
+        click.echo(json.dumps({"config": config, "metrics": metrics, "summary": summary}, indent=2, default=str))
+        return
+    out = console()
+    flat = {k: v for k, v in config.items() if k != "meta"}
+    out.print(dict_table(f"Run {run.id}: config", flat))
+    if metrics:
+        columns = [c for c in ("epoch", "train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max",
+                               "clipped_rate", "lr", "seconds") if c in metrics[0]]
+        out.print(rows_table("Per-epoch metrics", metrics, columns))
+    out.print(dict_table("Results", {k: v for k, v in summary.items() if k != "val_losses"}))
+
+
+@cli.command("compare")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
+@runs_dir_option
+@click.pass_context
+def compare(ctx, run_ids, runs_dir):
+    """Several runs side by side."""
+    from .report import results_table
+    store = store_for(ctx, runs_dir)
+    summaries = []
+    for run_id in run_ids:
+        run = store.get(run_id)
+        summary = run.summary()
+        summary.setdefault("cell", run.config().get("cell"))
+        summary["cell"] = f"{summary['cell']} ({run.id})"
+        summaries.append(summary)
+    console().print(results_table(summaries, title="Comparison"))
+
+
+@cli.command("forecast")
+@click.argument("run_id", metavar="RUN")
+@click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Steps to generate.")
+@click.option("--from", "source", type=click.Choice(["data", "zeros"]), default="data", show_default=True,
+              help="Start from the last real window or from all zeros.")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
+    """Free-running generation from a time-series run: the model fed its own predictions."""
+    from rich.table import Table
+    from .experiment import build
+    from .forecast import forecast
+    run = store_for(ctx, runs_dir).get(run_id)
+    config = run.config()
+    config.pop("meta", None)
+    dataset, model, _ = build(config)
+    if not dataset.forecastable:
+        raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "
+                          "forecast needs one of: " + ", ".join(n for n in datasets.names()
+                                                                if datasets.get(n).forecastable))
+    model.load_state_dict(run.weights())
+    predictions, truth = forecast(model, dataset, steps, source)
+    if as_json:
+        click.echo(json.dumps({"predictions": predictions.tolist(),
+                               "truth": None if truth is None else truth.tolist()}))
+        return
+    table = Table(title=f"Forecast of {run.id}, {steps} steps from {source}", title_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("prediction", justify="right")
+    if truth is not None:
+        table.add_column("truth", justify="right")
+    for k in range(steps):
+        row = [str(k + 1), f"{predictions[k, 0]:.4g}"] + ([f"{truth[k, 0]:.4g}"] if truth is not None else [])
+        table.add_row(*row)
+    out = console()
+    out.print(table)
+    try:
+        from .plots import forecast_plot
+        path = run.file(f"forecast-{steps}-{source}.png")
+        forecast_plot(path, model, dataset, steps, source)
+        out.print(f"[dim]plot: {path}[/]")
+    except ImportError:
+        pass
+
+
+# ---- subcommands kept in their own files register themselves on `cli` when imported ----------------
+# (one import line per file here)
+
+
+# ---- the entry point: one line per user mistake, never a traceback ------------------------------
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="rnnrun", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"Error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except USAGE_ERRORS as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    except Fail:
+        sys.exit(1)
+    except TinygradRNNError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

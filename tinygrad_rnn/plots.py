@@ -1,0 +1,52 @@
+"""PNG plots of a run (needs matplotlib: pip install 'tinygrad_rnn[plot]'). Importing this module
+without matplotlib raises ImportError, which callers take as "no plots"."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .forecast import forecast  # noqa: E402
+
+
+def loss_plot(path, history):
+    epochs = [m["epoch"] for m in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(epochs, [m["train_loss"] for m in history], label="train")
+    ax.plot(epochs, [m["val_loss"] for m in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def forecast_plot(path, model, dataset, steps=None, source="data"):
+    steps = steps or getattr(dataset, "forecast_steps", 50)
+    predictions, truth = forecast(model, dataset, steps, source)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if truth is not None:
+        ax.plot(truth[:, 0], label="truth", color="black", linewidth=1)
+    ax.plot(predictions[:, 0], label=f"free-running forecast (from {source})", color="tab:red")
+    ax.set_xlabel("steps ahead")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def line_plot(path, series, title, ylabel, log=True):
+    """One line per name in `series` ({name: values}); used by `rnnrun vanish`."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, label=name)
+    ax.set_title(title)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

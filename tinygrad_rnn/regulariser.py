@@ -1,0 +1,46 @@
+"""`Regulariser`: the base class of regulariser plugins, and the trainer's hook points.
+
+A regulariser overrides any of the hooks below; the `Trainer` calls each at the named moment, in the
+order the regularisers were given. The trainer knows no regulariser by name: clipping, truncated
+BPTT, BatchNorm, initialisation schemes and early stopping are all written against these hooks.
+
+    on_model_built(trainer)      the model exists, the optimiser not yet: change init, insert modules
+    on_optimizer_built(trainer)  the optimiser exists (e.g. set its weight decay)
+    split_sequence(T)            -> [(start, stop), ...] chunks to backpropagate separately, or None
+    before_batch(trainer, batch) a batch (x, y, lengths) is about to run
+    after_backward(trainer)      gradients are in p.grad (clip them here); trainer.grad_norm is set
+    after_step(trainer)          the optimiser has updated the parameters
+    on_epoch_end(trainer, metrics)  metrics of the epoch (a dict); set trainer.should_stop to stop
+
+`trainer.count(name)` records an event in this batch (e.g. "clipped"); the epoch's metrics then
+report `name_rate`, the fraction of batches in which it happened.
+"""
+
+
+class Regulariser:
+    """Base class: every hook does nothing."""
+
+    def on_model_built(self, trainer):
+        pass
+
+    def on_optimizer_built(self, trainer):
+        pass
+
+    def split_sequence(self, length):
+        return None
+
+    def before_batch(self, trainer, batch):
+        pass
+
+    def after_backward(self, trainer):
+        pass
+
+    def after_step(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer, metrics):
+        pass
+
+    def __repr__(self):
+        options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({options})"

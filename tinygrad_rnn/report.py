@@ -1,0 +1,98 @@
+"""Rich tables for the terminal: model summaries, results, runs, plugin lists."""
+import math
+
+from rich.table import Table
+
+from .models import summary_rows
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values):
+    """A one-line chart of `values`, e.g. ▇▅▃▂▁▁ for a falling loss (log-scaled when positive)."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return ""
+    if min(values) > 0:
+        values = [math.log(v) for v in values]
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[int((v - low) / (high - low) * (len(SPARK) - 1) + 0.5)] for v in values)
+
+
+def fmt(value, digits=4):
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def model_table(model, title="Model"):
+    table = Table(title=title, title_justify="left")
+    table.add_column("module")
+    table.add_column("type")
+    table.add_column("parameters (shape)")
+    table.add_column("count", justify="right")
+    rows = summary_rows(model)
+    for name, kind, shapes, count in rows:
+        table.add_row(name, kind, shapes, f"{count:,}")
+    table.add_row("[bold]total[/]", "", "", f"[bold]{sum(r[3] for r in rows):,}[/]")
+    return table
+
+
+def results_table(summaries, title="Results"):
+    """One row per run: what a practitioner compares at a glance."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("cell", "left"), ("params", "right"), ("train loss", "right"),
+                            ("val loss", "right"), ("metric", "left"), ("val", "right"), ("test", "right"),
+                            ("baseline", "right"), ("grad norm mean/max", "right"), ("clipped", "right"),
+                            ("epochs", "right"), ("s", "right"), ("val loss per epoch", "left")):
+        table.add_column(column, justify=justify)
+    best = _best_index(summaries)
+    for i, s in enumerate(summaries):
+        status = s.get("status", "finished")
+        cell = s.get("cell", "?") + ("" if status == "finished" else f" [red]({status})[/]")
+        style = "bold green" if i == best and len(summaries) > 1 else None
+        table.add_row(
+            cell, f"{s.get('params', 0):,}", fmt(s.get("train_loss")), fmt(s.get("val_loss")),
+            s.get("metric", ""), fmt(s.get("val_metric")), fmt(s.get("test_metric")),
+            f"{fmt(s.get('baseline'))} ({s.get('baseline_name', '')})" if s.get("baseline") is not None else "–",
+            f"{fmt(s.get('grad_norm_mean'), 3)} / {fmt(s.get('grad_norm_max'), 3)}",
+            f"{s['clip_rate']:.0%}" if s.get("clip_rate") else "–",
+            fmt(s.get("epochs")), fmt(s.get("seconds"), 3), sparkline(s.get("val_losses", [])), style=style)
+    return table
+
+
+def _best_index(summaries):
+    scored = [(i, s["test_metric"]) for i, s in enumerate(summaries)
+              if isinstance(s.get("test_metric"), (int, float)) and math.isfinite(s["test_metric"])]
+    if not scored:
+        return None
+    higher = summaries[scored[0][0]].get("higher_is_better", False)
+    return (max if higher else min)(scored, key=lambda item: item[1])[0]
+
+
+def dict_table(title, mapping):
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in mapping.items():
+        table.add_row(str(key), fmt(value) if not isinstance(value, (dict, list)) else str(value))
+    return table
+
+
+def rows_table(title, rows, columns=None):
+    """A table from a list of dicts (e.g. metrics.csv rows)."""
+    table = Table(title=title, title_justify="left")
+    columns = columns or (list(rows[0]) if rows else [])
+    for c in columns:
+        table.add_column(c, justify="right")
+    for row in rows:
+        table.add_row(*(fmt(row.get(c)) for c in columns))
+    return table

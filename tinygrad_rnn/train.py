@@ -1,0 +1,253 @@
+"""The training loop: batches, (truncated) backpropagation through time, validation, early stopping.
+
+    trainer = Trainer(model, dataset, optimizer="adam", lr=1e-2, regularisers=[Clip(1.0)], epochs=20)
+    history = trainer.fit()            # one dict of metrics per epoch
+    results = trainer.test()           # test loss, the dataset's metric and its baseline
+
+Regularisers change training only through the hooks documented in `regulariser.py`; the trainer
+names none of them. The best weights (lowest validation loss) are restored at the end of `fit`.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import backend
+from . import random as _random
+from .data import step_mask
+from .errors import ConfigError, DivergedError
+from .function import no_grad
+from .losses import cross_entropy, mse
+from .registry import optimizers
+from .tensor import Tensor
+
+DIVERGED_HINT = "lower the learning rate (--lr), clip gradients (--reg clip:1.0) or use a gated cell"
+
+
+class Trainer:
+    def __init__(self, model, dataset, optimizer="adam", lr=1e-2, optimizer_options=None, regularisers=(),
+                 epochs=20, batch_size=32, patience=None, on_epoch=None, on_batch=None):
+        if epochs < 1 or batch_size < 1:
+            raise ConfigError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
+        self.model, self.dataset = model, dataset
+        self.regularisers = list(regularisers)
+        self.epochs, self.batch_size, self.patience = epochs, batch_size, patience
+        self.on_epoch, self.on_batch = on_epoch, on_batch
+        self.backend = backend.get_backend()
+        self.history, self.should_stop, self.epoch = [], False, 0
+        self.best_val_loss, self.best_epoch, self.best_state = math.inf, None, None
+        self.grad_norm = None
+        self._counters = {}
+        self._batch_events = set()
+        splits = dataset.splits()
+        if dataset.kind in ("vec2seq", "encdec"):
+            model.target_length = splits["train"].y.shape[1]
+        for r in self.regularisers:
+            r.on_model_built(self)
+        if callable(optimizer) and not isinstance(optimizer, str):
+            self.optimizer = optimizer(model.parameters())
+        else:
+            self.optimizer = optimizers.get(optimizer)(model.parameters(), lr=lr, **(optimizer_options or {}))
+        for r in self.regularisers:
+            r.on_optimizer_built(self)
+
+    # ---- hooks' helpers -----------------------------------------------------------------------------
+    def count(self, event):
+        """Record that `event` happened in this batch (reported per epoch as `event_rate`)."""
+        self._batch_events.add(event)
+
+    def _chunks(self, length):
+        for r in self.regularisers:
+            chunks = r.split_sequence(length)
+            if chunks is not None:
+                return chunks
+        return [(0, length)]
+
+    # ---- one batch ------------------------------------------------------------------------------------
+    def _tensor(self, array):
+        return Tensor(backend.convert(np.ascontiguousarray(array), self.backend))
+
+    def loss(self, outputs, y, lengths=None, start=0):
+        """The task's loss: MSE for regression, cross-entropy for classification, masked past lengths."""
+        mask = None
+        if self.dataset.kind == "seq2seq" and lengths is not None:
+            t = outputs.shape[1]
+            mask = (np.arange(start, start + t)[None, :] < np.asarray(lengths)[:, None]).astype(np.float32)
+        if self.dataset.problem == "classification":
+            return cross_entropy(outputs, y, mask=mask)
+        if mask is not None:
+            mask = np.broadcast_to(mask[..., None], outputs.shape)
+        return mse(outputs, self._tensor(y), mask=mask)
+
+    def train_batch(self, x, y, lengths=None, state=None):
+        """Forward, backward (chunk by chunk with truncated BPTT), hooks, one optimiser step.
+
+        `state` (detached) starts the batch from where the previous one ended, for stateful datasets;
+        the batch's final state is kept in `self.state`."""
+        model, kind = self.model, self.dataset.kind
+        batch = (x, y, lengths)
+        for r in self.regularisers:
+            r.before_batch(self, batch)
+        self.optimizer.zero_grad()
+        model.zero_grad()
+        total_steps = x.shape[1]
+        chunks = self._chunks(total_steps) if kind in ("seq2vec", "seq2seq") else [(0, total_steps)]
+        total = 0.0
+        for i, (start, stop) in enumerate(chunks):
+            xs = self._tensor(x[:, start:stop])
+            lens = None if lengths is None else np.clip(lengths - start, 0, stop - start)
+            if kind == "seq2vec" and i < len(chunks) - 1:
+                with no_grad():  # only the last chunk sees the target: earlier ones just carry state
+                    _, state = model(xs, lengths=lens, state=state)
+                state = detach_state(state)
+                continue
+            if kind in ("vec2seq", "encdec"):
+                outputs, _ = model(xs if kind == "encdec" else self._tensor(x), lengths=lens, targets=y)
+                loss = self.loss(outputs, y)
+            else:
+                outputs, state = model(xs, lengths=lens, state=state)
+                ys = y[:, start:stop] if kind == "seq2seq" else y
+                loss = self.loss(outputs, ys, lens)
+                if kind == "seq2seq" and len(chunks) > 1:
+                    loss = loss * _share(lengths, start, stop, total_steps, y)
+                state = detach_state(state)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise DivergedError(f"training diverged at epoch {self.epoch}: the loss is {value}; {DIVERGED_HINT}")
+            loss.backward()
+            total += value
+        self.state = state
+        self.grad_norm = gradient_norm(model.parameters())
+        for r in self.regularisers:
+            r.after_backward(self)
+        self.optimizer.step()
+        for r in self.regularisers:
+            r.after_step(self)
+        return total
+
+    # ---- epochs ---------------------------------------------------------------------------------------
+    def fit(self):
+        train = self.dataset.splits()["train"]
+        for self.epoch in range(1, self.epochs + 1):
+            started = time.perf_counter()
+            self.model.train()
+            # a stateful dataset's batch rows continue each other: keep their order and carry the state
+            stateful = getattr(self.dataset, "stateful", False)
+            order = np.arange(len(train)) if stateful else _random.generator().permutation(len(train))
+            self.state = None
+            losses, norms, events = [], [], {}
+            size = self.dataset.streams if stateful else self.batch_size
+            n_batches = math.ceil(len(train) / size)
+            for b in range(n_batches):
+                batch = train.subset(order[b * size:(b + 1) * size])
+                x, lengths = batch.x, batch.lengths
+                if lengths is not None:  # no step past the batch's longest sequence
+                    longest = int(lengths.max())
+                    x = x[:, :longest]
+                    y = batch.y[:, :longest] if self.dataset.kind == "seq2seq" else batch.y
+                else:
+                    y = batch.y
+                self._batch_events = set()
+                carried = self.state if stateful and self.state is not None and \
+                    self.state[0][0].shape[0] == len(x) else None
+                losses.append(self.train_batch(x, y, lengths, state=carried))
+                norms.append(self.grad_norm)
+                for e in self._batch_events:
+                    events[e] = events.get(e, 0) + 1
+                if self.on_batch:
+                    self.on_batch(self, b + 1, n_batches, losses[-1])
+            metrics = {"epoch": self.epoch, "train_loss": float(np.mean(losses))}
+            metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()})
+            metrics.update({"grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms))})
+            metrics.update({f"{e}_rate": events.get(e, 0) / n_batches for e in sorted(events)})
+            metrics["lr"] = float(self.optimizer.lr)
+            metrics["seconds"] = time.perf_counter() - started
+            if not math.isfinite(metrics["val_loss"]):
+                raise DivergedError(f"training diverged at epoch {self.epoch}: the validation loss is "
+                                    f"{metrics['val_loss']}; {DIVERGED_HINT}")
+            self._keep_best(metrics)
+            for r in self.regularisers:
+                r.on_epoch_end(self, metrics)
+            if hasattr(self.optimizer, "scheduler") and self.optimizer.scheduler is not None:
+                self.optimizer.scheduler.step()
+            self.history.append(metrics)
+            if self.on_epoch:
+                self.on_epoch(self, metrics)
+            if self.should_stop:
+                break
+        self.restore_best()
+        return self.history
+
+    def _keep_best(self, metrics):
+        if metrics["val_loss"] < self.best_val_loss:
+            self.best_val_loss, self.best_epoch = metrics["val_loss"], self.epoch
+            self.best_state = self.model.state_dict()
+        elif self.patience is not None and self.epoch - self.best_epoch >= self.patience:
+            self.should_stop = True
+
+    def restore_best(self):
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    def outputs(self, split, batch_size=256):
+        """The model's outputs for a whole split (host NumPy), in evaluation mode, no graph."""
+        self.model.eval()
+        parts = []
+        with no_grad():
+            for start in range(0, len(split), batch_size):
+                part = split.subset(slice(start, start + batch_size))
+                x = self._tensor(part.x)
+                parts.append(self.model.predict(x, lengths=part.lengths).numpy())
+        self.model.train()
+        return np.concatenate(parts)
+
+    def evaluate(self, name):
+        """{'loss', 'metric', extra metrics...} on split `name` ('train', 'val' or 'test')."""
+        split = self.dataset.splits()[name]
+        outputs = self.outputs(split)
+        with no_grad():
+            if self.dataset.kind in ("vec2seq", "encdec"):  # loss with teacher forcing, metric greedy
+                self.model.eval()
+                tf, _ = self.model(self._tensor(split.x), lengths=split.lengths, targets=split.y)
+                self.model.train()
+                loss = float(self.loss(tf, split.y).item())
+            else:
+                loss = float(self.loss(Tensor(outputs), split.y, split.lengths).item())
+        result = {"loss": loss, "metric": float(self.dataset.metric(outputs, split))}
+        if hasattr(self.dataset, "extra_metrics"):
+            result.update(self.dataset.extra_metrics(outputs, split))
+        return result
+
+    def test(self):
+        """Final results on the test split, beside the dataset's trivial baseline."""
+        split = self.dataset.splits()["test"]
+        result = {f"test_{k}": v for k, v in self.evaluate("test").items()}
+        result["baseline"] = float(self.dataset.baseline(split))
+        return result
+
+
+def detach_state(state):
+    """Cut a recurrent state (list of tuples of Tensors) from the graph: truncated BPTT's boundary."""
+    if state is None:
+        return None
+    return [tuple(t.detach() for t in s) for s in state]
+
+
+def gradient_norm(params):
+    """The global L2 norm of all gradients (what clip_grad_norm compares with max_norm)."""
+    total = 0.0
+    for p in params:
+        if p.grad is not None:
+            total += float((p.grad.astype(np.float64) ** 2).sum())
+    return math.sqrt(total)
+
+
+def _share(lengths, start, stop, total_steps, y):
+    """The fraction of the sequence's loss entries that fall in [start, stop): chunk losses then add up
+    to the full-sequence mean, so truncated BPTT with one chunk equals full BPTT exactly."""
+    if lengths is None:
+        return (stop - start) / total_steps
+    lengths = np.asarray(lengths)
+    in_chunk = np.clip(lengths - start, 0, stop - start).sum()
+    return float(in_chunk / max(lengths.sum(), 1))
