@@ -9,6 +9,7 @@ exits 130 and keeps the run's files.
 """
 import json
 import sys
+import warnings
 
 import click
 from rich.console import Console
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .config import load_toml, parse_spec, signature_text, split_names
 from .errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
-from .registry import cells, datasets, load_errors, load_plugin, optimizers, regularisers
+from .registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
 from .runs import RunStore
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
@@ -33,6 +34,10 @@ def console(stderr=False):
 
 
 def load_plugins(paths):
+    """Discover the built-in and entry-point plugins, then load --plugin ones; broken ones are warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # reported below, once, as one line each
+        discover()
     for path in paths:
         load_plugin(path)
     if load_errors:
@@ -75,8 +80,34 @@ def config_from_flags(config_file, **flags):
     return config
 
 
+class RnnrunGroup(click.Group):
+    """A click group whose errors are one line on stderr and an exit code, never a traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except USAGE_ERRORS as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+        except Fail:
+            sys.exit(1)
+        except TinygradRNNError as e:  # a run that failed for a reason the user can act on
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 # ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--cell", multiple=True, metavar="NAME[:k=v]",
               help="Cell(s) to train: gru, or several as rnn,lstm,gru (one run each, compared side by side).")
 @click.option("--data", metavar="NAME[:k=v,...]", help="Dataset, with options: sine, adding:T=200.")
@@ -243,7 +274,8 @@ def list_runs(ctx, runs_dir, sweep, as_json):
     store = store_for(ctx, runs_dir)
     runs = store.runs()
     if sweep:
-        runs = [r for r in runs if f"{sweep}" in r.path.split("/")[-2:-1] or r.path.split("/")[-2].startswith(sweep)]
+        from .sweep import sweep_runs
+        runs = sweep_runs(store, sweep)
     rows = []
     for run in runs:
         c, s = run.config(), run.summary()
@@ -360,31 +392,13 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
 
 # ---- subcommands kept in their own files register themselves on `cli` when imported ----------------
 # (one import line per file here)
+from . import cli_sweep  # noqa: E402,F401  (rnnrun sweep)
 
 
-# ---- the entry point: one line per user mistake, never a traceback ------------------------------
+# ---- the entry point ---------------------------------------------------------------------------------
 def main(argv=None):
-    try:
-        cli.main(args=argv, prog_name="rnnrun", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        click.echo(f"Error: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
-    except USAGE_ERRORS as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
-    except Fail:
-        sys.exit(1)
-    except TinygradRNNError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+    """The console script `rnnrun`."""
+    cli.main(args=argv, prog_name="rnnrun")
 
 
 if __name__ == "__main__":

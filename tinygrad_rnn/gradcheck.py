@@ -110,7 +110,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
                 bad = np.nonzero(err > atol + rtol * np.abs(numeric))[0]
                 reports.append(InputReport(
                     i, t.shape, float(err.max(initial=0.0)), float(np.where(err > atol, rel, 0).max(initial=0.0)),
-                    [Mismatch(i, np.unravel_index(j, t.shape), float(got[j]), float(numeric[j])) for j in bad]))
+                    [Mismatch(i, tuple(int(k) for k in np.unravel_index(j, t.shape)), float(got[j]), float(numeric[j]))
+                     for j in bad]))
         return GradcheckResult(reports)
     finally:
         for t, data in zip(inputs, originals):

@@ -23,10 +23,14 @@ def unbroadcast(grad, shape):
 
 
 def _wrap(x, like):
-    """Python numbers and arrays become constant Tensors of `like`'s dtype (no float64 creep)."""
+    """Python numbers and arrays become constant Tensors of `like`'s dtype (no float64 creep), except
+    a float constant beside an integer tensor, which stays float (int_tensor * 0.5 must not be 0)."""
     if isinstance(x, Tensor):
         return x
-    return Tensor(array_module(like.data).asarray(x, dtype=like.data.dtype))
+    x = array_module(like.data).asarray(x)
+    if x.dtype.kind == "f" and like.data.dtype.kind != "f":
+        return Tensor(x)
+    return Tensor(x.astype(like.data.dtype, copy=False))
 
 
 # ---- binary ops -----------------------------------------------------------------------------------
@@ -107,7 +111,11 @@ class MatMul(Function):
                              "the last axis of the first must equal the "
                              f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the second")
         ctx.save_for_backward(a, b)
-        return a @ b
+        try:
+            return a @ b
+        except ValueError:  # batch dimensions that do not broadcast
+            raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit: "
+                             "their batch dimensions do not broadcast") from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -115,10 +123,10 @@ class MatMul(Function):
         a2 = a if a.ndim > 1 else a[None, :]  # promote vectors as NumPy's matmul does
         b2 = b if b.ndim > 1 else b[:, None]
         g = grad
+        if b.ndim == 1:  # restore the axes matmul squeezed away, the last one first (grad may be 0-d)
+            g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
         ga = unbroadcast(g @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape) if ctx.needs_input_grad[0] else None
         gb = unbroadcast(a2.swapaxes(-1, -2) @ g, b2.shape).reshape(b.shape) if ctx.needs_input_grad[1] else None
         return ga, gb
@@ -389,7 +397,7 @@ class Reshape(Function):
 class Transpose(Function):
     @staticmethod
     def forward(ctx, x, axes):
-        ctx.axes = axes
+        ctx.axes = tuple(a % x.ndim for a in axes) if x.ndim else axes  # argsort needs them non-negative
         return x.transpose(axes)
 
     @staticmethod
@@ -453,6 +461,8 @@ def _binary(op, reflected=False):
 def _pow(self, exponent):
     if isinstance(exponent, Tensor):
         return (exponent * self.log()).exp()
+    if isinstance(exponent, np.generic):  # a NumPy float64 scalar would turn float32 data into float64
+        exponent = exponent.item()
     return Pow.apply(self, exponent)
 
 
@@ -473,10 +483,9 @@ def _transpose(self, *axes):
 
 
 def _getitem(self, index):
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, list):
-        index = np.asarray(index)
+    def plain(i):  # Tensors and lists used as indices, alone or inside a tuple, become arrays
+        return i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i
+    index = tuple(plain(i) for i in index) if isinstance(index, tuple) else plain(index)
     return GetItem.apply(self, index)
 
 

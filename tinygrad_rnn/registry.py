@@ -169,10 +169,19 @@ def _import_module(name):
 
 
 def _report(where, error):
-    origin = getattr(sys.modules.get(where), "__file__", None) or where
+    origin = _file_of(where)
     message = f"plugin {origin} failed to load: {_one_line(error)}"
     load_errors.append((where, message))
     warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _file_of(module_name):
+    """The file a module would load from (it failed to import, so it is not in sys.modules)."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    return getattr(spec, "origin", None) or module_name
 
 
 def _one_line(error, path=None):

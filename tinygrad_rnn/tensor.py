@@ -15,6 +15,7 @@ from .function import _RELEASED, no_grad  # noqa: F401  (no_grad re-exported for
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_out_index", "_retains_grad", "name",
                  "__weakref__")
+    __array_ufunc__ = None  # `np.float32(2) * t` and `array * t` defer to Tensor's reflected ops
 
     def __init__(self, data, requires_grad=False, dtype=None):
         """From a scalar, a (nested) list, a NumPy/CuPy array or another Tensor.
@@ -137,12 +138,16 @@ class Tensor:
             grad = xp.ones_like(self.data)
         else:
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.data.dtype)
+            if tuple(grad.shape) != self.shape:
+                from .errors import ShapeError
+                raise ShapeError(f"backward(grad=...): grad has shape {tuple(grad.shape)} but the tensor "
+                                 f"has shape {self.shape}; they must be equal")
         if not self.requires_grad:
             from .errors import GraphError
             raise GraphError("backward() on a tensor that does not require grad: no input had "
                              "requires_grad=True, or it was computed under no_grad()")
         if self._ctx is None:
-            self.grad = grad if self.grad is None else self.grad + grad
+            self.grad = _accumulate(self.grad, grad)
             return
         order = _topological_order(self._ctx)
         pending = {id(self._ctx): [None] * len(self._ctx.output_meta)}
@@ -157,7 +162,7 @@ class Tensor:
                     if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                         continue
                     if parent._ctx is None or parent._retains_grad:
-                        parent.grad = g if parent.grad is None else parent.grad + g
+                        parent.grad = _accumulate(parent.grad, g)
                     if parent._ctx is not None:
                         slots = pending.setdefault(id(parent._ctx), [None] * len(parent._ctx.output_meta))
                         i = parent._out_index
@@ -165,7 +170,13 @@ class Tensor:
                 if not retain_graph:
                     node.saved_tensors = _RELEASED
         if self._retains_grad:
-            self.grad = grad if self.grad is None else self.grad + grad
+            self.grad = _accumulate(self.grad, grad)
+
+
+def _accumulate(total, g):
+    """total + g, where a first gradient is copied: an op may hand the same array (or a read-only
+    broadcast view) to several inputs, and each .grad must be its own array that may be changed in place."""
+    return g.copy() if total is None else total + g
 
 
 def _topological_order(root):

@@ -3,3 +3,7 @@ from .layers import Dropout, Embedding, Linear, Sequential, dropout_mask, unifor
 from .module import Module
 
 __all__ = ["Module", "Linear", "Embedding", "Dropout", "Sequential", "dropout_mask", "uniform_parameter"]
+
+from .recurrent import Recurrent, unroll  # noqa: E402
+
+__all__ += ["Recurrent", "unroll"]

@@ -1,0 +1,70 @@
+"""Gated recurrent unit, gate order (r, z, n). Two variants differ only in where the reset gate acts.
+
+variant="pytorch" (the default; torch.nn.GRU, cuDNN): r scales the recurrent product
+    r = sigmoid(W_ir x + b_ir + W_hr h_{t-1} + b_hr)
+    z = sigmoid(W_iz x + b_iz + W_hz h_{t-1} + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h_{t-1} + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1}
+
+variant="cho" (Cho et al. 2014, "Learning phrase representations using RNN encoder-decoder"):
+r scales h before the product
+    n = tanh(W_in x + b_in + W_hn (r * h_{t-1}) + b_hn)
+
+The pytorch form lets all three recurrent products W_h{r,z,n} h be done as one matrix product.
+
+    rnnrun --cell gru --data sine
+    rnnrun --cell gru:variant=cho --data sine
+"""
+import math
+
+from tinygrad_rnn import ConfigError, Tensor, register_cell
+from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+
+VARIANTS = ("pytorch", "cho")
+
+
+@register_cell("gru")
+class GRU(Module):
+    """GRU (r, z, n gates); variant pytorch (r * (W_hn h)) or cho (W_hn (r * h))."""
+
+    def __init__(self, input_size, hidden_size, variant="pytorch"):
+        if variant not in VARIANTS:
+            raise ConfigError(f"cell 'gru': unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        self.input_size, self.hidden_size, self.variant = input_size, hidden_size, variant
+        bound = 1.0 / math.sqrt(hidden_size)  # PyTorch's initialisation, so results compare
+        self.weight_ih = uniform_parameter((3 * hidden_size, input_size), bound)
+        self.weight_hh = uniform_parameter((3 * hidden_size, hidden_size), bound)
+        self.bias_ih = uniform_parameter((3 * hidden_size,), bound)
+        self.bias_hh = uniform_parameter((3 * hidden_size,), bound)
+
+    def initial_state(self, batch_size):
+        w = self.weight_hh
+        return (Tensor.zeros(batch_size, self.hidden_size, dtype=w.dtype).to(w.backend),)
+
+    def forward(self, x, state):
+        h, = state
+        H = self.hidden_size
+        gi = x @ self.weight_ih.T + self.bias_ih
+        gh = h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]
+        r = (gi[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H]).sigmoid()
+        z = (gi[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H]).sigmoid()
+        w_hn, b_hn = self.weight_hh[2 * H:], self.bias_hh[2 * H:]
+        if self.variant == "pytorch":
+            n = (gi[:, 2 * H:] + r * (h @ w_hn.T + b_hn)).tanh()
+        else:
+            n = (gi[:, 2 * H:] + (r * h) @ w_hn.T + b_hn).tanh()
+        h = (1 - z) * n + z * h
+        return h, (h,)
+
+    def sequence(self, x, state, mask=None):
+        """All T steps at once: the fused op of gru_fused.py when it is installed, else step by step."""
+        try:
+            from .gru_fused import GRUSequence
+        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
+            return unroll(self, x, state, mask)
+        outputs, h = GRUSequence.apply(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                       mask, self.variant)
+        return outputs, (h,)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, variant={self.variant!r}"

@@ -1,0 +1,67 @@
+"""LSTM with peephole connections (Gers & Schmidhuber 2000, "Recurrent nets that time and count"):
+the gates also look at the cell, each through its own diagonal weights w_c* (a vector, elementwise).
+
+    i = sigmoid(W_ii x + b_ii + W_hi h_{t-1} + b_hi + w_ci * c_{t-1})
+    f = sigmoid(W_if x + b_if + W_hf h_{t-1} + b_hf + w_cf * c_{t-1})
+    g = tanh(W_ig x + b_ig + W_hg h_{t-1} + b_hg)
+    c_t = f * c_{t-1} + i * g
+    o = sigmoid(W_io x + b_io + W_ho h_{t-1} + b_ho + w_co * c_t)       (o sees the new cell)
+    h_t = o * tanh(c_t)
+
+Gate order and the other parameters are those of the `lstm` cell (PyTorch's). Peepholes let the gates
+time their opening precisely, which the paper's counting and timing tasks need.
+
+    rnnrun --cell peephole --data adding
+"""
+import math
+
+from tinygrad_rnn import Tensor, register_cell
+from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+
+
+@register_cell("peephole")
+class PeepholeLSTM(Module):
+    """LSTM whose gates also see the cell: i, f through c_{t-1}, o through c_t (Gers & Schmidhuber 2000)."""
+
+    def __init__(self, input_size, hidden_size, forget_bias=0.0):
+        self.input_size, self.hidden_size, self.forget_bias = input_size, hidden_size, float(forget_bias)
+        bound = 1.0 / math.sqrt(hidden_size)
+        self.weight_ih = uniform_parameter((4 * hidden_size, input_size), bound)
+        self.weight_hh = uniform_parameter((4 * hidden_size, hidden_size), bound)
+        self.bias_ih = uniform_parameter((4 * hidden_size,), bound)
+        self.bias_hh = uniform_parameter((4 * hidden_size,), bound)
+        self.bias_ih.data[hidden_size:2 * hidden_size] += self.forget_bias
+        self.weight_ci = uniform_parameter((hidden_size,), bound)
+        self.weight_cf = uniform_parameter((hidden_size,), bound)
+        self.weight_co = uniform_parameter((hidden_size,), bound)
+
+    def initial_state(self, batch_size):
+        w = self.weight_hh
+        zeros = lambda: Tensor.zeros(batch_size, self.hidden_size, dtype=w.dtype).to(w.backend)  # noqa: E731
+        return zeros(), zeros()  # (h, c)
+
+    def forward(self, x, state):
+        h, c = state
+        H = self.hidden_size
+        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
+        i = (gates[:, 0 * H:1 * H] + self.weight_ci * c).sigmoid()
+        f = (gates[:, 1 * H:2 * H] + self.weight_cf * c).sigmoid()
+        g = gates[:, 2 * H:3 * H].tanh()
+        c = f * c + i * g
+        o = (gates[:, 3 * H:4 * H] + self.weight_co * c).sigmoid()
+        h = o * c.tanh()
+        return h, (h, c)
+
+    def sequence(self, x, state, mask=None):
+        """All T steps at once: the fused op of peephole_fused.py when it is installed, else step by step."""
+        try:
+            from .peephole_fused import PeepholeSequence
+        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
+            return unroll(self, x, state, mask)
+        h0, c0 = state
+        outputs, h, c = PeepholeSequence.apply(x, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih,
+                                               self.bias_hh, self.weight_ci, self.weight_cf, self.weight_co, mask)
+        return outputs, (h, c)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, forget_bias={self.forget_bias}"

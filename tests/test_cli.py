@@ -1,0 +1,263 @@
+"""`rnnrun` as users meet it: in-process through click's CliRunner, and as the installed console script."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_rnn import registry
+from tinygrad_rnn.cli import cli
+
+RNNRUN = shutil.which("rnnrun") or os.path.join(os.path.dirname(sys.executable), "rnnrun")
+README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+
+
+def rnnrun(*args, runs_dir=None):
+    """Invoke the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    argv = list(args) + (["--runs-dir", str(runs_dir)] if runs_dir is not None else [])
+    return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+
+def quick_run(tmp_path, *extra, cell="gru", data="sine"):
+    result = rnnrun("--cell", cell, "--data", data, "--epochs", "1", "--hidden", "4", "--json", *extra,
+                    runs_dir=tmp_path)
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_json_output_is_a_single_document_with_the_promised_keys(tmp_path):
+    doc = quick_run(tmp_path)
+    for key in ("cell", "data", "params", "epochs", "train_loss", "val_loss", "test_metric", "baseline",
+                "seconds", "run_dir"):
+        assert key in doc
+    run_dir = doc["run_dir"]
+    for name in ("config.toml", "metrics.csv", "summary.json", "model.npz"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert re.fullmatch(r"\d{8}-\d{6}-gru-sine(-\d+)?", os.path.basename(run_dir))
+
+
+def test_several_cells_give_a_list_with_one_run_each(tmp_path):
+    docs = quick_run(tmp_path, cell="rnn,lstm")
+    assert [d["cell"] for d in docs] == ["rnn", "lstm"]
+    assert docs[0]["run_dir"] != docs[1]["run_dir"]
+
+
+def test_the_same_seed_gives_the_same_numbers(tmp_path):
+    first = quick_run(tmp_path, "--seed", "7")
+    second = quick_run(tmp_path, "--seed", "7")
+    other = quick_run(tmp_path, "--seed", "8")
+    for key in ("train_loss", "val_loss", "test_metric"):
+        assert first[key] == second[key]
+    assert first["val_loss"] != other["val_loss"]
+
+
+def test_a_runs_config_repeats_it_exactly(tmp_path):
+    doc = quick_run(tmp_path, "--reg", "clip:0.5", "--optimizer", "sgd:momentum=0.9", "--lr", "0.05")
+    config = os.path.join(doc["run_dir"], "config.toml")
+    result = rnnrun("--config", config, "--json", runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    again = json.loads(result.stdout)
+    first = json.load(open(os.path.join(doc["run_dir"], "summary.json")))
+    second = json.load(open(os.path.join(again["run_dir"], "summary.json")))
+    for key in ("train_loss", "val_loss", "val_metric", "test_metric", "test_loss", "val_losses", "params"):
+        assert first[key] == second[key], key
+
+
+def test_flags_override_the_config_file(tmp_path):
+    doc = quick_run(tmp_path)
+    result = rnnrun("--config", os.path.join(doc["run_dir"], "config.toml"), "--cell", "rnn", "--json",
+                    runs_dir=tmp_path)
+    assert json.loads(result.stdout)["cell"] == "rnn"
+
+
+def test_tables_show_the_results_and_a_model_summary(tmp_path):
+    result = rnnrun("--cell", "lstm", "--data", "sine", "--epochs", "2", "--hidden", "4", runs_dir=tmp_path)
+    assert result.exit_code == 0
+    assert "Model" in result.stdout and "Results" in result.stdout and "rmse" in result.stdout
+    quiet = rnnrun("--cell", "lstm", "--data", "sine", "--epochs", "1", "--hidden", "4", "--quiet", runs_dir=tmp_path)
+    assert "Model" not in quiet.stdout and "Results" in quiet.stdout
+
+
+def test_list_shows_every_plugin_with_its_description(tmp_path):
+    result = rnnrun("list", "--json")
+    catalogue = json.loads(result.stdout)
+    assert {e["name"] for e in catalogue["cells"]} == set(registry.cells.names())
+    assert all(e["description"] for kind in catalogue.values() for e in kind)
+    table = rnnrun("list").stdout
+    assert "adding" in table and "clip" in table and "adamw" in table
+
+
+def test_runs_show_and_compare_find_past_runs(tmp_path):
+    a = quick_run(tmp_path, cell="rnn")
+    b = quick_run(tmp_path, cell="gru")
+    runs = rnnrun("runs", "--runs-dir", str(tmp_path))
+    assert os.path.basename(a["run_dir"]) in runs.stdout and os.path.basename(b["run_dir"]) in runs.stdout
+    show = rnnrun("show", os.path.basename(a["run_dir"]), "--runs-dir", str(tmp_path))
+    assert show.exit_code == 0 and "Per-epoch metrics" in show.stdout
+    assert rnnrun("show", "last", "--runs-dir", str(tmp_path)).exit_code == 0
+    compare = rnnrun("compare", a["run_dir"], b["run_dir"], "--runs-dir", str(tmp_path))
+    assert compare.exit_code == 0 and "Comparison" in compare.stdout
+
+
+def test_forecast_generates_from_data_and_from_zeros(tmp_path):
+    doc = quick_run(tmp_path)
+    for source in ("data", "zeros"):
+        result = rnnrun("forecast", doc["run_dir"], "--steps", "7", "--from", source, "--json",
+                        "--runs-dir", str(tmp_path))
+        assert result.exit_code == 0, result.stderr
+        forecast = json.loads(result.stdout)
+        assert len(forecast["predictions"]) == 7
+        assert (forecast["truth"] is None) == (source == "zeros")
+
+
+# ---- errors: one line, the valid choices, exit 2 for usage, never a traceback --------------------
+@pytest.mark.parametrize("args, fragment", [
+    (["--cell", "lstn", "--data", "sine"], "did you mean 'lstm'"),
+    (["--cell", "gru", "--data", "sinus"], "did you mean 'sine'"),
+    (["--cell", "gru", "--data", "sine", "--reg", "clipp"], "did you mean 'clip'"),
+    (["--cell", "gru", "--data", "sine", "--optimizer", "adan"], "did you mean 'adam'"),
+    (["--cell", "gru", "--data", "sine:frequency"], "bare values"),
+    (["--cell", "gru", "--data", "adding:Q=3"], "unknown option 'Q'"),
+    (["--cell", "gru", "--data", "sine", "--reg", "clip:1.0,mode"], "malformed"),
+    (["--cell", "gru", "--data", "sine", "--reg", "clip:mode=sideways"], "valid modes"),
+    (["--cell", "gru", "--data", "sine", "--hidden", "-3"], "hidden must be a positive integer"),
+    (["--cell", "gru", "--data", "sine", "--epochs", "0"], "epochs must be a positive integer"),
+    (["--cell", "gru", "--data", "sine", "--lr", "0"], "lr must be a positive number"),
+    (["--config", "no/such/config.toml"], "config file not found"),
+    (["--cell", "gru", "--data", "sine", "--plugin", "no_such_plugin.py"], "plugin file not found"),
+    (["--cell", "gru", "--data", "sine", "--hidden", "many"], "not a valid integer"),
+    (["show", "no-such-run"], "no run 'no-such-run'"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragment):
+    result = CliRunner().invoke(cli, args + ["--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_unknown_cell_lists_the_known_ones(tmp_path):
+    result = rnnrun("--cell", "transformer", "--data", "sine", runs_dir=tmp_path)
+    assert result.exit_code == 2
+    for name in registry.cells.names():
+        assert name in result.stderr
+
+
+def test_a_plugin_that_fails_to_import_names_its_file(tmp_path):
+    plugin = tmp_path / "broken_cell.py"
+    plugin.write_text("import numpy\nraise ValueError('I am broken')\n")
+    result = rnnrun("--plugin", str(plugin), "--cell", "gru", "--data", "sine", runs_dir=tmp_path)
+    assert result.exit_code == 2
+    assert "broken_cell.py" in result.stderr and "I am broken" in result.stderr
+
+
+def test_cupy_backend_without_a_gpu_is_a_clear_error(tmp_path):
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("a GPU is present")
+    except Exception:
+        pass
+    result = rnnrun("--cell", "gru", "--data", "sine", "--backend", "cupy", runs_dir=tmp_path)
+    assert result.exit_code == 2 and "cupy" in result.stderr.lower() and "numpy" in result.stderr
+
+
+def test_a_diverged_run_is_kept_and_marked_and_exits_1(tmp_path):
+    result = rnnrun("--cell", "rnn:nonlinearity=relu", "--data", "sine", "--optimizer", "sgd", "--lr", "1e6",
+                    "--epochs", "3", "--hidden", "16", "--json", runs_dir=tmp_path)
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    summary = json.load(open(os.path.join(doc["run_dir"], "summary.json")))
+    assert summary["status"] == "diverged" and "diverged at epoch" in summary["message"]
+    assert os.path.exists(os.path.join(doc["run_dir"], "config.toml"))
+
+
+# ---- the README's plugin section, copied as a user would -----------------------------------------
+def readme_plugin_source():
+    text = open(README).read()
+    block = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S)
+    assert block, "README lost its plugin example"
+    return block.group(1)
+
+
+def test_readme_plugin_file_works_with_plugin_flag(tmp_path):
+    path = tmp_path / "my_plugins.py"
+    path.write_text(readme_plugin_source())
+    result = rnnrun("--plugin", str(path), "--cell", "mgu,gru", "--data", "ramp", "--reg", "noise:std=0.001",
+                    "--epochs", "2", "--json", runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    docs = json.loads(result.stdout)
+    assert [d["cell"] for d in docs] == ["mgu", "gru"]
+    assert all(d["test_metric"] < d["baseline"] for d in docs)
+
+
+@pytest.mark.skipif(not os.path.exists(RNNRUN), reason="rnnrun console script not installed")
+def test_readme_plugin_package_is_found_through_its_entry_point(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "my_plugins-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (site / "my_plugins.py").write_text(readme_plugin_source())
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my_plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tinygrad_rnn.plugins]\nmy_plugins = my_plugins\n")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    out = subprocess.run([RNNRUN, "list", "--json"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    catalogue = json.loads(out.stdout)
+    assert "mgu" in {e["name"] for e in catalogue["cells"]}
+    assert "ramp" in {e["name"] for e in catalogue["datasets"]}
+    assert "noise" in {e["name"] for e in catalogue["regularisers"]}
+
+
+# ---- the installed console script ------------------------------------------------------------------
+@pytest.mark.skipif(not os.path.exists(RNNRUN), reason="rnnrun console script not installed")
+def test_installed_rnnrun_runs_and_reports_errors_as_one_line(tmp_path):
+    ok = subprocess.run([RNNRUN, "--cell", "gru", "--data", "sine", "--epochs", "1", "--hidden", "4", "--json",
+                         "--runs-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["cell"] == "gru"
+    bad = subprocess.run([RNNRUN, "--cell", "lstn", "--data", "sine"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not os.path.exists(RNNRUN), reason="rnnrun console script not installed")
+def test_ctrl_c_keeps_config_metrics_and_weights_and_exits_130(tmp_path):
+    proc = subprocess.Popen([RNNRUN, "--cell", "lstm", "--data", "sine", "--epochs", "500", "--quiet",
+                             "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
+    deadline = time.time() + 60
+    metrics = None
+    while time.time() < deadline:  # wait until at least one epoch is on disk
+        found = [os.path.join(d, "metrics.csv") for d, _, files in os.walk(tmp_path) if "metrics.csv" in files]
+        if found and len(open(found[0]).read().splitlines()) >= 2:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics, "no epoch finished in time"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run_dir = os.path.dirname(metrics)
+    for name in ("config.toml", "metrics.csv", "model.npz", "summary.json"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert json.load(open(os.path.join(run_dir, "summary.json")))["status"] == "interrupted"
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", sorted(registry.datasets.names()))
+def test_every_cell_trains_on_every_dataset_for_one_epoch(tmp_path, data):
+    cells = ",".join(registry.cells.names())
+    result = rnnrun("--cell", cells, "--data", data, "--epochs", "1", "--hidden", "4", "--json", runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    docs = json.loads(result.stdout)
+    docs = docs if isinstance(docs, list) else [docs]
+    assert {d["cell"] for d in docs} == set(registry.cells.names())
+    assert all(d["status"] == "finished" for d in docs)
