@@ -60,8 +60,8 @@ class Registry:
     def unknown_message(self, name):
         known = self.names()
         close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} known {self.kind}s: {', '.join(known) or '(none)'}"
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(known) or '(none)'}{hint}"
 
     def names(self):
         discover()

@@ -47,25 +47,37 @@ def model_table(model, title="Model"):
 
 
 def results_table(summaries, title="Results"):
-    """One row per run: what a practitioner compares at a glance."""
+    """Runs side by side, one column each (a table that stays narrow however many fields it shows).
+
+    The best run by test metric is marked with ★ when there are several."""
     table = Table(title=title, title_justify="left")
-    for column, justify in (("cell", "left"), ("params", "right"), ("train loss", "right"),
-                            ("val loss", "right"), ("metric", "left"), ("val", "right"), ("test", "right"),
-                            ("baseline", "right"), ("grad norm mean/max", "right"), ("clipped", "right"),
-                            ("epochs", "right"), ("s", "right"), ("val loss per epoch", "left")):
-        table.add_column(column, justify=justify)
+    table.add_column("")
     best = _best_index(summaries)
     for i, s in enumerate(summaries):
         status = s.get("status", "finished")
-        cell = s.get("cell", "?") + ("" if status == "finished" else f" [red]({status})[/]")
-        style = "bold green" if i == best and len(summaries) > 1 else None
-        table.add_row(
-            cell, f"{s.get('params', 0):,}", fmt(s.get("train_loss")), fmt(s.get("val_loss")),
-            s.get("metric", ""), fmt(s.get("val_metric")), fmt(s.get("test_metric")),
-            f"{fmt(s.get('baseline'))} ({s.get('baseline_name', '')})" if s.get("baseline") is not None else "–",
-            f"{fmt(s.get('grad_norm_mean'), 3)} / {fmt(s.get('grad_norm_max'), 3)}",
-            f"{s['clip_rate']:.0%}" if s.get("clip_rate") else "–",
-            fmt(s.get("epochs")), fmt(s.get("seconds"), 3), sparkline(s.get("val_losses", [])), style=style)
+        header = s.get("cell", "?") + ("" if status == "finished" else f" ({status})")
+        if i == best and len(summaries) > 1:
+            header = f"[bold green]★ {header}[/]"
+        table.add_column(header, justify="right")
+    metric = next((s["metric"] for s in summaries if s.get("metric")), "metric")
+    baseline_name = next((s["baseline_name"] for s in summaries if s.get("baseline_name")), "baseline")
+    rows = [
+        ("parameters", lambda s: f"{s['params']:,}" if "params" in s else "–"),
+        ("train loss", lambda s: fmt(s.get("train_loss"))),
+        ("val loss (best)", lambda s: fmt(s.get("val_loss"))),
+        (f"val {metric}", lambda s: fmt(s.get("val_metric"))),
+        (f"test {metric}", lambda s: fmt(s.get("test_metric"))),
+        (f"baseline ({baseline_name})", lambda s: fmt(s.get("baseline"))),
+        ("grad norm mean / max", lambda s: f"{fmt(s.get('grad_norm_mean'), 3)} / {fmt(s.get('grad_norm_max'), 3)}"),
+        ("clipped batches", lambda s: f"{s['clip_rate']:.0%}" if s.get("clip_rate") else "–"),
+        ("epochs", lambda s: fmt(s.get("epochs"))),
+        ("seconds", lambda s: fmt(s.get("seconds"), 3)),
+        ("val loss per epoch", lambda s: sparkline(s.get("val_losses", []))),
+    ]
+    extras = sorted({k for s in summaries for k in s if k.startswith("test_") and k not in ("test_metric", "test_loss")})
+    rows[5:5] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
+    for label, value in rows:
+        table.add_row(label, *(value(s) for s in summaries))
     return table
 
 

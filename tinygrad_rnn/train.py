@@ -127,6 +127,11 @@ class Trainer:
 
     # ---- epochs ---------------------------------------------------------------------------------------
     def fit(self):
+        # overflow on the way to a NaN is reported once, by the DivergedError below, not as warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._fit()
+
+    def _fit(self):
         train = self.dataset.splits()["train"]
         for self.epoch in range(1, self.epochs + 1):
             started = time.perf_counter()
