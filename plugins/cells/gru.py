@@ -66,5 +66,17 @@ class GRU(Module):
                                        mask, self.variant)
         return outputs, (h,)
 
+    # tinygrad_rnn.interop copies weights to and from torch.nn.GRU (the "pytorch" variant only)
+    torch_equivalent = "GRU"
+
+    @staticmethod
+    def options_from_torch(module):
+        return {}
+
+    def torch_options(self):
+        if self.variant != "pytorch":
+            raise ConfigError(f"torch.nn.GRU is the 'pytorch' variant, not {self.variant!r}")
+        return {}
+
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, variant={self.variant!r}"

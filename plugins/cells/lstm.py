@@ -62,5 +62,15 @@ class LSTM(Module):
                                            mask)
         return outputs, (h, c)
 
+    # tinygrad_rnn.interop copies weights to and from torch.nn.LSTM
+    torch_equivalent = "LSTM"
+
+    @staticmethod
+    def options_from_torch(module):
+        return {}
+
+    def torch_options(self):
+        return {}
+
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, forget_bias={self.forget_bias}"

@@ -57,5 +57,17 @@ class RNN(Module):
                                        mask, self.nonlinearity)
         return outputs, (h,)
 
+    # tinygrad_rnn.interop copies weights to and from torch.nn.RNN (which has tanh and relu only)
+    torch_equivalent = "RNN"
+
+    @staticmethod
+    def options_from_torch(module):
+        return {"nonlinearity": module.nonlinearity}
+
+    def torch_options(self):
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ConfigError(f"torch.nn.RNN has no nonlinearity {self.nonlinearity!r}; it has tanh and relu")
+        return {"nonlinearity": self.nonlinearity}
+
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"

@@ -7,3 +7,9 @@ __all__ = ["Module", "Linear", "Embedding", "Dropout", "Sequential", "dropout_ma
 from .recurrent import Recurrent, unroll  # noqa: E402
 
 __all__ += ["Recurrent", "unroll"]
+
+from . import init  # noqa: E402
+from .batchnorm import BatchNorm1d, BatchNormOverTime  # noqa: E402
+from .clip import clip_grad_norm, clip_grad_value  # noqa: E402
+
+__all__ += ["init", "BatchNorm1d", "BatchNormOverTime", "clip_grad_norm", "clip_grad_value"]
