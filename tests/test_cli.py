@@ -124,7 +124,7 @@ def test_forecast_generates_from_data_and_from_zeros(tmp_path):
     (["--cell", "gru", "--data", "sine", "--optimizer", "adan"], "did you mean 'adam'"),
     (["--cell", "gru", "--data", "sine:frequency"], "bare values"),
     (["--cell", "gru", "--data", "adding:Q=3"], "unknown option 'Q'"),
-    (["--cell", "gru", "--data", "sine", "--reg", "clip:1.0,mode"], "malformed"),
+    (["--cell", "gru", "--data", "sine", "--reg", "clip:threshold="], "malformed"),
     (["--cell", "gru", "--data", "sine", "--reg", "clip:mode=sideways"], "valid modes"),
     (["--cell", "gru", "--data", "sine", "--hidden", "-3"], "hidden must be a positive integer"),
     (["--cell", "gru", "--data", "sine", "--epochs", "0"], "epochs must be a positive integer"),

@@ -287,7 +287,8 @@ def list_runs(ctx, runs_dir, sweep, as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"Runs in {store.root}", title_justify="left")
-    for column in ("id", "cell", "data", "settings", "metric", "best val", "test", "status", "s"):
+    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
+    for column in ("cell", "data", "settings", "metric", "best val", "test", "status", "s"):
         table.add_column(column)
     for r in rows:
         table.add_row(r["id"], r["cell"], r["data"], r["settings"], r["metric"] or "", fmt(r["val_metric"]),
@@ -393,6 +394,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
 # ---- subcommands kept in their own files register themselves on `cli` when imported ----------------
 # (one import line per file here)
 from . import cli_sweep  # noqa: E402,F401  (rnnrun sweep)
+from . import cli_text  # noqa: E402,F401  (rnnrun sample)
 
 
 # ---- the entry point ---------------------------------------------------------------------------------

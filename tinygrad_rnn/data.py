@@ -56,6 +56,7 @@ class Dataset:
     higher_is_better = False       # for the metric (loss is always lower-is-better)
     baseline_name = "baseline"     # what `baseline` computes, e.g. "persistence", "majority class"
     forecastable = False           # True for time series whose y is the next step of x (see below)
+    synthetic = False              # True when the data is generated from the seed (a new seed, new data)
     # True for one long stream cut into consecutive chunks (character language models): the train
     # split's rows [b*streams:(b+1)*streams] are chunk b of `streams` parallel streams, so row j of
     # each batch continues row j of the batch before; the trainer then keeps that order (no
@@ -100,6 +101,8 @@ class Dataset:
 
         `source="data"` takes the last real window before the test targets and the true continuation;
         `source="zeros"` starts from an all-zero window (no truth). Only for forecastable datasets.
+        Where the record ends before `steps`, the truth's missing rows are NaN (it is always (K, D)).
+        A dataset may set `forecast_steps`, the K its forecast plot uses when none is asked for.
         """
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
                           "time series: it cannot forecast")

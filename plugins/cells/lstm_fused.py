@@ -1,0 +1,169 @@
+"""Fused LSTM: one `Function` per time step, and one for the whole sequence (the fast path).
+
+Same equations and gate order (i, f, g, o) as `plugins/cells/lstm.py` and torch.nn.LSTM:
+
+    i, f, o = sigmoid(W_i* x + b_i* + W_h* h + b_h*),   g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+
+How `LSTMSequence` is fast (see rnn_fused.py for the plan shared by all fused cells):
+
+  * Inside, the gates are stored in the order (o, i, f, g) as a (T, N, 4, H) array: the three sigmoid
+    gates are then one slice, and so are the three gates whose gradient is scaled by dc (i, f, g).
+  * sigmoid(a) = (1 + tanh(a / 2)) / 2; the /2 is folded into the weights once, so one tanh call
+    covers all four gates of a step.
+  * Backward: every factor of the chain rule that does not depend on the incoming gradient
+    (sigma', tanh', the other gate's value) is computed for all steps at once before the loop; the
+    loop then only scales by dh and dc and does one matmul per step.
+"""
+from tinygrad_rnn import Function
+from tinygrad_rnn.backend import array_module
+from tinygrad_rnn.ops import sigmoid_array
+
+from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
+
+INTERNAL = [3, 0, 1, 2]  # internal gate k is PyTorch's gate INTERNAL[k]: (o, i, f, g) from (i, f, g, o)
+BACK = [1, 2, 3, 0]      # and back again
+
+
+def reorder(w, H, order):
+    """Rows of a (4H, ...) weight, bias or gradient with its four gate blocks put in `order`."""
+    return w.reshape((4, H) + w.shape[1:])[order].reshape(w.shape)
+
+
+def sigmoid_halves(H, xp, dtype):
+    """(4H,) factors: 1/2 on the rows of the internal sigmoid gates (o, i, f), 1 on g."""
+    half = xp.full(4 * H, 0.5, dtype)
+    half[3 * H:] = 1
+    return half
+
+
+# ---- one step ---------------------------------------------------------------------------------------------
+class LSTMStep(Function):
+    """(h_new, c_new) = LSTM(x, (h, c)); the four gates come from one x-product and one h-product."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+        H = h.shape[1]
+        a = x @ weight_ih.T + h @ weight_hh.T
+        for b in (bias_ih, bias_hh):
+            if b is not None:
+                a += b
+        i, f, o = (sigmoid_array(a[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
+        g = array_module(a).tanh(a[:, 2 * H:3 * H])
+        c_new = f * c + i * g
+        tanh_c = array_module(c).tanh(c_new)
+        ctx.save_for_backward(x, h, c, weight_ih, weight_hh, i, f, g, o, tanh_c)
+        return o * tanh_c, c_new
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c):
+        x, h, c, weight_ih, weight_hh, i, f, g, o, tanh_c = ctx.saved_tensors
+        dc = grad_c + grad_h * o * (1 - tanh_c * tanh_c)
+        da = array_module(x).concatenate([dc * g * i * (1 - i),            # input gate
+                                          dc * c * f * (1 - f),            # forget gate
+                                          dc * i * (1 - g * g),            # candidate
+                                          grad_h * tanh_c * o * (1 - o)],  # output gate
+                                         axis=1)
+        db = da.sum(axis=0)
+        return da @ weight_ih, da @ weight_hh, dc * f, da.T @ x, da.T @ h, db, db
+
+
+# ---- the whole sequence ---------------------------------------------------------------------------------
+class LSTMSequence(Function):
+    """LSTMSequence.apply(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask)
+    → (outputs (N, T, H), h_last, c_last). Where mask[n, t] = 0 the state is kept and the output is 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask=None):
+        xp, dtype = array_module(weight_hh), weight_hh.dtype
+        (N, T, _), H = x.shape, weight_hh.shape[1]
+        X = time_major(x, dtype)
+        m, keep = step_masks(mask, dtype)
+        half = sigmoid_halves(H, xp, dtype)
+        W_ih = reorder(weight_ih, H, INTERNAL) * half[:, None]
+        W_hh_T = xp.ascontiguousarray((reorder(weight_hh, H, INTERNAL) * half[:, None]).T)
+        bias = _sum(bias_ih, bias_hh)
+        bias = None if bias is None else reorder(bias, H, INTERNAL) * half
+        A = project(X, W_ih, bias, xp.empty((T, N, 4, H), dtype))  # becomes the gate values in place
+        S, C = xp.empty((T + 1, N, H), dtype), xp.empty((T + 1, N, H), dtype)  # h_0..h_T and c_0..c_T
+        S[0], C[0] = initial(h0, (N, H), xp, dtype), initial(c0, (N, H), xp, dtype)
+        # Without a mask the candidates are the new states, so they are written straight into S and C.
+        Hc, Cc = (S[1:], C[1:]) if m is None else (xp.empty((T, N, H), dtype), xp.empty((T, N, H), dtype))
+        hw, ig, tc = xp.empty((N, 4 * H), dtype), xp.empty((N, H), dtype), xp.empty((N, H), dtype)
+        for t in range(T):
+            a = A[t]
+            xp.matmul(S[t], W_hh_T, out=hw)
+            a += hw.reshape(N, 4, H)
+            xp.tanh(a, out=a)
+            sig = a[:, :3]
+            sig *= 0.5
+            sig += 0.5
+            o, i, f, g = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+            xp.multiply(f, C[t], out=Cc[t])
+            xp.multiply(i, g, out=ig)
+            Cc[t] += ig
+            xp.tanh(Cc[t], out=tc)
+            xp.multiply(o, tc, out=Hc[t])
+            if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
+                xp.multiply(Hc[t], m[t], out=S[t + 1])
+                S[t + 1] += keep[t] * S[t]
+                xp.multiply(Cc[t], m[t], out=C[t + 1])
+                C[t + 1] += keep[t] * C[t]
+        ctx.save_for_backward(X, A, S, C, Cc, weight_ih, weight_hh, m, keep)  # tanh(c) is recomputed
+        ctx.inputs = x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh
+        outputs = batch_first(Hc if m is None else Hc * m)
+        return outputs.astype(x.dtype, copy=False), S[T].astype(x.dtype), C[T].astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_outputs, grad_h_last, grad_c_last):
+        X, A, S, C, Cc, weight_ih, weight_hh, m, keep = ctx.saved_tensors
+        xp, dtype = array_module(S), S.dtype
+        T, N, _, H = A.shape
+        G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
+        o, i, f, g = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
+        # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
+        dA = xp.empty_like(A)
+        xp.subtract(1, A[:, :, :3], out=dA[:, :, :3])
+        dA[:, :, :3] *= A[:, :, :3]              # sigma' = s (1 - s) for o, i, f
+        xp.multiply(g, g, out=dA[:, :, 3])
+        xp.subtract(1, dA[:, :, 3], out=dA[:, :, 3])  # tanh' = 1 - g^2
+        E = xp.tanh(Cc)                          # tanh(c_t): recomputing it is cheaper than keeping it
+        dA[:, :, 0] *= E                         # do  = dh * tanh(c)
+        dA[:, :, 1] *= g                         # di  = dc * g
+        dA[:, :, 2] *= C[:-1]                    # df  = dc * c_{t-1}
+        dA[:, :, 3] *= i                         # dg  = dc * i
+        E *= E
+        xp.subtract(1, E, out=E)
+        E *= o                                   # dc += dh * o * tanh'(c)
+        dA2 = dA.reshape(T, N, 4 * H)            # the same memory, as the matmul sees it
+        W_hh = reorder(weight_hh, H, INTERNAL)
+        dh = grad_h_last.astype(dtype, copy=True)
+        dc = grad_c_last.astype(dtype, copy=True)
+        tmp = xp.empty((N, H), dtype)
+        for t in range(T - 1, -1, -1):
+            if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
+                passed_h, passed_c = keep[t] * dh, keep[t] * dc
+                dh += G[t]
+                dh *= m[t]
+                dc *= m[t]
+            else:
+                dh += G[t]
+            dA[t, :, 0] *= dh
+            xp.multiply(dh, E[t], out=tmp)
+            dc += tmp
+            dA[t, :, 1:] *= dc[:, None, :]
+            dc *= f[t]
+            xp.matmul(dA2[t], W_hh, out=dh)
+            if m is not None:
+                dh += passed_h
+                dc += passed_c
+        need = ctx.needs_input_grad
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh = ctx.inputs
+        W_ih = reorder(weight_ih, H, INTERNAL)
+        dx = batch_first((dA2.reshape(T * N, 4 * H) @ W_ih).reshape(X.shape)) if need[0] else None
+        dw_ih = reorder(weight_grads(dA2, X), H, BACK) if need[3] else None
+        dw_hh = reorder(weight_grads(dA2, S[:-1]), H, BACK) if need[4] else None
+        db = reorder(bias_grad(dA2), H, BACK) if need[5] or need[6] else None
+        return (cast(dx, x), cast(dh, h0), cast(dc, c0), cast(dw_ih, w_ih), cast(dw_hh, w_hh),
+                cast(db, b_ih), cast(db, b_hh), None)

@@ -1,0 +1,83 @@
+"""Yearly mean sunspot numbers, 1700–2008: forecast next year's from the last `window` years.
+
+Source: the yearly sunspot record as shipped by statsmodels (`statsmodels.datasets.sunspots`),
+from the SILSO / NGDC record (public domain), 309 rows, in `data/sunspots_yearly_1700_2008.csv`.
+
+The ~11-year cycle with varying amplitude is a classic test of nonlinear forecasting.
+
+    z_i = (s_i − μ) / σ,    μ, σ from the training years only
+    x = z_{i−window} ... z_{i−1}  (window, 1),    y = z_i  (1,)
+
+Windows are split by the year of their target: the last `test_years` targets are the test split,
+the `val_years` before them validation, the rest training. The metric is RMSE in sunspot numbers;
+the baseline is persistence (next year equals this year).
+"""
+from pathlib import Path
+
+import numpy as np
+
+from tinygrad_rnn import ConfigError, register_dataset
+from tinygrad_rnn.data import Dataset, Split, rmse
+
+DATA = Path(__file__).with_name("data") / "sunspots_yearly_1700_2008.csv"
+
+
+@register_dataset("sunspots")
+class Sunspots(Dataset):
+    """Yearly sunspot numbers 1700–2008 (SILSO, via statsmodels): next-year forecast."""
+
+    kind, problem = "seq2vec", "regression"
+    metric_name, higher_is_better = "rmse", False
+    baseline_name = "persistence"
+    forecastable = True
+    forecast_steps = 40
+    defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
+
+    def __init__(self, seed=0, window=20, test_years=40, val_years=40):
+        super().__init__(seed)
+        if not isinstance(window, int) or not 2 <= window <= 100:
+            raise ConfigError(f"sunspots option window must be an integer from 2 to 100 years, got {window!r}")
+        for name, value in (("test_years", test_years), ("val_years", val_years)):
+            if not isinstance(value, int) or not 1 <= value <= 80:
+                raise ConfigError(f"sunspots option {name} must be an integer from 1 to 80, got {value!r}")
+        self.window, self.test_years, self.val_years = window, test_years, val_years
+        self.input_size = self.output_size = 1
+
+    def _raw_series(self):
+        """(309,) sunspot numbers; the last `test_years` values are the test targets."""
+        return np.loadtxt(DATA, delimiter=",", skiprows=1, usecols=1, dtype=np.float64)
+
+    def make_splits(self):
+        spots = self._raw_series()
+        test_start = len(spots) - self.test_years
+        val_start = test_start - self.val_years
+        self.normalizer = (spots[:val_start].mean(), spots[:val_start].std())
+        z = ((spots - self.normalizer[0]) / self.normalizer[1]).astype(np.float32)
+        self._z, self.test_start = z, test_start
+        targets = np.arange(self.window, len(z))
+        x = np.stack([z[i - self.window:i] for i in targets])[:, :, None]
+        y = z[targets][:, None]
+        split = Split(x, y)
+        return {"train": split.subset(targets < val_start),
+                "val": split.subset((targets >= val_start) & (targets < test_start)),
+                "test": split.subset(targets >= test_start)}
+
+    def denormalize(self, y):
+        mean, std = self.normalizer
+        return np.asarray(y, np.float64) * std + mean
+
+    def baseline(self, split):
+        return rmse(self.denormalize(split.x[:, -1]), self.denormalize(split.y))
+
+    def forecast_start(self, source="data", steps=None):
+        steps = steps or self.forecast_steps
+        if source not in ("data", "zeros"):
+            raise ConfigError(f"forecast source must be 'data' or 'zeros', got {source!r}")
+        if source == "zeros":
+            return np.zeros((self.window, 1), np.float32), None
+        self.splits()
+        z, start = self._z, self.test_start
+        truth = np.full((steps, 1), np.nan, np.float32)   # NaN past 2008
+        known = z[start:start + steps]
+        truth[:len(known), 0] = known
+        return z[start - self.window:start, None], truth

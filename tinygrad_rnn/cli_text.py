@@ -1,0 +1,66 @@
+"""`rnnrun sample RUN`: write text with a trained character-level language model (a `text` run).
+
+    rnnrun --cell lstm --data text --layers 2 --reg tbptt:k=100
+    rnnrun sample last --prompt 'ROMEO:' --length 500 --temperature 0.8 --seed 1
+"""
+import sys
+
+import click
+
+from .cli import cli, runs_dir_option, store_for
+from .errors import ConfigError
+from .registry import datasets
+
+
+@cli.command("sample")
+@click.argument("run_id", metavar="RUN")
+@click.option("--prompt", default="\n", show_default="a newline",
+              help="Text read first to warm the state up (printed, then continued); in a shell, "
+                   "$'ROMEO:\\n' passes a newline.")
+@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0),
+              help="Characters to generate.")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0),
+              help="Sharpness of the sampling: 0 is greedy (argmax), 1 the model's own distribution.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sampling: same seed, same text.")
+@runs_dir_option
+@click.pass_context
+def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
+    """Generate text from a trained `text` run (RUN: id, id prefix, path or 'last'), printed as it comes."""
+    from .experiment import build
+    from .sample import is_text_dataset, sample
+    run = store_for(ctx, runs_dir).get(run_id)
+    config = run.config()
+    config.pop("meta", None)
+    if not _is_text(config.get("data")):
+        raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, not a character-level text "
+                          f"dataset; sample needs a run on one of: {', '.join(_text_datasets()) or 'none'}")
+    dataset, model, _ = build(config)
+    if not is_text_dataset(dataset):  # a plugin that declares itself text-like but is not
+        raise ConfigError(f"dataset {config['data']!r} of run {run.id} has no vocabulary to sample from")
+    try:
+        weights = run.weights()
+    except FileNotFoundError:
+        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish") from None
+    model.load_state_dict(weights)
+    dataset.encode(prompt)  # an unknown prompt character fails here, before anything is printed
+
+    def echo(text):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    echo(prompt)
+    sample(model, dataset, prompt=prompt, length=length, temperature=temperature, seed=seed, on_char=echo)
+    echo("\n")
+
+
+def _text_datasets():
+    return [n for n in datasets.names() if _is_text(n)]
+
+
+def _is_text(name):
+    """Whether dataset `name` is a character language model (known from its class, without building it)."""
+    if name not in datasets:
+        return False
+    cls = datasets.get(name)
+    return cls.kind == "seq2seq" and cls.problem == "classification" and hasattr(cls, "encode") \
+        and hasattr(cls, "decode")
