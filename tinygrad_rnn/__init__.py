@@ -1,28 +1,24 @@
 """tinygrad_rnn: a small tensor autograd engine on NumPy (CuPy on a GPU), and recurrent nets on it.
 
-The public API that users and plugins write against lives here, in `tinygrad_rnn.nn` and in
-`tinygrad_rnn.registry`.
+The public API that users and plugins write against lives here, in `tinygrad_rnn.nn`,
+`tinygrad_rnn.registry`, `tinygrad_rnn.data` (datasets) and `tinygrad_rnn.optim` (optimisers).
 """
 from . import ops  # noqa: F401  (attaches the arithmetic to Tensor)
-from .backend import get_backend, set_backend
+from .backend import array_module, get_backend, set_backend
 from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)
 from .function import Function, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
+from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
+from .registry import load_plugin, register_cell, register_dataset, register_optimizer, register_regulariser
+from .regulariser import Regulariser
 from .tensor import Tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "set_backend",
-           "get_backend", "manual_seed", "TinygradRNNError", "ShapeError", "BackendError", "GraphError",
-           "UnknownPluginError", "PluginError", "ConfigError", "DivergedError", "__version__"]
-
-from .registry import (load_plugin, register_cell, register_dataset, register_optimizer,  # noqa: E402
-                       register_regulariser)
-
-__all__ += ["load_plugin", "register_cell", "register_dataset", "register_optimizer", "register_regulariser"]
-
-from .regulariser import Regulariser  # noqa: E402
-
-__all__ += ["Regulariser"]
+__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "array_module", "sigmoid_array",
+           "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
+           "register_dataset", "register_optimizer", "register_regulariser", "Regulariser",
+           "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
+           "ConfigError", "DivergedError", "__version__"]

@@ -11,9 +11,7 @@ the incoming gradient computed for all steps before the loop. For the "pytorch" 
 them: each gate's gradient is dh times a known factor, so a backward step is two scalings and a matmul.
 "Cho" needs two matmuls per step both ways, because r acts before W_hn.
 """
-from tinygrad_rnn import ConfigError, Function
-from tinygrad_rnn.backend import array_module
-from tinygrad_rnn.ops import sigmoid_array
+from tinygrad_rnn import ConfigError, Function, array_module, sigmoid_array
 
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 

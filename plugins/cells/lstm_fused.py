@@ -15,9 +15,7 @@ How `LSTMSequence` is fast (see rnn_fused.py for the plan shared by all fused ce
     (sigma', tanh', the other gate's value) is computed for all steps at once before the loop; the
     loop then only scales by dh and dc and does one matmul per step.
 """
-from tinygrad_rnn import Function
-from tinygrad_rnn.backend import array_module
-from tinygrad_rnn.ops import sigmoid_array
+from tinygrad_rnn import Function, array_module, sigmoid_array
 
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 

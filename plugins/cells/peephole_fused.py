@@ -14,9 +14,7 @@ after the other three. Backward folds every peephole path into two per-step fact
 loop: dc_t gets dh * E (through tanh(c) and through w_co into o) and passes dc * K back to c_{t-1}
 (through f, and through w_ci, w_cf into i and f).
 """
-from tinygrad_rnn import Function
-from tinygrad_rnn.backend import array_module
-from tinygrad_rnn.ops import sigmoid_array
+from tinygrad_rnn import Function, array_module, sigmoid_array
 
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 

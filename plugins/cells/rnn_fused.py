@@ -15,9 +15,7 @@ What makes `RNNSequence` fast (the LSTM, GRU and peephole files follow the same 
 
 The helpers at the top are shared by the other *_fused.py files.
 """
-from tinygrad_rnn import Function
-from tinygrad_rnn.backend import array_module
-from tinygrad_rnn.ops import sigmoid_array  # noqa: F401  (re-exported for the other fused cells)
+from tinygrad_rnn import Function, array_module, sigmoid_array  # noqa: F401  (sigmoid_array: shared)
 
 LEAKY_SLOPE, ELU_ALPHA = 0.01, 1.0  # Tensor.leaky_relu's and Tensor.elu's defaults
 
