@@ -76,6 +76,13 @@ def test_flags_override_the_config_file(tmp_path):
     assert json.loads(result.stdout)["cell"] == "rnn"
 
 
+def test_a_cosine_schedule_anneals_the_learning_rate_per_epoch(tmp_path):
+    doc = quick_run(tmp_path, "--epochs", "3", "--lr", "0.01", "--schedule", "cosine")
+    show = json.loads(rnnrun("show", doc["run_dir"], "--json").stdout)
+    lrs = [row["lr"] for row in show["metrics"]]
+    assert lrs[0] == 0.01 and lrs[0] > lrs[1] > lrs[2]
+
+
 def test_tables_show_the_results_and_a_model_summary(tmp_path):
     result = rnnrun("--cell", "lstm", "--data", "sine", "--epochs", "2", "--hidden", "4", runs_dir=tmp_path)
     assert result.exit_code == 0
@@ -133,6 +140,8 @@ def test_forecast_generates_from_data_and_from_zeros(tmp_path):
     (["--cell", "gru", "--data", "sine", "--plugin", "no_such_plugin.py"], "plugin file not found"),
     (["--cell", "gru", "--data", "sine", "--hidden", "many"], "not a valid integer"),
     (["show", "no-such-run"], "no run 'no-such-run'"),
+    (["--cell", "gru", "--data", "sine", "--schedule", "linear"], "valid schedules: step, cosine"),
+    (["--cell", "gru", "--data", "sine", "--schedule", "step"], "needs step_size"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, args, fragment):
     result = CliRunner().invoke(cli, args + ["--runs-dir", str(tmp_path)])

@@ -66,6 +66,9 @@ def config_from_flags(config_file, **flags):
     optimizer = flags.pop("optimizer")
     if optimizer:
         config["optimizer"], config["optimizer_options"] = with_spec(optimizer, "optimizer")
+    schedule = flags.pop("schedule")
+    if schedule:
+        config["schedule"], config["schedule_options"] = with_spec(schedule, "schedule")
     regs = flags.pop("reg")
     if regs:
         config["regularisers"] = []
@@ -114,6 +117,8 @@ class RnnrunGroup(click.Group):
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
               help="Regulariser, repeatable: --reg clip:1.0 --reg tbptt:k=25 --reg xavier --reg batchnorm.")
 @click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam), e.g. sgd:momentum=0.9.")
+@click.option("--schedule", metavar="NAME[:k=v]",
+              help="Learning-rate schedule per epoch: cosine (over all epochs) or step:step_size=10,gamma=0.5.")
 @click.option("--hidden", type=int, help="Hidden units per layer and direction (default: the dataset's).")
 @click.option("--layers", type=int, help="Stacked recurrent layers (default 1).")
 @click.option("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
@@ -133,7 +138,7 @@ class RnnrunGroup(click.Group):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
-def cli(ctx, cell, data, reg, optimizer, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
+def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
         fused, plugins, config_file, runs_dir, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
@@ -152,7 +157,7 @@ def cli(ctx, cell, data, reg, optimizer, hidden, layers, bidirectional, epochs, 
         click.echo(ctx.get_help())
         return
     from .experiment import resolve
-    base = config_from_flags(config_file, data=data, optimizer=optimizer, reg=reg, hidden=hidden,
+    base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, backend=backend, fused=fused)
     specs = split_names(cell) if cell else [base.get("cell")]
@@ -321,8 +326,10 @@ def show(ctx, run_id, runs_dir, as_json):
     flat = {k: v for k, v in config.items() if k != "meta"}
     out.print(dict_table(f"Run {run.id}: config", flat))
     if metrics:
-        columns = [c for c in ("epoch", "train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max",
-                               "clipped_rate", "lr", "seconds") if c in metrics[0]]
+        labels = {"epoch": "epoch", "train_loss": "train loss", "val_loss": "val loss",
+                  "val_metric": f"val {summary.get('metric', 'metric')}", "grad_norm_mean": "grad mean",
+                  "grad_norm_max": "grad max", "clipped_rate": "clipped", "lr": "lr", "seconds": "s"}
+        columns = {c: label for c, label in labels.items() if c in metrics[0]}
         out.print(rows_table("Per-epoch metrics", metrics, columns))
     out.print(dict_table("Results", {k: v for k, v in summary.items() if k != "val_losses"}))
 

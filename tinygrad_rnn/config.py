@@ -8,6 +8,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     hidden = 64   layers = 1   bidirectional = false
     epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
     optimizer = "adam"           optimizer_options = {}
+    schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
 
 Specs on the command line: `adding:T=200`, `clip:1.0` (a bare value fills the first option),
@@ -21,7 +22,8 @@ from .registry import plugin_options
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
         "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": "adam",
-        "optimizer_options": {}, "regularisers": [], "seed": 0, "backend": "numpy", "fused": True}
+        "optimizer_options": {}, "schedule": None, "schedule_options": {}, "regularisers": [], "seed": 0,
+        "backend": "numpy", "fused": True}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")
 
 

@@ -12,6 +12,7 @@ from . import random as _random
 from .config import BASE, FROM_DATASET, check_options, construct, validate
 from .errors import ConfigError, DivergedError
 from .models import SequenceModel
+from .optim import SCHEDULES, check_schedule
 from .registry import cells, datasets, optimizers, regularisers
 from .train import Trainer
 
@@ -29,6 +30,10 @@ def resolve(config):
     full["cell_options"] = check_options(cells.get(full["cell"]), "cell", full["cell"], [], full["cell_options"])
     full["optimizer_options"] = check_options(optimizers.get(full["optimizer"]), "optimizer", full["optimizer"],
                                               [], full["optimizer_options"])
+    if full["schedule"]:
+        check_schedule(full["schedule"], full["schedule_options"])
+        full["schedule_options"] = check_options(SCHEDULES[full["schedule"]], "schedule", full["schedule"], [],
+                                                 full["schedule_options"])
     regs = []
     for reg in full["regularisers"]:
         name, options = reg["name"], reg.get("options", {})
@@ -81,6 +86,7 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
         trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],
                           optimizer_options=config["optimizer_options"], regularisers=regs,
                           epochs=config["epochs"], batch_size=config["batch_size"],
+                          schedule=config.get("schedule"), schedule_options=config.get("schedule_options"),
                           on_epoch=epoch_done, on_batch=on_batch)
         if on_start:
             on_start(run, dataset, model)

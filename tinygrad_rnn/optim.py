@@ -147,3 +147,29 @@ class CosineAnnealingLR(LRScheduler):
 
     def lr_at(self, epoch):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+# The schedules the runner offers as `--schedule NAME[:k=v]` (stepped once per epoch).
+SCHEDULES = {"step": StepLR, "cosine": CosineAnnealingLR}
+
+
+def check_schedule(name, options=None):
+    """Raise ConfigError unless `name` is a schedule and `options` give what it needs."""
+    from .errors import ConfigError
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}; valid schedules: {', '.join(SCHEDULES)}")
+    if name == "step" and "step_size" not in (options or {}):
+        raise ConfigError("schedule 'step' needs step_size, e.g. --schedule step:step_size=10,gamma=0.5")
+
+
+def make_schedule(optimizer, name, options=None, epochs=None):
+    """Attach schedule `name` to `optimizer`; cosine anneals over all `epochs` unless T_max is given."""
+    from .errors import ConfigError
+    check_schedule(name, options)
+    options = dict(options or {})
+    if name == "cosine":
+        options.setdefault("T_max", epochs)
+    try:
+        return SCHEDULES[name](optimizer, **options)
+    except TypeError as e:
+        raise ConfigError(f"schedule {name!r}: {e}") from None

@@ -84,7 +84,7 @@ class Registry:
         return iter(self.names())
 
 
-def plugin_options(cls, skip=("self", "input_size", "hidden_size", "params", "lr", "seed")):
+def plugin_options(cls, skip=("self", "input_size", "hidden_size", "params", "optimizer", "lr", "seed")):
     """Keyword options of a class's __init__ and their defaults (what `rnnrun list` shows)."""
     try:
         sig = inspect.signature(cls.__init__)

@@ -100,11 +100,11 @@ def dict_table(title, mapping):
 
 
 def rows_table(title, rows, columns=None):
-    """A table from a list of dicts (e.g. metrics.csv rows)."""
+    """A table from a list of dicts (e.g. metrics.csv rows); `columns` maps keys to headers."""
     table = Table(title=title, title_justify="left")
-    columns = columns or (list(rows[0]) if rows else [])
-    for c in columns:
-        table.add_column(c, justify="right")
+    columns = columns or {c: c for c in (rows[0] if rows else [])}
+    for header in columns.values():
+        table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*(fmt(row.get(c)) for c in columns))
     return table

@@ -18,6 +18,7 @@ from .data import step_mask
 from .errors import ConfigError, DivergedError
 from .function import no_grad
 from .losses import cross_entropy, mse
+from .optim import make_schedule
 from .registry import optimizers
 from .tensor import Tensor
 
@@ -26,7 +27,8 @@ DIVERGED_HINT = "lower the learning rate (--lr), clip gradients (--reg clip:1.0)
 
 class Trainer:
     def __init__(self, model, dataset, optimizer="adam", lr=1e-2, optimizer_options=None, regularisers=(),
-                 epochs=20, batch_size=32, patience=None, on_epoch=None, on_batch=None):
+                 epochs=20, batch_size=32, patience=None, on_epoch=None, on_batch=None, schedule=None,
+                 schedule_options=None):
         if epochs < 1 or batch_size < 1:
             raise ConfigError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
         self.model, self.dataset = model, dataset
@@ -48,6 +50,8 @@ class Trainer:
             self.optimizer = optimizer(model.parameters())
         else:
             self.optimizer = optimizers.get(optimizer)(model.parameters(), lr=lr, **(optimizer_options or {}))
+        if schedule:
+            make_schedule(self.optimizer, schedule, schedule_options, epochs)
         for r in self.regularisers:
             r.on_optimizer_built(self)
 
