@@ -1,7 +1,20 @@
 """Small datasets and builders shared by the trainer, regulariser and CLI tests."""
 import numpy as np
 
+from tinygrad_rnn import registry
 from tinygrad_rnn.data import Dataset, Split
+
+# Options that make each built-in dataset small enough for a test (only those a dataset has are used).
+SMALL = {"sine": {"n_train": 40}, "adding": {"T": 10, "n_train": 40}, "copy": {"T": 6, "n_train": 40},
+         "agreement": {"T": 8, "n_train": 40}, "sentiment": {"n_train": 40}, "addition": {"n_train": 40},
+         "tagging": {"T": 10, "n_train": 40}, "captions": {"n_train": 40}, "trajectory": {"n_train": 40},
+         "stock": {"T": 10, "days": 400}, "heartbeat": {"n_train": 40}, "text": {"T": 20, "chars": 20_000}}
+
+
+def small_spec(name):
+    """'adding:T=10,n_train=40': the dataset at test size, as the command line takes it."""
+    options = {k: v for k, v in SMALL.get(name, {}).items() if k in registry.datasets.options(name)}
+    return name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
 
 
 class EchoDataset(Dataset):

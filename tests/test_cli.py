@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from tinygrad_rnn import registry
 from tinygrad_rnn.cli import cli
 
+from helpers import small_spec
+
 RNNRUN = shutil.which("rnnrun") or os.path.join(os.path.dirname(sys.executable), "rnnrun")
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
@@ -264,7 +266,8 @@ def test_ctrl_c_keeps_config_metrics_and_weights_and_exits_130(tmp_path):
 @pytest.mark.parametrize("data", sorted(registry.datasets.names()))
 def test_every_cell_trains_on_every_dataset_for_one_epoch(tmp_path, data):
     cells = ",".join(registry.cells.names())
-    result = rnnrun("--cell", cells, "--data", data, "--epochs", "1", "--hidden", "4", "--json", runs_dir=tmp_path)
+    result = rnnrun("--cell", cells, "--data", small_spec(data), "--epochs", "1", "--hidden", "4", "--json",
+                    runs_dir=tmp_path)
     assert result.exit_code == 0, result.stderr
     docs = json.loads(result.stdout)
     docs = docs if isinstance(docs, list) else [docs]
