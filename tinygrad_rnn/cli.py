@@ -60,16 +60,16 @@ def config_from_flags(config_file, **flags):
     if config_file:
         config = load_toml(config_file)
         config.pop("meta", None)
-    data = flags.pop("data")
+    data = flags.pop("data", None)
     if data:
         config["data"], config["data_options"] = with_spec(data, "dataset")
-    optimizer = flags.pop("optimizer")
+    optimizer = flags.pop("optimizer", None)
     if optimizer:
         config["optimizer"], config["optimizer_options"] = with_spec(optimizer, "optimizer")
-    schedule = flags.pop("schedule")
+    schedule = flags.pop("schedule", None)
     if schedule:
         config["schedule"], config["schedule_options"] = with_spec(schedule, "schedule")
-    regs = flags.pop("reg")
+    regs = flags.pop("reg", None)
     if regs:
         config["regularisers"] = []
         for spec in regs:
@@ -402,6 +402,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
 # (one import line per file here)
 from . import cli_sweep  # noqa: E402,F401  (rnnrun sweep)
 from . import cli_text  # noqa: E402,F401  (rnnrun sample)
+from . import cli_teach  # noqa: E402,F401  (rnnrun gradcheck, vanish, graph)
 
 
 # ---- the entry point ---------------------------------------------------------------------------------

@@ -36,12 +36,12 @@ def atomic_write(path, data, mode="w"):
         raise
 
 
-def _clean(value):
+def plain(value):
     """TOML has no None and no NumPy scalars: drop the former, convert the latter."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if v is not None}
+        return {k: plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -59,7 +59,7 @@ class Run:
         return os.path.join(self.path, name)
 
     def write_config(self, config):
-        atomic_write(self.file("config.toml"), tomli_w.dumps(_clean(config)))
+        atomic_write(self.file("config.toml"), tomli_w.dumps(plain(config)))
 
     def append_metrics(self, row):
         """Append one epoch's row to metrics.csv (header on the first), flushed to disk at once."""
@@ -74,7 +74,7 @@ class Run:
             os.fsync(f.fileno())
 
     def write_summary(self, summary):
-        atomic_write(self.file("summary.json"), json.dumps(_clean(summary), indent=2) + "\n")
+        atomic_write(self.file("summary.json"), json.dumps(plain(summary), indent=2) + "\n")
 
     def save_weights(self, state):
         buffer = io.BytesIO()
@@ -115,7 +115,7 @@ class RunStore:
     def create(self, cell, data, group=None):
         """A new, uniquely named run folder: <timestamp>-<cell>-<data>[-n]."""
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = os.path.join(self.root, group or "", f"{stamp}-{_slug(cell)}-{_slug(data)}")
+        base = os.path.join(self.root, group or "", f"{stamp}-{slug(cell)}-{slug(data)}")
         os.makedirs(os.path.dirname(base), exist_ok=True)
         path, n = base, 1
         while True:
@@ -152,7 +152,7 @@ class RunStore:
         raise ConfigError(f"run id {run_id!r} is ambiguous: {', '.join(r.id for r in matches[:5])}")
 
 
-def _slug(text):
+def slug(text):
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in str(text))[:40]
 
 

@@ -33,7 +33,7 @@ from . import __version__
 from .config import load_toml, parse_spec, split_names
 from .errors import ConfigError, TinygradRNNError
 from .registry import load_plugin
-from .runs import Run, RunStore, atomic_write
+from .runs import Run, RunStore, atomic_write, plain, slug
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -184,18 +184,7 @@ def configuration_key(config):
 
 
 def _digest(value):
-    return hashlib.sha1(json.dumps(_plain(value), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _plain(value):
-    """JSON/TOML-ready: no None (TOML has none), lists for tuples, Python numbers for NumPy scalars."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return hashlib.sha1(json.dumps(plain(value), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def label(settings):
@@ -219,7 +208,7 @@ class Sweep:
         return load_toml(self.file("sweep.toml"))
 
     def write_definition(self, definition):
-        atomic_write(self.file("sweep.toml"), tomli_w.dumps(_plain(definition)))
+        atomic_write(self.file("sweep.toml"), tomli_w.dumps(plain(definition)))
 
     def summary(self):
         try:
@@ -229,7 +218,7 @@ class Sweep:
             return {}
 
     def write_summary(self, doc):
-        atomic_write(self.file("summary.json"), json.dumps(_plain(doc), indent=2) + "\n")
+        atomic_write(self.file("summary.json"), json.dumps(plain(doc), indent=2) + "\n")
 
     def runs(self):
         """Its trials' run folders (every attempt), oldest first."""
@@ -250,7 +239,7 @@ class Sweep:
 def create_sweep(root, name):
     """A new, uniquely named sweep folder <root>/sweeps/<timestamp>-<name>[-n]."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{_slug(name)}"
+    base = f"{stamp}-{slug(name)}"
     os.makedirs(os.path.join(root, SWEEPS), exist_ok=True)
     sweep_id, n = base, 1
     while True:
@@ -284,10 +273,6 @@ def find_sweep(root, sweep_id):
 def sweep_runs(store, sweep_id):
     """The run folders of a sweep's trials (for `rnnrun runs --sweep ID`)."""
     return find_sweep(store.root, sweep_id).runs()
-
-
-def _slug(text):
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in str(text))[:40]
 
 
 # ---- one trial, wherever it runs --------------------------------------------------------------------

@@ -14,7 +14,6 @@ import numpy as np
 
 from . import backend
 from . import random as _random
-from .data import step_mask
 from .errors import ConfigError, DivergedError
 from .function import no_grad
 from .losses import cross_entropy, mse
