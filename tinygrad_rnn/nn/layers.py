@@ -44,8 +44,9 @@ class Embedding(Module):
 
     def forward(self, ids):
         ids = ids.data if isinstance(ids, Tensor) else ids
-        return self.weight[backend.convert(np.asarray(ids) if not hasattr(ids, "dtype") else ids,
-                                           self.weight.backend).astype(np.int64)]
+        if not hasattr(ids, "dtype"):  # a list or a number
+            ids = np.asarray(ids)
+        return self.weight[backend.convert(ids, self.weight.backend).astype(np.int64)]
 
     def extra_repr(self):
         return f"{self.num_embeddings}, {self.embedding_dim}"
