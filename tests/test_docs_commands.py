@@ -1,0 +1,206 @@
+"""Every command in README.md and docs/*.md runs, in order, as a user would copy it.
+
+Commands are the lines starting with `rnnrun ` or `$ rnnrun ` inside fenced ```bash and ```console
+blocks (a trailing backslash continues a line; `# ...` comments are dropped). Each document runs in
+a tmp dir of its own, which is also the current directory, with `--runs-dir` pointed there, so
+`rnnrun show last` sees the run an earlier command of the same document made. Before its commands:
+python blocks whose first line is `# NAME.py` are written there as files (plugins that commands
+load with --plugin), and the repository's `examples/` is linked there.
+
+To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`) get `--epochs 1`
+appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
+on its line states.
+
+The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
+file=PATH block) must still appear verbatim in that file; the other python blocks run; and the
+hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
+"""
+import contextlib
+import glob
+import io
+import os
+import re
+import shlex
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_rnn import registry
+from tinygrad_rnn.cli import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+             + [os.path.join(ROOT, "examples", "README.md")])
+TRAINING = (None, "vanish", "sweep")
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
+
+
+def fenced_blocks(text):
+    """(info string, body) of every fenced block, e.g. ('console', '$ rnnrun list\n...')."""
+    return [(m.group(1).strip(), m.group(2)) for m in FENCE.finditer(text)]
+
+
+def commands_in(text):
+    """[(argv after `rnnrun`, expected exit code)] in document order."""
+    found = []
+    for info, body in fenced_blocks(text):
+        if info.split(" ")[0] not in ("bash", "console", "shell", "sh"):
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith("$ "):
+                line = line[2:].strip()
+            if not line.startswith("rnnrun ") and line != "rnnrun":
+                continue
+            expected = re.search(r"#\s*exits?(?: code)?\s+(\d+)", line)
+            words = shlex.split(line.split(" && ")[0], comments=True)
+            found.append((words[1:], int(expected.group(1)) if expected else 0))
+    return found
+
+
+def subcommand_of(argv):
+    """The subcommand an argv runs (None for a training run), skipping the group's options and values."""
+    takes_value = {opt for p in cli.params if not getattr(p, "is_flag", False) for opt in p.opts}
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            skip = word in takes_value
+        else:
+            return word if word in cli.commands else None
+    return None
+
+
+def prepared(argv, runs_dir):
+    """The argv as the test runs it: --runs-dir first, --epochs 1 last for training commands."""
+    argv = ["--runs-dir", str(runs_dir)] + list(argv)
+    if subcommand_of(argv) in TRAINING and "--help" not in argv:
+        argv += ["--epochs", "1"]
+    return argv
+
+
+@contextlib.contextmanager
+def fresh_registry():
+    """Each command sees the registry as a new process would: plugins loaded by --plugin go away after."""
+    registry.discover()  # the built-in plugins are part of what is kept
+    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
+    saved = [dict(t._entries) for t in tables]
+    try:
+        yield
+    finally:
+        for t, entries in zip(tables, saved):
+            t._entries = entries
+
+
+def write_plugin_files(text, where):
+    for info, body in fenced_blocks(text):
+        first = body.splitlines()[0] if body.strip() else ""
+        name = re.fullmatch(r"#\s*([\w.-]+\.py)\s*", first)
+        if info.split(" ")[0] == "python" and name:
+            (where / name.group(1)).write_text(body)
+
+
+def document_id(path):
+    return os.path.relpath(path, ROOT)
+
+
+def test_the_docs_have_commands_to_run():
+    names = {os.path.basename(p) for p in DOCUMENTS}
+    for expected in ("01-autograd.md", "02-bptt-vanishing.md", "03-cells.md", "04-plugins.md"):
+        assert expected in names
+        assert commands_in(open(os.path.join(ROOT, "docs", expected)).read()), expected
+
+
+def test_command_extraction_reads_console_and_bash_blocks():
+    text = ("```console\n$ rnnrun list  # all plugins\nlist output\n```\n"
+            "```bash\nrnnrun --cell gru \\\n  --data sine\necho hi\nrnnrun gradcheck --cell bad  # exit 1\n```\n"
+            "```python\nrnnrun = 1\n```\n")
+    assert commands_in(text) == [(["list"], 0), (["--cell", "gru", "--data", "sine"], 0),
+                                 (["gradcheck", "--cell", "bad"], 1)]
+    assert subcommand_of(["--plugin", "x.py", "gradcheck", "--cell", "gru"]) == "gradcheck"
+    assert subcommand_of(["--cell", "gru", "--data", "sine"]) is None
+    assert prepared(["vanish", "--cell", "rnn"], "R")[-2:] == ["--epochs", "1"]
+    assert prepared(["show", "last"], "R") == ["--runs-dir", "R", "show", "last"]
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=document_id)
+def test_every_command_of_the_document_runs(path, tmp_path, monkeypatch):
+    text = open(path).read()
+    commands = commands_in(text)
+    if not commands:
+        pytest.skip(f"{document_id(path)} has no rnnrun commands yet")
+    write_plugin_files(text, tmp_path)
+    os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    for argv, expected in commands:
+        with fresh_registry():
+            result = CliRunner().invoke(cli, prepared(argv, runs), prog_name="rnnrun", catch_exceptions=False)
+        assert result.exit_code == expected, (f"`rnnrun {shlex.join(argv)}` in {document_id(path)} exited "
+                                              f"{result.exit_code}, not {expected}:\n{result.output}"
+                                              f"{result.stderr}")
+
+
+# ---- quoted source stays true ----------------------------------------------------------------------
+def quoted_snippets():
+    for path in DOCUMENTS:
+        for info, body in fenced_blocks(open(path).read()):
+            source = re.search(r"\bfile=(\S+)", info)
+            if source:
+                yield document_id(path), source.group(1), body
+
+
+@pytest.mark.parametrize("doc, source, snippet", list(quoted_snippets()),
+                         ids=lambda v: v if isinstance(v, str) and "\n" not in v else None)
+def test_quoted_source_is_still_in_the_source(doc, source, snippet):
+    text = open(os.path.join(ROOT, source)).read()
+    assert snippet.rstrip("\n") in text, f"{doc} quotes {source}, but the quote is no longer in it"
+
+
+def test_the_docs_quote_the_source():
+    assert len(list(quoted_snippets())) >= 8
+
+
+# ---- the docs' python blocks run --------------------------------------------------------------------
+def runnable_python():
+    for path in DOCUMENTS[1:]:  # the README's python is run by its own tests
+        for i, (info, body) in enumerate(fenced_blocks(open(path).read())):
+            first = body.splitlines()[0] if body.strip() else ""
+            if info == "python" and not re.fullmatch(r"#\s*[\w.-]+\.py\s*", first):
+                yield f"{document_id(path)}#{i}", body
+
+
+@pytest.mark.parametrize("name, code", list(runnable_python()), ids=lambda v: v if "#" in str(v)[:40] else None)
+def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with fresh_registry(), contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, name, "exec"), {"__name__": "__doc__"})
+
+
+# ---- the hand-unrolled example of docs/03-cells.md ---------------------------------------------------
+def test_hand_unrolled_rnn_numbers_are_what_recurrent_computes():
+    from tinygrad_rnn import Tensor
+    from tinygrad_rnn.nn import Recurrent
+    text = open(os.path.join(ROOT, "docs", "03-cells.md")).read()
+    block = next(body for info, body in fenced_blocks(text) if "W_hh =" in body and info == "python")
+    namespace = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(block, namespace)
+    rnn = Recurrent("rnn", 1, 3)
+    cell = rnn.cells[0]
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data = np.asarray(namespace[name.replace("weight", "W").replace("bias", "b")],
+                                              np.float32).reshape(getattr(cell, name).shape)
+    x = np.asarray(namespace["x"], np.float32).reshape(1, -1, 1)
+    outputs, _ = rnn(Tensor(x))
+    rows = re.findall(r"^\|\s*h_(\d)\s*\|\s*([-\d.]+)\s*\|\s*([-\d.]+)\s*\|\s*([-\d.]+)\s*\|", text, re.M)
+    assert [int(t) for t, *_ in rows] == [1, 2, 3], "the doc's table of h_1, h_2, h_3 is missing"
+    table = np.array([[float(v) for v in values] for _, *values in rows])
+    np.testing.assert_allclose(table, outputs.numpy()[0], atol=6e-5)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
