@@ -128,7 +128,8 @@ def test_characters_are_drawn_in_proportion_to_the_softmax():
 def runs(tmp_path_factory):
     """A one-epoch text run and a sine run, in one runs folder."""
     store = RunStore(str(tmp_path_factory.mktemp("runs")))
-    text = execute(resolve({"cell": "gru", "data": "text", "data_options": SMALL, "hidden": 8, "epochs": 1}), store)
+    tiny = {**SMALL, "chars": 2000}
+    text = execute(resolve({"cell": "gru", "data": "text", "data_options": tiny, "hidden": 8, "epochs": 1}), store)
     sine = execute(resolve({"cell": "gru", "data": "sine", "data_options": {"n_train": 40}, "hidden": 4,
                             "epochs": 1}), store)
     return store.root, text["run_id"], sine["run_id"]

@@ -47,7 +47,7 @@ class Heartbeat(Dataset):
     metric_name, higher_is_better = "accuracy", True
     baseline_name = "majority class"
     synthetic = True
-    defaults = {"hidden": 32, "epochs": 12, "lr": 1e-2, "batch_size": 32}
+    defaults = {"hidden": 32, "epochs": 40, "lr": 1e-2, "batch_size": 32}
 
     def __init__(self, seed=0, T=100, n_train=800, abnormal=0.3, noise=0.03):
         super().__init__(seed)
@@ -91,36 +91,37 @@ class Heartbeat(Dataset):
             times[k] = times[k - 1] + rrs[k - 1] * rng.uniform(0.55, 0.70)
             shapes[k] = PVC
         elevation = rng.uniform(0.15, 0.3) if kind == "st" else 0.0
-        signal = np.zeros(self.T)
+        waves = []  # (amplitude, centre, width) of every bump in the window
         for t_r, rr, shape in zip(times, rrs, shapes):
             jitter = 1 + 0.05 * rng.standard_normal()
             for wave, (a, theta, b) in shape.items():
-                if wave == "T":
-                    theta = theta * np.sqrt(rr)
-                signal += jitter * a * np.exp(-(t - t_r - theta) ** 2 / (2 * b * b))
+                waves.append((jitter * a, t_r + theta * (np.sqrt(rr) if wave == "T" else 1), b))
             if elevation:
-                theta, b = ST_SEGMENT
-                signal += elevation * np.exp(-(t - t_r - theta) ** 2 / (2 * b * b))
+                waves.append((elevation, t_r + ST_SEGMENT[0], ST_SEGMENT[1]))
+        a, centre, b = np.array(waves).T[:, :, None]
+        signal = (a * np.exp(-(t - centre) ** 2 / (2 * b * b))).sum(axis=0)
         wander = rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t + rng.uniform(0, 2 * np.pi))
         return rng.uniform(0.7, 1.3) * signal + wander + self.noise * rng.standard_normal(self.T)
 
-    def sample(self, rng, n):
-        """(x (n, T), y (n,), kinds (n,) of "normal"/"pvc"/"st")."""
+    def _raw(self):
+        """(x (n, T) raw signals, y (n,) labels, kinds (n,) "normal"/"pvc"/"st"): train, val, test in order."""
+        rng = np.random.default_rng(self.seed)
+        n = self.n_train + 2 * (self.n_train // 4)
         y = (rng.random(n) < self.abnormal).astype(np.int64)
         kinds = np.where(y == 0, "normal", np.where(rng.random(n) < 0.5, "pvc", "st"))
-        x = np.stack([self.record(rng, kind) for kind in kinds])
-        return x, y, kinds
+        return np.stack([self.record(rng, kind) for kind in kinds]), y, kinds
 
     def make_splits(self):
-        rng = np.random.default_rng(self.seed)
-        raw = {name: self.sample(rng, n) for name, n in
-               (("train", self.n_train), ("val", self.n_train // 4), ("test", self.n_train // 4))}
+        x, y, kinds = self._raw()
+        val_start = self.n_train
+        self.test_start = val_start + self.n_train // 4
+        parts = {"train": slice(0, val_start), "val": slice(val_start, self.test_start),
+                 "test": slice(self.test_start, len(x))}
         # one scalar mean and std, from the training windows only
-        self.normalizer = (float(raw["train"][0].mean()), float(raw["train"][0].std()))
-        self.kinds = {name: kinds for name, (_, _, kinds) in raw.items()}
-        mean, std = self.normalizer
-        return {name: Split(((x - mean) / std)[:, :, None].astype(np.float32), y)
-                for name, (x, y, _) in raw.items()}
+        self.normalizer = (float(x[parts["train"]].mean()), float(x[parts["train"]].std()))
+        z = ((x - self.normalizer[0]) / self.normalizer[1])[:, :, None].astype(np.float32)
+        self.kinds = {name: kinds[part] for name, part in parts.items()}
+        return {name: Split(z[part], y[part]) for name, part in parts.items()}
 
     # ---- scores ----------------------------------------------------------------------------------------
     def baseline(self, split):
