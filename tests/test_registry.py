@@ -126,3 +126,26 @@ def test_core_names_no_plugin():
     offenders = [(path.name, name) for path in core.rglob("*.py")
                  for name in names & string_constants(path.read_text())]
     assert not offenders, offenders
+
+
+def test_loading_the_same_plugin_file_twice_is_harmless(tmp_path):
+    plugin = tmp_path / "twice_plugin.py"
+    plugin.write_text(textwrap.dedent('''
+        from tinygrad_rnn import Regulariser, register_regulariser
+
+        @register_regulariser("loaded_twice_test")
+        class LoadedTwice(Regulariser):
+            """Loaded twice."""
+    '''))
+    tinygrad_rnn.load_plugin(str(plugin))
+    tinygrad_rnn.load_plugin(str(plugin))
+    assert registry.regularisers.describe("loaded_twice_test") == "Loaded twice."
+
+
+def test_the_default_optimizer_is_the_one_a_plugin_declared():
+    reg = Registry("thing")
+    with pytest.raises(UnknownPluginError, match="no default thing"):
+        reg._default or reg.default
+    reg.register("b", default=True)(type("B", (), {}))
+    assert reg.default == "b"
+    assert registry.optimizers.default in registry.optimizers.names()

@@ -115,9 +115,9 @@ def _check_table(check, layers, bidirectional):
 
 # ---- rnnrun vanish ----------------------------------------------------------------------------------
 @cli.command("vanish")
-@click.option("--cell", "cell_specs", multiple=True, default=("rnn,lstm,gru",), show_default=True,
+@click.option("--cell", "cell_specs", multiple=True, required=True,
               metavar="NAME[:k=v],...", help="Cells to compare, e.g. rnn,lstm,gru or rnn:nonlinearity=relu.")
-@click.option("--data", default="adding", show_default=True, metavar="NAME[:k=v,...]",
+@click.option("--data", required=True, metavar="NAME[:k=v,...]",
               help="Dataset with long sequences, e.g. adding:T=200.")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
               help="Regulariser, repeatable, as in a run: xavier, orthogonal, clip:1.0, batchnorm, tbptt:k=20.")

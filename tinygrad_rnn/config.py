@@ -7,7 +7,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     data = "adding"              data_options = {T = 200}
     hidden = 64   layers = 1   bidirectional = false
     epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
-    optimizer = "adam"           optimizer_options = {}
+    optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
 
@@ -21,7 +21,7 @@ from .registry import plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
-        "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": "adam",
+        "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": None,
         "optimizer_options": {}, "schedule": None, "schedule_options": {}, "regularisers": [], "seed": 0,
         "backend": "numpy", "fused": True}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")

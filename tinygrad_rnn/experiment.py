@@ -25,6 +25,7 @@ def resolve(config):
     for key in ("cell", "data"):
         if not full[key]:
             raise ConfigError(f"no {key} given; pass --{key} NAME (see `rnnrun list`)")
+    full["optimizer"] = full["optimizer"] or optimizers.default
     dataset_cls = datasets.get(full["data"])
     full["data_options"] = check_options(dataset_cls, "dataset", full["data"], [], full["data_options"])
     full["cell_options"] = check_options(cells.get(full["cell"]), "cell", full["cell"], [], full["cell_options"])

@@ -36,15 +36,21 @@ class Registry:
     def __init__(self, kind):
         self.kind = kind
         self._entries = {}
+        self._default = None
 
-    def register(self, name, override=False):
-        """Decorator: `@cells.register("gru")`. Registering a taken name needs override=True."""
+    def register(self, name, override=False, default=False):
+        """Decorator: `@cells.register("gru")`. Registering a taken name needs override=True.
+
+        `default=True` makes this plugin the one used when none is named (e.g. the optimiser)."""
         def decorate(cls):
-            if name in self._entries and not override and self._entries[name] is not cls:
+            old = self._entries.get(name)
+            if old is not None and not override and old is not cls and not _same_definition(old, cls):
                 raise PluginError(f"{self.kind} {name!r} is already registered (by "
-                                  f"{_where(self._entries[name])}); pass override=True to replace it")
+                                  f"{_where(old)}); pass override=True to replace it")
             self._entries[name] = cls
             cls.plugin_name = name
+            if default:
+                self._default = name
             return cls
         if not isinstance(name, str) or not name:
             raise PluginError(f"a {self.kind} needs a non-empty string name, got {name!r}")
@@ -56,6 +62,14 @@ class Registry:
             return self._entries[name]
         except KeyError:
             raise UnknownPluginError(self.unknown_message(name)) from None
+
+    @property
+    def default(self):
+        """The name of the plugin registered with default=True."""
+        discover()
+        if self._default is None:
+            raise UnknownPluginError(f"no default {self.kind} is registered; name one of: {', '.join(self.names())}")
+        return self._default
 
     def unknown_message(self, name):
         known = self.names()
@@ -195,6 +209,11 @@ def _one_line(error, path=None):
                 line = f" (line {frame.lineno})"
                 break
     return f"{type(error).__name__}: {error}{line}"
+
+
+def _same_definition(old, new):
+    """The same class defined again by the same module (a plugin file loaded a second time)."""
+    return (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
 
 
 def _where(cls):

@@ -96,18 +96,13 @@ def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None):
     reaches has norm 0. Computed in float64, so that norms of 1e-30 do not underflow to 0; the model
     is put back in its dtype afterwards. Nothing is updated.
     """
-    rnn = getattr(model, "rnn", None)
-    if rnn is None or model.kind not in ("seq2vec", "seq2seq"):
+    if model.kind not in ("seq2vec", "seq2seq"):
         raise ConfigError(f"vanish measures sequence-reading models (seq2vec or seq2seq tasks); "
                           f"this dataset's task is {model.kind}")
+    rnn = model.rnn
     layer = rnn.num_layers - 1 if layer is None else layer
     total = x.shape[1]
-    chunks = [(0, total)]
-    for r in trainer.regularisers:
-        split = r.split_sequence(total)
-        if split is not None:
-            chunks = split
-            break
+    chunks = trainer.chunks(total)
     dtype = model.parameters()[0].dtype
     seen = {}
 

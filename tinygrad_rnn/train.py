@@ -25,7 +25,7 @@ DIVERGED_HINT = "lower the learning rate (--lr), clip gradients (--reg clip:1.0)
 
 
 class Trainer:
-    def __init__(self, model, dataset, optimizer="adam", lr=1e-2, optimizer_options=None, regularisers=(),
+    def __init__(self, model, dataset, optimizer=None, lr=1e-2, optimizer_options=None, regularisers=(),
                  epochs=20, batch_size=32, patience=None, on_epoch=None, on_batch=None, schedule=None,
                  schedule_options=None):
         if epochs < 1 or batch_size < 1:
@@ -48,7 +48,8 @@ class Trainer:
         if callable(optimizer) and not isinstance(optimizer, str):
             self.optimizer = optimizer(model.parameters())
         else:
-            self.optimizer = optimizers.get(optimizer)(model.parameters(), lr=lr, **(optimizer_options or {}))
+            name = optimizer or optimizers.default  # the optimiser plugin registered as the default
+            self.optimizer = optimizers.get(name)(model.parameters(), lr=lr, **(optimizer_options or {}))
         if schedule:
             make_schedule(self.optimizer, schedule, schedule_options, epochs)
         for r in self.regularisers:
@@ -59,7 +60,9 @@ class Trainer:
         """Record that `event` happened in this batch (reported per epoch as `event_rate`)."""
         self._batch_events.add(event)
 
-    def _chunks(self, length):
+    def chunks(self, length):
+        """[(start, stop), ...]: how a sequence of `length` steps is cut for backpropagation (one
+        chunk, unless a regulariser such as truncated BPTT splits it)."""
         for r in self.regularisers:
             chunks = r.split_sequence(length)
             if chunks is not None:
@@ -94,7 +97,7 @@ class Trainer:
         self.optimizer.zero_grad()
         model.zero_grad()
         total_steps = x.shape[1]
-        chunks = self._chunks(total_steps) if kind in ("seq2vec", "seq2seq") else [(0, total_steps)]
+        chunks = self.chunks(total_steps) if kind in ("seq2vec", "seq2seq") else [(0, total_steps)]
         total = 0.0
         for i, (start, stop) in enumerate(chunks):
             xs = self._tensor(x[:, start:stop])

@@ -31,7 +31,7 @@ def parse_betas(owner, betas):
                  for i, b in enumerate(betas))
 
 
-@register_optimizer("adam")
+@register_optimizer("adam", default=True)  # used when no --optimizer is given
 class Adam(Optimizer):
     """Adam: steps from bias-corrected running means of g and g² (L2 weight decay; optional AMSGrad)."""
 
