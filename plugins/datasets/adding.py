@@ -25,8 +25,9 @@ class Adding(Dataset):
     metric_name, higher_is_better = "mse", False
     baseline_name = "always 1.0"
     synthetic = True
-    # a guess at T=100 (2 CPU cores): LSTM/GRU get well under 0.167, a plain RNN stays near it
-    defaults = {"hidden": 32, "epochs": 12, "lr": 1e-2, "batch_size": 50}
+    # T=100: a GRU solves it in a few epochs; an LSTM (forget bias 0) sits on the 0.167 plateau for
+    # about 29 epochs before it drops (seed 0), so 40 shows it. A plain RNN stays at 0.167.
+    defaults = {"hidden": 32, "epochs": 40, "lr": 1e-2, "batch_size": 50}
 
     def __init__(self, seed=0, T=100, n_train=2000):
         super().__init__(seed)

@@ -27,7 +27,7 @@ class Addition(Dataset):
     metric_name, higher_is_better = "exact_match", True
     baseline_name = "most common answer"
     synthetic = True
-    defaults = {"hidden": 64, "epochs": 30, "lr": 1e-2, "batch_size": 32}
+    defaults = {"hidden": 64, "epochs": 12, "lr": 1e-2, "batch_size": 32}
 
     def __init__(self, seed=0, digits=2, n_train=4000):
         super().__init__(seed)

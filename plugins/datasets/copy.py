@@ -25,9 +25,9 @@ class Copy(Dataset):
     metric_name, higher_is_better = "recall_acc", True
     baseline_name = "memoryless"
     synthetic = True
-    defaults = {"hidden": 64, "epochs": 20, "lr": 1e-2, "batch_size": 32}
+    defaults = {"hidden": 64, "epochs": 25, "lr": 1e-2, "batch_size": 32}
 
-    def __init__(self, seed=0, T=20, S=5, alphabet=8, n_train=1000):
+    def __init__(self, seed=0, T=10, S=5, alphabet=8, n_train=1000):
         super().__init__(seed)
         if not isinstance(T, int) or T < 1:
             raise ConfigError(f"copy option T (delay) must be an integer >= 1, got {T!r}")

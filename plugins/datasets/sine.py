@@ -26,7 +26,7 @@ class Sine(Dataset):
     forecastable = True
     synthetic = True
     forecast_steps = 50
-    defaults = {"hidden": 32, "epochs": 10, "lr": 1e-2, "batch_size": 32}
+    defaults = {"hidden": 32, "epochs": 30, "lr": 5e-3, "batch_size": 32}
 
     def __init__(self, seed=0, T=20, noise=0.05, freq_min=0.03, freq_max=0.12, n_train=1000):
         super().__init__(seed)
