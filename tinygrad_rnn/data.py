@@ -158,5 +158,34 @@ def standardize(train, *others):
     return (mean, std), [(a - mean) / std for a in (train, *others)]
 
 
+# ---- one real series cut into next-step windows (airline, sunspots, stock) ----------------------
+FORECAST_SOURCES = ("data", "zeros")
+
+
+def next_step_windows(z, window, val_start, test_start):
+    """Splits of windows x = z[i-window:i] (window, 1) with target y = z[i] (1,) of a 1-D series `z`,
+    assigned by the position i of their target: before val_start train, then validation, from
+    test_start test. Earlier windows never see a test target as a target."""
+    targets = np.arange(window, len(z))
+    x = np.stack([z[i - window:i] for i in targets])[:, :, None]
+    split = Split(x, z[targets][:, None])
+    return {"train": split.subset(targets < val_start),
+            "val": split.subset((targets >= val_start) & (targets < test_start)),
+            "test": split.subset(targets >= test_start)}
+
+
+def series_forecast_start(z, window, test_start, source, steps):
+    """`Dataset.forecast_start` for a 1-D series: the last real window before the test targets and
+    their true continuation (NaN where the record ends first), or an all-zero window."""
+    if source not in FORECAST_SOURCES:
+        raise ConfigError(f"forecast source must be 'data' or 'zeros', got {source!r}")
+    if source == "zeros":
+        return np.zeros((window, 1), np.float32), None
+    truth = np.full((steps, 1), np.nan, np.float32)
+    known = z[test_start:test_start + steps]
+    truth[:len(known), 0] = known
+    return z[test_start - window:test_start, None].astype(np.float32), truth
+
+
 def one_hot(ids, size, dtype=np.float32):
     return np.eye(size, dtype=dtype)[ids]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, rmse
+from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start
 
 DATA = Path(__file__).with_name("data") / "airline_passengers_1949_1960.csv"
 
@@ -58,13 +58,7 @@ class Airline(Dataset):
         self.normalizer = (log[:val_start].mean(), log[:val_start].std())
         z = ((log - self.normalizer[0]) / self.normalizer[1]).astype(np.float32)
         self._z, self.test_start = z, test_start
-        targets = np.arange(self.window, len(z))
-        x = np.stack([z[i - self.window:i] for i in targets])[:, :, None]
-        y = z[targets][:, None]
-        split = Split(x, y)
-        return {"train": split.subset(targets < val_start),
-                "val": split.subset((targets >= val_start) & (targets < test_start)),
-                "test": split.subset(targets >= test_start)}
+        return next_step_windows(z, self.window, val_start, test_start)
 
     def denormalize(self, y):
         mean, std = self.normalizer
@@ -75,14 +69,5 @@ class Airline(Dataset):
         return rmse(self.denormalize(split.x[:, -12]), self.denormalize(split.y))
 
     def forecast_start(self, source="data", steps=None):
-        steps = steps or self.forecast_steps
-        if source not in ("data", "zeros"):
-            raise ConfigError(f"forecast source must be 'data' or 'zeros', got {source!r}")
-        if source == "zeros":
-            return np.zeros((self.window, 1), np.float32), None
-        self.splits()
-        z, start = self._z, self.test_start
-        truth = np.full((steps, 1), np.nan, np.float32)   # NaN past December 1960
-        known = z[start:start + steps]
-        truth[:len(known), 0] = known
-        return z[start - self.window:start, None], truth
+        self.splits()  # NaN truth past December 1960
+        return series_forecast_start(self._z, self.window, self.test_start, source, steps or self.forecast_steps)

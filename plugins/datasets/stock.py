@@ -22,7 +22,7 @@ the sign of the prediction is right, `extra_metrics`) near 0.5 — that is the l
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, rmse
+from tinygrad_rnn.data import Dataset, next_step_windows, rmse
 
 REGIMES = {"calm": (0.0002, 0.006), "bull": (0.0010, 0.010), "bear": (-0.0012, 0.025)}
 
@@ -74,11 +74,7 @@ class Stock(Dataset):
         self.test_start = test_start       # returns from here on are only ever test targets
         self.normalizer = (returns[:val_start].mean(), returns[:val_start].std())
         z = ((returns - self.normalizer[0]) / self.normalizer[1]).astype(np.float32)
-        x = np.stack([z[i - self.T:i] for i in targets])[:, :, None]
-        split = Split(x, z[targets][:, None])
-        return {"train": split.subset(targets < val_start),
-                "val": split.subset((targets >= val_start) & (targets < test_start)),
-                "test": split.subset(targets >= test_start)}
+        return next_step_windows(z, self.T, val_start, test_start)
 
     def denormalize(self, y):
         mean, std = self.normalizer
