@@ -64,36 +64,45 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor  # tensor.py imports this module; import here to avoid a cycle
+        # This runs once per op (tens of thousands of times per training step of a composed RNN), so it
+        # is written for speed: plain loops, no per-call import, and the common cases tested first.
+        Tensor = _Tensor
         ctx = cls()
         arrays, needs_grad, first_type = [], [], None
         for a in args:
             if isinstance(a, Tensor):
+                data = a.data
                 if first_type is None:
-                    first_type = type(a.data)
-                elif type(a.data) is not first_type and not _same_backend(first_type, type(a.data)):
+                    first_type = type(data)
+                elif type(data) is not first_type and not _same_backend(first_type, type(data)):
                     raise BackendError(f"{cls.__name__}: inputs live on different backends "
                                        f"({_describe(args)}); move them with .to('numpy') or .to('cupy')")
-                arrays.append(a.data)
+                arrays.append(data)
                 needs_grad.append(a.requires_grad)
             else:
                 arrays.append(a)
                 needs_grad.append(False)
-        ctx.needs_input_grad = needs_grad
+        ctx.needs_input_grad = tuple(needs_grad)  # a tuple: the garbage collector stops tracking it
         out = cls.forward(ctx, *arrays, **kwargs)
-        requires_grad = _grad_enabled and any(needs_grad)
-        if isinstance(out, tuple):
-            outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
-        else:
-            outputs = (Tensor._from_op(out, requires_grad),)
+        requires_grad = _grad_enabled and True in needs_grad
+        if not isinstance(out, tuple):  # the usual case: one output
+            o = Tensor._from_op(out, requires_grad)
+            if requires_grad:
+                ctx.parents = args
+                ctx.output_meta = ((o.data.shape, o.data.dtype),)
+                o._ctx = ctx
+            else:
+                ctx.saved_tensors = None  # no backward will come: free what forward saved right away
+            return o
+        outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
         if requires_grad:
             ctx.parents = args
-            ctx.output_meta = [(o.data.shape, o.data.dtype) for o in outputs]
+            ctx.output_meta = tuple((o.data.shape, o.data.dtype) for o in outputs)
             for i, o in enumerate(outputs):
                 o._ctx, o._out_index = ctx, i
         else:
-            ctx.saved_tensors = None  # no backward will come: free what forward saved right away
-        return outputs if isinstance(out, tuple) else outputs[0]
+            ctx.saved_tensors = None
+        return outputs
 
     def _run_backward(self, grads):
         """Called by Tensor.backward: fill missing output grads with zeros and call backward."""
@@ -110,6 +119,7 @@ class Function:
 
 
 _RELEASED = ("<released>",)
+_Tensor = None  # tensor.py sets this to its Tensor class (it imports this module, so it cannot be imported here)
 
 
 def _same_backend(t1, t2):

@@ -55,7 +55,7 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, grad):
         sa, sb = ctx.shapes
-        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
+        return unbroadcast(grad, sa), unbroadcast(-grad, sb) if ctx.needs_input_grad[1] else None
 
 
 class Mul(Function):
@@ -120,6 +120,13 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
+        if a.ndim == 2 and b.ndim == 2:  # the common case (a layer's x @ W^T), without the general machinery
+            ga = grad @ b.T if ctx.needs_input_grad[0] else None
+            if not ctx.needs_input_grad[1]:
+                return ga, None
+            # b is usually W^T, a transposed view: computing its gradient as (grad^T a)^T gives an array
+            # laid out like W, so the gradient reaches W's .grad without a strided copy or add
+            return ga, (grad.T @ a).T if b.flags.f_contiguous else a.T @ grad
         a2 = a if a.ndim > 1 else a[None, :]  # promote vectors as NumPy's matmul does
         b2 = b if b.ndim > 1 else b[:, None]
         g = grad
@@ -402,7 +409,8 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.transpose(np.argsort(ctx.axes)), None
+        inverse = sorted(range(len(ctx.axes)), key=ctx.axes.__getitem__)  # the permutation that undoes axes
+        return grad.transpose(inverse), None
 
 
 class GetItem(Function):
@@ -423,8 +431,10 @@ class GetItem(Function):
 
 
 def _is_basic_index(index):
-    items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+    for i in (index if isinstance(index, tuple) else (index,)):
+        if not (isinstance(i, (slice, int, np.integer)) or i is None or i is Ellipsis):
+            return False
+    return True
 
 
 class Concatenate(Function):
@@ -483,10 +493,19 @@ def _transpose(self, *axes):
 
 
 def _getitem(self, index):
-    def plain(i):  # Tensors and lists used as indices, alone or inside a tuple, become arrays
-        return i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i
-    index = tuple(plain(i) for i in index) if isinstance(index, tuple) else plain(index)
+    if isinstance(index, tuple):
+        for i in index:
+            if isinstance(i, (Tensor, list)):
+                index = tuple(_plain_index(i) for i in index)
+                break
+    else:
+        index = _plain_index(index)
     return GetItem.apply(self, index)
+
+
+def _plain_index(i):
+    """Tensors and lists used as indices, alone or inside a tuple, become arrays."""
+    return i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i
 
 
 def _mean(self, axis=None, keepdims=False):

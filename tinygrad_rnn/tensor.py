@@ -8,6 +8,7 @@ graph is fine).
 import numpy as np
 
 from . import backend
+from . import function as _function
 from . import random as _random
 from .function import _RELEASED, no_grad  # noqa: F401  (no_grad re-exported for convenience)
 
@@ -45,7 +46,7 @@ class Tensor:
     def _from_op(cls, data, requires_grad):
         """Wrap an op's output array without any conversion (the fast path used by Function.apply)."""
         t = cls.__new__(cls)
-        if not hasattr(data, "ndim") or isinstance(data, np.generic):
+        if type(data) is not np.ndarray and (not hasattr(data, "ndim") or isinstance(data, np.generic)):
             data = np.asarray(data)  # NumPy reductions return scalars; keep everything an array
         t.data, t.grad, t.requires_grad = data, None, requires_grad
         t._ctx, t._out_index, t._retains_grad, t.name = None, 0, False, None
@@ -152,6 +153,7 @@ class Tensor:
         order = _topological_order(self._ctx)
         pending = {id(self._ctx): [None] * len(self._ctx.output_meta)}
         pending[id(self._ctx)][self._out_index] = grad
+        owned = set()  # places (see _add) whose array this backward made itself
         with no_grad():
             for node in reversed(order):
                 grads = pending.pop(id(node), None)
@@ -161,16 +163,37 @@ class Tensor:
                 for parent, g in zip(node.parents, input_grads):
                     if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                         continue
-                    if parent._ctx is None or parent._retains_grad:
-                        parent.grad = _accumulate(parent.grad, g)
-                    if parent._ctx is not None:
-                        slots = pending.setdefault(id(parent._ctx), [None] * len(parent._ctx.output_meta))
+                    if parent._ctx is None or parent._retains_grad:  # a leaf: its .grad collects
+                        if parent.grad is None:
+                            parent.grad = g.copy()  # its own array: g may be shared or a read-only view
+                            owned.add(id(parent))
+                        else:
+                            parent.grad = _add(parent.grad, g, id(parent), owned)
+                    if parent._ctx is not None:  # an op's output: its gradient waits for that op
+                        slots = pending.get(id(parent._ctx))
+                        if slots is None:
+                            slots = pending[id(parent._ctx)] = [None] * len(parent._ctx.output_meta)
                         i = parent._out_index
-                        slots[i] = g if slots[i] is None else slots[i] + g
+                        slots[i] = _add(slots[i], g, (id(parent._ctx), i), owned)
+                input_grads = None  # delivered: drop this node's references before the next op runs
                 if not retain_graph:
                     node.saved_tensors = _RELEASED
         if self._retains_grad:
             self.grad = _accumulate(self.grad, grad)
+
+
+def _add(total, g, place, owned):
+    """total + g for two gradients that reach the same place (a leaf, or an op's output) by two paths.
+
+    Only an array this backward made itself (`place` in `owned`) is added to in place: any other may
+    be shared (an op can hand one array to two inputs) or a read-only broadcast view."""
+    if total is None:
+        return g
+    if place in owned and total.shape == g.shape and total.dtype == g.dtype:
+        total += g
+        return total
+    owned.add(place)
+    return total + g
 
 
 def _accumulate(total, g):
@@ -207,3 +230,5 @@ def _shape(shape):
 def _is_array(x):
     return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__cuda_array_interface__")
 
+
+_function._Tensor = Tensor  # Function.apply wraps its outputs in this class

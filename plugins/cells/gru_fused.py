@@ -154,16 +154,20 @@ class GRUSequence(Function):
         G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
         r, z, n = A[:, :, 0], A[:, :, 1], A[:, :, 2]
         # dA (T, N, 3, H): per gate, the factor that the step's incoming gradient will multiply.
-        dA = xp.empty_like(A)
-        xp.subtract(1, A[:, :, :2], out=dA[:, :, :2])
-        dA[:, :, :2] *= A[:, :, :2]                      # sigma' = s (1 - s) for r and z
+        dA = xp.subtract(1, A)                           # over all gates: contiguous passes are the fast ones
+        dA *= A                                          # sigma' = s (1 - s) for r and z (n's is set next)
         xp.multiply(n, n, out=dA[:, :, 2])
         xp.subtract(1, dA[:, :, 2], out=dA[:, :, 2])
-        dA[:, :, 2] *= 1 - z                             # d a_n = dh (1 - z) tanh'
-        dA[:, :, 1] *= S[:-1] - n                        # d a_z = dh (h_{t-1} - n) sigma'
+        tmp = xp.empty_like(HN)                          # one scratch (T, N, H) array for the products below
+        xp.subtract(1, z, out=tmp)
+        dA[:, :, 2] *= tmp                               # d a_n = dh (1 - z) tanh'
+        xp.subtract(S[:-1], n, out=tmp)
+        dA[:, :, 1] *= tmp                               # d a_z = dh (h_{t-1} - n) sigma'
         if pytorch:
-            dA[:, :, 0] *= HN * dA[:, :, 2]              # d a_r = d a_n (W_hn h + b_hn) sigma'
-            dA_n = dA[:, :, 2].copy()                    # x's n-gradient; dA's n slot becomes r * d a_n, for W_hn
+            xp.multiply(HN, dA[:, :, 2], out=tmp)
+            dA[:, :, 0] *= tmp                           # d a_r = d a_n (W_hn h + b_hn) sigma'
+            dA_n = tmp                                   # x's n-gradient; dA's n slot becomes r * d a_n, for W_hn
+            dA_n[...] = dA[:, :, 2]
             dA[:, :, 2] *= r
         else:
             dA[:, :, 0] *= S[:-1]                        # d a_r = d(r h) h sigma'

@@ -21,6 +21,8 @@ leaves the state unchanged and outputs zeros, so every sequence of a padded batc
 would get if run alone. The backward direction runs each sequence reversed within its own length, so
 it starts at that sequence's last real step, not at the padding.
 """
+import contextlib
+import gc
 import inspect
 
 import numpy as np
@@ -34,6 +36,24 @@ from .layers import dropout_mask
 from .module import Module
 
 
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """Pause Python's cyclic garbage collector while an unrolled loop builds the graph.
+
+    Each step adds some 50-80 Python objects (Tensors, op nodes, index tuples) and none of them form
+    reference cycles, so the collector finds nothing; but it keeps rescanning the whole growing graph,
+    which costs up to 40% of a 1000-step unroll. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@_no_cycle_collection()
 def unroll(cell, x, state, mask=None, on_step=None, feedback_mask=None):
     """Run `cell` over x (N, T, D) one step at a time: (outputs (N, T, H), final state).
 
