@@ -44,15 +44,17 @@ class GRU(Module):
     def forward(self, x, state):
         h, = state
         H = self.hidden_size
-        gi = x @ self.weight_ih.T + self.bias_ih
-        gh = h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]
+        gi = x @ self.weight_ih.T + self.bias_ih  # the input's share of r, z and n
+        if self.variant == "pytorch":
+            gh = h @ self.weight_hh.T + self.bias_hh  # h's share of all three gates, one product
+        else:  # cho: W_hn multiplies r * h, which needs r first; take only r's and z's shares now
+            gh = h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]
         r = (gi[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H]).sigmoid()
         z = (gi[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H]).sigmoid()
-        w_hn, b_hn = self.weight_hh[2 * H:], self.bias_hh[2 * H:]
         if self.variant == "pytorch":
-            n = (gi[:, 2 * H:] + r * (h @ w_hn.T + b_hn)).tanh()
+            n = (gi[:, 2 * H:] + r * gh[:, 2 * H:]).tanh()
         else:
-            n = (gi[:, 2 * H:] + (r * h) @ w_hn.T + b_hn).tanh()
+            n = (gi[:, 2 * H:] + (r * h) @ self.weight_hh[2 * H:].T + self.bias_hh[2 * H:]).tanh()
         h = (1 - z) * n + z * h
         return h, (h,)
 
