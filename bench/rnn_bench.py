@@ -80,6 +80,7 @@ class Backend:
 
 def ours(cell, shape, fused, backend, seed=0):
     """A training-step closure for tinygrad_rnn's Recurrent layer (fused or composed cells)."""
+    from tinygrad_rnn.losses import mse
     from tinygrad_rnn.nn import Recurrent
     N, T, D, H = shape
     tg.manual_seed(seed)
@@ -91,8 +92,7 @@ def ours(cell, shape, fused, backend, seed=0):
 
     def step(x=x, y=y, state=None):
         out, final = model(x, state=state)
-        diff = out - y
-        loss = (diff * diff).mean()
+        loss = mse(out, y)
         for p in params:
             p.grad = None
         loss.backward()

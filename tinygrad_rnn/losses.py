@@ -16,16 +16,45 @@ from . import backend
 from .backend import array_module
 from .errors import ShapeError
 from .function import Function
-from .ops import sigmoid_array
+from .ops import sigmoid_array, unbroadcast
 from .tensor import Tensor
 
 __all__ = ["mse", "mae", "cross_entropy", "bce_with_logits"]
 
 
+class SquaredError(Function):
+    """sum(mask · (pred - target)²) / count as one op: it keeps only the difference for backward,
+    not the squares and products a composition of ops would keep (a training step's largest arrays
+    are the size of the model's output)."""
+
+    @staticmethod
+    def forward(ctx, pred, target, mask, count):
+        ctx.shapes = pred.shape, target.shape
+        diff = pred - target
+        if mask is not None:
+            diff *= mask  # mask is 0 or 1, so masking the difference masks its square
+        ctx.save_for_backward(diff)
+        ctx.count = count
+        return (diff * diff).sum() / count
+
+    @staticmethod
+    def backward(ctx, grad):
+        diff, = ctx.saved_tensors
+        g = diff * (2 * grad / ctx.count)
+        return (unbroadcast(g, ctx.shapes[0]) if ctx.needs_input_grad[0] else None,
+                unbroadcast(-g, ctx.shapes[1]) if ctx.needs_input_grad[1] else None, None, None)
+
+
 def mse(pred, target, mask=None):
     """Mean squared error over the counted entries."""
-    diff = pred - _target(target, pred)
-    return masked_mean(diff * diff, mask)
+    target = _target(target, pred)
+    shape = np.broadcast_shapes(pred.shape, target.shape)
+    if mask is None:
+        count = float(np.prod(shape))
+    else:
+        mask = array_module(pred.data).broadcast_to(_plain(mask, pred).astype(pred.dtype), shape)
+        count = max(float(mask.sum()), 1.0)
+    return SquaredError.apply(pred, target, mask, count)
 
 
 def mae(pred, target, mask=None):
