@@ -253,7 +253,7 @@ def test_ctrl_c_keeps_config_metrics_and_weights_and_exits_130(tmp_path):
         time.sleep(0.2)
     assert metrics, "no epoch finished in time"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     run_dir = os.path.dirname(metrics)
     for name in ("config.toml", "metrics.csv", "model.npz", "summary.json"):

@@ -8,7 +8,9 @@ Every user mistake becomes one line on stderr and exit code 2; a run that fails 
 exits 130 and keeps the run's files.
 """
 import json
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -173,7 +175,34 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     train_all(configs, RunStore(runs_dir), as_json, quiet)
 
 
+class Interrupted:
+    """Ctrl-C seen. Python raises KeyboardInterrupt wherever the main thread is, and a library can
+    swallow it (in a callback, a finaliser); the training callbacks check this flag as well, so the
+    run still stops at the next batch."""
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls):
+        if cls.seen:
+            raise KeyboardInterrupt
+
+
 def train_all(configs, store, as_json, quiet):
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+        return _train_all(configs, store, as_json, quiet)
+    previous = signal.signal(signal.SIGINT, Interrupted.handler)
+    try:
+        return _train_all(configs, store, as_json, quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _train_all(configs, store, as_json, quiet):
     from .experiment import execute
     from .report import model_table, results_table
     out, err = console(), console(stderr=True)
@@ -196,9 +225,11 @@ def train_all(configs, store, as_json, quiet):
                                      epoch=0, loss="–", speed="")
 
         def on_batch(trainer, batch, batches, loss):
+            Interrupted.check()
             progress.update(task, loss=f"{loss:.4g}", speed=f"batch {batch}/{batches}")
 
         def on_epoch(trainer, metrics):
+            Interrupted.check()
             progress.update(task, advance=1, epoch=metrics["epoch"], loss=f"{metrics['val_loss']:.4g} (val)",
                             speed=f"{metrics['seconds']:.1f}s/epoch")
 
