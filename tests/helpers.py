@@ -1,4 +1,6 @@
 """Small datasets and builders shared by the trainer, regulariser and CLI tests."""
+import contextlib
+
 import numpy as np
 
 from tinygrad_rnn import registry
@@ -9,6 +11,19 @@ SMALL = {"sine": {"n_train": 40}, "adding": {"T": 10, "n_train": 40}, "copy": {"
          "agreement": {"T": 8, "n_train": 40}, "sentiment": {"n_train": 40}, "addition": {"n_train": 40},
          "tagging": {"T": 10, "n_train": 40}, "captions": {"n_train": 40}, "trajectory": {"n_train": 40},
          "stock": {"T": 10, "days": 400}, "heartbeat": {"n_train": 40}, "text": {"T": 20, "chars": 20_000}}
+
+
+@contextlib.contextmanager
+def restored_registry():
+    """Plugins registered inside the block are forgotten after it, as they would be by a new process."""
+    registry.discover()  # the built-in plugins are part of what is kept
+    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
+    saved = [dict(t._entries) for t in tables]
+    try:
+        yield
+    finally:
+        for t, entries in zip(tables, saved):
+            t._entries = entries
 
 
 def small_spec(name):

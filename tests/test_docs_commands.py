@@ -27,8 +27,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_rnn import registry
 from tinygrad_rnn.cli import cli
+
+from helpers import restored_registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -82,19 +83,6 @@ def prepared(argv, runs_dir):
     return argv
 
 
-@contextlib.contextmanager
-def fresh_registry():
-    """Each command sees the registry as a new process would: plugins loaded by --plugin go away after."""
-    registry.discover()  # the built-in plugins are part of what is kept
-    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
-    saved = [dict(t._entries) for t in tables]
-    try:
-        yield
-    finally:
-        for t, entries in zip(tables, saved):
-            t._entries = entries
-
-
 def write_plugin_files(text, where):
     for info, body in fenced_blocks(text):
         first = body.splitlines()[0] if body.strip() else ""
@@ -137,7 +125,7 @@ def test_every_command_of_the_document_runs(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     for argv, expected in commands:
-        with fresh_registry():
+        with restored_registry():
             result = CliRunner().invoke(cli, prepared(argv, runs), prog_name="rnnrun", catch_exceptions=False)
         assert result.exit_code == expected, (f"`rnnrun {shlex.join(argv)}` in {document_id(path)} exited "
                                               f"{result.exit_code}, not {expected}:\n{result.output}"
@@ -176,7 +164,7 @@ def runnable_python():
 @pytest.mark.parametrize("name, code", list(runnable_python()), ids=lambda v: v if "#" in str(v)[:40] else None)
 def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with fresh_registry(), contextlib.redirect_stdout(io.StringIO()):
+    with restored_registry(), contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})
 
 

@@ -3,7 +3,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from tinygrad_rnn import Tensor, load_plugin, registry, teach
@@ -12,16 +11,6 @@ from tinygrad_rnn.cli import cli
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 INDRNN = os.path.join(EXAMPLES, "indrnn_cell.py")
 SQUARE = os.path.join(EXAMPLES, "noisy_square_dataset.py")
-
-
-@pytest.fixture
-def fresh_registry():
-    registry.discover()  # the built-in plugins are part of what is kept
-    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
-    saved = [dict(t._entries) for t in tables]
-    yield
-    for t, entries in zip(tables, saved):
-        t._entries = entries
 
 
 def rnnrun(*args):

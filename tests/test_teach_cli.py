@@ -6,24 +6,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_rnn import registry, teach
+from tinygrad_rnn import teach
 from tinygrad_rnn.cli import cli
 from tinygrad_rnn.tensor import _topological_order
 
 
 def rnnrun(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def fresh_registry():
-    """Plugins loaded by a test are forgotten after it, as they would be by a new process."""
-    registry.discover()  # the built-in plugins are part of what is kept
-    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
-    saved = [dict(t._entries) for t in tables]
-    yield
-    for t, entries in zip(tables, saved):
-        t._entries = entries
 
 
 WRONG_BACKWARD = '''
