@@ -107,3 +107,9 @@ def test_clip_by_value_cuts_every_entry():
 def test_bad_options_are_config_errors(name, options):
     with pytest.raises(tg.ConfigError):
         reg(name, **options)
+
+
+def test_a_declared_event_has_its_column_from_the_first_epoch_even_when_it_never_fires():
+    trainer = trainer_with(reg("clip", 1e6), lr=1e-3)  # a threshold nothing reaches
+    history = trainer.fit()
+    assert history[0]["clipped_rate"] == 0.0

@@ -13,12 +13,15 @@ BPTT, BatchNorm, initialisation schemes and early stopping are all written again
     on_epoch_end(trainer, metrics)  metrics of the epoch (a dict); set trainer.should_stop to stop
 
 `trainer.count(name)` records an event in this batch (e.g. "clipped"); the epoch's metrics then
-report `name_rate`, the fraction of batches in which it happened.
+report `name_rate`, the fraction of batches in which it happened. A regulariser lists the events it
+may count in `events`, so that their columns exist from the first epoch on.
 """
 
 
 class Regulariser:
     """Base class: every hook does nothing."""
+
+    events = ()  # names this regulariser may pass to trainer.count()
 
     def on_model_built(self, trainer):
         pass

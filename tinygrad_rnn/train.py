@@ -115,7 +115,7 @@ class Trainer:
                 ys = y[:, start:stop] if kind == "seq2seq" else y
                 loss = self.loss(outputs, ys, lens)
                 if kind == "seq2seq" and len(chunks) > 1:
-                    loss = loss * _share(lengths, start, stop, total_steps, y)
+                    loss = loss * _share(lengths, start, stop, total_steps)
                 state = detach_state(state)
             value = float(loss.item())
             if not math.isfinite(value):
@@ -170,7 +170,9 @@ class Trainer:
             metrics = {"epoch": self.epoch, "train_loss": float(np.mean(losses))}
             metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()})
             metrics.update({"grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms))})
-            metrics.update({f"{e}_rate": events.get(e, 0) / n_batches for e in sorted(events)})
+            # every event a regulariser declares gets a column from epoch 1 on, even before it happens
+            names = sorted(set(events) | {e for r in self.regularisers for e in getattr(r, "events", ())})
+            metrics.update({f"{e}_rate": events.get(e, 0) / n_batches for e in names})
             metrics["lr"] = float(self.optimizer.lr)
             metrics["seconds"] = time.perf_counter() - started
             if not math.isfinite(metrics["val_loss"]):
@@ -254,7 +256,7 @@ def gradient_norm(params):
     return math.sqrt(total)
 
 
-def _share(lengths, start, stop, total_steps, y):
+def _share(lengths, start, stop, total_steps):
     """The fraction of the sequence's loss entries that fall in [start, stop): chunk losses then add up
     to the full-sequence mean, so truncated BPTT with one chunk equals full BPTT exactly."""
     if lengths is None:

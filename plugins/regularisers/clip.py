@@ -17,6 +17,8 @@ MODES = ("norm", "value")
 class Clip(Regulariser):
     """Clip gradients by global norm (default 1.0) or by value, after every backward."""
 
+    events = ("clipped",)  # counted in every batch where clipping changed a gradient
+
     def __init__(self, threshold=1.0, mode="norm"):
         if mode not in MODES:
             raise ConfigError(f"clip: unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
