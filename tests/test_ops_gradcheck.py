@@ -64,6 +64,9 @@ CASES = {
     "getitem paired indices": (lambda x: x[[0, 1, 0], [3, 3, 3]], [(3, 4)], ANY),
     "concatenate": (lambda a, b: Tensor.concatenate([a, b], axis=1), [(2, 3), (2, 1)], ANY),
     "stack": (lambda a, b: Tensor.stack([a, b], axis=-1), [(2, 3), (2, 3)], ANY),
+    "chunk": (lambda a: Tensor.concatenate([p * (k + 1) for k, p in enumerate(a.chunk(3, axis=1))]),
+              [(2, 6)], ANY),
+    "chunk, one part used": (lambda a: a.chunk(2, axis=0)[1], [(4, 3)], ANY),
 }
 
 

@@ -8,7 +8,7 @@ float64, 1e-4 in float32.
 import numpy as np
 import pytest
 
-from tinygrad_rnn import Tensor
+from tinygrad_rnn import ShapeError, Tensor
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -250,6 +250,19 @@ def test_concatenate_matches_torch_cat(axis):
 
 def test_concatenate_pieces_of_different_lengths_matches_torch_cat():
     helper_test_op([(1, 3), (4, 3), (2, 3)], lambda *ts: torch.cat(ts), lambda *ts: Tensor.concatenate(ts))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_chunk_matches_torch_chunk(axis):
+    def weighted(parts):  # each part weighted differently, so a mixed-up gradient shows
+        return parts[0] * 1 + parts[1] * 2 + parts[2] * 3
+
+    helper_test_op([(6, 6)], lambda t: weighted(t.chunk(3, dim=axis)), lambda t: weighted(t.chunk(3, axis=axis)))
+
+
+def test_chunk_that_does_not_divide_is_a_shape_error():
+    with pytest.raises(ShapeError, match="3 equal parts"):
+        Tensor(np.zeros((2, 4))).chunk(3, axis=1)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])

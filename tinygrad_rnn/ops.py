@@ -461,6 +461,23 @@ class Stack(Function):
         return tuple(grad.take(i, axis=ctx.axis) for i in range(n))
 
 
+class Chunk(Function):
+    """n equal parts along an axis (torch.chunk), as n outputs; the backward joins their gradients.
+
+    One op instead of n slices: each slice's backward would build a zero array of the whole input."""
+
+    @staticmethod
+    def forward(ctx, x, n, axis):
+        if x.shape[axis] % n:
+            raise ShapeError(f"chunk: axis {axis} of shape {tuple(x.shape)} does not split into {n} equal parts")
+        ctx.axis = axis
+        return tuple(array_module(x).split(x, n, axis=axis))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return array_module(grads[0]).concatenate(grads, axis=ctx.axis), None, None
+
+
 # ---- Tensor methods -------------------------------------------------------------------------------
 def _binary(op, reflected=False):
     if reflected:
@@ -560,5 +577,6 @@ Tensor.reshape = _reshape
 Tensor.transpose = _transpose
 Tensor.T = property(lambda self: _transpose(self))
 Tensor.__getitem__ = _getitem
+Tensor.chunk = lambda self, n, axis=0: Chunk.apply(self, n, axis)
 Tensor.concatenate = staticmethod(_concatenate)
 Tensor.stack = staticmethod(_stack)

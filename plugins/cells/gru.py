@@ -44,17 +44,15 @@ class GRU(Module):
     def forward(self, x, state):
         h, = state
         H = self.hidden_size
-        gi = x @ self.weight_ih.T + self.bias_ih  # the input's share of r, z and n
-        if self.variant == "pytorch":
-            gh = h @ self.weight_hh.T + self.bias_hh  # h's share of all three gates, one product
-        else:  # cho: W_hn multiplies r * h, which needs r first; take only r's and z's shares now
-            gh = h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]
-        r = (gi[:, 0 * H:1 * H] + gh[:, 0 * H:1 * H]).sigmoid()
-        z = (gi[:, 1 * H:2 * H] + gh[:, 1 * H:2 * H]).sigmoid()
-        if self.variant == "pytorch":
-            n = (gi[:, 2 * H:] + r * gh[:, 2 * H:]).tanh()
-        else:
-            n = (gi[:, 2 * H:] + (r * h) @ self.weight_hh[2 * H:].T + self.bias_hh[2 * H:]).tanh()
+        i_r, i_z, i_n = (x @ self.weight_ih.T + self.bias_ih).chunk(3, axis=1)  # the input's share of each gate
+        if self.variant == "pytorch":  # h's share of all three gates in one product
+            h_r, h_z, h_n = (h @ self.weight_hh.T + self.bias_hh).chunk(3, axis=1)
+            r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
+            n = (i_n + r * h_n).tanh()
+        else:  # cho: W_hn multiplies r * h, so that product has to wait for r
+            h_r, h_z = (h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]).chunk(2, axis=1)
+            r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
+            n = (i_n + (r * h) @ self.weight_hh[2 * H:].T + self.bias_hh[2 * H:]).tanh()
         h = (1 - z) * n + z * h
         return h, (h,)
 

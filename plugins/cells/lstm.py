@@ -41,12 +41,9 @@ class LSTM(Module):
 
     def forward(self, x, state):
         h, c = state
-        H = self.hidden_size
         gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
-        i = gates[:, 0 * H:1 * H].sigmoid()
-        f = gates[:, 1 * H:2 * H].sigmoid()
-        g = gates[:, 2 * H:3 * H].tanh()
-        o = gates[:, 3 * H:4 * H].sigmoid()
+        i, f, g, o = gates.chunk(4, axis=1)  # all four gates from one product, then split
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
         c = f * c + i * g
         h = o * c.tanh()
         return h, (h, c)

@@ -42,13 +42,13 @@ class PeepholeLSTM(Module):
 
     def forward(self, x, state):
         h, c = state
-        H = self.hidden_size
         gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
-        i = (gates[:, 0 * H:1 * H] + self.weight_ci * c).sigmoid()
-        f = (gates[:, 1 * H:2 * H] + self.weight_cf * c).sigmoid()
-        g = gates[:, 2 * H:3 * H].tanh()
+        i, f, g, o = gates.chunk(4, axis=1)
+        i = (i + self.weight_ci * c).sigmoid()  # i and f peek at the old cell c_{t-1}
+        f = (f + self.weight_cf * c).sigmoid()
+        g = g.tanh()
         c = f * c + i * g
-        o = (gates[:, 3 * H:4 * H] + self.weight_co * c).sigmoid()
+        o = (o + self.weight_co * c).sigmoid()  # o peeks at the new cell c_t
         h = o * c.tanh()
         return h, (h, c)
 
