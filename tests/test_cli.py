@@ -273,3 +273,14 @@ def test_every_cell_trains_on_every_dataset_for_one_epoch(tmp_path, data):
     docs = docs if isinstance(docs, list) else [docs]
     assert {d["cell"] for d in docs} == set(registry.cells.names())
     assert all(d["status"] == "finished" for d in docs)
+
+
+def test_a_time_series_run_shows_its_free_running_forecast_beside_the_truth(tmp_path):
+    result = rnnrun("--cell", "gru", "--data", "sine", "--epochs", "1", "--hidden", "4", "--quiet", runs_dir=tmp_path)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    truth = next(line for line in lines if line.strip().startswith("truth"))
+    forecast = next(line for line in lines if line.strip().startswith("forecast"))
+    assert len(truth.split()[1]) == len(forecast.split()[1]) == 50
+    summary = json.load(open(os.path.join(tmp_path, os.listdir(tmp_path)[0], "summary.json")))
+    assert len(summary["forecast"]["prediction"]) == 50 and summary["forecast"]["rmse"] > 0

@@ -205,7 +205,7 @@ def train_all(configs, store, as_json, quiet):
 
 def _train_all(configs, store, as_json, quiet):
     from .experiment import execute
-    from .report import model_table, results_table
+    from .report import forecast_lines, model_table, results_table
     out, err = console(), console(stderr=True)
     show = not as_json and not quiet
     summaries = []
@@ -253,6 +253,9 @@ def _train_all(configs, store, as_json, quiet):
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
     elif not quiet or True:
         out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
+        for s in summaries:
+            if s.get("forecast"):
+                out.print(forecast_lines(s))
         if not quiet:
             for s in summaries:
                 out.print(f"[dim]{s['cell']}: {s['run_dir']}[/]")

@@ -138,7 +138,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     try:
         from .plots import forecast_plot
         path = run.file(f"forecast-{steps}-{source}.png")
-        forecast_plot(path, model, dataset, steps, source)
+        forecast_plot(path, predictions, truth, source)
         out.print(f"[dim]plot: {path}[/]")
     except ImportError:
         pass

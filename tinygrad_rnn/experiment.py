@@ -7,10 +7,13 @@ its last weights; a diverged run is kept and marked as such.
 import math
 import time
 
+import numpy as np
+
 from . import __version__, backend
 from . import random as _random
 from .config import BASE, FROM_DATASET, check_options, construct, validate
 from .errors import ConfigError, DivergedError
+from .forecast import forecast
 from .models import SequenceModel
 from .optim import SCHEDULES, check_schedule
 from .registry import cells, datasets, optimizers, regularisers
@@ -94,7 +97,8 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
         trainer.fit()
         summary.update(_results(trainer), status="finished")
         run.save_weights(model.state_dict())
-        _plots(run, trainer, dataset, model)
+        predictions, truth = _forecast(dataset, model, summary)
+        _plots(run, trainer, predictions, truth)
     except KeyboardInterrupt:
         summary.update(status="interrupted", message="interrupted by the user (Ctrl-C)")
         _keep(run, trainer, summary, started)
@@ -140,11 +144,25 @@ def _results(trainer):
     return {**_history_stats(trainer.history), **trainer.test()}
 
 
-def _plots(run, trainer, dataset, model):
+def _forecast(dataset, model, summary):
+    """For a time series: the free-running forecast from the last real window, kept in the summary."""
+    if not dataset.forecastable:
+        return None, None
+    steps = getattr(dataset, "forecast_steps", 50)
+    predictions, truth = forecast(model, dataset, steps)
+    listed = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in a[:, 0]]  # noqa: E731
+    summary["forecast"] = {"steps": steps, "prediction": listed(predictions), "truth": listed(truth)}
+    if truth is not None and np.isfinite(truth[:, 0]).any():
+        known = np.isfinite(truth[:, 0])
+        summary["forecast"]["rmse"] = float(np.sqrt(np.mean((predictions[known, 0] - truth[known, 0]) ** 2)))
+    return predictions, truth
+
+
+def _plots(run, trainer, predictions, truth):
     try:
         from . import plots
     except ImportError:  # matplotlib is an optional extra
         return
     plots.loss_plot(run.file("loss.png"), trainer.history)
-    if dataset.forecastable:
-        plots.forecast_plot(run.file("forecast.png"), model, dataset)
+    if predictions is not None:
+        plots.forecast_plot(run.file("forecast.png"), predictions, truth)

@@ -5,8 +5,6 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .forecast import forecast  # noqa: E402
-
 
 def loss_plot(path, history):
     epochs = [m["epoch"] for m in history]
@@ -22,9 +20,8 @@ def loss_plot(path, history):
     plt.close(fig)
 
 
-def forecast_plot(path, model, dataset, steps=None, source="data"):
-    steps = steps or getattr(dataset, "forecast_steps", 50)
-    predictions, truth = forecast(model, dataset, steps, source)
+def forecast_plot(path, predictions, truth=None, source="data"):
+    """Prediction (K, D) against truth (K, D) or None, first feature, as `forecast` returns them."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     if truth is not None:
         ax.plot(truth[:, 0], label="truth", color="black", linewidth=1)

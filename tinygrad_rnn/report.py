@@ -8,17 +8,36 @@ from .models import summary_rows
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values):
-    """A one-line chart of `values`, e.g. ▇▅▃▂▁▁ for a falling loss (log-scaled when positive)."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return ""
-    if min(values) > 0:
-        values = [math.log(v) for v in values]
-    low, high = min(values), max(values)
+def sparkline(values, low=None, high=None):
+    """A one-line chart of `values`, e.g. ▇▅▃▂▁▁ for a falling loss (log-scaled when all positive).
+
+    `low` and `high` fix the scale (linear), so that several lines can be compared; a missing value
+    is a blank."""
+    if low is None or high is None:
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        if not values:
+            return ""
+        if min(values) > 0:
+            values = [math.log(v) for v in values]
+        low, high = min(values), max(values)
     if high - low < 1e-12:
-        return SPARK[0] * len(values)
-    return "".join(SPARK[int((v - low) / (high - low) * (len(SPARK) - 1) + 0.5)] for v in values)
+        return "".join(SPARK[0] if v is not None else " " for v in values)
+    return "".join(" " if v is None or not math.isfinite(v) else
+                   SPARK[min(max(int((v - low) / (high - low) * (len(SPARK) - 1) + 0.5), 0), len(SPARK) - 1)]
+                   for v in values)
+
+
+def forecast_lines(summary):
+    """Truth and free-running forecast as two sparklines on one scale, for the terminal."""
+    f = summary["forecast"]
+    known = [v for v in f["prediction"] + (f["truth"] or []) if v is not None]
+    low, high = min(known), max(known)
+    lines = [f"Free-running forecast, {summary['cell']} on {summary['data']}: {f['steps']} steps, each fed "
+             "the model's own previous prediction" + (f" (RMSE vs truth {fmt(f['rmse'])})" if f.get("rmse") else "")]
+    if f["truth"]:
+        lines.append(f"  truth     {sparkline(f['truth'], low, high)}")
+    lines.append(f"  forecast  {sparkline(f['prediction'], low, high)}")
+    return "\n".join(lines)
 
 
 def fmt(value, digits=4):
