@@ -248,10 +248,10 @@ def _train_all(configs, store, as_json, quiet):
     if as_json:
         keys = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric",
                 "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
-                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed")
+                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast")
         docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    elif not quiet or True:
+    else:
         out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
         for s in summaries:
             if s.get("forecast"):
