@@ -67,6 +67,8 @@ CASES = {
     "chunk": (lambda a: Tensor.concatenate([p * (k + 1) for k, p in enumerate(a.chunk(3, axis=1))]),
               [(2, 6)], ANY),
     "chunk, one part used": (lambda a: a.chunk(2, axis=0)[1], [(4, 3)], ANY),
+    "linear": (lambda x, w, b: x.linear(w, b), [(2, 3, 4), (5, 4), (5,)], ANY),
+    "linear without bias": (lambda x, w: x.linear(w), [(3, 4), (5, 4)], ANY),
 }
 
 

@@ -260,6 +260,19 @@ def test_chunk_matches_torch_chunk(axis):
     helper_test_op([(6, 6)], lambda t: weighted(t.chunk(3, dim=axis)), lambda t: weighted(t.chunk(3, axis=axis)))
 
 
+@pytest.mark.parametrize("shape", [(4,), (3, 4), (2, 3, 4)])
+def test_linear_matches_torch_functional_linear(shape):
+    helper_test_op([shape, (5, 4), (5,)], lambda x, w, b: torch.nn.functional.linear(x, w, b),
+                   lambda x, w, b: x.linear(w, b))
+    helper_test_op([shape, (5, 4)], lambda x, w: torch.nn.functional.linear(x, w), lambda x, w: x.linear(w),
+                   dtype=np.float32)
+
+
+def test_linear_names_both_shapes_when_they_do_not_fit():
+    with pytest.raises(ShapeError, match=r"\(2, 3\).*\(5, 4\)"):
+        Tensor(np.zeros((2, 3))).linear(Tensor(np.zeros((5, 4))))
+
+
 def test_chunk_that_does_not_divide_is_a_shape_error():
     with pytest.raises(ShapeError, match="3 equal parts"):
         Tensor(np.zeros((2, 4))).chunk(3, axis=1)

@@ -181,7 +181,7 @@ def test_graph_tree_names_ops_shapes_parameters_and_the_input(tmp_path):
     out = result.output
     assert out.splitlines()[0].startswith("[1] ") and "the loss" in out.splitlines()[0]
     for text in ("cells.0.weight_hh (6, 2)", "cells.0.weight_ih (6, 1)", "input x (1, 3, 1)", "Sigmoid (1, 2)",
-                 "Tanh (1, 2)", "MatMul", "↑ shown above"):
+                 "Tanh (1, 2)", "Linear", "↑ shown above"):
         assert text in out, text
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
 

@@ -139,6 +139,34 @@ class MatMul(Function):
         return ga, gb
 
 
+class Linear(Function):
+    """x W^T + b in one op (PyTorch's F.linear): x (..., in), W (out, in), b (out,) or None.
+
+    The same maths as `x @ W.T + b`, without the transpose and add as ops of their own; every
+    recurrent step does two of these, so the saving is paid back T times per sequence."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        if x.shape[-1] != weight.shape[1]:
+            raise ShapeError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                             f"{tuple(weight.shape)}: the input's last axis must be {weight.shape[1]}")
+        ctx.save_for_backward(x, weight)
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        g2 = grad.reshape(-1, grad.shape[-1])  # batch axes flattened: dW sums over all of them
+        gx = grad @ weight if needs[0] else None
+        gw = g2.T @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+        gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        return gx, gw, gb
+
+
 # ---- unary ops ------------------------------------------------------------------------------------
 class Neg(Function):
     @staticmethod
@@ -578,5 +606,6 @@ Tensor.transpose = _transpose
 Tensor.T = property(lambda self: _transpose(self))
 Tensor.__getitem__ = _getitem
 Tensor.chunk = lambda self, n, axis=0: Chunk.apply(self, n, axis)
+Tensor.linear = lambda self, weight, bias=None: Linear.apply(self, weight, bias)
 Tensor.concatenate = staticmethod(_concatenate)
 Tensor.stack = staticmethod(_stack)

@@ -44,15 +44,15 @@ class GRU(Module):
     def forward(self, x, state):
         h, = state
         H = self.hidden_size
-        i_r, i_z, i_n = (x @ self.weight_ih.T + self.bias_ih).chunk(3, axis=1)  # the input's share of each gate
+        i_r, i_z, i_n = x.linear(self.weight_ih, self.bias_ih).chunk(3, axis=1)  # x W_ih^T + b_ih: the input's share
         if self.variant == "pytorch":  # h's share of all three gates in one product
-            h_r, h_z, h_n = (h @ self.weight_hh.T + self.bias_hh).chunk(3, axis=1)
+            h_r, h_z, h_n = h.linear(self.weight_hh, self.bias_hh).chunk(3, axis=1)
             r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
             n = (i_n + r * h_n).tanh()
         else:  # cho: W_hn multiplies r * h, so that product has to wait for r
-            h_r, h_z = (h @ self.weight_hh[:2 * H].T + self.bias_hh[:2 * H]).chunk(2, axis=1)
+            h_r, h_z = h.linear(self.weight_hh[:2 * H], self.bias_hh[:2 * H]).chunk(2, axis=1)
             r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
-            n = (i_n + (r * h) @ self.weight_hh[2 * H:].T + self.bias_hh[2 * H:]).tanh()
+            n = (i_n + (r * h).linear(self.weight_hh[2 * H:], self.bias_hh[2 * H:])).tanh()
         h = (1 - z) * n + z * h
         return h, (h,)
 

@@ -41,8 +41,9 @@ class LSTM(Module):
 
     def forward(self, x, state):
         h, c = state
-        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
-        i, f, g, o = gates.chunk(4, axis=1)  # all four gates from one product, then split
+        # x.linear(W, b) is x @ W.T + b as one op (PyTorch's F.linear): all four gates in one product each
+        gates = x.linear(self.weight_ih, self.bias_ih) + h.linear(self.weight_hh, self.bias_hh)
+        i, f, g, o = gates.chunk(4, axis=1)
         i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
         c = f * c + i * g
         h = o * c.tanh()

@@ -42,7 +42,7 @@ class PeepholeLSTM(Module):
 
     def forward(self, x, state):
         h, c = state
-        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
+        gates = x.linear(self.weight_ih, self.bias_ih) + h.linear(self.weight_hh, self.bias_hh)  # x W^T + b
         i, f, g, o = gates.chunk(4, axis=1)
         i = (i + self.weight_ci * c).sigmoid()  # i and f peek at the old cell c_{t-1}
         f = (f + self.weight_cf * c).sigmoid()

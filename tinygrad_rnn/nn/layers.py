@@ -27,8 +27,7 @@ class Linear(Module):
         if x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear({self.in_features}, {self.out_features}) got input of shape "
                              f"{x.shape}; its last axis must be {self.in_features}")
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return x.linear(self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}"
