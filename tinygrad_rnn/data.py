@@ -146,6 +146,12 @@ def accuracy(logits, split):
     return float(correct.mean())
 
 
+def majority_baseline(train, split):
+    """Accuracy on `split` of always answering the most common class of the `train` split's targets."""
+    majority = np.bincount(train.y.reshape(-1)).argmax()
+    return float(np.mean(split.y == majority))
+
+
 def exact_match(logits, split):
     """Fraction of sequences whose every token is right (for vec2seq and encdec)."""
     predicted = np.asarray(logits).argmax(axis=-1)

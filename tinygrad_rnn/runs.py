@@ -47,6 +47,15 @@ def plain(value):
     return value
 
 
+def read_json(path):
+    """A JSON file's contents, or {} where it has not been written (yet)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
 class Run:
     """One run's folder."""
 
@@ -88,11 +97,7 @@ class Run:
             return tomllib.load(f)
 
     def summary(self):
-        try:
-            with open(self.file("summary.json")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
+        return read_json(self.file("summary.json"))
 
     def metrics(self):
         try:

@@ -33,7 +33,7 @@ from . import __version__
 from .config import load_toml, parse_spec, split_names
 from .errors import ConfigError, TinygradRNNError
 from .registry import load_plugin
-from .runs import Run, RunStore, atomic_write, plain, slug
+from .runs import Run, RunStore, atomic_write, plain, read_json, slug
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -211,11 +211,7 @@ class Sweep:
         atomic_write(self.file("sweep.toml"), tomli_w.dumps(plain(definition)))
 
     def summary(self):
-        try:
-            with open(self.file("summary.json")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
+        return read_json(self.file("summary.json"))
 
     def write_summary(self, doc):
         atomic_write(self.file("summary.json"), json.dumps(plain(doc), indent=2) + "\n")

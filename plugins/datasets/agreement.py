@@ -24,7 +24,7 @@ Linzen, Dupoux & Goldberg (2016) study the natural-language version of this task
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, accuracy, one_hot
+from tinygrad_rnn.data import Dataset, Split, majority_baseline, one_hot
 
 SINGULAR = ["cat", "dog", "key", "author", "pilot", "bird"]
 PLURAL = ["cats", "dogs", "keys", "authors", "pilots", "birds"]
@@ -77,5 +77,4 @@ class Agreement(Dataset):
                 "test": self.sample(rng, self.n_train // 4)}
 
     def baseline(self, split):
-        majority = np.bincount(self.splits()["train"].y, minlength=2).argmax()
-        return accuracy(one_hot(np.full(len(split), majority), 2), split)
+        return majority_baseline(self.splits()["train"], split)

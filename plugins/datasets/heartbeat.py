@@ -27,7 +27,7 @@ beside it, because accuracy alone flatters a model that calls everything normal.
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, accuracy, one_hot
+from tinygrad_rnn.data import Dataset, Split, majority_baseline
 
 FS = 50.0  # samples a second
 
@@ -125,8 +125,7 @@ class Heartbeat(Dataset):
 
     # ---- scores ----------------------------------------------------------------------------------------
     def baseline(self, split):
-        majority = np.bincount(self.splits()["train"].y, minlength=2).argmax()
-        return accuracy(one_hot(np.full(len(split), majority), 2), split)
+        return majority_baseline(self.splits()["train"], split)
 
     def extra_metrics(self, outputs, split):
         predicted = np.asarray(outputs).argmax(axis=-1)

@@ -18,7 +18,7 @@ The baseline is the majority class of the training split (≈ 0.5).
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, accuracy, one_hot
+from tinygrad_rnn.data import Dataset, Split, majority_baseline, one_hot
 
 POSITIVE = ["good", "great", "fine", "fun", "nice"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "poor"]
@@ -89,8 +89,7 @@ class Sentiment(Dataset):
                 "test": self.sample(rng, self.n_train // 4)}
 
     def baseline(self, split):
-        majority = np.bincount(self.splits()["train"].y, minlength=2).argmax()
-        return accuracy(one_hot(np.full(len(split), majority), 2), split)
+        return majority_baseline(self.splits()["train"], split)
 
     @staticmethod
     def decode(x, length):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, accuracy, one_hot
+from tinygrad_rnn.data import Dataset, Split, majority_baseline
 
 DATA = Path(__file__).with_name("data") / "japanese_vowels_sktime.npz"
 
@@ -65,5 +65,4 @@ class Vowels(Dataset):
                 "test": split.subset(np.arange(len(y)) >= self.test_start)}
 
     def baseline(self, split):
-        majority = np.bincount(self.splits()["train"].y, minlength=self.output_size).argmax()
-        return accuracy(one_hot(np.full(len(split), majority), self.output_size), split)
+        return majority_baseline(self.splits()["train"], split)
