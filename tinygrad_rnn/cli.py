@@ -9,9 +9,7 @@ exits 130 and keeps the run's files. This file holds the group (training) and `l
 subcommands live in cli_runs.py, cli_teach.py, cli_text.py and cli_sweep.py.
 """
 import json
-import signal
 import sys
-import threading
 import warnings
 
 import click
@@ -23,6 +21,7 @@ from .config import load_toml, parse_spec, signature_text, split_names
 from .errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from .registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
 from .runs import RunStore
+from .signals import on_ctrl_c
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
@@ -194,13 +193,8 @@ class Interrupted:
 
 
 def train_all(configs, store, as_json, quiet):
-    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+    with on_ctrl_c(Interrupted.handler):
         return _train_all(configs, store, as_json, quiet)
-    previous = signal.signal(signal.SIGINT, Interrupted.handler)
-    try:
-        return _train_all(configs, store, as_json, quiet)
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _train_all(configs, store, as_json, quiet):

@@ -34,6 +34,7 @@ from .config import load_toml, parse_spec, split_names
 from .errors import ConfigError, TinygradRNNError
 from .registry import load_plugin
 from .runs import Run, RunStore, atomic_write, plain, read_json, slug
+from .signals import on_ctrl_c
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -331,13 +332,8 @@ def _init_worker():
 
 def _worker_trial(config, root, group, plugins):
     """run_trial in a pool worker or a Dask task: Ctrl-C ends the trial as "interrupted", not the worker."""
-    if threading.current_thread() is not threading.main_thread():  # a Dask worker's thread
+    with on_ctrl_c(signal.default_int_handler):
         return run_trial(config, root, group, plugins)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return run_trial(config, root, group, plugins)
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 # ---- executors: each calls record(trial, summary) in this process as results arrive ----------------
