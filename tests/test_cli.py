@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinygrad_rnn import registry
-from tinygrad_rnn.cli import cli
+from tinygrad_rnn.runner.cli import cli
 
 from helpers import small_spec
 

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinygrad_rnn.cli import cli
+from tinygrad_rnn.runner.cli import cli
 
 from helpers import restored_registry
 

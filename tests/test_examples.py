@@ -5,8 +5,9 @@ import os
 import numpy as np
 from click.testing import CliRunner
 
-from tinygrad_rnn import Tensor, load_plugin, registry, teach
-from tinygrad_rnn.cli import cli
+from tinygrad_rnn import Tensor, load_plugin, registry
+from tinygrad_rnn.runner import teach
+from tinygrad_rnn.runner.cli import cli
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 INDRNN = os.path.join(EXAMPLES, "indrnn_cell.py")

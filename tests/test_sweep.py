@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from tinygrad_rnn import sweep as sweeps
-from tinygrad_rnn.cli import main
+from tinygrad_rnn.runner import sweep as sweeps
+from tinygrad_rnn.runner.cli import main
 from tinygrad_rnn.errors import ConfigError
 from tinygrad_rnn.registry import datasets
 

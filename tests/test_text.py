@@ -4,12 +4,12 @@ import pytest
 from click.testing import CliRunner
 
 from tinygrad_rnn import ConfigError
-from tinygrad_rnn.cli import cli
+from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.data import one_hot
-from tinygrad_rnn.experiment import execute, resolve
+from tinygrad_rnn.runner.experiment import execute, resolve
 from tinygrad_rnn.models import SequenceModel
 from tinygrad_rnn.registry import datasets
-from tinygrad_rnn.runs import RunStore
+from tinygrad_rnn.runner.runs import RunStore
 from tinygrad_rnn.sample import next_char, sample
 
 SMALL = {"T": 20, "chars": 4000, "streams": 4}

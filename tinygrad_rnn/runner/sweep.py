@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import tomli_w
 
-from . import __version__
+from .. import __version__
 from .config import load_toml, parse_spec, split_names
-from .errors import ConfigError, TinygradRNNError
-from .registry import load_plugin
+from ..errors import ConfigError, TinygradRNNError
+from ..registry import load_plugin
 from .runs import Run, RunStore, atomic_write, plain, read_json, slug
 from .signals import on_ctrl_c
 

@@ -3,7 +3,7 @@ import math
 
 from rich.table import Table
 
-from .models import summary_rows
+from ..models import summary_rows
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -10,9 +10,10 @@ import json
 import click
 from rich.table import Table
 
-from .cli import cli, console, runs_dir_option, store_for
-from .errors import ConfigError
-from .registry import datasets
+from ..app import cli, runs_dir_option, store_for
+from ..output import console
+from ...errors import ConfigError
+from ...registry import datasets
 
 
 @cli.command("runs")
@@ -22,11 +23,11 @@ from .registry import datasets
 @click.pass_context
 def list_runs(ctx, runs_dir, sweep, as_json):
     """Past runs: id, cell, data, key settings, best validation metric, time."""
-    from .report import fmt
+    from ..report import fmt
     store = store_for(ctx, runs_dir)
     runs = store.runs()
     if sweep:
-        from .sweep import sweep_runs
+        from ..sweep import sweep_runs
         runs = sweep_runs(store, sweep)
     rows = []
     for run in runs:
@@ -63,7 +64,7 @@ def settings_text(config):
 @click.pass_context
 def show(ctx, run_id, runs_dir, as_json):
     """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
-    from .report import dict_table, rows_table
+    from ..report import dict_table, rows_table
     run = store_for(ctx, runs_dir).get(run_id)
     config, metrics, summary = run.config(), run.metrics(), run.summary()
     if as_json:
@@ -87,7 +88,7 @@ def show(ctx, run_id, runs_dir, as_json):
 @click.pass_context
 def compare(ctx, run_ids, runs_dir):
     """Several runs side by side."""
-    from .report import results_table
+    from ..report import results_table
     store = store_for(ctx, runs_dir)
     summaries = []
     for run_id in run_ids:
@@ -109,8 +110,8 @@ def compare(ctx, run_ids, runs_dir):
 @click.pass_context
 def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     """Free-running generation from a time-series run: the model fed its own predictions."""
-    from .experiment import build
-    from .forecast import forecast
+    from ..experiment import build
+    from ...forecast import forecast
     run = store_for(ctx, runs_dir).get(run_id)
     config = run.config()
     config.pop("meta", None)
@@ -136,7 +137,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     out = console()
     out.print(table)
     try:
-        from .plots import forecast_plot
+        from ..plots import forecast_plot
         path = run.file(f"forecast-{steps}-{source}.png")
         forecast_plot(path, predictions, truth, source)
         out.print(f"[dim]plot: {path}[/]")

@@ -5,34 +5,24 @@
     rnnrun list | runs | show RUN | compare RUN... | forecast RUN --steps 50
 
 Every user mistake becomes one line on stderr and exit code 2; a run that fails exits 1; Ctrl-C
-exits 130 and keeps the run's files. This file holds the group (training) and `list`; the other
-subcommands live in cli_runs.py, cli_teach.py, cli_text.py and cli_sweep.py.
+exits 130 and keeps the run's files. This file holds the group, whose own options train (the driver is
+training.py), and the helpers every command shares; the subcommands live in commands/, one file per
+family, and import `cli` from here to register themselves. cli.py, the entry point, imports them all.
 """
-import json
 import sys
 import warnings
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__
-from .config import load_toml, parse_spec, signature_text, split_names
-from .errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
-from .registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
+from .. import __version__
+from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
+from ..registry import discover, load_errors, load_plugin, regularisers
+from .config import load_toml, parse_spec, split_names
+from .output import Fail, console
 from .runs import RunStore
-from .signals import on_ctrl_c
+from .training import train_all
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
-KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
-
-
-class Fail(Exception):
-    """A run that failed (exit 1), already reported."""
-
-
-def console(stderr=False):
-    return Console(stderr=stderr, highlight=False)
 
 
 def load_plugins(paths):
@@ -170,122 +160,9 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
             config["cell"], config["cell_options"] = with_spec(spec, "cell")
         configs.append(resolve(config))
     if configs[0]["backend"] == "cupy":
-        from .backend import module
+        from ..backend import module
         module("cupy")  # fail now, before any run folder is made
     train_all(configs, RunStore(runs_dir), as_json, quiet)
-
-
-class Interrupted:
-    """Ctrl-C seen. Python raises KeyboardInterrupt wherever the main thread is, and a library can
-    swallow it (in a callback, a finaliser); the training callbacks check this flag as well, so the
-    run still stops at the next batch."""
-    seen = False
-
-    @classmethod
-    def handler(cls, signum, frame):
-        cls.seen = True
-        raise KeyboardInterrupt
-
-    @classmethod
-    def check(cls):
-        if cls.seen:
-            raise KeyboardInterrupt
-
-
-def train_all(configs, store, as_json, quiet):
-    with on_ctrl_c(Interrupted.handler):
-        return _train_all(configs, store, as_json, quiet)
-
-
-def _train_all(configs, store, as_json, quiet):
-    from .experiment import execute
-    from .report import forecast_lines, model_table, results_table
-    out, err = console(), console(stderr=True)
-    show = not as_json and not quiet
-    summaries = []
-    for config in configs:
-        progress = Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
-                            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), console=err,
-                            disable=as_json or quiet, transient=False)
-        task = None
-
-        def on_start(run, dataset, model):
-            nonlocal task
-            if show:
-                out.print(f"[dim]run {run.id}: {config['cell']} on {config['data']} "
-                          f"({dataset.kind}, {dataset.problem}; {len(dataset.splits()['train'])} training sequences)[/]")
-                out.print(model_table(model, title=f"Model: {config['cell']} on {config['data']}"))
-            task = progress.add_task("train", total=config["epochs"], name=f"{config['cell']}/{config['data']}",
-                                     epoch=0, loss="–", speed="")
-
-        def on_batch(trainer, batch, batches, loss):
-            Interrupted.check()
-            progress.update(task, loss=f"{loss:.4g}", speed=f"batch {batch}/{batches}")
-
-        def on_epoch(trainer, metrics):
-            Interrupted.check()
-            progress.update(task, advance=1, epoch=metrics["epoch"], loss=f"{metrics['val_loss']:.4g} (val)",
-                            speed=f"{metrics['seconds']:.1f}s/epoch")
-
-        with progress:
-            try:
-                summary = execute(config, store, on_start=on_start, on_epoch=on_epoch, on_batch=on_batch)
-            except KeyboardInterrupt:
-                progress.stop()
-                err.print(f"[yellow]interrupted:[/] the run's config, metrics so far and last weights "
-                          f"are kept in {store.root}")
-                sys.exit(130)
-        summaries.append(summary)
-        if summary["status"] == "diverged":
-            err.print(f"[red]diverged:[/] {summary['message']} (run kept in {summary['run_dir']})", soft_wrap=True)
-    if as_json:
-        keys = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric",
-                "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
-                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast")
-        docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
-        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    else:
-        out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
-        for s in summaries:
-            if s.get("forecast"):
-                out.print(forecast_lines(s))
-        if not quiet:
-            for s in summaries:
-                out.print(f"[dim]{s['cell']}: {s['run_dir']}[/]")
-    if any(s["status"] != "finished" for s in summaries):
-        raise Fail()
-
-
-# ---- subcommands ------------------------------------------------------------------------------------
-@cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def list_plugins(as_json):
-    """Every cell, dataset, regulariser and optimiser, with its description and options."""
-    from rich.table import Table
-    catalogue = {f"{kind}s": [{"name": n, "description": reg.describe(n), "options": reg.options(n)}
-                              for n in reg.names()] for kind, reg in KINDS}
-    for entry in catalogue["datasets"]:
-        cls = datasets.get(entry["name"])
-        entry.update(kind=cls.kind, problem=cls.problem, metric=cls.metric_name)
-    if as_json:
-        click.echo(json.dumps(catalogue, indent=2, default=str))
-        return
-    out = console()
-    for kind, reg in KINDS:
-        table = Table(title=f"{kind}s", title_justify="left")
-        table.add_column("name", style="bold cyan")
-        if kind == "dataset":
-            table.add_column("task")
-        table.add_column("description")
-        table.add_column("options")
-        for name in reg.names():
-            extra = []
-            if kind == "dataset":
-                cls = reg.get(name)
-                extra = [f"{cls.kind}, {cls.problem}; {cls.metric_name}"]
-            table.add_row(name, *extra, reg.describe(name), signature_text(reg.get(name)))
-        out.print(table)
 
 
 def runs_dir_option(f):
@@ -294,21 +171,3 @@ def runs_dir_option(f):
 
 def store_for(ctx, runs_dir):
     return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")
-
-
-# ---- subcommands kept in their own files register themselves on `cli` when imported ----------------
-# (one import line per file here)
-from . import cli_runs  # noqa: E402,F401  (rnnrun runs, show, compare, forecast)
-from . import cli_sweep  # noqa: E402,F401  (rnnrun sweep)
-from . import cli_text  # noqa: E402,F401  (rnnrun sample)
-from . import cli_teach  # noqa: E402,F401  (rnnrun gradcheck, vanish, graph)
-
-
-# ---- the entry point ---------------------------------------------------------------------------------
-def main(argv=None):
-    """The console script `rnnrun`."""
-    cli.main(args=argv, prog_name="rnnrun")
-
-
-if __name__ == "__main__":
-    main()

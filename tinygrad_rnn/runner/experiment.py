@@ -9,15 +9,15 @@ import time
 
 import numpy as np
 
-from . import __version__, backend
-from . import random as _random
+from .. import __version__, backend
+from .. import random as _random
 from .config import BASE, FROM_DATASET, check_options, construct, validate
-from .errors import ConfigError, DivergedError
-from .forecast import forecast
-from .models import SequenceModel
-from .optim import SCHEDULES, check_schedule
-from .registry import cells, datasets, optimizers, regularisers
-from .train import Trainer
+from ..errors import ConfigError, DivergedError
+from ..forecast import forecast
+from ..models import SequenceModel
+from ..optim import SCHEDULES, check_schedule
+from ..registry import cells, datasets, optimizers, regularisers
+from ..train import Trainer
 
 
 def resolve(config):

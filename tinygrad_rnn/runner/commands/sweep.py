@@ -16,11 +16,12 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import sweep as sweeps
-from .cli import Fail, cli, config_from_flags, console
-from .config import parse_spec
-from .errors import ConfigError
-from .report import fmt
+from .. import sweep as sweeps
+from ..app import cli, config_from_flags
+from ..output import Fail, console
+from ..config import parse_spec
+from ...errors import ConfigError
+from ..report import fmt
 
 # the flags that define a sweep; --resume takes all of them from the sweep's sweep.toml
 DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size", "reg", "epochs", "bidirectional",
@@ -119,7 +120,7 @@ def _resumed(root, resume_id, plugins):
     plugins = list(dict.fromkeys(definition.get("plugins", []) + plugins))
     sweeps.load_plugins_once(plugins)
     trials = definition.get("trials", [])
-    from .experiment import resolve
+    from ..experiment import resolve
     for trial in trials:
         resolve(dict(trial["config"]))  # unknown names fail here (exit 2), not in every trial
     return sweep, trials, plugins

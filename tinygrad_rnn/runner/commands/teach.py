@@ -4,7 +4,7 @@
     rnnrun vanish --cell rnn,lstm,gru --data adding:T=100       ||dLoss/dh_t|| over t, before/after training
     rnnrun graph --cell gru --steps 3 --dot gru.dot             the graph backward() walks
 
-The computing is in `teach.py`; this file only turns its results into tables, trees and plots.
+The computing is in `../teach.py`; this file only turns its results into tables, trees and plots.
 """
 import json
 import math
@@ -17,10 +17,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .cli import Fail, cli, config_from_flags, console, load_plugins, runs_dir_option, with_spec
-from .config import split_names
-from .report import SPARK
-from .registry import cells
+from ..app import cli, config_from_flags, load_plugins, runs_dir_option, with_spec
+from ..output import Fail, console
+from ..config import split_names
+from ..report import SPARK
+from ...registry import cells
 
 
 def plugin_option(f):
@@ -61,7 +62,7 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     rnnrun gradcheck --cell lstm --layers 2 --bidirectional
     rnnrun gradcheck --plugin examples/indrnn_cell.py --cell indrnn
     """
-    from .teach import check_cell, has_fused_path
+    from ..teach import check_cell, has_fused_path
     load_plugins(plugins)
     out = console()
     checks = []
@@ -147,8 +148,8 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     rnnrun vanish --cell rnn,lstm,gru --data adding:T=100
     rnnrun vanish --cell rnn:nonlinearity=relu --data adding:T=100 --reg clip:1.0
     """
-    from .experiment import resolve
-    from .teach import Vanish, vanish
+    from ..experiment import resolve
+    from ..teach import Vanish, vanish
     load_plugins(plugins)
     base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=None,
                              bidirectional=None, epochs=max(epochs, 1), batch_size=batch_size, lr=lr, seed=seed,
@@ -196,7 +197,7 @@ def _cell_label(config):
 
 
 def _norms_table(results, configs, first):
-    from .teach import Vanish
+    from ..teach import Vanish
     T = len(results[0].init)
     regs = ", ".join(r["name"] for r in first["regularisers"]) or "no regulariser"
     epochs = max((len(r.history) for r in results), default=0)
@@ -271,7 +272,7 @@ def shared_sparklines(series, width=16):
 
 def _plot(results, configs, path, runs_dir, data):
     try:
-        from .plots import line_plot
+        from ..plots import line_plot
     except ImportError:
         console(stderr=True).print("[dim]matplotlib is not installed: no plot (pip install 'tinygrad_rnn[plot]')[/]")
         return None
@@ -317,7 +318,7 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     rnnrun graph --cell rnn --steps 3
     rnnrun graph --cell gru --steps 2 --dot gru.dot && dot -Tpng gru.dot -o gru.png
     """
-    from .teach import preorder, tiny_model_graph, to_dot
+    from ..teach import preorder, tiny_model_graph, to_dot
     load_plugins(plugins)
     name, options = with_spec(cell_spec, "cell")
     graph, _ = tiny_model_graph(name, steps=steps, hidden=hidden, input_size=input_size, seed=seed, **options)

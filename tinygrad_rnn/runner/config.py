@@ -16,8 +16,8 @@ Specs on the command line: `adding:T=200`, `clip:1.0` (a bare value fills the fi
 """
 import tomllib
 
-from .errors import ConfigError
-from .registry import plugin_options
+from ..errors import ConfigError
+from ..registry import plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,

@@ -6,21 +6,21 @@
     computation_graph(loss, parameters, inputs)         the graph backward() walks, as plain data
     to_dot(graph)                                       ... as Graphviz DOT
 
-The tables and plots live in `cli_teach.py`; everything here returns plain numbers and dataclasses,
+The tables and plots live in `commands/teach.py`; everything here returns plain numbers and dataclasses,
 so tests and notebooks can use it directly.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import random as _random
-from .errors import ConfigError
-from .function import no_grad
-from .gradcheck import gradcheck
-from .nn.recurrent import Recurrent
-from .regulariser import Regulariser
-from .tensor import Tensor, _topological_order
-from .train import detach_state, gradient_norm
+from .. import random as _random
+from ..errors import ConfigError
+from ..function import no_grad
+from ..gradcheck import gradcheck
+from ..nn.recurrent import Recurrent
+from ..regulariser import Regulariser
+from ..tensor import Tensor, _topological_order
+from ..train import detach_state, gradient_norm
 
 PATHS = ("fused", "composed")
 
@@ -195,9 +195,9 @@ def vanish(config, on_epoch=None):
     and trained by the ordinary `Trainer`, so every `--reg` (xavier, orthogonal, clip, batchnorm,
     tbptt...) acts here as it does in a run. Nothing is stored.
     """
-    from .errors import DivergedError
+    from ..errors import DivergedError
     from .experiment import build
-    from .train import Trainer
+    from ..train import Trainer
     dataset, model, regs = build(config)
     trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],
                       optimizer_options=config["optimizer_options"], regularisers=regs + [AppliedGradientNorm()],

@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from .cli import cli, runs_dir_option, store_for
-from .errors import ConfigError
-from .registry import datasets
+from ..app import cli, runs_dir_option, store_for
+from ...errors import ConfigError
+from ...registry import datasets
 
 
 @cli.command("sample")
@@ -26,8 +26,8 @@ from .registry import datasets
 @click.pass_context
 def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     """Generate text from a trained `text` run (RUN: id, id prefix, path or 'last'), printed as it comes."""
-    from .experiment import build
-    from .sample import is_text_dataset, sample
+    from ..experiment import build
+    from ...sample import is_text_dataset, sample
     run = store_for(ctx, runs_dir).get(run_id)
     config = run.config()
     config.pop("meta", None)

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 import tomli_w
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def atomic_write(path, data, mode="w"):

@@ -1,0 +1,119 @@
+"""The folder listing is the architecture: engine ← nn ← library ← runner, imports one way, no circles.
+
+Read from the source with `ast` (nothing is imported), so a lazy import inside a function counts as
+much as one at the top of a file: a circle through a function body is still a circle.
+"""
+import ast
+import pathlib
+
+import tinygrad_rnn
+
+PACKAGE = pathlib.Path(tinygrad_rnn.__file__).parent
+ENGINE = {f"tinygrad_rnn.{name}" for name in
+          ("tensor", "function", "ops", "backend", "gradcheck", "random", "errors")}
+# `python -m tinygrad_rnn` must start the application, so the package's __main__ is its one door in.
+ENTRY = "tinygrad_rnn.__main__"
+
+
+def module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = set()
+
+
+def imports_of(path):
+    """Every tinygrad_rnn module that `path` imports, relative imports resolved."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            # `from . import sweep` imports a module, not a name from the package: count it as that module
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & MODULES
+            found |= submodules
+            if len(submodules) < len(node.names):
+                found.add(target)
+    return {m for m in found if m in MODULES and m != name}
+
+
+MODULES |= {module_name(p) for p in PACKAGE.rglob("*.py")}
+GRAPH = {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def layer(module):
+    if module in ENGINE:
+        return "engine"
+    if module.startswith("tinygrad_rnn.nn"):
+        return "nn"
+    if module.startswith("tinygrad_rnn.runner") or module == ENTRY:
+        return "runner"
+    return "library"
+
+
+def test_the_engine_imports_nothing_else_of_the_package():
+    offenders = {m: sorted(GRAPH[m] - ENGINE) for m in ENGINE if GRAPH[m] - ENGINE}
+    assert not offenders, f"engine modules importing outside the engine: {offenders}"
+
+
+def test_nn_builds_only_on_the_engine():
+    # The registry is the one library module nn reads: `Recurrent(cell="gru")` looks the cell up by
+    # name. It is a leaf (it imports only errors), so this adds no way back up.
+    allowed = {"engine", "nn"}
+    offenders = {m: sorted(i for i in imports if layer(i) not in allowed and i != "tinygrad_rnn.registry")
+                 for m, imports in GRAPH.items() if layer(m) == "nn"}
+    offenders = {m: bad for m, bad in offenders.items() if bad}
+    assert not offenders, f"nn modules importing the library or runner: {offenders}"
+    assert GRAPH["tinygrad_rnn.registry"] <= ENGINE
+
+
+def test_nothing_outside_the_runner_imports_it():
+    offenders = {m: sorted(i for i in imports if layer(i) == "runner")
+                 for m, imports in GRAPH.items() if layer(m) != "runner"}
+    offenders = {m: bad for m, bad in offenders.items() if bad}
+    assert not offenders, f"modules outside tinygrad_rnn/runner/ importing it: {offenders}"
+
+
+def test_the_import_graph_has_no_circle():
+    # A package's __init__ is imported whenever any module below it is, so an edge to a package is an
+    # edge to its __init__ only: `from .. import random` in nn/ is not a circle through tinygrad_rnn/.
+    # What `tinygrad_rnn/__init__.py` itself re-exports is the public API and is checked like any module.
+    state, path = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(GRAPH[module]):
+            if target == "tinygrad_rnn":
+                continue  # every submodule's parent package; its own imports are visited from the root
+            if state.get(target) == "open":
+                cycle = path[path.index(target):] + [target]
+                raise AssertionError("import circle: " + " → ".join(cycle))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module)
+
+
+def test_the_layer_rules_would_catch_a_wrong_import(tmp_path):
+    """The checker itself: a module text that imports upwards is reported (guards against a test that
+    cannot fail, e.g. after a rename that makes GRAPH empty)."""
+    assert len(GRAPH) > 30 and GRAPH["tinygrad_rnn.runner.cli"]
+    assert layer("tinygrad_rnn.tensor") == "engine" and layer("tinygrad_rnn.runner.app") == "runner"
+    fake = PACKAGE / "nn" / "recurrent.py"
+    assert "tinygrad_rnn.registry" in imports_of(fake)

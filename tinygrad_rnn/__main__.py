@@ -1,0 +1,4 @@
+"""`python -m tinygrad_rnn` runs the `rnnrun` command line."""
+from .runner.cli import main
+
+main()

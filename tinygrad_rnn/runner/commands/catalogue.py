@@ -1,0 +1,41 @@
+"""`rnnrun list`: every cell, dataset, regulariser and optimiser, with its description and options."""
+import json
+
+import click
+
+from ..app import cli
+from ..config import signature_text
+from ..output import console
+from ...registry import cells, datasets, optimizers, regularisers
+
+KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def list_plugins(as_json):
+    """Every cell, dataset, regulariser and optimiser, with its description and options."""
+    from rich.table import Table
+    catalogue = {f"{kind}s": [{"name": n, "description": reg.describe(n), "options": reg.options(n)}
+                              for n in reg.names()] for kind, reg in KINDS}
+    for entry in catalogue["datasets"]:
+        cls = datasets.get(entry["name"])
+        entry.update(kind=cls.kind, problem=cls.problem, metric=cls.metric_name)
+    if as_json:
+        click.echo(json.dumps(catalogue, indent=2, default=str))
+        return
+    out = console()
+    for kind, reg in KINDS:
+        table = Table(title=f"{kind}s", title_justify="left")
+        table.add_column("name", style="bold cyan")
+        if kind == "dataset":
+            table.add_column("task")
+        table.add_column("description")
+        table.add_column("options")
+        for name in reg.names():
+            extra = []
+            if kind == "dataset":
+                cls = reg.get(name)
+                extra = [f"{cls.kind}, {cls.problem}; {cls.metric_name}"]
+            table.add_row(name, *extra, reg.describe(name), signature_text(reg.get(name)))
+        out.print(table)
