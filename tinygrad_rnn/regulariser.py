@@ -12,6 +12,11 @@ BPTT, BatchNorm, initialisation schemes and early stopping are all written again
     after_step(trainer)          the optimiser has updated the parameters
     on_epoch_end(trainer, metrics)  metrics of the epoch (a dict); set trainer.should_stop to stop
 
+A regulariser that keeps state between epochs (a patience counter, running statistics) returns it
+from `state_dict()` and takes it back in `load_state_dict(state)`, so that a checkpointed run resumes
+exactly. The state is a dict of plain values: numbers, strings, lists, nested dicts and host NumPy
+arrays. The default keeps nothing, which is right for a regulariser whose hooks are pure.
+
 `trainer.count(name)` records an event in this batch (e.g. "clipped"); the epoch's metrics then
 report `name_rate`, the fraction of batches in which it happened. A regulariser lists the events it
 may count in `events`, so that their columns exist from the first epoch on.
@@ -43,6 +48,13 @@ class Regulariser:
 
     def on_epoch_end(self, trainer, metrics):
         pass
+
+    def state_dict(self):
+        """What this regulariser must remember across a checkpoint; {} when it keeps nothing."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Take back what `state_dict()` returned (called after the trainer is built)."""
 
     def __repr__(self):
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
