@@ -4,26 +4,32 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 `execute` never loses what a user has: an interrupted run keeps its config, its metrics so far and
 its last weights; a diverged run is kept and marked as such.
 """
+import inspect
 import math
+import os
 import time
 
 import numpy as np
 
 from .. import __version__, backend
 from .. import random as _random
-from .config import BASE, FROM_DATASET, check_options, construct, validate
-from ..errors import ConfigError, DivergedError
+from .config import BASE, FROM_DATASET, check_config, check_options, construct, validate
+from ..errors import ConfigError, DivergedError, PluginError
 from ..forecast import forecast
 from ..models import SequenceModel
-from ..optim import SCHEDULES, check_schedule
+from ..nn.recurrent import Recurrent
+from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
+from ..tensor import Tensor
 from ..train import Trainer
 
 
 def resolve(config):
     """Fill every setting: the given ones, then the dataset's defaults, then the base defaults.
 
-    Names and plugin options are checked here, so a typo fails before any training starts."""
+    Every key is held to config.SCHEMA and names and plugin options are checked here, so a typo fails
+    before any training starts; `check_all` then builds what the configs describe."""
+    check_config(config)
     full = {**BASE, **{k: v for k, v in config.items() if v is not None}}
     for key in ("cell", "data"):
         if not full[key]:
@@ -58,12 +64,162 @@ def build(config):
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
     dataset.splits()
-    model = SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
-                          dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                          fused=config["fused"], **config["cell_options"])
+    model = _model(config, dataset, config["hidden"], config["layers"])
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     return dataset, model, regs
+
+
+def _model(config, dataset, hidden, layers):
+    try:
+        return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
+                             dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
+                             fused=config["fused"], **config["cell_options"])
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cell {config['cell']!r}: {e}") from None
+
+
+# ---- every run of a command, checked before the first one starts --------------------------------------
+def check_all(configs):
+    """Build every dataset, model, regulariser, optimiser and schedule that `configs` describe, estimate
+    each run's memory, and run each cell once on a tiny input; raise ConfigError (or PluginError) at
+    the first that fails. Call it before anything is trained or written, so that a command whose
+    third run is misconfigured fails at once, with no run folder made (exit 2).
+
+    Identical configurations are checked once; the models built here are small or discarded."""
+    seen = set()
+    for config in configs:
+        key = repr(sorted((k, repr(v)) for k, v in config.items() if k != "meta"))
+        if key not in seen:
+            seen.add(key)
+            check_run(config)
+
+
+def check_run(config):
+    """check_all for one resolved config: build, estimate memory, run the cell once."""
+    dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
+                        seed=config["seed"])
+    need = estimate_memory(config, dataset)
+    check_memory(need, f"{config['cell']} on {config['data']}")
+    if dataset.input_size is None or dataset.output_size is None:  # known only from the data itself
+        dataset.splits()
+    backend.set_backend(config["backend"])
+    small = need["parameters"] > SMALL_MODEL_BYTES  # a large model is checked at a small size: same code
+    model = _model(config, dataset, min(config["hidden"], 8) if small else config["hidden"],
+                   min(config["layers"], 2) if small else config["layers"])
+    for r in config["regularisers"]:
+        construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+    optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],
+                          config["optimizer_options"], params=model.parameters(), lr=config["lr"])
+    if config.get("schedule"):
+        make_schedule(optimizer, config["schedule"], config.get("schedule_options"), config["epochs"])
+    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["fused"])
+
+
+def smoke_test_cell(name, options, input_size=1, fused=True):
+    """Run cell `name` over 2 steps of a batch of 1 and back: a plugin cell that lacks initial_state,
+    or whose forward raises, is a PluginError naming its file here, before a run starts."""
+    cell_class = cells.get(name)
+    try:
+        rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
+        out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        out.sum().backward()
+    except (ConfigError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        where = inspect.getsourcefile(cell_class) or cell_class.__module__
+        raise PluginError(f"cell {name!r} ({where}) fails on a 2-step sequence: {type(e).__name__}: {e}") from e
+
+
+# ---- memory: estimated before anything large is allocated ---------------------------------------------
+SMALL_MODEL_BYTES = 64 << 20
+ACTIVATION_FLOATS = 16   # floats kept per hidden unit, step and layer for backward (gates, states, grads)
+
+
+def estimate_memory(config, dataset):
+    """Bytes a run needs, roughly: {"parameters", "activations", "data", "total"}.
+
+    parameters: weights, gradients and two optimiser moments, float32: 16 bytes a parameter; the
+    count p(H) = a H^2 + b H + c per layer is fitted exactly to the same model built at hidden 1, 2
+    and 3 (recurrent weights are H x H, input weights H x D, biases H: a quadratic in H). activations: batch × T × hidden × layers ×
+    directions × ACTIVATION_FLOATS floats, kept for backpropagation through time. data: the dataset's
+    sequences (n_train, and a half again for validation and test, × T × features) generated in float64.
+    T and n_train are read from the dataset's attributes of those names when it has them (the built-ins
+    do); a dataset without them adds nothing to the estimate."""
+    hidden, layers = config["hidden"], config["layers"]
+    directions = 2 if config["bidirectional"] else 1
+    features = max(int(dataset.input_size or 1), 1)
+    if dataset.input_size is not None and dataset.output_size is not None:
+        count = _parameter_count(config, dataset, hidden, layers)
+    else:
+        count = 4 * (hidden * (hidden + features) + hidden) * layers * directions
+    steps = _size(dataset, "T") or 1
+    sequences = _size(dataset, "n_train")
+    parameters = 16 * count
+    activations = 4 * config["batch_size"] * steps * hidden * layers * directions * ACTIVATION_FLOATS
+    data = 8 * (sequences * 3 // 2) * (steps + 1) * features if sequences else 0
+    return {"parameters": parameters, "activations": activations, "data": data,
+            "total": parameters + activations + data}
+
+
+def _parameter_count(config, dataset, hidden, layers):
+    """Parameters of the model at `hidden` and `layers`, from three tiny builds: one layer at hidden
+    1, 2, 3 gives the quadratic of the first layer; two layers give the quadratic of the others."""
+    def count(h, n):
+        return _model(config, dataset, h, n).num_parameters()
+
+    def quadratic(p1, p2, p3):  # p(h) = a h^2 + b h + c through (1, p1), (2, p2), (3, p3)
+        a = (p3 - 2 * p2 + p1) / 2
+        b = p2 - p1 - 3 * a
+        return lambda h: a * h * h + b * h + (p1 - a - b)
+
+    first = quadratic(*(count(h, 1) for h in (1, 2, 3)))
+    if layers == 1:
+        return first(hidden)
+    other = quadratic(*(count(h, 2) - count(h, 1) for h in (1, 2, 3)))
+    return first(hidden) + (layers - 1) * other(hidden)
+
+
+def _size(dataset, name):
+    value = getattr(dataset, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def available_memory():
+    """(bytes available now, bytes in all) of this machine's memory; (None, None) where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+        return info.get("MemAvailable", info.get("MemFree")), info.get("MemTotal")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return page * os.sysconf("SC_AVPHYS_PAGES"), page * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None, None
+
+
+def check_memory(need, what):
+    """ConfigError, in one line, when the estimate exceeds the memory available now."""
+    available, total = available_memory()
+    if available is None or need["total"] <= available:
+        return
+    parts = ", ".join(f"{k} {_gib(need[k])}" for k in ("parameters", "activations", "data") if need[k] >= 1 << 20)
+    raise ConfigError(f"{what} would need about {_gib(need['total'])} of memory ({parts}); this machine has "
+                      f"{_gib(available)} available of {_gib(total)}. Use a smaller --hidden, --layers, "
+                      "--batch-size or dataset (T, n_train)")
+
+
+def _gib(n):
+    """1.5 GiB, 640 GiB, 72 TiB: bytes in the largest binary unit that keeps the number readable."""
+    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30)):
+        if n >= size:
+            value = n / size
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    return f"{n / (1 << 20):.3g} MiB"
 
 
 def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None):
