@@ -34,7 +34,7 @@ import click
 from .. import __version__
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
-from ..registry import cells, datasets, discover, load_errors, optimizers, regularisers
+from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
 from .config import MAX_SEED, check_config, check_options, load_toml, parse_spec, split_names
 from .output import Fail, console, make_streams_tolerant
 
@@ -45,13 +45,13 @@ DEBUG_ENV = "RNNRUN_DEBUG"
 
 # ---- plugins and specs --------------------------------------------------------------------------------
 def load_plugins(paths):
-    """Discover the built-in and entry-point plugins, then load --plugin ones (each once per process);
-    broken discovered ones are warnings, a broken --plugin is a PluginError."""
-    from .sweep import load_plugins_once
+    """Discover the built-in and entry-point plugins, then load --plugin ones; broken discovered ones
+    are warnings, a broken --plugin is a PluginError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # reported below, once, as one line each
         discover()
-    load_plugins_once(paths)
+    for path in paths:
+        load_plugin(path)
     if load_errors:
         err = console(stderr=True)
         for _, message in load_errors:
@@ -203,8 +203,10 @@ def report(error):
         click.echo("Error: out of memory; use a smaller --hidden, --batch-size or dataset", err=True)
         return 1
     if isinstance(error, OSError):
-        where = f": {error.filename}" if error.filename else " (writing the output)"
-        click.echo(f"Error: {error.strerror or error}{where}", err=True)
+        if error.filename:
+            click.echo(f"Error: {error.strerror or error}: {error.filename}", err=True)
+        else:  # no file named: writing to stdout (> /dev/full) or a pipe
+            click.echo(f"Error: cannot write the output: {error.strerror or error}", err=True)
         return 1
     click.echo(f"Error: {blame(error)}", err=True)
     return 1

@@ -119,17 +119,26 @@ def check_run(config):
 
 
 def smoke_test_cell(name, options, input_size=1, fused=True):
-    """Run cell `name` over 2 steps of a batch of 1 and back: a plugin cell that lacks initial_state,
-    or whose forward raises, is a PluginError naming its file here, before a run starts."""
+    """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
+    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
+    PluginError naming its file: both before any run starts."""
     cell_class = cells.get(name)
     try:
         rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cell {name!r}: {e}") from None
+    try:
         out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
         out.sum().backward()
     except (ConfigError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as e:
-        where = inspect.getsourcefile(cell_class) or cell_class.__module__
+        try:
+            where = inspect.getsourcefile(cell_class) or cell_class.__module__
+        except TypeError:
+            where = cell_class.__module__
         raise PluginError(f"cell {name!r} ({where}) fails on a 2-step sequence: {type(e).__name__}: {e}") from e
 
 

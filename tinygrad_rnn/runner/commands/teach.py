@@ -75,11 +75,14 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     rnnrun gradcheck --cell lstm --layers 2 --bidirectional
     rnnrun gradcheck --plugin examples/indrnn_cell.py --cell indrnn
     """
+    from ..experiment import smoke_test_cell
     from ..teach import check_cell, has_fused_path
     load_plugins(plugins)
     out = console()
     checks = []
     cell_list = _cell_specs(cell_specs)
+    for name, options in cell_list:
+        smoke_test_cell(name, options, input_size)
     for name, options in cell_list:
         cell_class = cells.get(name)
         paths = ["fused", "composed"] if path == "both" else [path]
@@ -360,9 +363,11 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     rnnrun graph --cell rnn --steps 3
     rnnrun graph --cell gru --steps 2 --dot gru.dot && dot -Tpng gru.dot -o gru.png
     """
+    from ..experiment import smoke_test_cell
     from ..teach import preorder, tiny_model_graph, to_dot
     load_plugins(plugins)
     name, options = with_spec(cell_spec, "cell")
+    smoke_test_cell(name, options, input_size, fused=False)
     if dot_path:
         check_output_file(dot_path, "--dot")
     graph, _ = _built(f"cell {name!r}", lambda: tiny_model_graph(name, steps=steps, hidden=hidden,
