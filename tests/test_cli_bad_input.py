@@ -135,6 +135,7 @@ CONFIGS = [
     ('cell = "gru"\ndata = "sine"\ncell_options = {variant = 3}', "unknown variant 3"),
     ('cell = 3\ndata = "sine"', "'cell' must be a name"),
     ('data = "sine"', "no cell given"),
+    ('cell = "mgu"\ndata = "sine"', "if it comes from a plugin, load it with --plugin"),
     ('cell = "gru"\ndata = "sine"\nplugins = ["/no/such/plugin.py"]', "plugin file not found"),
     ('cell = "gru"\ndata = "sine"\n[[', "not valid TOML"),
 ]
@@ -346,8 +347,10 @@ def test_a_runs_config_names_its_plugins_and_they_load_again(plugin, tmp_path):
     result = invoke(["--config", config, "--cell", f"{prefix}_good", "--runs-dir",
                      tmp_path / "runs", "--json"])
     assert_clean(result, 0, args=["--json"])
-    run_config = (tmp_path / "runs" / os.path.basename(strict_json(result.stdout)["run_dir"]) / "config.toml")
-    assert path in run_config.read_text()
+    run = os.path.basename(strict_json(result.stdout)["run_dir"])
+    assert path in (tmp_path / "runs" / run / "config.toml").read_text()
+    result = invoke(["forecast", run, "--steps", "2", "--json", "--runs-dir", tmp_path / "runs"])
+    assert_clean(result, 0, args=["--json"])
 
 
 # ---- the environment: real processes --------------------------------------------------------------------

@@ -8,6 +8,7 @@ Every user mistake becomes one line on stderr and exit code 2; a run that fails 
 exits 130 and keeps the run's files. This file holds the group, whose own options train (the driver is
 training.py), and what every command shares:
 
+    run_config(run)             a stored run's config, its recorded plugins loaded, checked
     with_spec(spec, kind)       parse and check one NAME:k=v spec (cell, dataset, regulariser,
                                 optimizer, schedule) → (name, options); specs(values, kind) for lists
     config_from_flags(...)      a TOML file and flags → one partial config, both held to config.SCHEMA
@@ -119,6 +120,20 @@ def config_from_flags(config_file, **flags):
     check_config(flags, "flags")
     config.update({key: value for key, value in flags.items() if value is not None})
     return config
+
+
+def run_config(run):
+    """A stored run's config, ready to `experiment.build`: its metadata dropped, the plugins it
+    recorded loaded again, every name and option checked (an unknown one says to pass --plugin)."""
+    from .experiment import resolve
+    config = check_config(run.config(), run.file("config.toml"))
+    config.pop("meta", None)
+    if config.get("plugins"):
+        try:
+            load_plugins(config["plugins"])
+        except PluginError as e:
+            raise PluginError(f"{e} (recorded in {run.file('config.toml')})") from None
+    return resolve(config)
 
 
 def check_runs_dir(path, flag="--runs-dir"):

@@ -14,7 +14,7 @@ import numpy as np
 from .. import __version__, backend
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, validate
-from ..errors import ConfigError, DivergedError, PluginError
+from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
 from ..forecast import forecast
 from ..models import SequenceModel
 from ..nn.recurrent import Recurrent
@@ -34,6 +34,22 @@ def resolve(config):
     for key in ("cell", "data"):
         if not full[key]:
             raise ConfigError(f"no {key} given; pass --{key} NAME (see `rnnrun list`)")
+    try:
+        _check_names(full)
+    except UnknownPluginError as e:
+        hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+        raise UnknownPluginError(f"{e}{hint}") from None
+    dataset_cls = datasets.get(full["data"])
+    for key in FROM_DATASET:
+        if full[key] is None:
+            full[key] = dataset_cls.defaults[key]
+    if full["backend"] not in backend.BACKENDS:
+        raise ConfigError(f"unknown backend {full['backend']!r}; valid backends: {', '.join(backend.BACKENDS)}")
+    return validate(full)
+
+
+def _check_names(full):
+    """Every plugin name of a config registered and its options checked (in place)."""
     full["optimizer"] = full["optimizer"] or optimizers.default
     dataset_cls = datasets.get(full["data"])
     full["data_options"] = check_options(dataset_cls, "dataset", full["data"], [], full["data_options"])
@@ -49,12 +65,6 @@ def resolve(config):
         name, options = reg["name"], reg.get("options", {})
         regs.append({"name": name, "options": check_options(regularisers.get(name), "regulariser", name, [], options)})
     full["regularisers"] = regs
-    for key in FROM_DATASET:
-        if full[key] is None:
-            full[key] = dataset_cls.defaults[key]
-    if full["backend"] not in backend.BACKENDS:
-        raise ConfigError(f"unknown backend {full['backend']!r}; valid backends: {', '.join(backend.BACKENDS)}")
-    return validate(full)
 
 
 def build(config):

@@ -9,7 +9,7 @@ import click
 import numpy as np
 from rich.table import Table
 
-from ..app import cli, runs_dir_option, store_for
+from ..app import cli, run_config, runs_dir_option, store_for
 from ..output import console, print_json
 from ...errors import ConfigError, DivergedError
 from ...registry import datasets
@@ -123,8 +123,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     from ..experiment import build
     from ...forecast import forecast
     run = store_for(ctx, runs_dir).get(run_id)
-    config = run.config()
-    config.pop("meta", None)
+    config = run_config(run)
     dataset, model, _ = build(config)
     if not dataset.forecastable:
         raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "

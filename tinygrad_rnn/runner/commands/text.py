@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..app import SEED, cli, runs_dir_option, store_for
+from ..app import SEED, cli, run_config, runs_dir_option, store_for
 from ...errors import ConfigError
 from ...registry import datasets
 
@@ -37,8 +37,7 @@ def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
         raise ConfigError(f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
                           f"got {temperature!r}: logits / temperature would overflow or carry no information")
     run = store_for(ctx, runs_dir).get(run_id)
-    config = run.config()
-    config.pop("meta", None)
+    config = run_config(run)
     if not _is_text(config.get("data")):
         raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, not a character-level text "
                           f"dataset; sample needs a run on one of: {', '.join(_text_datasets()) or 'none'}")
