@@ -66,8 +66,8 @@ def run_folders(root):
 USAGE = [
     # 8: nothing to do is not success
     (["--data", "sine"], "no cell given"),
-    (["--cell", "gru", "--data", "sine", "list"], "do not apply to `rnnrun list`"),
-    (["--epochs", "3", "runs"], "do not apply to `rnnrun runs`"),
+    (["--cell", "gru", "--data", "sine", "list"], "not to `rnnrun list`"),
+    (["--epochs", "3", "runs"], "not to `rnnrun runs`"),
     # 6: one spec parser for every command
     (["--cell", ",", "--data", "sine"], "--cell needs at least one name"),
     (["--cell", "gru", "--data", "sine:T=5,T=6"], "given twice"),
@@ -157,8 +157,8 @@ def test_paths_that_cannot_be_used_are_refused_before_anything_runs(tmp_path):
     binary = tmp_path / "binary.toml"
     binary.write_bytes(bytes(range(256)))
     cases = [
-        (["--runs-dir", a_file] + TRAIN, "is a file"),
-        (["--runs-dir", a_file / "below"] + TRAIN, "which is a file"),
+        (["--runs-dir", a_file] + TRAIN, "is not a folder"),
+        (["--runs-dir", a_file / "below"] + TRAIN, "which is not a folder"),
         (["--config", tmp_path], "is a directory"),
         (["--config", binary], "not"),
         (["graph", "--cell", "rnn", "--dot", tmp_path], "is a folder"),
@@ -167,7 +167,7 @@ def test_paths_that_cannot_be_used_are_refused_before_anything_runs(tmp_path):
           tmp_path / "v.xyz"], "unknown image format 'xyz'"),
         (["vanish", "--cell", "rnn", "--data", "adding:T=5,n_train=8", "--epochs", "0", "--plot",
           tmp_path / "missing" / "v.png"], "does not exist"),
-        (["sweep", "--cell", "gru", "--data", "sine", "--runs-dir", a_file], "is a file"),
+        (["sweep", "--cell", "gru", "--data", "sine", "--runs-dir", a_file], "is not a folder"),
     ]
     for args, fragment in cases:
         assert_clean(invoke(args), 2, fragment, args)

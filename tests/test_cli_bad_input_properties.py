@@ -17,7 +17,7 @@ from tinygrad_rnn.runner.app import USAGE_ERRORS, with_spec
 from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.runner.config import SCHEMA, check_config
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
 NAMES = ["gru", "rnn", "lstm", "sine", "adding", "clip", "tbptt", "adam", "sgd", "cosine", "step", "T", "n_train",
          "k", "threshold", "nonlinearity", "relu", "variant", "momentum", "step_size"]

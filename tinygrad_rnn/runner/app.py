@@ -146,7 +146,7 @@ def check_runs_dir(path, flag="--runs-dir"):
             break
         probe = parent
     if not os.path.isdir(probe):
-        what = "is a file" if probe == path else f"is below {probe}, which is a file"
+        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
         raise ConfigError(f"{flag} {path} {what}; pass a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: {probe} is not writable; pass a folder you can write to")
@@ -346,8 +346,9 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     if ctx.invoked_subcommand is not None:
         if given:
             flags = ", ".join(_flag_of(ctx, name) for name in given)
-            raise click.UsageError(f"{flags} train a model and do not apply to `rnnrun {ctx.invoked_subcommand}`; "
-                                   f"give them without a command, or see `rnnrun {ctx.invoked_subcommand} --help`")
+            sub = ctx.invoked_subcommand
+            raise click.UsageError(f"{flags} belong to training (rnnrun --cell ...), not to `rnnrun {sub}`; "
+                                   f"options of `rnnrun {sub}` go after it (see `rnnrun {sub} --help`)")
         load_plugins(plugins)
         return
     if not cell and not config_file:
