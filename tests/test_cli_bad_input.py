@@ -320,8 +320,8 @@ def test_a_broken_plugin_cell_is_one_line_naming_its_file_and_debug_shows_the_tr
             assert_clean(result, 2, fragment)
             assert os.path.basename(path) in result.stderr
     assert run_folders(tmp_path / "runs") == []
-    for extra, env in ((["--debug"], None), ([], {"RNNRUN_DEBUG": "1"})):
-        result = invoke([*extra, "graph", "--plugin", path, "--cell", f"{prefix}_boom"], env=env)
+    for before, after, env in ((["--debug"], [], None), ([], ["--debug"], None), ([], [], {"RNNRUN_DEBUG": "1"})):
+        result = invoke([*before, "graph", "--plugin", path, "--cell", f"{prefix}_boom", *after], env=env)
         assert result.exit_code == 2 and "Traceback" in result.stderr and "boom in forward" in result.stderr
 
 

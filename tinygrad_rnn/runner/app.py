@@ -187,6 +187,11 @@ def _set_debug(ctx, param, value):
         _debug[0] = True
 
 
+def debug_option():
+    return click.Option(["--debug"], is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+                        help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
+
+
 def report(error):
     """The exit code for `error`, after printing it as one line on stderr (and its traceback with
     --debug). Every command's failures come through here, so none ever prints a bare traceback."""
@@ -260,6 +265,12 @@ class RnnrunGroup(click.Group):
     The output streams replace characters they cannot encode (PYTHONIOENCODING=ascii, LC_ALL=C), and
     output that cannot be written (`> /dev/full`) is one line on stderr and exit 1."""
 
+    def add_command(self, cmd, name=None):
+        """Every command takes --debug too, wherever the user types it (`rnnrun graph ... --debug`)."""
+        if not any(param.name == "debug" for param in cmd.params):
+            cmd.params.append(debug_option())
+        super().add_command(cmd, name)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         _debug[0] = False
         make_streams_tolerant()
@@ -326,7 +337,7 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
-              help=f"Print the traceback of an error (plugin authors); also {DEBUG_ENV}=1.")
+              help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,

@@ -160,13 +160,15 @@ ACTIVATION_FLOATS = 16   # floats kept per hidden unit, step and layer for backw
 def estimate_memory(config, dataset):
     """Bytes a run needs, roughly: {"parameters", "activations", "data", "total"}.
 
-    parameters: weights, gradients and two optimiser moments, float32: 16 bytes a parameter; the
-    count p(H) = a H^2 + b H + c per layer is fitted exactly to the same model built at hidden 1, 2
-    and 3 (recurrent weights are H x H, input weights H x D, biases H: a quadratic in H). activations: batch × T × hidden × layers ×
-    directions × ACTIVATION_FLOATS floats, kept for backpropagation through time. data: the dataset's
-    sequences (n_train, and a half again for validation and test, × T × features) generated in float64.
-    T and n_train are read from the dataset's attributes of those names when it has them (the built-ins
-    do); a dataset without them adds nothing to the estimate."""
+        parameters    16 P                  P parameters in float32: weights, gradients, 2 Adam moments
+        activations   4 B T H L d F         batch B, steps T, hidden H, layers L, directions d, and
+                                            F = ACTIVATION_FLOATS floats kept per unit for BPTT
+        data          8 (3/2 N) (T + 1) D   N training sequences, half again for validation and
+                                            test, D features, generated in float64
+
+    P is exact: per layer it is a quadratic in H (recurrent weights H x H, input weights H x D,
+    biases H), fitted to the same model built at hidden 1, 2 and 3. T and N are the dataset's
+    attributes `T` and `n_train` when it has them (the built-ins do); without them, that term is 0."""
     hidden, layers = config["hidden"], config["layers"]
     directions = 2 if config["bidirectional"] else 1
     features = max(int(dataset.input_size or 1), 1)

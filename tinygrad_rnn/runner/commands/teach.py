@@ -145,7 +145,8 @@ def _check_table(check, layers, bidirectional):
 @click.option("--hidden", type=int, help="Hidden units (default: the dataset's).")
 @click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
 @click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam).")
-@click.option("--batch-size", type=int, help="Batch size, also the size of the measured batch (default: the dataset's).")
+@click.option("--batch-size", type=int,
+              help="Batch size, also the size of the measured batch (default: the dataset's).")
 @click.option("--seed", type=int, help="Seed (default 0).")
 @click.option("--plot", "plot_path", metavar="FILE", help="PNG of the norms over t, log scale "
               "(default: vanish-DATA.png in the runs dir).")
