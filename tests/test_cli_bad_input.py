@@ -135,7 +135,7 @@ CONFIGS = [
     ('cell = "gru"\ndata = "sine"\ncell_options = {variant = 3}', "unknown variant 3"),
     ('cell = 3\ndata = "sine"', "'cell' must be a name"),
     ('data = "sine"', "no cell given"),
-    ('cell = "mgu"\ndata = "sine"', "if it comes from a plugin, load it with --plugin"),
+    ('cell = "mgu_nowhere"\ndata = "sine"', "if it comes from a plugin, load it with --plugin"),
     ('cell = "gru"\ndata = "sine"\nplugins = ["/no/such/plugin.py"]', "plugin file not found"),
     ('cell = "gru"\ndata = "sine"\n[[', "not valid TOML"),
 ]

@@ -98,10 +98,11 @@ def check_all(configs):
     the first that fails. Call it before anything is trained or written, so that a command whose
     third run is misconfigured fails at once, with no run folder made (exit 2).
 
-    Identical configurations are checked once; the models built here are small or discarded."""
+    Configurations that differ only in their seed (a sweep's) are checked once; the models built here
+    are small or discarded."""
     seen = set()
     for config in configs:
-        key = repr(sorted((k, repr(v)) for k, v in config.items() if k != "meta"))
+        key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("meta", "seed")))
         if key not in seen:
             seen.add(key)
             check_run(config)
