@@ -81,6 +81,8 @@ USAGE = [
     (["gradcheck", "--cell", "lstm:forget_bias=abc"], "must be a number"),
     (["gradcheck", "--cell", ","], "--cell needs at least one name"),
     (["gradcheck", "--cell", "gru", "--hidden", "2000"], "2000 is not in the range"),
+    (["gradcheck", "--cell", "lstm", "--hidden", "64", "--layers", "8", "--steps", "100", "--input-size", "64",
+      "--bidirectional"], "would take about"),
     (["vanish", "--cell", "rnn:nonlinearity=zz", "--data", "adding:T=5,n_train=8", "--no-plot"], "nonlinearity"),
     # 5: every run of the command is built before the first starts
     (["--cell", "gru,rnn:nonlinearity=zz", "--data", "sine"], "nonlinearity"),

@@ -8,8 +8,10 @@ The computing is in `../teach.py`; this file only turns its results into tables,
 """
 import math
 import os
+import time
 
 import click
+import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -48,15 +50,15 @@ def _built(what, make):
 @cli.command("gradcheck")
 @click.option("--cell", "cell_specs", multiple=True, required=True, metavar="NAME[:k=v]",
               help="Cell(s) to check: gru, or several as rnn,lstm (user plugins too, with --plugin).")
-# bounded so that a check takes seconds: finite differences run the layer twice per parameter entry
-@click.option("--layers", default=1, show_default=True, type=click.IntRange(1, 4), help="Stacked layers (1-4).")
+# finite differences run the layer twice per entry: the sizes are bounded, and a check estimated to
+# take over GRADCHECK_SECONDS is refused before it starts (_check_cost)
+@click.option("--layers", default=1, show_default=True, type=click.IntRange(1, 8), help="Stacked layers.")
 @click.option("--bidirectional", is_flag=True, help="Check a bidirectional layer.")
-@click.option("--hidden", default=3, show_default=True, type=click.IntRange(1, 16), help="Hidden units (1-16).")
-@click.option("--input-size", default=2, show_default=True, type=click.IntRange(1, 16),
-              help="Input features (1-16).")
-@click.option("--steps", default=4, show_default=True, type=click.IntRange(1, 32), help="Time steps T (1-32).")
-@click.option("--batch", default=3, show_default=True, type=click.IntRange(1, 8),
-              help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too (1-8).")
+@click.option("--hidden", default=3, show_default=True, type=click.IntRange(1, 64), help="Hidden units.")
+@click.option("--input-size", default=2, show_default=True, type=click.IntRange(1, 64), help="Input features.")
+@click.option("--steps", default=4, show_default=True, type=click.IntRange(1, 100), help="Time steps T.")
+@click.option("--batch", default=3, show_default=True, type=click.IntRange(1, 16),
+              help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too.")
 @click.option("--path", type=click.Choice(["both", "fused", "composed"]), default="both", show_default=True,
               help="The cell's fused whole-sequence op, its composed step-by-step forward, or both.")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
@@ -83,6 +85,7 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     cell_list = _cell_specs(cell_specs)
     for name, options in cell_list:
         smoke_test_cell(name, options, input_size)
+        _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path)
     for name, options in cell_list:
         cell_class = cells.get(name)
         paths = ["fused", "composed"] if path == "both" else [path]
@@ -111,6 +114,44 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
                   f"({', '.join(f'{c.cell} {c.path}' for c in checks)})")
     if failed:
         raise Fail()
+
+
+GRADCHECK_SECONDS = 60
+
+
+def _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path):
+    """ConfigError if the check would take over GRADCHECK_SECONDS: central differences evaluate the
+    layer twice per entry of every parameter and of the input, so the time is about
+    2 × entries × (one forward pass, timed here on the slower path asked for)."""
+    from ...function import no_grad
+    from ...nn.recurrent import Recurrent
+    from ...tensor import Tensor
+    rnn = _built(f"cell {name!r}", lambda: Recurrent(
+        cells.get(name), input_size, hidden, num_layers=layers, bidirectional=bidirectional,
+        fused=path == "fused", **options).to(dtype=np.float64))
+    x = Tensor(np.zeros((batch, steps, input_size)))
+    entries = x.size + sum(p.size for p in rnn.parameters())
+    seconds = []
+    with no_grad():
+        for _ in range(2):
+            start = time.perf_counter()
+            rnn(x)
+            seconds.append(time.perf_counter() - start)
+    paths = 1 if path != "both" else 2
+    estimate = 2 * entries * min(seconds) * paths
+    if estimate > GRADCHECK_SECONDS:
+        raise ConfigError(f"gradcheck of {name} at these sizes would take about {_duration(estimate)} "
+                          f"({entries:,} entries x 2 forward passes of {min(seconds) * 1e3:.2g} ms"
+                          f"{' x 2 paths' if paths == 2 else ''}); use a smaller --hidden, --steps, --batch, "
+                          "--layers or --input-size")
+
+
+def _duration(seconds):
+    """90 -> '2 min', 40000 -> '11 h', 2e6 -> '23 days'."""
+    for unit, size in (("days", 86400), ("h", 3600)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{max(seconds / 60, 1):.0f} min"
 
 
 PATH_TEXT = {"fused": "the cell's sequence(): one graph node for all steps, a hand-written backward",
