@@ -26,7 +26,7 @@ from . import cells, datasets, optimizers, regularisers
 from .base import PluginCheckWarning, Result, SkipCheck, named, plugin_name, run_one
 
 __all__ = ["check_cell", "check_dataset", "check_regulariser", "check_optimizer", "plugin_checks",
-           "parametrize_with_checks", "run_checks", "kind_of", "Result", "SkipCheck", "PluginCheckWarning"]
+           "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck", "PluginCheckWarning"]
 
 KINDS = {"cell": cells.CHECKS, "dataset": datasets.CHECKS, "regulariser": regularisers.CHECKS,
          "optimizer": optimizers.CHECKS}
@@ -54,6 +54,21 @@ def plugin_checks(obj, **options):
             for check in KINDS[kind_of(obj)]]
 
 
+def build_plugin(obj, **options):
+    """One instance of the plugin class with `options`, at the kit's sizes: a ConfigError here means the
+    options themselves are wrong, before any check runs."""
+    kind = kind_of(obj)
+    if kind == "cell":
+        return obj(cells.D, cells.H, **options)
+    if kind == "dataset":
+        dataset = obj(seed=0, **options)
+        dataset.splits()
+        return dataset
+    if kind == "regulariser":
+        return obj(**options)
+    return optimizers.make(obj, options, optimizers.parameters())
+
+
 def run_checks(obj, **options):
     """Every check of `obj` run, none stopping the others: a list of `Result`."""
     return [run_one(obj, name, check) for name, check in plugin_checks(obj, **options)]
@@ -62,6 +77,7 @@ def run_checks(obj, **options):
 def _check_all(obj, kind, options):
     if kind_of(obj) != kind:
         raise TypeError(f"check_{kind} got a {kind_of(obj)}: {plugin_name(obj)}")
+    build_plugin(obj, **options)
     results = run_checks(obj, **options)
     failed = [r for r in results if r.status == "fail"]
     if failed:
