@@ -7,6 +7,8 @@ new test. Datasets run at the small sizes of helpers.SMALL.
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -188,3 +190,16 @@ def test_rnnrun_check_usage_errors_exit_2_with_one_line(args, message):
     result = CliRunner().invoke(cli, ["check", *args], prog_name="rnnrun")
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_docs_three_line_pytest_file_runs_the_kit_on_the_readme_plugins(tmp_path):
+    """docs/04-plugins.md's test file, beside the README's my_plugins.py, passes under pytest."""
+    docs = open(os.path.join(HERE, os.pardir, "docs", "04-plugins.md")).read()
+    test_file = re.search(r"```python\n(# test_my_plugins.py\n.*?)```", docs, re.S).group(1)
+    plugins = re.search(r"```python\n(# my_plugins.py\n.*?)```", open(README).read(), re.S).group(1)
+    (tmp_path / "test_my_plugins.py").write_text(test_file)
+    (tmp_path / "my_plugins.py").write_text(plugins)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b25 passed, 6 skipped\b", done.stdout), done.stdout

@@ -89,11 +89,11 @@ def check_cmd(plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_js
 
 def _print(rows, failed):
     from rich.table import Table
-    table = Table(title="rnnrun check", title_justify="left")
-    table.add_column("plugin", no_wrap=True)
-    table.add_column("check", no_wrap=True)
+    table = Table()
+    table.add_column("plugin", max_width=18)
+    table.add_column("check", max_width=22)
     table.add_column("result", no_wrap=True)
-    table.add_column("reason", overflow="fold")
+    table.add_column("reason", ratio=1)
     previous = None
     for kind, r in rows:
         first = (kind, r.plugin) != previous
