@@ -203,3 +203,12 @@ def test_the_docs_three_line_pytest_file_runs_the_kit_on_the_readme_plugins(tmp_
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\b25 passed, 6 skipped\b", done.stdout), done.stdout
+
+
+def test_running_the_checks_leaves_the_package_random_stream_where_it_was():
+    from tinygrad_rnn.random import generator, manual_seed
+    manual_seed(3)
+    expected = generator().random(3)
+    manual_seed(3)
+    run_checks(broken_plugins.Ramp)
+    np.testing.assert_array_equal(generator().random(3), expected)

@@ -5,15 +5,13 @@ holds the plugin to. It passes by returning; it fails by raising AssertionError 
 and what came out; it does not apply by raising `SkipCheck(reason)`; and it warns (a convention not
 followed, nothing wrong) with `warnings.warn(..., PluginCheckWarning)`.
 """
-import contextlib
-import copy
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import random as _random
 from ..errors import ConfigError
+from ..random import fork_rng
 from ..registry import plugin_options
 
 
@@ -43,7 +41,7 @@ def named(plugin, check_name, check, options):
     AssertionError that starts with the plugin's and the check's names."""
     def run():
         try:
-            with _kept_random_state():
+            with fork_rng():  # the caller's random stream goes on as if no check had run
                 check(plugin, dict(options))
         except (AssertionError, SkipCheck) as e:
             e.args = (f"{plugin_name(plugin)}: {check_name}: {e}",)
@@ -71,17 +69,6 @@ def run_one(plugin, check_name, callable_):
     if warned:
         return Result(name, check_name, "warn", "; ".join(warned))
     return Result(name, check_name, "pass")
-
-
-@contextlib.contextmanager
-def _kept_random_state():
-    """A check reseeds the package's generator to build plugins twice alike; the caller's stream
-    (a test suite's, a notebook's) continues afterwards as if no check had run."""
-    saved = copy.deepcopy(_random.generator())
-    try:
-        yield
-    finally:
-        _random._generator = saved
 
 
 # ---- comparing what came out with what was expected -------------------------------------------------

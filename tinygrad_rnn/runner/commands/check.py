@@ -32,7 +32,7 @@ def registered_by(modules):
     return found
 
 
-def named(kind, specs):
+def named_plugins(kind, specs):
     """[(kind, name, class, options)] for `--cell gru:variant=cho`-style specs, options typed as a run's."""
     chosen = []
     for spec in split_names(specs):
@@ -52,7 +52,8 @@ def named(kind, specs):
 @click.option("--optimizer", "optimizer_specs", multiple=True, metavar="NAME[:k=v]",
               help="Check this optimiser (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def check_cmd(plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_json):
+@click.pass_context
+def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_json):
     """Run the conformance checks of tinygrad_rnn.testing on plugins: the protocol, the maths, the data.
 
     Cells: gradients against finite differences, sequence() against forward(), padding, seeds.
@@ -69,9 +70,10 @@ def check_cmd(plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_js
     """
     from ...testing import build_plugin, run_checks
     load_plugins(())
+    plugins = plugins or ctx.obj.get("plugins", ())  # `rnnrun --plugin FILE check` means the same
     modules = {load_plugin(path).__name__: path for path in plugins}
-    chosen = (named("cell", cell_specs) + named("dataset", data_specs) + named("regulariser", reg_specs)
-              + named("optimizer", optimizer_specs))
+    chosen = (named_plugins("cell", cell_specs) + named_plugins("dataset", data_specs)
+              + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs))
     if not chosen and not modules:
         raise ConfigError("name what to check: --plugin FILE_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
     chosen = chosen or registered_by(modules)
