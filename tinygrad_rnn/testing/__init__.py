@@ -23,7 +23,7 @@ from ..data import Dataset
 from ..optim import Optimizer
 from ..regulariser import Regulariser
 from . import cells, datasets, optimizers, regularisers
-from .base import PluginCheckWarning, Result, SkipCheck, named, plugin_name, run_one
+from .base import PluginCheckWarning, Result, SkipCheck, bound_check, plugin_name, run_one
 
 __all__ = ["check_cell", "check_dataset", "check_regulariser", "check_optimizer", "plugin_checks",
            "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck", "PluginCheckWarning"]
@@ -50,8 +50,11 @@ def kind_of(obj):
 def plugin_checks(obj, **options):
     """[(check name, callable of no arguments), ...]: every check of the plugin class `obj`, built with
     `options`. A callable raises AssertionError (named) on failure and SkipCheck when it does not apply."""
-    return [(check.__name__.removeprefix("check_"), named(obj, check.__name__.removeprefix("check_"), check, options))
-            for check in KINDS[kind_of(obj)]]
+    checks = []
+    for check in KINDS[kind_of(obj)]:
+        name = check.__name__.removeprefix("check_")
+        checks.append((name, bound_check(obj, name, check, options)))
+    return checks
 
 
 def build_plugin(obj, **options):

@@ -36,7 +36,7 @@ def plugin_name(cls):
     return getattr(cls, "plugin_name", None) or getattr(cls, "__name__", repr(cls))
 
 
-def named(plugin, check_name, check, options):
+def bound_check(plugin, check_name, check, options):
     """`check` bound to its plugin, as a callable of no arguments whose every failure is an
     AssertionError that starts with the plugin's and the check's names."""
     def run():

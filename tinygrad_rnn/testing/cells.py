@@ -137,6 +137,18 @@ def check_gradients_match_finite_differences(cls, options):
             f"{first.analytic:.6g}, finite differences {first.numeric:.6g}")
 
 
+def values_and_gradients(run, tensors):
+    """What `run()` returns (outputs and each final state tensor, on the host), and the gradient of a
+    fixed random weighting of all of it with respect to each of `tensors`."""
+    for t in tensors:
+        t.grad = None
+    outputs, final = run()
+    everything = flat(outputs, final)
+    weights = np.random.default_rng(3).uniform(0.5, 1.5, everything.shape)
+    (everything * Tensor(weights.astype(everything.dtype))).sum().backward()
+    return [host(outputs)] + [host(s) for s in final], [grad_of(t) for t in tensors]
+
+
 def check_sequence_matches_step_by_step(cls, options):
     """sequence(x, state, mask) equals the step-by-step unroll of forward(): outputs, final state and
     every gradient, without and with a padding mask."""
@@ -145,24 +157,17 @@ def check_sequence_matches_step_by_step(cls, options):
     cell = make(cls, options)
     x, state = inputs(), random_state(cell)
     params = cell.named_parameters()
-    weights = Tensor(np.random.default_rng(3).uniform(0.5, 1.5, (N, T * H + sum(s.size // N for s in state))))
+    tensors = [x, *state] + [p for _, p in params]
+    gradient_names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
+    value_names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
     for mask, label in ((None, "without a mask"), (mask_of(LENGTHS, x), f"with lengths {LENGTHS.tolist()}")):
-        runs = {}
-        for way, run in (("sequence()", lambda: cell.sequence(x, state, mask)),
-                         ("step by step", lambda: unroll(cell, x, state, mask))):
-            for t in [x, *state] + [p for _, p in params]:
-                t.grad = None
-            outputs, final = run()
-            assert len(final) == len(state), f"{way} {label}: expected {len(state)} final state tensors, got {len(final)}"
-            (flat(outputs, final) * weights).sum().backward()
-            runs[way] = ([host(outputs)] + [host(s) for s in final],
-                         [grad_of(t) for t in [x, *state] + [p for _, p in params]])
-        (fused_values, fused_grads), (step_values, step_grads) = runs["sequence()"], runs["step by step"]
-        names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
-        for name, got, expected in zip(names, fused_values, step_values):
+        fused, fused_grads = values_and_gradients(lambda: cell.sequence(x, state, mask), tensors)
+        step, step_grads = values_and_gradients(lambda: unroll(cell, x, state, mask), tensors)
+        assert len(fused) == len(step), f"{label}: expected sequence() to return {len(state)} final state " \
+                                        f"tensors as forward() does, got {len(fused) - 1}"
+        for name, got, expected in zip(value_names, fused, step):
             assert_close(got, expected, f"{label}: sequence() {name} versus the step-by-step unroll")
-        names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
-        for name, got, expected in zip(names, fused_grads, step_grads):
+        for name, got, expected in zip(gradient_names, fused_grads, step_grads):
             assert_close(got, expected, f"{label}: gradient of {name} through sequence() versus step by step")
 
 
