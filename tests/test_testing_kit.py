@@ -19,8 +19,8 @@ from tinygrad_rnn import ConfigError, Regulariser, load_plugin
 from tinygrad_rnn.optim import Optimizer
 from tinygrad_rnn.registry import BUILTIN_PACKAGE, cells, datasets, optimizers, regularisers
 from tinygrad_rnn.runner.cli import cli
-from tinygrad_rnn.testing import (check_cell, check_dataset, check_optimizer, check_regulariser, parametrize_with_checks,
-                                  plugin_checks, run_checks)
+from tinygrad_rnn.testing import (check_cell, check_dataset, check_optimizer, check_regulariser,
+                                  parametrize_with_checks, plugin_checks, run_checks)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with restored_registry():  # the broken plugins' names are not left in the registry for other tests

@@ -26,7 +26,8 @@ from . import cells, datasets, optimizers, regularisers
 from .base import PluginCheckWarning, Result, SkipCheck, bound_check, plugin_name, run_one
 
 __all__ = ["check_cell", "check_dataset", "check_regulariser", "check_optimizer", "plugin_checks",
-           "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck", "PluginCheckWarning"]
+           "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck",
+           "PluginCheckWarning"]
 
 KINDS = {"cell": cells.CHECKS, "dataset": datasets.CHECKS, "regulariser": regularisers.CHECKS,
          "optimizer": optimizers.CHECKS}

@@ -98,7 +98,8 @@ def check_forward_returns_h_and_state(cls, options):
     out = cell(inputs()[:, 0], state)
     assert isinstance(out, tuple) and len(out) == 2, f"expected a pair (h, state), got {type(out).__name__}"
     h, new = out
-    assert isinstance(h, Tensor) and h.shape == (N, H), f"expected h a Tensor of shape {(N, H)}, got {getattr(h, 'shape', h)}"
+    assert isinstance(h, Tensor) and h.shape == (N, H), \
+        f"expected h a Tensor of shape {(N, H)}, got {getattr(h, 'shape', h)}"
     assert isinstance(new, tuple) and len(new) == len(state), \
         f"expected the new state a tuple of {len(state)} Tensors like initial_state's, got {type(new).__name__} " \
         f"of {len(new) if isinstance(new, (tuple, list)) else '?'}"
@@ -115,7 +116,8 @@ def check_float32_stays_float32(cls, options):
     got = {"h": h.dtype, **{f"state[{i}]": s.dtype for i, s in enumerate(state)}}
     if hasattr(cell, "sequence"):
         outputs, final = cell.sequence(x, cell.initial_state(N), None)
-        got.update({"sequence outputs": outputs.dtype, **{f"sequence state[{i}]": s.dtype for i, s in enumerate(final)}})
+        got["sequence outputs"] = outputs.dtype
+        got.update({f"sequence state[{i}]": s.dtype for i, s in enumerate(final)})
     wrong = {k: str(v) for k, v in got.items() if v != np.float32}
     assert not wrong, f"expected float32 everywhere, got {wrong}"
 
@@ -191,8 +193,8 @@ def check_padding_equals_running_alone(cls, options):
             for k, (s, a) in enumerate(zip(final, alone_final)):
                 for i, (si, ai) in enumerate(zip(s, a)):
                     direction = "forward" if k % 2 == 0 else "backward"
-                    assert_close(host(si)[n], host(ai)[0],
-                                 f"{way}: {direction} final state[{i}] of sequence {n} in the padded batch versus alone")
+                    assert_close(host(si)[n], host(ai)[0], f"{way}: {direction} final state[{i}] of sequence "
+                                                           f"{n} in the padded batch versus alone")
 
 
 def check_works_in_stacked_bidirectional_recurrent(cls, options):

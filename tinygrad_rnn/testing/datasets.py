@@ -114,7 +114,8 @@ def check_values_are_finite(cls, options):
         for name in ("x", "y"):
             a = getattr(splits[key], name)
             if a.dtype.kind == "f" and not np.isfinite(a).all():
-                raise AssertionError(f"{key}.{name}: expected finite values, got {int((~np.isfinite(a)).sum())} NaN or inf")
+                bad = int((~np.isfinite(a)).sum())
+                raise AssertionError(f"{key}.{name}: expected finite values, got {bad} NaN or inf")
 
 
 def check_same_seed_same_data(cls, options):
@@ -201,7 +202,8 @@ def check_perfect_prediction_beats_the_baseline(cls, options):
         better = perfect >= baseline if dataset.higher_is_better else perfect <= baseline
         assert math.isfinite(perfect) and better, \
             f"{key}: expected a perfect prediction's {dataset.metric_name} to be at least as good as the " \
-            f"baseline's {baseline:.6g} ({'higher' if dataset.higher_is_better else 'lower'} is better), got {perfect:.6g}"
+            f"baseline's {baseline:.6g} ({'higher' if dataset.higher_is_better else 'lower'} is better), " \
+            f"got {perfect:.6g}"
 
 
 CHECKS = [check_declares_its_task, check_bad_options_raise_config_error, check_splits_exist, check_shapes_and_dtypes,

@@ -169,7 +169,8 @@ def check_same_seed_same_run(cls, options):
     """Two runs with the same seed give the same metrics and weights (random draws come from the seed)."""
     _, first, a = train(cls, options)
     _, second, b = train(cls, options)
-    assert _numbers(a) == _numbers(b), f"expected identical metrics from seed 0 twice, got {_numbers(a)} and {_numbers(b)}"
+    assert _numbers(a) == _numbers(b), \
+        f"expected identical metrics from seed 0 twice, got {_numbers(a)} and {_numbers(b)}"
     ours, theirs = first.model.state_dict(), second.model.state_dict()
     differ = [k for k in ours if not np.array_equal(ours[k], theirs.get(k))]
     assert not differ, f"expected identical weights from seed 0 twice, got different {differ}"
@@ -193,7 +194,8 @@ def check_state_dict_round_trip(cls, options):
     fresh.load_state_dict(copy.deepcopy(saved))
     assert equal_plain(fresh.state_dict(), saved), \
         f"expected load_state_dict(state) then state_dict() to give {saved!r}, got {fresh.state_dict()!r}"
-    assert equal_plain(reg.state_dict(), saved), "expected state_dict() to be stable, got a different one the second time"
+    assert equal_plain(reg.state_dict(), saved), \
+        "expected state_dict() to be stable, got a different one the second time"
 
 
 CHECKS = [check_bad_options_raise_config_error, check_trains_two_epochs, check_leaves_the_data_alone,

@@ -48,7 +48,8 @@ def named_plugins(kind, specs):
 @click.option("--cell", "cell_specs", multiple=True, metavar="NAME[:k=v]", help="Check this cell (repeatable).")
 @click.option("--data", "data_specs", multiple=True, metavar="NAME[:k=v,...]",
               help="Check this dataset, built with these options (repeatable).")
-@click.option("--reg", "reg_specs", multiple=True, metavar="NAME[:k=v,...]", help="Check this regulariser (repeatable).")
+@click.option("--reg", "reg_specs", multiple=True, metavar="NAME[:k=v,...]",
+              help="Check this regulariser (repeatable).")
 @click.option("--optimizer", "optimizer_specs", multiple=True, metavar="NAME[:k=v]",
               help="Check this optimiser (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -101,7 +102,8 @@ def _print(rows, failed):
         first = (kind, r.plugin) != previous
         if first and previous is not None:
             table.add_section()
-        table.add_row(f"{kind} {r.plugin}" if first else "", r.check.replace("_", " "), f"[{STYLE[r.status]}]{r.status}[/]", r.reason)
+        table.add_row(f"{kind} {r.plugin}" if first else "", r.check.replace("_", " "),
+                      f"[{STYLE[r.status]}]{r.status}[/]", r.reason)
         previous = (kind, r.plugin)
     out = console()
     out.print(table)
