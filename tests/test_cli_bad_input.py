@@ -79,6 +79,8 @@ USAGE = [
     (["graph", "--cell", "rnn:nonlinearity=zz"], "nonlinearity"),
     (["graph", "--cell", ","], "unknown cell ','"),
     (["gradcheck", "--cell", "lstm:forget_bias=abc"], "must be a number"),
+    (["check", "--cell", "lstm:forget_bias=abc"], "must be a number"),
+    (["check", "--data", "sine:T=5,T=6"], "given twice"),
     (["gradcheck", "--cell", ","], "--cell needs at least one name"),
     (["gradcheck", "--cell", "gru", "--hidden", "2000"], "2000 is not in the range"),
     (["gradcheck", "--cell", "lstm", "--hidden", "64", "--layers", "8", "--steps", "100", "--input-size", "64",
