@@ -183,7 +183,9 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
         return
     out = console()
     first = configs[0]
-    out.print(_norms_table(results, configs, first))
+    table, caption = _norms_table(results, configs, first)
+    out.print(table)
+    out.print(caption)
     if epochs:
         out.print(_history_table(results, configs))
     for r, c in zip(results, configs):
@@ -204,14 +206,16 @@ def _norms_table(results, configs, first):
     T = len(results[0].init)
     regs = ", ".join(r["name"] for r in first["regularisers"]) or "no regulariser"
     epochs = max((len(r.history) for r in results), default=0)
+    # the caption is printed after the table, not as its caption: rich crops a caption's last word
+    # when the table is exactly as wide as the terminal
+    caption = (f"hidden {first['hidden']}, {regs}; norms over a batch of {first['batch_size']}, "
+               + (f"top layer; 'trained' is at the weights after epoch {epochs}, the last "
+                  "(not the best-validation ones a run keeps). " if epochs else "top layer. ")
+               + "'per step' = (t1/tT)^(1/(T-1)): the mean factor of one step back. The "
+                 "sparklines share one log scale: lower is smaller.")
     table = Table(title=f"||dLoss/dh_t|| on {first['data']}{_options_text(first['data_options'])}",
-                  title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption=f"hidden {first['hidden']}, {regs}; norms over a batch of {first['batch_size']}, "
-                          + (f"top layer; 'trained' is at the weights after epoch {epochs}, the last "
-                             "(not the best-validation ones a run keeps). " if epochs else "top layer. ")
-                          + "'per step' = (t1/tT)^(1/(T-1)): the mean factor of one step back. The "
-                            "sparklines share one log scale: lower is smaller.")
-    table.add_column("cell", min_width=min(max(len(_cell_label(c)) for c in configs), 9))
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("cell", width=max(4, min(max(len(_cell_label(c)) for c in configs), 9)), no_wrap=True)
     table.add_column("", no_wrap=True, min_width=7)
     table.add_column(f"t = 1 … {T}", no_wrap=True, min_width=16)
     for column in ("t=1", f"t={T}", "t1/tT"):  # (t=T/2 is in --json)
@@ -232,7 +236,7 @@ def _norms_table(results, configs, first):
         s = Vanish.summary(norms)
         table.add_row(cell, when, lines.pop(0), _sci(s["t=1"]), _sci(s["t=T"]), _sci(s["ratio"]),
                       _factor(s["per_step"]))
-    return table
+    return table, caption
 
 
 def _history_table(results, configs):
@@ -301,7 +305,7 @@ def _options_text(options):
 
 def _factor(value):
     """A per-step factor: 0.56, 1.15 (two decimals show a 10% difference; it compounds over T steps)."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:.2f}"
+    return "–" if value is None or not math.isfinite(value) else "0" if value == 0 else f"{value:.2f}"
 
 
 def _sci(value):
