@@ -61,7 +61,7 @@ def graph_dot(name):
     load_plugins(())
     cell, steps = GRAPHS[name]
     graph, _ = tiny_model_graph(cell, steps=steps)
-    return to_dot(graph, f"{cell}, {steps} steps") + "\n"
+    return to_dot(graph, f"{cell}, {steps} steps")
 
 
 def draw_vanish(numbers, path):
