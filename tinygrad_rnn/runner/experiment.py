@@ -141,7 +141,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     started = time.perf_counter() - (checkpoint.get("elapsed", 0.0) if checkpoint else 0.0)
     every = max(1, int(config.get("meta", {}).get("checkpoint_every", 1)))
     summary = {"run_id": run.id, "run_dir": run.path, "cell": config["cell"], "data": config["data"],
-               "seed": config["seed"], "status": "running", **process_identity(), "heartbeat": time.time(),
+               "seed": config["seed"], "status": "running", **process_identity(), "last_seen": time.time(),
                "epochs_done": int(checkpoint["epoch"]) if checkpoint else 0}
     run.write_summary(summary)  # from now on a vanished process reads as "killed"
     trainer = None
@@ -156,7 +156,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                 last = trainer.epoch >= trainer.epochs or trainer.should_stop
                 if trainer.epoch % every == 0 or last:
                     run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
-                summary.update(heartbeat=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
+                summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
                 run.write_summary(summary)
             if on_epoch:
                 on_epoch(trainer, metrics)
@@ -193,7 +193,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     return _final(summary)
 
 
-PROCESS_KEYS = ("pid", "host", "pid_start", "heartbeat", "epoch_seconds")
+PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")
 
 
 def _final(summary):

@@ -114,7 +114,7 @@ def _start_time(pid):
 def process_alive(summary):
     """Whether the process that wrote this "running" summary may still be running it."""
     if summary.get("host") != socket.gethostname():  # no way to ask another machine: trust the heartbeat
-        quiet = time.time() - float(summary.get("heartbeat") or 0)
+        quiet = time.time() - float(summary.get("last_seen") or 0)
         return quiet < STALE_SECONDS + 5 * float(summary.get("epoch_seconds") or 0)
     pid = summary.get("pid")
     if not isinstance(pid, int):
