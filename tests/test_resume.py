@@ -181,3 +181,24 @@ def test_a_running_run_cannot_be_resumed_twice_and_a_run_without_checkpoint_says
     run.write_summary({**run.summary(), "status": "interrupted"})
     none = rnnrun("resume", run.id, "--runs-dir", tmp_path)
     assert none.exit_code == 2 and "no checkpoint" in none.stderr and len(none.stderr.strip().splitlines()) == 1
+
+
+def test_sweep_resume_continues_a_killed_trial_from_its_checkpoint_in_its_own_folder(tmp_path):
+    plugin = tmp_path / "pause.py"
+    plugin.write_text(PAUSE_PLUGIN)
+    args = ["sweep", "--plugin", plugin, "--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4",
+            "--epochs", "5", "--reg", "pause_at:epoch=3", "--workers", "1"]
+    proc = subprocess.Popen([RNNRUN, *map(str, args), "--quiet", "--runs-dir", str(tmp_path / "killed")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PAUSE_FOR_KILL": "1"})
+    folder = wait_for_epochs(proc, tmp_path / "killed", 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sweep_id = os.listdir(tmp_path / "killed" / "sweeps")[0]
+    with restored_registry():
+        resumed = rnnrun("sweep", "--resume", sweep_id, "--workers", "1", "--runs-dir", tmp_path / "killed", "--json")
+        assert resumed.exit_code == 0, resumed.stderr
+        trial, = json.loads(resumed.stdout)["trials"]
+        assert trial["status"] == "finished" and trial["run_dir"] == folder  # the same folder, not a new attempt
+        assert rnnrun(*args, "--runs-dir", tmp_path / "reference", "--quiet").exit_code == 0
+    assert_same_run(folder, run_dir_of(tmp_path / "reference"))

@@ -36,6 +36,7 @@ from ..errors import ConfigError, TinygradRNNError
 
 FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz", "checkpoint.npz")
 CHECKPOINT = "checkpoint.npz"
+REQUIRED_SETTINGS = ("cell", "data", "hidden", "layers", "epochs", "batch_size", "lr", "seed")  # in every config.toml
 STALE_SECONDS = 3600  # a run on another host with no heartbeat for this long (and 5 epochs' time) is gone
 
 
@@ -206,6 +207,9 @@ class Run:
             raise DamagedRun(self, "config.toml", f"not valid TOML ({_first_line(e)})") from None
         if not isinstance(config.get("cell"), str) or not isinstance(config.get("data"), str):
             raise DamagedRun(self, "config.toml", "no cell and data settings: not a run's config")
+        missing = [k for k in REQUIRED_SETTINGS if k not in config]
+        if missing:
+            raise DamagedRun(self, "config.toml", f"settings missing: {', '.join(missing)}")
         return config
 
     def summary(self):

@@ -5,6 +5,7 @@
     rnnrun compare RUN RUN ...       runs side by side
     rnnrun forecast RUN --steps 50   a time-series model fed its own predictions
 """
+import datetime
 import json
 
 import click
@@ -40,18 +41,32 @@ def list_runs(ctx, runs_dir, sweep, as_json):
     if not rows:
         console().print(f"no runs in {store.root} yet: try rnnrun --cell gru --data sine")
         return
-    # the id is what users copy into the next command: it is never cut; the other columns wrap
+    out = console()
+    # the id is what users copy into the next command: never cut. On a narrow terminal the table keeps
+    # the columns that tell runs apart; the others wrap. Long statuses are spelt out below the table.
+    narrow = out.width < 120
+    columns = ["cell", "data"] + ([] if narrow else ["settings", "metric"]) + ["best val", "test", "status"] \
+        + ([] if narrow else ["s"])
     table = Table(title=f"Runs in {store.root}", title_justify="left")
     table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
-    for column in ("cell", "data", "settings", "metric", "best val", "test", "status", "s"):
+    for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["id"], r["cell"] or "", r["data"] or "", r["settings"], r["metric"] or "", fmt(r["val_metric"]),
-                      fmt(r["test_metric"]), r["status"], fmt(r["seconds"], 3))
-    out = console()
-    out.print(table)
+        cells = {"cell": r["cell"] or "", "data": r["data"] or "", "settings": r["settings"], "metric": r["metric"] or "",
+                 "best val": fmt(r["val_metric"]), "test": fmt(r["test_metric"]), "s": fmt(r["seconds"], 3),
+                 "status": r["status"].split(" (")[0]}
+        table.add_row(r["id"], *(cells[c] for c in columns))
+    longest = max(len(r["id"]) for r in rows)
+    if longest + 40 > out.width:  # no room for a table beside ids this long: one line per run
+        for r in rows:
+            out.print(f"{r['id']}  {r['status'].split(' (')[0]}  {r['cell'] or ''} on {r['data'] or ''}  "
+                      f"best val {fmt(r['val_metric'])}  test {fmt(r['test_metric'])}", soft_wrap=True)
+    else:
+        out.print(table)
     for r in rows:
-        if r.get("resume"):
+        if r["status"].startswith("damaged"):
+            out.print(f"{r['id']}: {r['status']}", soft_wrap=True)
+        elif r.get("resume"):
             out.print(f"{r['id']} is {r['status']}: continue it with {r['resume']}", soft_wrap=True)
 
 
@@ -109,6 +124,9 @@ def show(ctx, run_id, runs_dir, as_json):
     summary["status"] = run.status()
     if summary["status"] == "killed":
         summary["message"] = "its process is gone (killed without a word: out of memory, a closed laptop, SIGKILL)"
+    if "last_seen" in summary:  # a running (or killed) run's last sign of life, as a time people read
+        summary["last_seen"] = datetime.datetime.fromtimestamp(summary["last_seen"]).isoformat(timespec="seconds")
+    summary.pop("pid_start", None)
     if as_json:
         click.echo(json.dumps({"config": config, "metrics": metrics, "summary": summary}, indent=2, default=str))
         return
