@@ -157,7 +157,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                 if trainer.epoch % every == 0 or last:
                     run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
                 summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
-                run.write_summary(summary)
+                run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
             if on_epoch:
                 on_epoch(trainer, metrics)
 

@@ -59,8 +59,11 @@ def _file_mode():
 FILE_MODE = _file_mode()
 
 
-def atomic_write(path, data, mode="w"):
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the new one."""
+def atomic_write(path, data, mode="w", durable=True):
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the new one.
+
+    `durable`: fsync before the rename, so that the new file survives a crash of the machine too (a
+    killed process loses nothing either way); a heartbeat, rewritten every epoch, can skip it."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
@@ -68,7 +71,8 @@ def atomic_write(path, data, mode="w"):
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -180,8 +184,8 @@ class Run:
         writer.writerows({k: row.get(k, "") for k in self._metric_fields} for row in rows)
         atomic_write(self.file("metrics.csv"), text.getvalue())
 
-    def write_summary(self, summary):
-        atomic_write(self.file("summary.json"), json.dumps(plain(summary), indent=2) + "\n")
+    def write_summary(self, summary, durable=True):
+        atomic_write(self.file("summary.json"), json.dumps(plain(summary), indent=2) + "\n", durable=durable)
 
     def save_weights(self, state):
         buffer = io.BytesIO()
