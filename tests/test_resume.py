@@ -45,7 +45,7 @@ CASES = {
     "dropout": ["--cell", "lstm", "--data", "sine:n_train=40", "--hidden", "4", "--layers", "2", "--epochs", "14",
                 "--reg", "dropout:p=0.3,variational=true"],
     "tbptt": ["--cell", "rnn", "--data", "adding:T=12,n_train=40", "--hidden", "4", "--epochs", "14",
-              "--reg", "tbptt:k=5", "--reg", "clip:0.5"],
+              "--reg", "tbptt:k=5", "--reg", "clip:0.5", "--reg", "batchnorm"],
     # min_delta=10: only epoch 1 improves, so training stops after epoch 1 + patience, whatever the numbers
     "early_stopping": ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "30",
                        "--reg", "early_stopping:patience=7,min_delta=10"],
