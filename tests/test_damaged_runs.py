@@ -82,3 +82,15 @@ def test_weights_of_another_model_are_a_damaged_model_file(two_runs, tmp_path):
     first = two_runs[1][0]
     shutil.copy(os.path.join(root, other, "model.npz"), os.path.join(root, first, "model.npz"))
     one_line_error(rnnrun("forecast", first, "--steps", 3, "--runs-dir", root), "model.npz")
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_changes_nothing(two_runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    first = two_runs[1][0]
+    assert rnnrun(*RUN, "--hidden", 5, "--runs-dir", root).exit_code == 0
+    other = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[-1]["id"]
+    shutil.copy(os.path.join(root, other, "checkpoint.npz"), os.path.join(root, first, "checkpoint.npz"))
+    before = {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}
+    one_line_error(rnnrun("resume", first, "--epochs", 3, "--runs-dir", root), "checkpoint.npz")
+    assert before == {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}

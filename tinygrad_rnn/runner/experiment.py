@@ -20,7 +20,7 @@ from ..models import SequenceModel
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..train import Trainer
-from .runs import DamagedRun, process_identity
+from .runs import CHECKPOINT, DamagedRun, process_identity
 from .signals import held, why
 
 
@@ -129,11 +129,15 @@ def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None):
 
 def continue_run(run, config, checkpoint, on_start=None, on_epoch=None, on_batch=None):
     """The second half of `resume`, for a caller that has already called `prepare_resume`."""
+    return _train(run, config, checkpoint, on_start, on_epoch, on_batch)
+
+
+def _new_total(run, config):
+    """config.toml with the epochs `rnnrun resume --epochs N` asked for."""
     if config["epochs"] != run.config()["epochs"]:
         mtime = os.path.getmtime(run.file("config.toml"))
         run.write_config(config)
         os.utime(run.file("config.toml"), (mtime, mtime))  # the run keeps its place in `rnnrun runs`
-    return _train(run, config, checkpoint, on_start, on_epoch, on_batch)
 
 
 def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
@@ -143,7 +147,9 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     summary = {"run_id": run.id, "run_dir": run.path, "cell": config["cell"], "data": config["data"],
                "seed": config["seed"], "status": "running", **process_identity(), "last_seen": time.time(),
                "epochs_done": int(checkpoint["epoch"]) if checkpoint else 0}
-    run.write_summary(summary)  # from now on a vanished process reads as "killed"
+    restoring = checkpoint is not None  # until the checkpoint is back in place, a resumed run's files stay as they are
+    if not restoring:
+        run.write_summary(summary)  # from now on a vanished process reads as "killed"
     trainer = None
     try:
         dataset, model, regs = build(config)
@@ -167,7 +173,13 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                           schedule=config.get("schedule"), schedule_options=config.get("schedule_options"),
                           on_epoch=epoch_done, on_batch=on_batch)
         if checkpoint:
-            trainer.load_state_dict(checkpoint)
+            try:
+                trainer.load_state_dict(checkpoint)
+            except (ConfigError, KeyError, IndexError, TypeError, ValueError) as e:
+                raise DamagedRun(run, CHECKPOINT, f"does not fit the run of config.toml ({e})") from None
+            restoring = False
+            _new_total(run, config)
+            run.write_summary(summary)
             run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again
         if on_start:
             on_start(run, dataset, model)
@@ -177,6 +189,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         predictions, truth = _forecast(dataset, model, summary)
         _plots(run, trainer, predictions, truth)
     except KeyboardInterrupt as e:
+        if restoring:
+            raise
         summary.update(status="interrupted", message=why(e))
         _keep(run, trainer, summary, started)
         raise
@@ -185,6 +199,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         _keep(run, trainer, summary, started)
         return summary
     except Exception as e:
+        if restoring:
+            raise
         summary.update(status="failed", message=f"{type(e).__name__}: {e}")
         _keep(run, trainer, summary, started)
         raise
