@@ -59,8 +59,8 @@ def _drive(jobs, as_json, quiet):
 
         def on_epoch(trainer, metrics):
             Stop.check()
-            progress.update(task, completed=metrics["epoch"], epoch=metrics["epoch"], loss=f"{metrics['val_loss']:.4g} (val)",
-                            speed=f"{metrics['seconds']:.1f}s/epoch")
+            progress.update(task, completed=metrics["epoch"], epoch=metrics["epoch"],
+                            loss=f"{metrics['val_loss']:.4g} (val)", speed=f"{metrics['seconds']:.1f}s/epoch")
 
         with progress:
             try:

@@ -52,9 +52,9 @@ def list_runs(ctx, runs_dir, sweep, as_json):
     for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
-        cells = {"cell": r["cell"] or "", "data": r["data"] or "", "settings": r["settings"], "metric": r["metric"] or "",
-                 "best val": fmt(r["val_metric"]), "test": fmt(r["test_metric"]), "s": fmt(r["seconds"], 3),
-                 "status": r["status"].split(" (")[0]}
+        cells = {"cell": r["cell"] or "", "data": r["data"] or "", "settings": r["settings"],
+                 "metric": r["metric"] or "", "best val": fmt(r["val_metric"]), "test": fmt(r["test_metric"]),
+                 "s": fmt(r["seconds"], 3), "status": r["status"].split(" (")[0]}
         table.add_row(r["id"], *(cells[c] for c in columns))
     longest = max(len(r["id"]) for r in rows)
     if longest + 40 > out.width:  # no room for a table beside ids this long: one line per run
