@@ -307,7 +307,8 @@ def _flush_or_report(code):
 
 # ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
 TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "layers", "bidirectional", "epochs",
-                    "batch_size", "lr", "seed", "backend", "fused", "config_file", "as_json", "quiet")
+                    "batch_size", "lr", "seed", "backend", "fused", "config_file", "checkpoint_every", "as_json",
+                    "quiet")
 
 
 @click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -334,6 +335,8 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.option("--config", "config_file", type=str, metavar="FILE",
               help="TOML config (e.g. a run's config.toml); flags given here override it.")
 @click.option("--runs-dir", default="runs", show_default=True, help="Where runs are stored.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Write a checkpoint (for `rnnrun resume`) every N epochs, and after the last.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
@@ -341,7 +344,7 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, plugins, config_file, runs_dir, as_json, quiet):
+        fused, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
@@ -385,7 +388,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     check_all(configs)
     from .runs import RunStore
     from .training import train_all
-    train_all(configs, RunStore(runs_dir), as_json, quiet)
+    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
 
 
 def _flag_of(ctx, name):

@@ -3,6 +3,7 @@
     rnnrun --cell lstm --data text --layers 2 --reg tbptt:k=100
     rnnrun sample last --prompt 'ROMEO:' --length 500 --temperature 0.8 --seed 1
 """
+import os
 import sys
 
 import click
@@ -36,7 +37,7 @@ def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
         raise ConfigError(f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
                           f"got {temperature!r}: logits / temperature would overflow or carry no information")
-    run = store_for(ctx, runs_dir).get(run_id)
+    run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config = run_config(run)
     if not _is_text(config.get("data")):
         raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, not a character-level text "
@@ -44,11 +45,9 @@ def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     dataset, model, _ = build(config)
     if not is_text_dataset(dataset):  # a plugin that declares itself text-like but is not
         raise ConfigError(f"dataset {config['data']!r} of run {run.id} has no vocabulary to sample from")
-    try:
-        weights = run.weights()
-    except FileNotFoundError:
-        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish") from None
-    model.load_state_dict(weights)
+    if not os.path.exists(run.file("model.npz")):
+        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
+    run.load_weights_into(model)
     dataset.encode(prompt)  # an unknown prompt character fails here, before anything is printed
 
     def echo(text):
