@@ -4,6 +4,7 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 `execute` never loses what a user has: an interrupted run keeps its config, its metrics so far and
 its last weights; a diverged run is kept and marked as such.
 """
+import json
 import math
 import time
 
@@ -18,6 +19,9 @@ from ..models import SequenceModel
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..train import Trainer
+from .runs import atomic_write, plain
+
+PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 
 
 def resolve(config):
@@ -58,12 +62,18 @@ def build(config):
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
     dataset.splits()
-    model = SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
-                          dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                          fused=config["fused"], **config["cell_options"])
+    model = build_model(config, dataset)
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     return dataset, model, regs
+
+
+def build_model(config, dataset):
+    """The config's model for a dataset whose input and output sizes are known (after `splits()`, or
+    after `restore()` of its saved preprocessing)."""
+    return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
+                         dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
+                         fused=config["fused"], **config["cell_options"])
 
 
 def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None):
@@ -79,6 +89,7 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
     trainer = None
     try:
         dataset, model, regs = build(config)
+        _keep_preprocessing(run, dataset, config)
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
                        higher_is_better=dataset.higher_is_better, baseline_name=dataset.baseline_name)
 
@@ -114,6 +125,18 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
     summary["seconds"] = time.perf_counter() - started
     run.write_summary(summary)
     return summary
+
+
+def _keep_preprocessing(run, dataset, config):
+    """A dataset read from a user's file records it (path, SHA-256) in the config and saves what it
+    fitted as preprocessing.json, which `rnnrun predict` applies to new files without refitting."""
+    recorded = dataset.recorded_options()
+    if recorded:
+        config["data_options"] = {**config["data_options"], **recorded}
+        run.write_config(config)
+    preprocessing = dataset.preprocessing()
+    if preprocessing is not None:
+        atomic_write(run.file(PREPROCESSING), json.dumps(plain(preprocessing), indent=2) + "\n")
 
 
 def _keep(run, trainer, summary, started):
