@@ -102,14 +102,15 @@ class CSVDataset(Dataset):
         self.fitted = {}
 
     # ---- the file, read the same way for training and for prediction ----------------------------------
-    def load(self, path, need_label=True):
+    def load(self, path, training=True):
         """The file's rows, grouped by series and ordered by time, missing values handled:
         {"ids" (S,) series names, "codes" (n,) series of each row, "starts", "sizes" (S,),
         "values" (n, C) float64 of `columns`, "columns", "labels" and "splits" (n,) str or None}."""
         names, table = read_table(path, self.delimiter)
-        wanted = [c for c in (self.target, self.series, self.time, self.split_column) if c]
-        if self.label and (need_label or self.label in table):
-            wanted.append(self.label)
+        wanted = [c for c in (self.target, self.series, self.time) if c]
+        for optional in (self.label, self.split_column):   # not needed to predict
+            if optional and (training or optional in table):
+                wanted.append(optional)
         for column in wanted + (self.features or []):
             if column not in table:
                 raise ConfigError(f"{path} has no column {column!r}; its columns: {', '.join(names)}")
@@ -117,7 +118,7 @@ class CSVDataset(Dataset):
         columns = list(dict.fromkeys(([self.target] if self.target else []) + features))
         n = len(table[names[0]])
         ids_text = table[self.series] if self.series else np.full(n, "")
-        for column in (self.series, self.time, self.label if self.label in wanted else None, self.split_column):
+        for column in (self.series, self.time, *(c for c in (self.label, self.split_column) if c in wanted)):
             empty = _is_missing(table[column]) if column else None
             if column and empty.any():
                 raise ConfigError(f"{path} line {int(np.flatnonzero(empty)[0]) + 2}: column {column!r} is empty; "
@@ -136,7 +137,7 @@ class CSVDataset(Dataset):
         values = np.stack([_numbers(path, c, table[c]) for c in columns], axis=1)[order]
         lines, codes = order + 2, codes[order]
         labels = table[self.label][order] if self.label in wanted else None
-        splits = table[self.split_column][order] if self.split_column else None
+        splits = table[self.split_column][order] if self.split_column in wanted else None
         keep = self._fill_missing(path, values, codes, lines, columns)
         if keep is not None:
             values, codes, lines = values[keep], codes[keep], lines[keep]
@@ -416,7 +417,7 @@ class CSVDataset(Dataset):
 
     def predict_file(self, path, predict, steps=None):
         self.features = self.fitted["features"]   # the run's columns, in the run's order
-        data = self.load(path, need_label=False)
+        data = self.load(path, training=False)
         if self.fitted["shape"] == "classification":
             return self._predict_labels(data, predict)
         return self._predict_values(data, predict, steps)
@@ -498,7 +499,8 @@ def _numbers(path, column, text):
 
 def _looks_numeric(text):
     """Whether a column's first present value is a number (its full check comes in `_numbers`)."""
-    present = text[~_is_missing(text[:100])] if len(text) else text
+    head = text[:100]
+    present = head[~_is_missing(head)]
     try:
         float(present[0])
         return True
