@@ -14,7 +14,8 @@ or `interpolate` (linear within the series; gaps at either end take the nearest 
 the target alone) and predicts the target y at rows i … i+K−1 (W = `window`, K = `horizon`). The
 last `test` fraction of each series' rows are test targets, the `val` fraction before them
 validation; a window belongs to the split of its targets and is dropped where they straddle two, so
-no target is in two splits. With g the target transform (`transform=log` or `none`) and
+no target is in two splits. With g the target transform (`transform=log`, `none`, or `auto`: log
+when every value of the target is positive, else none) and
 a = g(y_{i−1}) the last observed value, the model sees and predicts
 
     x_target = g(y_{i−W..i−1}) − a       (scale=window: every window starts from its own level)
@@ -26,7 +27,8 @@ each then standardised with the mean and std of the training windows (other feat
 of the training rows); the forecast is ŷ_{i+k} = g⁻¹(ẑ_k σ_k + μ_k + a) in the target's own units,
 where RMSE over the K steps is reported against persistence (ŷ_{i+k} = y_{i−1}) and, with
 `season=S`, seasonal naive (ŷ_{i+k} = y_{i+k−S⌈(k+1)/S⌉}). The defaults (relative=true,
-transform=none, scale=window) won on the shipped airline and sunspots series: docs/07-your-own-data.md.
+transform=auto, scale=window) won on the shipped airline and sunspots series (the measurements:
+bench/csv_choices.py, and the table in docs/07-your-own-data.md).
 
 **Classification** (`label=COL`, `series` required): one sequence per series, of any length (zero-
 padded, with lengths), `features` defaulting to every numeric column but series, time, label and
@@ -48,8 +50,9 @@ from tinygrad_rnn.data import (Dataset, Split, accuracy, majority_baseline, read
                                warn)
 
 MISSING_TOKENS = ["", "na", "nan", "null", "none", "n/a"]
+MISSING_SPELLINGS = [spelling for token in MISSING_TOKENS for spelling in {token, token.upper(), token.title()}]
 MISSING = ("error", "drop", "ffill", "interpolate")
-TRANSFORMS = ("none", "log")
+TRANSFORMS = ("none", "log", "auto")
 SCALES = ("window", "global")
 SPLIT_VALUES = ("train", "val", "test")
 
@@ -62,7 +65,7 @@ class CSVDataset(Dataset):
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 
     def __init__(self, seed=0, path=None, target=None, label=None, series=None, time=None, features=None,
-                 window=12, horizon=1, season=0, val=0.15, test=0.15, relative=True, transform="none",
+                 window=12, horizon=1, season=0, val=0.15, test=0.15, relative=True, transform="auto",
                  scale="window", missing="error", split=None, delimiter=None, sha256=None):
         super().__init__(seed)
         if not path:
@@ -130,7 +133,7 @@ class CSVDataset(Dataset):
             same = (codes[order][1:] == codes[order][:-1]) & (when[order][1:] == when[order][:-1])
             if same.any():
                 row = order[1:][same][0]
-                raise ConfigError(f"{path} line {row + 2}: time {table[self.time][row]!r} appears twice in "
+                raise ConfigError(f"{path} line {row + 2}: time {str(table[self.time][row])!r} appears twice in "
                                   f"{_series_text(self.series, ids_text[row])}; times must be unique")
         else:
             order = np.argsort(codes, kind="stable")
@@ -218,6 +221,9 @@ class CSVDataset(Dataset):
             raise ConfigError(f"{_series_text(self.series, data['ids'][s])} has {data['sizes'][s]} rows, fewer "
                               f"than window + horizon = {W + K}; lower window or horizon, or drop that series")
         y = data["values"][:, 0]
+        # auto: logs where the target is positive throughout (the whole file: a log must exist for every row)
+        self.fitted = {"transform": self.transform if self.transform != "auto" else
+                       "log" if (y > 0).all() else "none"}
         gy = self._g(y, data["lines"])
         G = self._transformed(data, gy)
         codes, starts, sizes = data["codes"], data["starts"], data["sizes"]
@@ -235,18 +241,16 @@ class CSVDataset(Dataset):
                                   "or a smaller window, horizon or fraction")
         train_rows = local < (val_start - starts)[codes]
         self._fit_forecasting(G, gy, i[masks["train"]], train_rows, data["features"])
-        x = self._inputs(G, gy, i)
-        target = self._targets(gy, i)
-        self._rows = {}
-        splits = {}
+        self._rows, splits = {}, {}
         for name, mask in masks.items():
-            splits[name] = Split(x[mask], target[mask].astype(np.float32))
-            self._rows[name] = self._references(y, gy, i[mask], starts[codes[i[mask]]])
-        self.input_size, self.output_size = x.shape[2], K
+            at = i[mask]
+            splits[name] = Split(self._inputs(G, gy, at), self._targets(gy, at).astype(np.float32))
+            self._rows[name] = self._references(y, gy, at, starts[codes[at]])
+        self.input_size, self.output_size = G.shape[1], K
         return splits
 
     def _g(self, y, lines):
-        if self.transform == "log":
+        if self.fitted["transform"] == "log":
             bad = np.flatnonzero(y <= 0)
             if len(bad):
                 raise ConfigError(f"{self.path} line {lines[bad[0]]}: transform=log needs positive values of "
@@ -255,7 +259,7 @@ class CSVDataset(Dataset):
         return y
 
     def _g_inverse(self, values):
-        return np.exp(values) if self.transform == "log" else values
+        return np.exp(values) if self.fitted["transform"] == "log" else values
 
     def _transformed(self, data, gy):
         """The input features (n, D), the target among them (if it is) transformed by g."""
@@ -270,10 +274,10 @@ class CSVDataset(Dataset):
         mean, std = G[train_rows].mean(axis=0), G[train_rows].std(axis=0) + 1e-8
         window_mean, window_std = 0.0, 1.0
         if target_in and self.scale == "window":
-            levels = gy[i_train[:, None] + np.arange(-W, 0)] - gy[i_train - 1][:, None]
+            levels = np.lib.stride_tricks.sliding_window_view(gy, W)[i_train - W] - gy[i_train - 1][:, None]
             window_mean, window_std = float(levels.mean()), float(levels.std() + 1e-8)
         changes = self._raw_targets(gy, i_train)
-        self.fitted = {"shape": "forecasting", "features": features, "target_in_inputs": target_in,
+        self.fitted = {**self.fitted, "shape": "forecasting", "features": features, "target_in_inputs": target_in,
                        "feature_mean": mean.tolist(), "feature_std": std.tolist(),
                        "window_mean": window_mean, "window_std": window_std,
                        "target_mean": changes.mean(axis=0).tolist(),
@@ -281,17 +285,19 @@ class CSVDataset(Dataset):
 
     def _inputs(self, G, gy, i):
         """x (N, W, D) float32 of the windows ending just before rows i, with the fitted scalers."""
-        f = self.fitted
-        rows = i[:, None] + np.arange(-self.window, 0)
-        x = ((G - f["feature_mean"]) / f["feature_std"]).astype(np.float32)[rows]
-        if f["target_in_inputs"] and self.scale == "window":
-            column = f["features"].index(self.target)
-            levels = gy[rows] - gy[i - 1][:, None]
-            x[:, :, column] = (levels - f["window_mean"]) / f["window_std"]
+        f, W = self.fitted, self.window
+        scaled = ((G - f["feature_mean"]) / f["feature_std"]).astype(np.float32)
+        window_scaled = f["target_in_inputs"] and self.scale == "window"
+        column = f["features"].index(self.target) if window_scaled else None
+        x = np.empty((len(i), W, G.shape[1]), np.float32)
+        for step in range(W):  # one gather of whole rows per step: fast, where a (N, W) index is not
+            x[:, step] = scaled[i - W + step]
+            if window_scaled:
+                x[:, step, column] = (gy[i - W + step] - gy[i - 1] - f["window_mean"]) / f["window_std"]
         return x
 
     def _raw_targets(self, gy, i):
-        target = gy[i[:, None] + np.arange(self.horizon)]
+        target = np.lib.stride_tricks.sliding_window_view(gy, self.horizon)[i]
         return target - gy[i - 1][:, None] if self.relative else target
 
     def _targets(self, gy, i):
@@ -317,6 +323,11 @@ class CSVDataset(Dataset):
 
     def _split_name(self, split):
         return next(name for name, s in self.splits().items() if s is split)
+
+    def references(self, split):
+        """{"anchor", "truth", "persistence", "seasonal"}: per window of `split`, g(y) at its last observed
+        row, the true targets and the two baselines' forecasts, in the target's own units."""
+        return self._rows[self._split_name(split)]
 
     def forecasts(self, outputs, split):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
@@ -348,7 +359,7 @@ class CSVDataset(Dataset):
         if mixed.any():
             row = int(np.flatnonzero(mixed)[0])
             raise ConfigError(f"{self.path} line {data['lines'][row]}: {_series_text(self.series, data['ids'][codes[row]])} "
-                              f"has labels {series_label[codes[row]]!r} and {labels[row]!r}; a sequence has one label")
+                              f"has labels {str(series_label[codes[row]])!r} and {str(labels[row])!r}; a sequence has one label")
         classes = _sorted_names(np.unique(series_label))
         if len(classes) < 2:
             raise ConfigError(f"{self.path}: column {self.label!r} holds one class only ({classes[0]!r}); "
@@ -375,7 +386,7 @@ class CSVDataset(Dataset):
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise ConfigError(f"{self.path} line {data['lines'][row]}: column {self.split_column!r} holds "
-                                  f"{data['splits'][row]!r}; valid values: {', '.join(SPLIT_VALUES)}")
+                                  f"{str(data['splits'][row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
             assigned = np.array([SPLIT_VALUES.index(v) for v in given[data["starts"]]])
             if not (assigned == 1).any():  # validation drawn from the training series, stratified
                 train = np.flatnonzero(assigned == 0)
@@ -467,11 +478,11 @@ def _name(value):
 
 
 def _series_text(series, sid):
-    return f"series {sid!r}" if series else "the series"
+    return f"series {str(sid)!r}" if series else "the series"
 
 
 def _is_missing(text):
-    return np.isin(np.char.lower(np.char.strip(text)), MISSING_TOKENS)
+    return np.isin(text, MISSING_SPELLINGS)
 
 
 def _numbers(path, column, text):
@@ -488,12 +499,12 @@ def _numbers(path, column, text):
                 try:
                     float(text[row])
                 except ValueError:
-                    raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {text[row]!r}, not a "
+                    raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a "
                                       "number") from None
     bad = np.isinf(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {text[row]!r}, not a finite number")
+        raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a finite number")
     return values
 
 
