@@ -375,7 +375,12 @@ class CSVDataset(Dataset):
         x = self._padded(values, codes, starts, sizes)
         split = Split(x, y.astype(np.int64), sizes.astype(np.int64))
         self.input_size, self.output_size = x.shape[2], len(classes)
+        self._ids = {name: data["ids"][assigned == k] for k, name in enumerate(SPLIT_VALUES)}
         return {name: split.subset(np.flatnonzero(assigned == k)) for k, name in enumerate(SPLIT_VALUES)}
+
+    def series_ids(self, split):
+        """The series names of a classification split's sequences, in its order."""
+        return self._ids[self._split_name(split)].tolist()
 
     def _assign(self, y, data):
         """(S,) 0 train, 1 val, 2 test per series: from the split column, or stratified by label at random."""
