@@ -41,6 +41,7 @@ A run records the file's absolute path and SHA-256 (options `path`, `sha256` of 
 and warns when the file has changed since. What fitting learned (scalers, columns, class names) is
 `preprocessing()`, saved by the run as preprocessing.json for `rnnrun predict`, which never refits.
 """
+import difflib
 import os
 
 import numpy as np
@@ -116,7 +117,9 @@ class CSVDataset(Dataset):
                 wanted.append(optional)
         for column in wanted + (self.features or []):
             if column not in table:
-                raise ConfigError(f"{path} has no column {column!r}; its columns: {', '.join(names)}")
+                close = difflib.get_close_matches(column, names, 1)
+                raise ConfigError(f"{path} has no column {column!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                  else "") + f"; its columns: {', '.join(names)}")
         features = self.features or self._default_features(names, table)
         columns = list(dict.fromkeys(([self.target] if self.target else []) + features))
         n = len(table[names[0]])
@@ -445,7 +448,8 @@ class CSVDataset(Dataset):
         p /= p.sum(axis=1, keepdims=True)
         classes = self.fitted["classes"]
         columns = [self.series, self.label] + [f"p_{c}" for c in classes]
-        return columns, [[sid, classes[int(k)], *map(float, row)] for sid, k, row in zip(data["ids"], p.argmax(1), p)]
+        return columns, [[str(sid), classes[int(k)], *(round(float(v), 6) for v in row)]
+                         for sid, k, row in zip(data["ids"], p.argmax(1), p)]
 
     def _predict_values(self, data, predict, steps):
         W, K = self.window, self.horizon
@@ -472,7 +476,7 @@ class CSVDataset(Dataset):
                 history = np.concatenate([history, more], axis=1)
             values = history[:, W:]
         columns = ([self.series] if self.series else []) + ["step", self.target]
-        rows = [([sid] if self.series else []) + [k + 1, float(v)]
+        rows = [([str(sid)] if self.series else []) + [k + 1, float(v)]
                 for sid, row in zip(data["ids"], values) for k, v in enumerate(row[:steps])]
         return columns, rows
 

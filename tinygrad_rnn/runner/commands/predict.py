@@ -44,6 +44,10 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     run = store_for(ctx, runs_dir).get(run_id)
     config = run.config()
     config.pop("meta", None)
+    status = run.summary().get("status", "running")
+    if status not in ("finished", "interrupted"):
+        raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
+                          "see `rnnrun show " + run.id + "`")
     preprocessing = read_json(run.file(PREPROCESSING))
     if not preprocessing:
         able = [n for n in datasets.names() if _predicts(datasets.get(n))]
