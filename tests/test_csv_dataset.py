@@ -116,11 +116,12 @@ def test_persistence_and_seasonal_naive_baselines(tmp_path):
     rows = [(d, [5, 9, 2, 7][d % 4] + 100) for d in range(60)]   # period 4, exactly
     d = csv_dataset(path=write(tmp_path / "p.csv", ["day", "y"], rows), target="y", window=4, horizon=2, season=4)
     test = d.splits()["test"]
-    assert d.extra_metrics(test.y, test) == {"seasonal_naive": 0.0}
+    assert d.extra_metrics(test.y, test) == {"mae": 0.0, "seasonal_naive": 0.0}
     rows_ = d.references(test)
     assert d.baseline(test) == pytest.approx(np.sqrt(np.mean((rows_["truth"] - rows_["persistence"]) ** 2)))
     assert d.baseline(test) > 1
-    assert csv_dataset(path=write(tmp_path / "q.csv", ["day", "y"], rows), target="y").extra_metrics(test.y, test) == {}
+    plain = csv_dataset(path=write(tmp_path / "q.csv", ["day", "y"], rows), target="y", window=4, horizon=2)
+    assert set(plain.extra_metrics(test.y, plain.splits()["test"])) == {"mae"}
 
 
 def test_log_of_a_value_that_is_not_positive_is_an_error_naming_the_line(tmp_path):

@@ -65,12 +65,14 @@ class CSVDataset(Dataset):
     kind = "seq2vec"
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 
-    def __init__(self, seed=0, path=None, target=None, label=None, series=None, time=None, features=None,
+    # an empty string is an option not given ("" for target: not a forecast; for series: one series ...)
+    def __init__(self, seed=0, path="", target="", label="", series="", time="", features="",
                  window=12, horizon=1, season=0, val=0.15, test=0.15, relative=True, transform="auto",
-                 scale="window", missing="error", split=None, delimiter=None, sha256=None):
+                 scale="window", missing="error", split="", delimiter="auto", sha256=""):
         super().__init__(seed)
         if not path:
             raise ConfigError("dataset 'csv' needs path=FILE, e.g. --data csv:path=sales.csv,target=units")
+        target, label, series, time, split = map(_name, (target, label, series, time, split))
         if (target is None) == (label is None):
             raise ConfigError("dataset 'csv' needs exactly one of target=COL (forecast that column) or "
                               "label=COL (classify each series)")
@@ -89,14 +91,13 @@ class CSVDataset(Dataset):
         if label is not None and series is None:
             raise ConfigError("csv classification needs series=COL: the column that says which rows form "
                               "one sequence")
-        self.path, self.sha256 = str(path), sha256
-        self.target, self.label = _name(target), _name(label)
-        self.series, self.time, self.split_column = _name(series), _name(time), _name(split)
-        self.features = None if features is None else [_name(f) for f in str(features).split("+") if f]
+        self.path, self.sha256 = str(path), sha256 or None
+        self.target, self.label, self.series, self.time, self.split_column = target, label, series, time, split
+        self.features = [str(f) for f in str(features).split("+") if f] or None
         self.window, self.horizon, self.season = window, horizon, season
         self.val, self.test = val, test
         self.relative, self.transform, self.scale = relative, transform, scale
-        self.missing, self.delimiter = missing, delimiter
+        self.missing, self.delimiter = missing, None if delimiter == "auto" else delimiter
         if self.target is not None:
             self.problem, self.metric_name, self.higher_is_better = "regression", "rmse", False
             self.baseline_name = "persistence"
@@ -104,6 +105,27 @@ class CSVDataset(Dataset):
             self.problem, self.metric_name, self.higher_is_better = "classification", "accuracy", True
             self.baseline_name = "majority class"
         self.fitted = {}
+
+    # The sizes are known once the file is read (or the preprocessing restored): asking reads it.
+    @property
+    def input_size(self):
+        if self._input_size is None and self.path and not self.fitted:
+            self.splits()
+        return self._input_size
+
+    @input_size.setter
+    def input_size(self, value):
+        self._input_size = value
+
+    @property
+    def output_size(self):
+        if self._output_size is None and self.path and not self.fitted:
+            self.splits()
+        return self._output_size
+
+    @output_size.setter
+    def output_size(self, value):
+        self._output_size = value
 
     # ---- the file, read the same way for training and for prediction ----------------------------------
     def load(self, path, training=True):
@@ -339,7 +361,9 @@ class CSVDataset(Dataset):
     def metric(self, outputs, split):
         if self.problem == "classification":
             return accuracy(outputs, split)
-        return rmse(self.forecasts(outputs, split), self._rows[self._split_name(split)]["truth"])
+        # the truth as the stored (float32) targets mapped back: the file's values to float32 precision,
+        # so that outputs equal to the targets score exactly 0
+        return rmse(self.forecasts(outputs, split), self.forecasts(split.y, split))
 
     def baseline(self, split):
         if self.problem == "classification":
@@ -348,10 +372,15 @@ class CSVDataset(Dataset):
         return rmse(reference["persistence"], reference["truth"])
 
     def extra_metrics(self, outputs, split):
-        if self.problem == "classification" or not self.season:
+        """Forecasting: the mean absolute error in the target's units, and seasonal naive's RMSE (with `season`)."""
+        if self.problem == "classification":
             return {}
-        reference = self._rows[self._split_name(split)]
-        return {"seasonal_naive": rmse(reference["seasonal"], reference["truth"])}
+        errors = self.forecasts(outputs, split) - self.forecasts(split.y, split)
+        extra = {"mae": float(np.mean(np.abs(errors)))}
+        if self.season:
+            reference = self._rows[self._split_name(split)]
+            extra["seasonal_naive"] = rmse(reference["seasonal"], reference["truth"])
+        return extra
 
     # classification ---------------------------------------------------------------------------------------
     def _classification(self, data):
@@ -483,7 +512,8 @@ class CSVDataset(Dataset):
 
 # ---- reading columns ------------------------------------------------------------------------------------
 def _name(value):
-    return None if value is None else str(value)
+    """A column option: None when not given (empty), else its text (a column may be named 2019)."""
+    return None if value is None or value == "" else str(value)
 
 
 def _series_text(series, sid):
