@@ -4,6 +4,7 @@ The round trips: predicting on the training file reproduces what the run itself 
 test split, for a forecaster (each series cut just before its last test window) and a classifier."""
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +120,14 @@ def test_predict_warns_when_the_training_file_changed(tmp_path):
         f.write("a,60,1060,0.5\n")
     changed = rnnrun(runs, "predict", "last", "--input", path, "--json")
     assert changed.exit_code == 0 and "which this run was trained on, has changed since" in changed.stderr
+
+
+def test_the_built_in_airline_series_predicts_from_a_file_of_the_same_shape(tmp_path):
+    runs, run, dataset, model = trained(tmp_path, "airline")
+    test = dataset.splits()["test"]
+    first = dataset.denormalize(outputs(model, test.subset(slice(0, 1))))[0, 0]
+    rows = list(csv.reader(open(sys.modules[type(dataset).__module__].DATA)))
+    cut = write(tmp_path / "cut.csv", rows[0], rows[1:dataset.test_start + 1])   # up to the first test month
+    document = predicted(runs, "--input", cut)
+    assert document["columns"] == ["step", "passengers"]
+    assert document["rows"][0][1] == pytest.approx(first, rel=1e-5)

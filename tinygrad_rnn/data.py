@@ -230,6 +230,29 @@ def series_forecast_start(z, window, test_start, source, steps):
     return z[test_start - window:test_start, None].astype(np.float32), truth
 
 
+def series_predictions(dataset, path, column, predict, steps, normalize):
+    """`Dataset.predict_file` for one series cut into next-step windows (airline, sunspots): the last
+    `dataset.window` values of the file's `column`, normalised by `normalize` as in training, then
+    `steps` next values, each fed back as the newest input, mapped back by `dataset.denormalize`."""
+    _, table = read_table(path)
+    if column not in table:
+        raise ConfigError(f"{path} has no column {column!r}; its columns: {', '.join(table)}")
+    try:
+        values = table[column].astype(np.float64)
+    except ValueError:
+        raise ConfigError(f"{path}: column {column!r} must hold numbers only (no gaps)") from None
+    if len(values) < dataset.window:
+        raise ConfigError(f"{path} has {len(values)} rows; predicting needs the last {dataset.window}")
+    window = np.asarray(normalize(values[-dataset.window:]), np.float32)[:, None]
+    outputs = []
+    for _ in range(steps):
+        next_value = np.asarray(predict(window[None], None), np.float32)[0]
+        outputs.append(next_value)
+        window = np.concatenate([window[1:], next_value[None]], axis=0)
+    predicted = dataset.denormalize(np.asarray(outputs))[:, 0]
+    return ["step", column], [[k + 1, float(v)] for k, v in enumerate(predicted)]
+
+
 def one_hot(ids, size, dtype=np.float32):
     return np.eye(size, dtype=dtype)[ids]
 

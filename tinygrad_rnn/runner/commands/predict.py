@@ -71,7 +71,7 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
         console().print(f"{len(rows)} predictions written to {output_path}")
     else:
         out = console()
-        out.print(f"Predictions of run {run.id} for {os.path.basename(input_path)}:")
+        out.print(f"Predictions of run {run.id} for {os.path.basename(input_path)}:", soft_wrap=True)
         out.print(_table(columns, rows))
 
 
