@@ -258,3 +258,20 @@ def test_a_run_records_the_files_path_and_hash_and_warns_when_it_changed(tmp_pat
         f.write("a,60,1060,0.5\n")
     changed = CliRunner().invoke(cli, argv[:-6] + ["--config", f"{run_dir}/config.toml", "--quiet"])
     assert changed.exit_code == 0 and "has changed since the run that recorded it" in changed.stderr
+
+
+def test_the_shipped_long_vowels_file_is_the_vowels_data():
+    import os
+    from tinygrad_rnn.data import read_table
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "datasets", "data")
+    names, table = read_table(os.path.join(folder, "japanese_vowels_long.csv"))
+    raw = np.load(os.path.join(folder, "japanese_vowels_sktime.npz"))
+    lengths = np.concatenate([raw["len_train"], raw["len_test"]])
+    frames = np.concatenate([raw[f"X_{part}"][k, :n] for part in ("train", "test")
+                             for k, n in enumerate(raw[f"len_{part}"])])
+    assert len(table["utterance"]) == lengths.sum() == len(frames)
+    values = np.stack([table[f"c{k}"].astype(np.float64) for k in range(1, 13)], axis=1)
+    np.testing.assert_allclose(values, frames, atol=5e-7)
+    speakers = np.concatenate([raw["y_train"], raw["y_test"]]) + 1
+    assert (table["speaker"] == np.repeat([f"speaker{s}" for s in speakers], lengths)).all()
+    assert (table["set"] == "test").sum() == raw["len_test"].sum()
