@@ -265,7 +265,7 @@ def test_the_shipped_long_vowels_file_is_the_vowels_data():
     from tinygrad_rnn.data import read_table
     folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "datasets", "data")
     names, table = read_table(os.path.join(folder, "japanese_vowels_long.csv"))
-    raw = np.load(os.path.join(folder, "japanese_vowels_sktime.npz"))
+    raw = dict(np.load(os.path.join(folder, "japanese_vowels_sktime.npz")))   # read each array once
     lengths = np.concatenate([raw["len_train"], raw["len_test"]])
     frames = np.concatenate([raw[f"X_{part}"][k, :n] for part in ("train", "test")
                              for k, n in enumerate(raw[f"len_{part}"])])
