@@ -156,6 +156,24 @@ def test_a_split_column_decides_and_validation_comes_from_its_training_series(tm
     assert len(s["test"]) == 9 and len(s["val"]) == 6 and len(s["train"]) == 15
 
 
+def test_frames_are_ordered_by_time_within_each_sequence(tmp_path):
+    path = sequences_file(tmp_path)
+    lines = open(path).read().splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0]] + [lines[1:][i] for i in np.random.default_rng(2).permutation(len(lines) - 1)]))
+    a = csv_dataset(path=path, label="move", series="rec", time="t").splits()
+    b = csv_dataset(path=str(shuffled), label="move", series="rec", time="t").splits()
+    for name in a:
+        np.testing.assert_array_equal(a[name].x, b[name].x)
+        np.testing.assert_array_equal(a[name].lengths, b[name].lengths)
+
+
+def test_numeric_class_names_sort_as_numbers(tmp_path):
+    d = csv_dataset(path=sequences_file(tmp_path, classes=("10", "2", "9")), label="move", series="rec")
+    d.splits()
+    assert d.fitted["classes"] == ["2", "9", "10"]
+
+
 def test_features_are_standardised_with_the_training_series_only(tmp_path):
     d = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec", features="a")
     train = d.splits()["train"]
