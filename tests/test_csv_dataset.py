@@ -160,7 +160,8 @@ def test_frames_are_ordered_by_time_within_each_sequence(tmp_path):
     path = sequences_file(tmp_path)
     lines = open(path).read().splitlines()
     shuffled = tmp_path / "shuffled.csv"
-    shuffled.write_text("\n".join([lines[0]] + [lines[1:][i] for i in np.random.default_rng(2).permutation(len(lines) - 1)]))
+    order = np.random.default_rng(2).permutation(len(lines) - 1)
+    shuffled.write_text("\n".join([lines[0]] + [lines[1:][i] for i in order]))
     a = csv_dataset(path=path, label="move", series="rec", time="t").splits()
     b = csv_dataset(path=str(shuffled), label="move", series="rec", time="t").splits()
     for name in a:
@@ -218,7 +219,8 @@ def bad_inputs(tmp_path):
     one_class = write(tmp_path / "one.csv", ["rec", "move", "a"], [("s1", "left", 1), ("s2", "left", 2)])
     dup = write(tmp_path / "dup.csv", ["day", "units"], [(1, 3), (2, 4), (2, 5)])
     mixed = write(tmp_path / "mixed.csv", ["rec", "move", "a"], [("s1", "left", 1), ("s1", "up", 2), ("s2", "up", 2)])
-    parts = write(tmp_path / "parts.csv", ["rec", "move", "a", "part"], [("s1", "left", 1, "train"), ("s2", "up", 2, "dev")])
+    parts = write(tmp_path / "parts.csv", ["rec", "move", "a", "part"],
+                  [("s1", "left", 1, "train"), ("s2", "up", 2, "dev")])
     no_id = write(tmp_path / "noid.csv", ["rec", "move", "a"], [("s1", "left", 1), ("", "up", 2)])
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("day,units\n1,2\n2\n3,4\n")
@@ -231,7 +233,8 @@ def bad_inputs(tmp_path):
         (f"path={good},target=sold", "has no column 'sold'; its columns: store, day, units, price"),
         (f"path={good},target=units,features=units+cost", "has no column 'cost'"),
         (f"path={text},target=units", "line 3: column 'units' holds 'lots', not a number"),
-        (f"path={good},target=units,series=store,window=60", "series 'a' has 60 rows, fewer than window + horizon = 61"),
+        (f"path={good},target=units,series=store,window=60",
+         "series 'a' has 60 rows, fewer than window + horizon = 61"),
         (f"path={good},target=units,series=store,window=55", "no train window"),
         (f"path={one_class},label=move,series=rec", "holds one class only ('left')"),
         (f"path={dup},target=units,time=day", "line 4: time '2' appears twice in the series"),

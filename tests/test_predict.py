@@ -58,7 +58,8 @@ def test_forecast_round_trip_each_series_cut_before_its_last_test_window(tmp_pat
     expected = dataset.forecasts(outputs(model, test), test)
     last = {store: expected[k] for k, store in ((-1, "b"), (len(expected) // 2 - 1, "a"))}
     rows = list(csv.reader(open(path)))
-    cut = write(tmp_path / "cut.csv", rows[0], [r for r in rows[1:] if int(r[1]) < 57])   # days 57–59 are the last targets
+    # days 57–59 are each store's last test targets: cut the file just before them
+    cut = write(tmp_path / "cut.csv", rows[0], [r for r in rows[1:] if int(r[1]) < 57])
     document = predicted(runs, "--input", cut)
     assert document["columns"] == ["store", "step", "units"]
     for store, step, value in document["rows"]:

@@ -390,8 +390,9 @@ class CSVDataset(Dataset):
         mixed = series_label[codes] != labels
         if mixed.any():
             row = int(np.flatnonzero(mixed)[0])
-            raise ConfigError(f"{self.path} line {data['lines'][row]}: {_series_text(self.series, data['ids'][codes[row]])} "
-                              f"has labels {str(series_label[codes[row]])!r} and {str(labels[row])!r}; a sequence has one label")
+            which = _series_text(self.series, data["ids"][codes[row]])
+            raise ConfigError(f"{self.path} line {data['lines'][row]}: {which} has labels "
+                              f"{str(series_label[codes[row]])!r} and {str(labels[row])!r}; a sequence has one label")
         classes = _sorted_names(np.unique(series_label))
         if len(classes) < 2:
             raise ConfigError(f"{self.path}: column {self.label!r} holds one class only ({classes[0]!r}); "
