@@ -63,6 +63,9 @@ class CSVDataset(Dataset):
     """Your own CSV file: forecast a column (target=COL) or classify sequences (label=COL, series=COL)."""
 
     kind = "seq2vec"
+    # a forecaster's; an instance given label= is a classifier (accuracy against the majority class)
+    problem, metric_name, higher_is_better, baseline_name = "regression", "rmse", False, "persistence"
+    synthetic = False              # a user's file: the seed changes the split of a classifier, not the data
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 
     # an empty string is an option not given ("" for target: not a forecast; for series: one series ...)
@@ -98,10 +101,7 @@ class CSVDataset(Dataset):
         self.val, self.test = val, test
         self.relative, self.transform, self.scale = relative, transform, scale
         self.missing, self.delimiter = missing, None if delimiter == "auto" else delimiter
-        if self.target is not None:
-            self.problem, self.metric_name, self.higher_is_better = "regression", "rmse", False
-            self.baseline_name = "persistence"
-        else:
+        if self.label is not None:
             self.problem, self.metric_name, self.higher_is_better = "classification", "accuracy", True
             self.baseline_name = "majority class"
         self.fitted = {}
