@@ -155,3 +155,28 @@ def test_the_rule_of_thumb_is_as_close_as_the_prose_says():
                 "orthogonal:gain=2": per_step("rnn", "gain=2 --optimizer sgd --epochs 2 --no")}
     close = {name for name in measured if abs(product[name] - measured[name]) <= 0.02 + 1e-9}
     assert close == set(measured) - {"xavier"} and product["xavier"] - measured["xavier"] > 0.1
+
+
+def test_every_entry_of_the_relu_rows_first_gradient_is_subnormal_in_float32():
+    """The prose says each entry of dL/dh_1 (not only their norm, 3.7e-38) is below float32's normal range."""
+    import numpy as np
+    from tinygrad_rnn import manual_seed
+    from tinygrad_rnn.models import SequenceModel
+    from tinygrad_rnn.registry import cells, datasets
+    manual_seed(0)
+    data = datasets.get("adding")(seed=0, T=100, n_train=200)
+    model = SequenceModel("seq2vec", cells.get("rnn"), 2, 32, 1, nonlinearity="relu")
+    cell, train = model.rnn.cells[0], data.splits()["train"]
+    w_ih, w_hh, b_ih, b_hh, head, b_head = (p.numpy().astype(np.float64) for p in (
+        cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, model.head.weight, model.head.bias))
+    x, y, h, open_ = train.x[:50], np.asarray(train.y[:50], dtype=np.float64).reshape(50), np.zeros((50, 32)), []
+    for t in range(100):
+        a = x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+        h = np.maximum(a, 0)
+        open_.append(a > 0)
+    dh = (2 / 50) * ((h @ head.T)[:, 0] + b_head[0] - y)[:, None] * head  # d mean-squared-error / dh_T
+    assert np.linalg.norm(dh) == pytest.approx(ROWS[next(k for k in ROWS if k[1] == "rnn:relu")][1], rel=0.05)
+    for t in range(99, 0, -1):
+        dh = (dh * open_[t]) @ w_hh
+    assert np.linalg.norm(dh) == pytest.approx(t1("rnn:relu"), rel=0.05)
+    assert np.abs(dh).max() < np.finfo(np.float32).tiny
