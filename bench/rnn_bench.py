@@ -1,10 +1,11 @@
 """Time one training step of tinygrad_rnn's recurrent layers against PyTorch's.
 
 A training step is: forward over the whole sequence, MSE over all outputs, backward, SGD (p -= lr * g).
-For each configuration (batch, T, input, hidden) and cell it times four implementations:
+For each configuration (batch, T, input, hidden) and cell it times five implementations:
 
-    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)               (the cells' fused whole-sequence ops)
-    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)  (the readable cells, step by step)
+    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                 (the cells' fused whole-sequence ops)
+    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: nn/tape.py)
+    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)    (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell
 
@@ -57,9 +58,11 @@ CONFIGS = {  # name: (batch, T, input, hidden)
 }
 QUICK_CONFIG = {"quick": (4, 6, 2, 5)}
 CELLS = ("rnn", "lstm", "gru")
-IMPLS = ("fused", "composed", "torch", "torch-cell")
+USER_CELLS = ("mgu", "indrnn")  # the README's plugin cell and examples/indrnn_cell.py: no fused op, no torch
+IMPLS = ("fused", "compiled", "composed", "torch", "torch-cell")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATES = {"rnn": 1, "lstm": 2, "gru": 1}  # state vectors per step (h, or h and c)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TBPTT_K = 25
 LR = 0.01
 
@@ -78,13 +81,26 @@ class Backend:
             self.xp, self.sync = np, (lambda: None)
 
 
-def ours(cell, shape, fused, backend, seed=0):
-    """A training-step closure for tinygrad_rnn's Recurrent layer (fused or composed cells)."""
+def load_user_cells():
+    """Register `mgu` from the README's my_plugins.py block and `indrnn` from examples/, as users do."""
+    import re
+    import tempfile
+    with open(os.path.join(ROOT, "README.md")) as f:
+        source = re.search(r"```python\n(# my_plugins.py\n.*?)```", f.read(), re.S).group(1)
+    path = os.path.join(tempfile.mkdtemp(), "my_plugins.py")
+    with open(path, "w") as f:
+        f.write(source)
+    tg.load_plugin(path)
+    tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
+
+
+def ours(cell, shape, impl, backend, seed=0):
+    """A training-step closure for tinygrad_rnn's Recurrent layer: impl fused, compiled or composed."""
     from tinygrad_rnn.losses import mse
     from tinygrad_rnn.nn import Recurrent
     N, T, D, H = shape
     tg.manual_seed(seed)
-    model = Recurrent(cell, D, H, fused=fused)
+    model = Recurrent(cell, D, H, fused=impl != "composed", compiled=impl == "compiled")
     rng = np.random.default_rng(seed)
     x = Tensor(backend.xp.asarray(rng.standard_normal((N, T, D)).astype(np.float32)))
     y = Tensor(backend.xp.asarray(rng.standard_normal((N, T, H)).astype(np.float32)))
@@ -143,8 +159,10 @@ def torch_step(cell, shape, loop, device, seed=0):
 def make_steps(cell, shape, impls, backend):
     steps = {}
     for impl in impls:
-        if impl in ("fused", "composed"):
-            steps[impl] = ours(cell, shape, impl == "fused", backend)[0]
+        if cell in USER_CELLS and impl not in ("compiled", "composed"):
+            continue  # no hand-fused op and no torch module for these
+        if impl in ("fused", "compiled", "composed"):
+            steps[impl] = ours(cell, shape, impl, backend)[0]
         else:
             steps[impl] = torch_step(cell, shape, impl == "torch-cell", "cuda" if backend.name == "cupy" else "cpu")
     return steps
@@ -189,14 +207,14 @@ def peak_bytes(run):
 
 def memory_rows(cell, shape, backend, lengths):
     N, T, D, H = shape
-    step, model, x, y = ours(cell, shape, True, backend)
+    step, model, x, y = ours(cell, shape, "fused", backend)
     step()  # warm-up: parameters' first gradients, imports
     full = peak_bytes(step)
     rows = [{"cell": cell, "shape": list(shape), "mode": "full BPTT", "T": T, "peak_bytes": full,
              "activation_bytes": activation_bytes(cell, N, T, H),
              "ratio": full / activation_bytes(cell, N, T, H)}]
     for length in lengths:
-        step, model, x, y = ours(cell, (N, length, D, H), True, backend)
+        step, model, x, y = ours(cell, (N, length, D, H), "fused", backend)
         # slicing x and y per chunk must not count: make the chunks first
         chunks = [(Tensor(x.data[:, s:s + TBPTT_K].copy()), Tensor(y.data[:, s:s + TBPTT_K].copy()))
                   for s in range(0, length, TBPTT_K)]
@@ -285,7 +303,9 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
     """Time a training step of rnn, lstm and gru: fused, composed, torch's module and torch's cell loop."""
     console = Console(width=140)
     configs = parse_configs(configs, quick)
-    cells = parse_list(cells, CELLS, "cells")
+    cells = parse_list(cells, CELLS + USER_CELLS, "cells")
+    if set(cells) & set(USER_CELLS):
+        load_user_cells()
     impls = parse_list(impls, IMPLS, "implementations")
     if quick:
         repeats, warmup = min(repeats, 3), min(warmup, 1)
@@ -305,6 +325,8 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
             times = time_steps(make_steps(cell, shape, impls, back), repeats, warmup, back.sync)
             reference = statistics.median(times["torch"]) if "torch" in times else None
             for impl in impls:
+                if impl not in times:
+                    continue
                 ms = statistics.median(times[impl])
                 results.append({"config": config, "shape": list(shape), "cell": cell, "impl": impl, "ms": ms,
                                 "ms_all": times[impl], "ratio": None if reference is None else ms / reference})
@@ -313,6 +335,8 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
         for config, shape in configs.items():
             lengths = [shape[1]] if quick else [100, 200, 400]
             for cell in cells:
+                if cell in USER_CELLS:
+                    continue
                 memory_results += [dict(row, config=config) for row in memory_rows(cell, shape, back, lengths)]
     machine["load_average_after"] = list(os.getloadavg())
     show(console, results, memory_results, impls, machine)
@@ -337,7 +361,10 @@ def show(console, results, memory_results, impls, machine):
     for (config, shape, cell), by_impl in rows.items():
         cells = []
         for impl in impls:
-            r = by_impl[impl]
+            r = by_impl.get(impl)
+            if r is None:
+                cells.append("–")
+                continue
             cells.append(f"{r['ms']:.2f}" + (f" ({r['ratio']:.2f}×)" if r["ratio"] is not None else ""))
         table.add_row(f"{config} {'x'.join(map(str, shape))}", cell, *cells)
     console.print(table)
