@@ -60,7 +60,7 @@ def build(config):
     dataset.splits()
     model = SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
                           dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                          fused=config["fused"], **config["cell_options"])
+                          fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     return dataset, model, regs
