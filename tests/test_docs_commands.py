@@ -12,8 +12,8 @@ appended (the last --epochs wins). A command must exit 0, or the code a trailing
 on its line states.
 
 The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
-file=PATH block) must still appear verbatim in that file; the other python blocks run; and the
-hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
+file=PATH block) must still appear verbatim in that file; the other python blocks run (with examples/
+linked beside them too); and the hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
 """
 import contextlib
 import glob
@@ -164,6 +164,7 @@ def runnable_python():
 @pytest.mark.parametrize("name, code", list(runnable_python()), ids=lambda v: v if "#" in str(v)[:40] else None)
 def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")  # as for the commands
     with restored_registry(), contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})
 
