@@ -205,14 +205,17 @@ def peak_bytes(run):
         tracemalloc.stop()
 
 
-def memory_rows(cell, shape, backend, lengths):
+def memory_rows(cell, shape, backend, lengths, impls=("fused",)):
+    """Peak memory of a full-BPTT step for each implementation, and of truncated BPTT (fused) at each length."""
     N, T, D, H = shape
-    step, model, x, y = ours(cell, shape, "fused", backend)
-    step()  # warm-up: parameters' first gradients, imports
-    full = peak_bytes(step)
-    rows = [{"cell": cell, "shape": list(shape), "mode": "full BPTT", "T": T, "peak_bytes": full,
-             "activation_bytes": activation_bytes(cell, N, T, H),
-             "ratio": full / activation_bytes(cell, N, T, H)}]
+    rows = []
+    for impl in impls:
+        step, model, x, y = ours(cell, shape, impl, backend)
+        step()  # warm-up: parameters' first gradients, imports
+        full = peak_bytes(step)
+        rows.append({"cell": cell, "shape": list(shape), "mode": f"full BPTT, {impl}", "T": T, "peak_bytes": full,
+                     "activation_bytes": activation_bytes(cell, N, T, H),
+                     "ratio": full / activation_bytes(cell, N, T, H)})
     for length in lengths:
         step, model, x, y = ours(cell, (N, length, D, H), "fused", backend)
         # slicing x and y per chunk must not count: make the chunks first
@@ -337,7 +340,8 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
             for cell in cells:
                 if cell in USER_CELLS:
                     continue
-                memory_results += [dict(row, config=config) for row in memory_rows(cell, shape, back, lengths)]
+                paths = [i for i in ("fused", "compiled", "composed") if i in impls] or ["fused"]
+                memory_results += [dict(row, config=config) for row in memory_rows(cell, shape, back, lengths, paths)]
     machine["load_average_after"] = list(os.getloadavg())
     show(console, results, memory_results, impls, machine)
     if json_path:
@@ -368,8 +372,20 @@ def show(console, results, memory_results, impls, machine):
             cells.append(f"{r['ms']:.2f}" + (f" ({r['ratio']:.2f}×)" if r["ratio"] is not None else ""))
         table.add_row(f"{config} {'x'.join(map(str, shape))}", cell, *cells)
     console.print(table)
+    ratios = Table(title="the compiled path against the other two (ratios of the medians above)")
+    for name in ("config", "cell", "composed ÷ compiled", "compiled ÷ fused"):
+        ratios.add_column(name, justify="left" if name in ("config", "cell") else "right")
+    for (config, shape, cell), by_impl in rows.items():
+        ms = {impl: r["ms"] for impl, r in by_impl.items()}
+        if "compiled" not in ms:
+            continue
+        ratios.add_row(f"{config} {'x'.join(map(str, shape))}", cell,
+                       f"{ms['composed'] / ms['compiled']:.2f}" if "composed" in ms else "–",
+                       f"{ms['compiled'] / ms['fused']:.2f}" if "fused" in ms else "–")
+    if ratios.rows:
+        console.print(ratios)
     if memory_results:
-        mem = Table(title="peak memory of a fused training step (tracemalloc) vs the activations BPTT keeps")
+        mem = Table(title="peak memory of a training step (tracemalloc) vs the activations BPTT keeps")
         for name in ("config", "cell", "mode", "T", "peak MiB", "activations MiB", "ratio"):
             mem.add_column(name, justify="right" if name not in ("config", "cell", "mode") else "left")
         for r in memory_results:
