@@ -26,6 +26,7 @@ are traced and compared: a cell whose tapes differ runs op by op instead, with o
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
 """
+import operator
 import warnings
 import weakref
 
@@ -331,6 +332,11 @@ def _contiguous_product(entry, slots):
     return forward
 
 
+def _fetch(args):
+    """slots → the tuple (or list) of the values at `args`, in one C call (the step loop's hot path)."""
+    return operator.itemgetter(*args) if len(args) > 1 else operator.itemgetter(slice(args[0], args[0] + 1))
+
+
 def _run(entry, slots, needs):
     """One entry's forward on the arrays in `slots`, its outputs written to their slots; its ctx."""
     ctx = entry.cls()
@@ -391,8 +397,8 @@ class TapeSequence(Function):
         out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
         # the step loop's table, so that each op costs a few tuple reads
-        forward_ops = [(e.cls, _contiguous_product(e, slots) if e.deferred else e.cls.forward, e.args, e.kwargs,
-                        e.outs[0] if len(e.outs) == 1 else -1, e.outs, e.loop_needs) for e in program.step]
+        forward_ops = [(e.cls, _contiguous_product(e, slots) if e.deferred else e.cls.forward, _fetch(e.args),
+                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, e.loop_needs) for e in program.step]
         steps = []
         for t in range(T):
             lo, hi = t * N, (t + 1) * N
@@ -403,10 +409,10 @@ class TapeSequence(Function):
             if feedback is not None:
                 slots[state_in[0]] = current[0] * feedback
             ctxs = []
-            for cls, op, args, kwargs, out1, outs, needs in forward_ops:
+            for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
                 c = cls()
                 c.needs_input_grad = needs
-                result = op(c, *[slots[a] for a in args], **kwargs)
+                result = op(c, *fetch(slots), **kwargs)
                 if out1 >= 0:
                     slots[out1] = result
                 else:
