@@ -6,7 +6,7 @@ inputs came from. `Tensor.backward()` rebuilds that list from the graph every ti
 and walks it backwards. A recurrent cell applies the *same* list at every step, so it can be recorded
 once and replayed:
 
-    tape = trace(cell, x_1, state_0)        # [(op, inputs, outputs), ...] for one step
+    tape = trace(cell, x_1, x_2, state_0)   # [(op, inputs, outputs), ...]: one step, traced twice to compare
     forward:   for t = 1 .. T:  run every entry of the tape on plain arrays, keep each op's ctx
     backward:  for t = T .. 1:  run every entry's backward in reverse, sum the parameters' gradients
 
@@ -35,6 +35,7 @@ import numpy as np
 from .. import function as _function
 from .. import ops as _ops
 from ..backend import array_module
+from ..errors import GraphError
 from ..function import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
 from .unroll import unroll
@@ -43,7 +44,7 @@ from .unroll import unroll
 STEP, ROWS, STATIC, CONST = "step", "rows", "static", "const"
 
 
-class NotTraceable(Exception):
+class NotTraceable(GraphError):
     """The cell's step cannot be recorded as one tape that holds for every step; says why."""
 
 
@@ -393,6 +394,7 @@ class TapeSequence(Function):
         row_shapes[0] = slots[0].shape
         full = [(s, slots[s]) for s in program.row_slots]
         m = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None]).astype(x.dtype, copy=False)
+        keep_old = None if m is None else 1 - m
         current = [s.astype(x.dtype, copy=False) for s in state]  # the state each step starts from
         out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
@@ -427,7 +429,7 @@ class TapeSequence(Function):
                 current = new
             else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
                 xp.multiply(slots[h], m[t], out=out[t])
-                current = [n * m[t] + o * (1 - m[t]) for n, o in zip(new, current)]
+                current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
         if keep:
             ctx.save_for_backward(static, rows, steps)
             ctx.program, ctx.m, ctx.feedback, ctx.row_shapes = program, m, feedback, row_shapes
@@ -442,6 +444,7 @@ class TapeSequence(Function):
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
         G = grad_outputs.swapaxes(0, 1)  # step t's output gradient is G[t], a view
+        keep_old = None if m is None else 1 - m
         row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
         deferred = {}                      # index of a deferred entry → its output gradient, all rows
 
@@ -465,7 +468,7 @@ class TapeSequence(Function):
                     grads[s] = g if grads[s] is None else grads[s] + g
                 grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
             else:  # the new state was m * candidate + (1 - m) * old, the output h * m
-                passed = [g * (1 - m[t]) for g in dS]
+                passed = [g * keep_old[t] for g in dS]
                 for s, g in zip(state_out, dS):
                     g = g * m[t]
                     grads[s] = g if grads[s] is None else grads[s] + g
