@@ -3,6 +3,7 @@
 It must give what the composed graph gives, in float64 to rounding: outputs, final states and every
 gradient, for every built-in cell and the example cells, with padding, stacked and bidirectional.
 """
+import json
 import os
 import re
 import warnings
@@ -220,3 +221,29 @@ def test_gradcheck_checks_the_compiled_path():
     from tinygrad_rnn.runner import teach
     check = teach.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
     assert check.path == "compiled" and check.ok
+
+
+# ---- the command line: --compiled and the config key ------------------------------------------------------
+def rnnrun(*args):
+    from click.testing import CliRunner
+
+    from tinygrad_rnn.runner.cli import cli
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_path):
+    first = rnnrun("--cell", "gru", "--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--compiled",
+                   "--json", "--runs-dir", str(tmp_path))
+    assert first.exit_code == 0, first.stderr
+    run_dir = json.loads(first.stdout)["run_dir"]
+    config = open(os.path.join(run_dir, "config.toml")).read()
+    assert "compiled = true" in config
+    again = rnnrun("--config", os.path.join(run_dir, "config.toml"), "--json", "--runs-dir", str(tmp_path))
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["test_metric"] == json.loads(first.stdout)["test_metric"]
+
+
+def test_compiled_and_composed_together_are_a_usage_error():
+    result = rnnrun("--cell", "gru", "--data", "sine", "--compiled", "--composed")
+    assert result.exit_code == 2
+    assert "choose one of --fused, --compiled, --composed" in result.stderr
