@@ -26,7 +26,11 @@ touch them.
 import os
 import sys
 
-THREADS = 2
+# --cpu-time: each step timed as this process's CPU time with one BLAS thread. On a machine shared
+# with other jobs, wall time with two threads is mostly the wait for a core (and OpenBLAS's threads
+# spin while they wait); CPU time counts only the work, so ratios stay meaningful under load.
+CPU_TIME = "--cpu-time" in sys.argv
+THREADS = 1 if CPU_TIME else 2
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
 REMOVED_BLAS_ENV = {}
@@ -175,14 +179,15 @@ def time_steps(steps, repeats, warmup, sync):
             step()
     sync()
     times = {name: [] for name in steps}
+    clock = time.process_time if CPU_TIME else time.perf_counter
     for _ in range(repeats):
         for name, step in steps.items():
             gc.collect()
             sync()
-            start = time.perf_counter()
+            start = clock()
             step()
             sync()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((clock() - start) * 1e3)
     return times
 
 
@@ -302,7 +307,9 @@ def parse_list(text, valid, what):
               help="Also measure peak memory (NumPy backend only).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here.")
 @click.option("--keep-blas-env", is_flag=True, help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set.")
-def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_path, keep_blas_env):
+@click.option("--cpu-time", is_flag=True, help="Time process CPU time with 1 thread instead of wall time with 2 "
+                                              "(for a loaded machine: counts the work, not the wait for a core).")
+def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_path, keep_blas_env, cpu_time):
     """Time a training step of rnn, lstm and gru: fused, composed, torch's module and torch's cell loop."""
     console = Console(width=140)
     configs = parse_configs(configs, quick)
@@ -347,13 +354,15 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"machine": machine, "settings": {"repeats": repeats, "warmup": warmup, "backend": backend,
+                                                        "clock": "process CPU time" if CPU_TIME else "wall",
                                                         "lr": LR, "tbptt_k": TBPTT_K},
                        "results": results, "memory": memory_results}, f, indent=2)
         console.print(f"wrote {json_path}")
 
 
 def show(console, results, memory_results, impls, machine):
-    table = Table(title=f"ms per training step (median), ratio to torch's fused module — "
+    clock = "CPU ms" if CPU_TIME else "ms"
+    table = Table(title=f"{clock} per training step (median), ratio to torch's fused module — "
                         f"{machine['cpu']}, {machine['threads']} threads")
     table.add_column("config")
     table.add_column("cell")
