@@ -1,7 +1,9 @@
 """Time one training step of tinygrad_rnn's recurrent layers against PyTorch's.
 
 A training step is: forward over the whole sequence, MSE over all outputs, backward, SGD (p -= lr * g).
-For each configuration (batch, T, input, hidden) and cell it times five implementations:
+For each configuration (batch, T, input, hidden) and cell (rnn, lstm, gru; and the README's `mgu` and
+examples/indrnn_cell.py's `indrnn`, which have neither a fused kernel nor a torch module) it times
+five implementations:
 
     fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                 (the cells' fused whole-sequence ops)
     compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: nn/tape.py)
@@ -10,13 +12,14 @@ For each configuration (batch, T, input, hidden) and cell it times five implemen
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell
 
 Each number is the median of --repeats steps after warm-up; the implementations take turns step by
-step, so that load from other processes hits them all alike. Then it measures peak memory of the fused
-step (tracemalloc) against the activations BPTT must keep, and with truncated BPTT (chunks of 25 steps,
+step, so that load from other processes hits them all alike. Then it measures peak memory of a full-BPTT
+step on each of our three paths (tracemalloc) against the activations BPTT must keep, and with truncated BPTT (chunks of 25 steps,
 state detached between chunks) at growing T, which should stay flat.
 
     python bench/rnn_bench.py                         # everything, about a few minutes on 2 cores
     python bench/rnn_bench.py --cells lstm --configs medium --json out.json
     python bench/rnn_bench.py --quick                 # tiny sizes, a smoke test (seconds)
+    python bench/rnn_bench.py --cpu-time              # on a loaded machine: process CPU time, 1 thread
 
 Threads: the BLAS and OpenMP pools get 2 threads (set below, before NumPy and torch load). The
 variables OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, if set, make OpenBLAS pick slower kernels; this
