@@ -38,7 +38,7 @@ from ..backend import array_module
 from ..errors import GraphError
 from ..function import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
-from .unroll import unroll
+from .unroll import _no_cycle_collection, unroll
 
 # what a slot holds, which decides where its gradient goes
 STEP, ROWS, STATIC, CONST = "step", "rows", "static", "const"
@@ -374,6 +374,7 @@ class TapeSequence(Function):
     """
 
     @staticmethod
+    @_no_cycle_collection()  # T * (ops per step) ctx objects and no cycles: the collector would only rescan them
     def forward(ctx, program, mask, feedback, x, *tensors):
         tape = program.tape
         xp = array_module(x)
