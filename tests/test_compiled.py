@@ -108,6 +108,19 @@ def test_a_state_carried_across_calls_as_tbptt_does():
     assert_same(results[1], results[0])
 
 
+def test_the_gradient_reaches_a_given_initial_state():
+    results = []
+    for path in ("composed", "compiled"):
+        tg.manual_seed(0)
+        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        rng = np.random.default_rng(0)
+        h0, c0 = (Tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(2))
+        out, final = rnn(Tensor(rng.standard_normal((2, 4, 2))), state=[(h0, c0)], lengths=[4, 2])
+        ((out * out).sum() + (final[0][1] * 3).sum()).backward()
+        results.append([h0.grad, c0.grad] + [p.grad for p in rnn.parameters()])
+    assert_same(results[1], results[0])
+
+
 def test_the_input_projection_is_hoisted_out_of_the_loop():
     tg.manual_seed(0)
     cell = Recurrent("lstm", 2, 3).cells[0]
