@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start
+from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start, series_predictions
 
 DATA = Path(__file__).with_name("data") / "sunspots_yearly_1700_2008.csv"
 
@@ -30,7 +30,8 @@ class Sunspots(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "persistence"
     forecastable = True
-    forecast_steps = 40
+    forecastable = True
+    synthetic = False              # a fixed record: the seed changes nothing in the data
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 
     def __init__(self, seed=0, window=20, test_years=40, val_years=40):
@@ -66,3 +67,14 @@ class Sunspots(Dataset):
     def forecast_start(self, source="data", steps=None):
         self.splits()  # NaN truth past 2008
         return series_forecast_start(self._z, self.window, self.test_start, source, steps or self.forecast_steps)
+
+    # ---- rnnrun predict: the next values after a file of the same shape ------------------------------
+    def preprocessing(self):
+        return {"normalizer": [float(v) for v in self.normalizer], "input_size": 1, "output_size": 1}
+
+    def restore(self, preprocessing):
+        self.normalizer = tuple(preprocessing["normalizer"])
+
+    def predict_file(self, path, predict, steps=None):
+        mean, std = self.normalizer
+        return series_predictions(self, path, "sunactivity", predict, steps or 1, lambda p: (p - mean) / std)
