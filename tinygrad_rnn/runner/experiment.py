@@ -76,7 +76,7 @@ def build_model(config, dataset):
     after `restore()` of its saved preprocessing)."""
     return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
                          dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                         fused=config["fused"], **config["cell_options"])
+                         fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
 
 
 def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None, checkpoint_every=1):
