@@ -66,8 +66,13 @@ def build(config):
     return dataset, model, regs
 
 
+class Pruned(Exception):
+    """Raised by an `on_epoch` callback to end a run early on purpose: `rnnrun tune`'s pruner judged it
+    hopeless. `execute` keeps the run (metrics so far, last weights) with status "pruned"; not an error."""
+
+
 def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None):
-    """Run one resolved config; returns its summary dict (status "finished" or "diverged").
+    """Run one resolved config; returns its summary dict (status "finished", "diverged" or "pruned").
 
     KeyboardInterrupt is re-raised after the run's files are saved (status "interrupted")."""
     started = time.perf_counter()
@@ -105,6 +110,10 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
         raise
     except DivergedError as e:
         summary.update(status="diverged", message=str(e))
+        _keep(run, trainer, summary, started)
+        return summary
+    except Pruned as e:
+        summary.update(status="pruned", message=str(e))
         _keep(run, trainer, summary, started)
         return summary
     except Exception as e:
