@@ -263,15 +263,12 @@ def run_study(job, workers=1, client=None, say=None):
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
             for i, n in enumerate(shares(job["trials"], workers))]
     if client is not None:
-        from distributed import wait
         pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
         try:
-            wait(pending)
+            client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
         except KeyboardInterrupt:
             client.cancel(pending)
             raise
-        for future in pending:
-            future.result()  # a task that raised (e.g. a lost worker) is reported here
     elif len(jobs) == 1:
         optimize(jobs[0], say)
     else:

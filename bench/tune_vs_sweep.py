@@ -1,0 +1,66 @@
+"""`rnnrun tune` (TPE + median pruning) against random search with the same number of trials.
+
+For each dataset and seed: the best validation loss each search reaches and the epochs it trained.
+The random searches are `rnnrun sweep --random K` (seed 0; its trials run on seed 0 and draw with
+--sample-seed) and `rnnrun tune --sampler random --pruner none` (the same draws' distribution, on the
+same run seed as the TPE study). Prints a Markdown table and the machine's load.
+
+    python bench/tune_vs_sweep.py [--seeds 0,1,2] [--trials 20] [--runs-dir /tmp/tune-bench]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+DATASETS = {"adding:T=50": ["--epochs", "15"], "airline": ["--epochs", "50"]}
+SPACE = ["--cell", "gru", "--lr", "1e-4:1e-1", "--hidden", "4:64"]
+
+
+def rnnrun(*args):
+    out = subprocess.run([sys.executable, "-m", "tinygrad_rnn", *args, "--json", "--quiet"], capture_output=True,
+                         text=True)
+    if not out.stdout.strip():
+        raise SystemExit(f"rnnrun {' '.join(args)} printed nothing:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def tune(runs, data, epochs, trials, seed, *extra):
+    doc = rnnrun("--runs-dir", runs, "tune", *SPACE, "--data", data, *epochs, "--trials", str(trials), "--seed",
+                 str(seed), "--study", f"{data.split(':')[0]}-{seed}-{'-'.join(extra) or 'tpe'}".replace("--", ""),
+                 *extra)
+    return doc["best"]["value"], doc["study"]["epochs"], doc["study"]["pruned"]
+
+
+def sweep(runs, data, epochs, trials, seed):
+    doc = rnnrun("--runs-dir", runs, "sweep", *SPACE, "--data", data, *epochs, "--random", str(trials),
+                 "--sample-seed", str(seed), "--workers", "1")
+    done = [t for t in doc["trials"] if t.get("val_loss") is not None]
+    return min(t["val_loss"] for t in done), sum(t.get("epochs") or 0 for t in doc["trials"]), len(doc["trials"])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--runs-dir", default="/tmp/tune-bench")
+    a = parser.parse_args()
+    print(f"load before: {os.getloadavg()}", flush=True)
+    print("| dataset | seed | search | trials | best val loss | epochs trained |")
+    print("|---|---|---|---|---|---|")
+    for data, epochs in DATASETS.items():
+        for seed in map(int, a.seeds.split(",")):
+            value, spent, pruned = tune(a.runs_dir, data, epochs, a.trials, seed)
+            print(f"| {data} | {seed} | tune (TPE + median) | {a.trials} ({pruned} pruned) | {value:.4g} | {spent} |",
+                  flush=True)
+            value, spent, _ = tune(a.runs_dir, data, epochs, a.trials, seed, "--sampler", "random", "--pruner", "none")
+            print(f"| {data} | {seed} | tune --sampler random --pruner none | {a.trials} | {value:.4g} | {spent} |",
+                  flush=True)
+            value, spent, n = sweep(a.runs_dir, data, epochs, a.trials, seed)
+            print(f"| {data} | {seed} | sweep --random {a.trials} --sample-seed {seed} | {n} | {value:.4g} | {spent} |",
+                  flush=True)
+    print(f"load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
