@@ -7,7 +7,7 @@ a tmp dir of its own, which is also the current directory, with `--runs-dir` poi
 python blocks whose first line is `# NAME.py` are written there as files (plugins that commands
 load with --plugin), and the repository's `examples/` is linked there.
 
-To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`) get `--epochs 1`
+To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`, `rnnrun tune`) get `--epochs 1`
 appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
 on its line states.
 
@@ -34,7 +34,7 @@ from helpers import restored_registry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
              + [os.path.join(ROOT, "examples", "README.md")])
-TRAINING = (None, "vanish", "sweep")
+TRAINING = (None, "vanish", "sweep", "tune")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
 
 

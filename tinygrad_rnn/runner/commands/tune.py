@@ -90,7 +90,7 @@ def tune_cmd(ctx, trials, sampler, pruner, objective, direction, seed, study_nam
         if not (as_json or quiet):
             where = f"on {scheduler}" if scheduler else "here" if (workers or 1) == 1 else f"on {workers} workers"
             err.print(f"[dim]study {job['study']}: {before} trials so far, {trials} more {where} "
-                      f"({sampler} sampler, {pruner} pruner; {job['folder']})[/]", soft_wrap=True)
+                      f"({sampler} sampler, {pruner} pruner; {shown(job['folder'])})[/]", soft_wrap=True)
         say = None if as_json or quiet else _say(err)
         try:
             tuning.run_study(job, workers or 1, client, say)
@@ -160,15 +160,22 @@ def _print(doc, best_toml, plots):
         out.print(table)
     epochs = f"{study['epochs']} epochs trained of {study['max_epochs']} without pruning"
     out.print(f"[dim]study {study['name']}: {study['trials']} trials ({study['complete']} finished, "
-              f"{study['pruned']} pruned, {study['fail']} failed), {epochs}; {study['path']}[/]", soft_wrap=True)
+              f"{study['pruned']} pruned, {study['fail']} failed), {epochs}; {shown(study['path'])}[/]", soft_wrap=True)
     if doc["best"]:
         best = doc["best"]
         out.print(f"best: trial {best['number']}, {study['objective'].replace('_', ' ')} {fmt(best['value'])}: "
                   f"{sweeps.label({k: fmt(v, 3) for k, v in best['params'].items()})}", soft_wrap=True)
     if best_toml:
-        out.print(f"[dim]best config: {best_toml} (rnnrun --config {best_toml} repeats it)[/]", soft_wrap=True)
+        out.print(f"[dim]best config: {shown(best_toml)} (rnnrun --config {shown(best_toml)} repeats it)[/]",
+                  soft_wrap=True)
     for path in plots:
-        out.print(f"[dim]plot: {path}[/]", soft_wrap=True)
+        out.print(f"[dim]plot: {shown(path)}[/]", soft_wrap=True)
+
+
+def shown(path):
+    """A path as the user would type it: relative to the current directory when it lies below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def best_table(doc):
