@@ -142,7 +142,8 @@ def _say(err):
         status = summary["status"]
         colour = {"finished": "green", "pruned": "yellow"}.get(status, "red")
         value = fmt(summary.get(key)) if status in ("finished", "pruned") else summary.get("message", "")
-        epochs = f" after {summary['epochs']} epoch{'s' if summary['epochs'] > 1 else ''}" if summary.get("epochs") else ""
+        n = summary.get("epochs")
+        epochs = f" after {n} epoch{'s' if n > 1 else ''}" if n else ""
         err.print(f"[{colour}]{status}[/] trial {number}: {where}: {key} {value}{epochs}", soft_wrap=True)
     return say
 
