@@ -5,7 +5,7 @@ The random searches are `rnnrun sweep --random K` (seed 0; its trials run on see
 --sample-seed) and `rnnrun tune --sampler random --pruner none` (the same draws' distribution, on the
 same run seed as the TPE study). Prints a Markdown table and the machine's load.
 
-    python bench/tune_vs_sweep.py [--seeds 0,1,2] [--trials 20] [--runs-dir /tmp/tune-bench]
+    python bench/tune_vs_sweep.py [--data adding:T=50,airline] [--seeds 0,1,2] [--trials 20] [--runs-dir DIR]
 """
 import argparse
 import json
@@ -41,6 +41,7 @@ def sweep(runs, data, epochs, trials, seed):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=",".join(DATASETS), help="which of: " + ", ".join(DATASETS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--runs-dir", default="/tmp/tune-bench")
@@ -48,7 +49,8 @@ def main():
     print(f"load before: {os.getloadavg()}", flush=True)
     print("| dataset | seed | search | trials | best val loss | epochs trained |")
     print("|---|---|---|---|---|---|")
-    for data, epochs in DATASETS.items():
+    for data in a.data.split(","):
+        epochs = DATASETS[data]
         for seed in map(int, a.seeds.split(",")):
             value, spent, pruned = tune(a.runs_dir, data, epochs, a.trials, seed)
             print(f"| {data} | {seed} | tune (TPE + median) | {a.trials} ({pruned} pruned) | {value:.4g} | {spent} |",
