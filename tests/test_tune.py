@@ -145,3 +145,8 @@ def test_without_optuna_it_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "optuna", None)
     code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH)
     assert code == 2 and err.strip() == f"Error: {tuning.INSTALL}"
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--storage", "nosuchdb://x")
+    assert code == 2 and err.count("\n") == 1 and "cannot open the study's storage nosuchdb://x" in err

@@ -22,6 +22,7 @@ best 1/η of the trials at each rung of epochs 1, η, η², ...
 The study lives in a database, so re-running the same command continues it, and several processes
 (a local pool, Dask workers) share it: each process runs its share of the trials with `optimize`.
 """
+import contextlib
 import json
 import math
 import multiprocessing
@@ -50,6 +51,15 @@ STARTUP = 4          # random trials before TPE models the results, and finished
 
 class TrialFailed(TinygradRNNError):
     """A trial that diverged or raised: Optuna records it as failed and the study goes on."""
+
+
+class TuneError(TinygradRNNError):
+    """A study that could not go on, e.g. a Dask task or pool worker that died (exit 1)."""
+
+
+def first_line(error):
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def require_optuna():
@@ -157,8 +167,13 @@ def open_study(job):
     """Create the study, or load it and check that it is the same search (else a usage error)."""
     optuna = require_optuna()
     os.makedirs(job["folder"], exist_ok=True)
-    study = optuna.create_study(study_name=job["study"], storage=storage(job["storage"]),
-                                direction=job["direction"], load_if_exists=True)
+    try:
+        study = optuna.create_study(study_name=job["study"], storage=storage(job["storage"]),
+                                    direction=job["direction"], load_if_exists=True)
+    except Exception as e:  # a malformed URL, a database that cannot be reached or opened
+        with contextlib.suppress(OSError):
+            os.rmdir(job["folder"])  # only if we just made it and it is empty
+        raise ConfigError(f"cannot open the study's storage {job['storage']}: {first_line(e)}") from None
     stored = study.user_attrs.get("definition")
     if stored is None:
         study.set_user_attr("definition", job["definition"])
@@ -262,17 +277,26 @@ def run_study(job, workers=1, client=None, say=None):
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
             for i, n in enumerate(shares(job["trials"], workers))]
-    if client is not None:
-        pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
-        try:
-            client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
-        except KeyboardInterrupt:
-            client.cancel(pending)
-            raise
-    elif len(jobs) == 1:
-        optimize(jobs[0], say)
-    else:
-        _on_pool(jobs)
+    if len(jobs) == 1 and client is None:
+        return optimize(jobs[0], say)
+    try:
+        if client is not None:
+            _on_dask(jobs, client)
+        else:
+            _on_pool(jobs)
+    except (KeyboardInterrupt, ConfigError):
+        raise
+    except Exception as e:  # a worker that died: the trials it finished are in the study all the same
+        raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
+
+
+def _on_dask(jobs, client):
+    pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
+    try:
+        client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
+    except KeyboardInterrupt:
+        client.cancel(pending)
+        raise
 
 
 def _on_pool(jobs):
