@@ -44,23 +44,28 @@ def main():
     parser.add_argument("--data", default=",".join(DATASETS), help="which of: " + ", ".join(DATASETS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--searches", default="tpe,random,sweep", help="which of: tpe, random, sweep")
     parser.add_argument("--runs-dir", default="/tmp/tune-bench")
     a = parser.parse_args()
+    searches, k = a.searches.split(","), a.trials
     print(f"load before: {os.getloadavg()}", flush=True)
     print("| dataset | seed | search | trials | best val loss | epochs trained |")
     print("|---|---|---|---|---|---|")
     for data in a.data.split(","):
         epochs = DATASETS[data]
         for seed in map(int, a.seeds.split(",")):
-            value, spent, pruned = tune(a.runs_dir, data, epochs, a.trials, seed)
-            print(f"| {data} | {seed} | tune (TPE + median) | {a.trials} ({pruned} pruned) | {value:.4g} | {spent} |",
-                  flush=True)
-            value, spent, _ = tune(a.runs_dir, data, epochs, a.trials, seed, "--sampler", "random", "--pruner", "none")
-            print(f"| {data} | {seed} | tune --sampler random --pruner none | {a.trials} | {value:.4g} | {spent} |",
-                  flush=True)
-            value, spent, n = sweep(a.runs_dir, data, epochs, a.trials, seed)
-            print(f"| {data} | {seed} | sweep --random {a.trials} --sample-seed {seed} | {n} | {value:.4g} | {spent} |",
-                  flush=True)
+            rows = []
+            if "tpe" in searches:
+                value, spent, pruned = tune(a.runs_dir, data, epochs, k, seed)
+                rows.append(("tune (TPE + median)", f"{k} ({pruned} pruned)", value, spent))
+            if "random" in searches:
+                value, spent, _ = tune(a.runs_dir, data, epochs, k, seed, "--sampler", "random", "--pruner", "none")
+                rows.append(("tune --sampler random --pruner none", k, value, spent))
+            if "sweep" in searches:
+                value, spent, n = sweep(a.runs_dir, data, epochs, k, seed)
+                rows.append((f"sweep --random {k} --sample-seed {seed}", n, value, spent))
+            for search, trials, value, spent in rows:
+                print(f"| {data} | {seed} | {search} | {trials} | {value:.4g} | {spent} |", flush=True)
     print(f"load after: {os.getloadavg()}")
 
 

@@ -193,12 +193,20 @@ def make_sampler(job):
 
 
 def make_pruner(job):
+    """The pruner; no trial is stopped during its first job["warmup"] epochs (steps are epochs, from 1)."""
     optuna = require_optuna()
+    first = job["warmup"] + 1  # the first epoch at which a trial may be stopped
     if job["pruner"] == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=first)
     if job["pruner"] == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     return optuna.pruners.NopPruner()
+
+
+def default_warmup(epochs):
+    """Epochs before pruning starts, by default a fifth of them: on tasks with a plateau (the adding
+    problem sits at its baseline loss for a few epochs) the first epochs do not yet say who will learn."""
+    return epochs // 5
 
 
 def objective(trial, job, say=None):

@@ -39,6 +39,8 @@ BEST_SHOWN = 10
               help="How settings are proposed: TPE learns from the trials so far; random does not.")
 @click.option("--pruner", type=click.Choice(tuning.PRUNERS), default="median", show_default=True,
               help="When a trial is stopped early: worse than the median at the same epoch, successive halving, never.")
+@click.option("--warmup", type=click.IntRange(min=0), metavar="EPOCHS",
+              help="Epochs every trial trains before the pruner may stop it (default: a fifth of --epochs).")
 @click.option("--objective", type=click.Choice(list(tuning.OBJECTIVES)), default="val_loss", show_default=True,
               help="What is optimised: the best validation loss, or the dataset's validation metric.")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]),
@@ -59,7 +61,7 @@ BEST_SHOWN = 10
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the study.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per trial.")
 @click.pass_context
-def tune_cmd(ctx, trials, sampler, pruner, objective, direction, seed, study_name, storage, workers, scheduler,
+def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
              plugins, runs_dir, as_json, quiet, **flags):
     """Search hyper-parameters with Optuna: TPE proposes, the pruner stops losing trials early.
 
@@ -81,6 +83,7 @@ def tune_cmd(ctx, trials, sampler, pruner, objective, direction, seed, study_nam
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
     job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
     job["epochs"] = tuning.check_choices(job)["epochs"]  # unknown names fail here, before any folder is made
+    job["warmup"] = tuning.default_warmup(job["epochs"]) if warmup is None else warmup
     client = sweeps.connect(scheduler) if scheduler else None
     err = console(stderr=True)
     try:
