@@ -64,6 +64,21 @@ def test_trials_are_shared_evenly_between_workers():
     assert tuning.shares(2, 4) == [1, 1]
 
 
+@pytest.mark.parametrize("pruner", ["median", "halving"])
+def test_a_trial_worse_than_the_others_is_pruned_only_after_the_warmup(pruner):
+    def bad_trial_pruned(warmup):
+        study = optuna.create_study(pruner=tuning.make_pruner({"pruner": pruner, "warmup": warmup}))
+        for value in (0.1, 0.2, 0.3, 0.4, 0.5):
+            trial = study.ask()
+            trial.report(value, 1)
+            trial.should_prune()  # successive halving records its rungs here
+            study.tell(trial, value)
+        trial = study.ask()
+        trial.report(9.0, 1)
+        return trial.should_prune()
+    assert bad_trial_pruned(warmup=0) and not bad_trial_pruned(warmup=1)
+
+
 # ---- a study ------------------------------------------------------------------------------------------
 def test_the_study_reports_every_trial_the_best_and_the_importances(study):
     _, doc = study
@@ -98,15 +113,16 @@ def test_best_toml_repeats_the_best_trial(study, tmp_path):
     assert json.loads(out)["val_loss"] == pytest.approx(doc["best"]["value"], rel=1e-6)
 
 
-def test_the_same_command_continues_the_study_on_two_local_workers(study):
+def test_the_same_command_continues_the_study_on_two_local_workers_and_warmup_spares_the_first_epochs(study):
     root, doc = study
-    again = tune_json(root, *SEARCH, "--trials", "2", "--workers", "2")
+    again = tune_json(root, *SEARCH, "--trials", "2", "--workers", "2", "--warmup", "2")
     assert again["study"]["name"] == doc["study"]["name"]
     assert [t["number"] for t in again["trials"]] == list(range(10))
     assert again["trials"][:8] == doc["trials"]
     assert len({t["run_dir"] for t in again["trials"]}) == 10
     new = {json.dumps(t["params"], sort_keys=True) for t in again["trials"][8:]}
     assert not new & {json.dumps(t["params"], sort_keys=True) for t in doc["trials"]}, "the first draws were replayed"
+    assert [t["epochs"] for t in again["trials"][8:]] == [2, 2], "a trial was pruned during its warmup"
 
 
 def test_dask_workers_share_one_study(tmp_path):
