@@ -16,8 +16,9 @@ says stop (`trial.should_prune`) it raises `experiment.Pruned`, so the run is ke
 
 The TPE sampler (Bergstra et al. 2011) models p(x | good) / p(x | bad) from the trials so far and
 proposes the x that maximises it; the median pruner stops a trial whose value after epoch t is worse
-than the median of the earlier trials at t; successive halving (Jamieson & Talwalkar 2016) keeps the
-best 1/η of the trials at each rung of epochs 1, η, η², ...
+than the median of the finished trials at t; successive halving (Jamieson & Talwalkar 2016) keeps the
+best 1/η of the trials at each rung of epochs r, rη, rη², ... Neither stops a trial in its first
+`warmup` epochs (r = warmup + 1).
 
 The study lives in a database, so re-running the same command continues it, and several processes
 (a local pool, Dask workers) share it: each process runs its share of the trials with `optimize`.
@@ -36,7 +37,7 @@ from . import sweep as sweeps
 from .config import parse_spec
 from .runs import atomic_write, plain, slug
 from .signals import on_ctrl_c
-from .sweep import Range, flag
+from .sweep import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
 INSTALL = "rnnrun tune needs Optuna: pip install 'tinygrad_rnn[tune]'"
