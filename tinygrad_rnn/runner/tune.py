@@ -204,12 +204,6 @@ def make_pruner(job):
     return optuna.pruners.NopPruner()
 
 
-def default_warmup(epochs):
-    """Epochs before pruning starts, by default a fifth of them: on tasks with a plateau (the adding
-    problem sits at its baseline loss for a few epochs) the first epochs do not yet say who will learn."""
-    return epochs // 5
-
-
 def objective(trial, job, say=None):
     """Train one trial as an ordinary run; its value is the best validation value over its epochs."""
     from .experiment import Pruned, execute

@@ -39,8 +39,8 @@ BEST_SHOWN = 10
               help="How settings are proposed: TPE learns from the trials so far; random does not.")
 @click.option("--pruner", type=click.Choice(tuning.PRUNERS), default="median", show_default=True,
               help="When a trial is stopped early: worse than the median at the same epoch, successive halving, never.")
-@click.option("--warmup", type=click.IntRange(min=0), metavar="EPOCHS",
-              help="Epochs every trial trains before the pruner may stop it (default: a fifth of --epochs).")
+@click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True, metavar="EPOCHS",
+              help="Epochs every trial trains before the pruner may stop it.")
 @click.option("--objective", type=click.Choice(list(tuning.OBJECTIVES)), default="val_loss", show_default=True,
               help="What is optimised: the best validation loss, or the dataset's validation metric.")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]),
@@ -83,7 +83,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
     job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
     job["epochs"] = tuning.check_choices(job)["epochs"]  # unknown names fail here, before any folder is made
-    job["warmup"] = tuning.default_warmup(job["epochs"]) if warmup is None else warmup
+    job["warmup"] = warmup
     client = sweeps.connect(scheduler) if scheduler else None
     err = console(stderr=True)
     try:
