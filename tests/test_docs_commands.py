@@ -5,14 +5,16 @@ blocks (a trailing backslash continues a line; `# ...` comments are dropped). Ea
 a tmp dir of its own, which is also the current directory, with `--runs-dir` pointed there, so
 `rnnrun show last` sees the run an earlier command of the same document made. Before its commands:
 python blocks whose first line is `# NAME.py` are written there as files (plugins that commands
-load with --plugin), and the repository's `examples/` is linked there.
+load with --plugin; the README's, its `my_plugins.py`, for every document), and the repository's
+`examples/` is linked there.
 
 To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`, `rnnrun tune`) get `--epochs 1`
 appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
 on its line states.
 
 The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
-file=PATH block) must still appear verbatim in that file; the other python blocks run; and the
+file=PATH block) must still appear verbatim in that file; the other python blocks run (and print what
+their `# → ...` comments say, where they have them); and the
 hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
 """
 import contextlib
@@ -120,6 +122,7 @@ def test_every_command_of_the_document_runs(path, tmp_path, monkeypatch):
     commands = commands_in(text)
     if not commands:
         pytest.skip(f"{document_id(path)} has no rnnrun commands yet")
+    write_plugin_files(open(DOCUMENTS[0]).read(), tmp_path)  # the README's example plugins, which the docs use
     write_plugin_files(text, tmp_path)
     os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
@@ -163,9 +166,14 @@ def runnable_python():
 
 @pytest.mark.parametrize("name, code", list(runnable_python()), ids=lambda v: v if "#" in str(v)[:40] else None)
 def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
+    """... and a block whose comments say what it prints (`# → line`, one per printed line) prints that."""
     monkeypatch.chdir(tmp_path)
-    with restored_registry(), contextlib.redirect_stdout(io.StringIO()):
+    printed = io.StringIO()
+    with restored_registry(), contextlib.redirect_stdout(printed):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})
+    expected = re.findall(r"^# → (.*)$", code, re.M)
+    if expected:
+        assert printed.getvalue().rstrip("\n").split("\n") == expected, f"{name} no longer prints what it says"
 
 
 # ---- the hand-unrolled example of docs/03-cells.md ---------------------------------------------------

@@ -1,5 +1,6 @@
-"""Batch normalisation of each recurrent layer's input (Laurent et al. 2016, "Batch normalized
-recurrent neural networks").
+"""Batch normalisation of each recurrent layer's input x_t, after Laurent et al. 2016 ("Batch normalized
+recurrent neural networks"), who normalise the input-to-hidden product W_ih x_t; this normalises x_t
+itself, before the product (BN(W x) and W BN(x) differ: the statistics are of x's features, not of W x's).
 
 Placement: before every layer's input projection W_ih x_t — for the first layer its input features,
 for stacked layers the previous layer's outputs — with statistics over the batch and all time steps,
@@ -8,6 +9,8 @@ it properly needs separate statistics per time step (Cooijmans et al. 2016). The
 `input_transforms` hook holds one module per layer, so this works with every cell, user cells too.
 In training it uses batch statistics and updates running ones; in evaluation the running ones.
 (Zero-padded steps of variable-length batches take part in the statistics.)
+The running statistics are buffers of the inserted modules, so the model's own `state_dict()` (and
+with it every checkpoint) carries them: this regulariser keeps no state of its own.
 
     rnnrun --cell rnn --data adding --reg batchnorm
 """
