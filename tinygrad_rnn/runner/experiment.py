@@ -5,6 +5,7 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 its last weights; a diverged run is kept and marked as such. Every epoch it writes a checkpoint, from
 which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
+import json
 import math
 import os
 import time
@@ -20,8 +21,10 @@ from ..models import SequenceModel
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..train import Trainer
-from .runs import CHECKPOINT, DamagedRun, process_identity
+from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
+
+PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 
 
 def resolve(config):
@@ -62,12 +65,18 @@ def build(config):
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
     dataset.splits()
-    model = SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
-                          dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                          fused=config["fused"], **config["cell_options"])
+    model = build_model(config, dataset)
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     return dataset, model, regs
+
+
+def build_model(config, dataset):
+    """The config's model for a dataset whose input and output sizes are known (after `splits()`, or
+    after `restore()` of its saved preprocessing)."""
+    return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
+                         dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
+                         fused=config["fused"], **config["cell_options"])
 
 
 class Pruned(Exception):
@@ -158,6 +167,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     trainer = None
     try:
         dataset, model, regs = build(config)
+        if not restoring:  # a resumed run has its preprocessing.json already
+            _keep_preprocessing(run, dataset, config)
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
                        higher_is_better=dataset.higher_is_better, baseline_name=dataset.baseline_name)
 
@@ -224,6 +235,18 @@ PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")
 def _final(summary):
     """A summary without the process's bookkeeping, which only a running run needs."""
     return {k: v for k, v in summary.items() if k not in PROCESS_KEYS}
+
+
+def _keep_preprocessing(run, dataset, config):
+    """A dataset read from a user's file records it (path, SHA-256) in the config and saves what it
+    fitted as preprocessing.json, which `rnnrun predict` applies to new files without refitting."""
+    recorded = dataset.recorded_options()
+    if recorded:
+        config["data_options"] = {**config["data_options"], **recorded}
+        run.write_config(config)
+    preprocessing = dataset.preprocessing()
+    if preprocessing is not None:
+        atomic_write(run.file(PREPROCESSING), json.dumps(plain(preprocessing), indent=2) + "\n")
 
 
 def _keep(run, trainer, summary, started):
