@@ -307,8 +307,8 @@ def _flush_or_report(code):
 
 # ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
 TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "layers", "bidirectional", "epochs",
-                    "batch_size", "lr", "seed", "backend", "fused", "config_file", "checkpoint_every", "as_json",
-                    "quiet")
+                    "batch_size", "lr", "seed", "backend", "fused", "compiled", "config_file", "checkpoint_every",
+                    "as_json", "quiet")
 
 
 @click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -330,6 +330,9 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy).")
 @click.option("--fused/--composed", default=None,
               help="Fused whole-sequence cell kernels (default) or the readable composed cells.")
+@click.option("--compiled", is_flag=True, default=None,
+              help="Run every cell, built-in ones too, as its traced step replayed (the path cells without "
+                   "a fused kernel take by default).")
 @click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
               help="Load plugins from a .py file or an importable module (repeatable).")
 @click.option("--config", "config_file", type=str, metavar="FILE",
@@ -344,7 +347,7 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
+        fused, compiled, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
@@ -376,7 +379,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     from .sweep import plugin_ref
     base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, backend=backend, fused=fused)
+                             lr=lr, seed=seed, backend=backend, fused=fused, compiled=compiled or None)
     if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
         base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))
     cell_specs = specs(cell, "cell", "--cell") if cell else [(base.get("cell"), base.get("cell_options", {}))]

@@ -7,6 +7,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     data = "adding"              data_options = {T = 200}
     hidden = 64   layers = 1   bidirectional = false
     epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
+    compiled = false             (true: every cell runs as its compiled tape, see nn/tape.py)
     optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
@@ -31,7 +32,7 @@ from ..registry import plugin_options
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
         "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": None,
         "optimizer_options": {}, "schedule": None, "schedule_options": {}, "regularisers": [], "seed": 0,
-        "backend": "numpy", "fused": True}
+        "backend": "numpy", "fused": True, "compiled": False}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")
 
 # Bounds that only catch nonsense (a 20-digit --hidden); whether a run fits in memory is
@@ -93,6 +94,7 @@ SCHEMA = {
     "seed": _integer(0, MAX_SEED),
     "backend": Setting("'numpy' or 'cupy'", lambda v: v in ("numpy", "cupy")),
     "fused": Setting("true or false", lambda v: isinstance(v, bool)),
+    "compiled": Setting("true or false", lambda v: isinstance(v, bool)),
     "plugins": Setting("a list of plugin files or module names",
                        lambda v: isinstance(v, list) and all(_is_name(p) for p in v)),
     "meta": Setting("a table (written by rnnrun)", _is_table),
@@ -258,6 +260,9 @@ def validate(config):
     missing = [key for key in ("hidden", "epochs", "batch_size", "lr") if config.get(key) is None]
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}")
+    if config.get("compiled") and not config.get("fused", True):
+        raise ConfigError("compiled and composed (fused = false) exclude each other; choose one of --fused, "
+                          "--compiled, --composed")
     return check_config(config)
 
 

@@ -59,8 +59,9 @@ def _built(what, make):
 @click.option("--steps", default=4, show_default=True, type=click.IntRange(1, 100), help="Time steps T.")
 @click.option("--batch", default=3, show_default=True, type=click.IntRange(1, 16),
               help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too.")
-@click.option("--path", type=click.Choice(["both", "fused", "composed"]), default="both", show_default=True,
-              help="The cell's fused whole-sequence op, its composed step-by-step forward, or both.")
+@click.option("--path", type=click.Choice(["all", "both", "fused", "compiled", "composed"]), default="all",
+              show_default=True, help="The cell's fused whole-sequence op, its compiled tape (one traced step "
+                                      "replayed), its composed step-by-step forward, or all (both: the same).")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
 @plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -88,12 +89,12 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
         _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path)
     for name, options in cell_list:
         cell_class = cells.get(name)
-        paths = ["fused", "composed"] if path == "both" else [path]
-        if not has_fused_path(cell_class):
+        paths = ["fused", "compiled", "composed"] if path in ("all", "both") else [path]
+        if not has_fused_path(cell_class) and "fused" in paths:
             if not as_json:
-                out.print(f"[dim]{name} has no fused sequence(): its fused path is the composed one, "
+                out.print(f"[dim]{name} has no fused sequence(): its fused path is the compiled one, "
                           "checked once[/]")
-            paths = ["composed"]
+            paths = [p for p in paths if p != "fused"] or ["compiled"]
         for p in paths:
             check = _built(f"cell {name!r}", lambda: check_cell(
                 name, layers=layers, bidirectional=bidirectional, hidden=hidden, input_size=input_size,
@@ -128,7 +129,7 @@ def _check_cost(name, options, layers, bidirectional, hidden, input_size, steps,
     from ...tensor import Tensor
     rnn = _built(f"cell {name!r}", lambda: Recurrent(
         cells.get(name), input_size, hidden, num_layers=layers, bidirectional=bidirectional,
-        fused=path == "fused", **options).to(dtype=np.float64))
+        fused=False, **options).to(dtype=np.float64))  # composed: the slowest path, an upper bound
     x = Tensor(np.zeros((batch, steps, input_size)))
     entries = x.size + sum(p.size for p in rnn.parameters())
     seconds = []
@@ -137,13 +138,13 @@ def _check_cost(name, options, layers, bidirectional, hidden, input_size, steps,
             start = time.perf_counter()
             rnn(x)
             seconds.append(time.perf_counter() - start)
-    paths = 1 if path != "both" else 2
+    paths = 3 if path in ("all", "both") else 1
     estimate = 2 * entries * min(seconds) * paths
     if estimate > GRADCHECK_SECONDS:
         raise ConfigError(f"gradcheck of {name} at these sizes would take about {_duration(estimate)} "
                           f"({entries:,} entries x 2 forward passes of {min(seconds) * 1e3:.2g} ms"
-                          f"{' x 2 paths' if paths == 2 else ''}); use a smaller --hidden, --steps, --batch, "
-                          "--layers or --input-size")
+                          f"{f' x {paths} paths' if paths > 1 else ''}); use a smaller --hidden, --steps, "
+                          "--batch, --layers or --input-size")
 
 
 def _duration(seconds):
@@ -155,6 +156,7 @@ def _duration(seconds):
 
 
 PATH_TEXT = {"fused": "the cell's sequence(): one graph node for all steps, a hand-written backward",
+             "compiled": "one step of forward() traced into a tape, replayed for all steps as one graph node",
              "composed": "the cell's forward() step by step: every op with its own backward"}
 
 
