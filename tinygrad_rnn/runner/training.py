@@ -55,12 +55,15 @@ def _train_all(configs, store, as_json, quiet):
                                      epoch=0, loss="–", speed="")
 
         def on_batch(trainer, batch, batches, loss):
+            # the batch's loss stays unread: on a GPU, reading it would make every batch wait for the
+            # device; the epoch's losses are read together and shown at the epoch's end
             Interrupted.check()
-            progress.update(task, loss=f"{loss:.4g}", speed=f"batch {batch}/{batches}")
+            progress.update(task, speed=f"batch {batch}/{batches}")
 
         def on_epoch(trainer, metrics):
             Interrupted.check()
-            progress.update(task, advance=1, epoch=metrics["epoch"], loss=f"{metrics['val_loss']:.4g} (val)",
+            progress.update(task, advance=1, epoch=metrics["epoch"],
+                            loss=f"{metrics['train_loss']:.4g} (train) {metrics['val_loss']:.4g} (val)",
                             speed=f"{metrics['seconds']:.1f}s/epoch")
 
         with progress:

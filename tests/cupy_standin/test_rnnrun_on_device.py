@@ -1,0 +1,63 @@
+"""`rnnrun --backend cupy`, in process, on the CuPy stand-in: a complete run of each task kind, then
+the commands that reload a run (forecast, sample) — the same numbers as `--backend numpy`."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_rnn.runner.cli import cli
+
+SMALL = ["--hidden", "4", "--epochs", "2", "--batch-size", "16", "--seed", "3"]
+# One run per task kind. A new kind is one line here.
+RUNS = {
+    "seq2vec": ["--cell", "gru", "--data", "sine:n_train=48,T=8", "--reg", "clip:0.5"],
+    "seq2seq": ["--cell", "lstm", "--data", "tagging:n_train=48,T=6", "--bidirectional", "--layers", "2"],
+    "vec2seq": ["--cell", "rnn", "--data", "captions:n_train=48"],
+    "encdec": ["--cell", "peephole", "--data", "addition:n_train=48,digits=1", "--composed"],
+    "text": ["--cell", "lstm", "--data", "text:chars=3000,T=12,streams=4", "--reg", "tbptt:k=5"],
+}
+# Commands that reload a finished run, after the run of the named kind. A new command is one line here.
+FOLLOW_UPS = {
+    "forecast": ("seq2vec", ["forecast", "last", "--steps", "6", "--json"]),
+    "sample": ("text", ["sample", "last", "--length", "30", "--temperature", "0.8", "--seed", "1"]),
+}
+COMPARED = ("train_loss", "val_loss", "val_metric", "test_loss", "test_metric", "grad_norm_mean", "grad_norm_max",
+            "clip_rate")
+
+
+def rnnrun(args, runs_dir):
+    result = CliRunner().invoke(cli, list(args) + ["--runs-dir", str(runs_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def train(kind, where, runs_dir):
+    return json.loads(rnnrun(RUNS[kind] + SMALL + ["--json", "--backend", where], runs_dir))
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_a_complete_run_on_the_device_equals_numpy(cupy, tmp_path, kind):
+    want = train(kind, "numpy", tmp_path / "numpy")
+    got = train(kind, "cupy", tmp_path / "cupy")
+    assert got["status"] == want["status"] == "finished"
+    for key in COMPARED:
+        if want.get(key) is not None:
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    if want.get("forecast"):
+        np.testing.assert_allclose(got["forecast"]["prediction"], want["forecast"]["prediction"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("command", FOLLOW_UPS)
+def test_a_command_reloading_a_device_run_equals_numpy(cupy, tmp_path, command):
+    kind, args = FOLLOW_UPS[command]
+    outputs = {}
+    for where in ("numpy", "cupy"):
+        train(kind, where, tmp_path / where)
+        outputs[where] = rnnrun(args, tmp_path / where)
+    if "--json" in args:
+        want, got = json.loads(outputs["numpy"]), json.loads(outputs["cupy"])
+        for key in want:
+            np.testing.assert_allclose(np.asarray(got[key], float), np.asarray(want[key], float), rtol=1e-4)
+    else:
+        assert outputs["cupy"] == outputs["numpy"]
