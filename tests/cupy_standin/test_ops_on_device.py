@@ -41,3 +41,15 @@ def test_op_forward_and_backward_on_the_device_equal_numpy(cupy, name):
     assert not syncs, f"{name} read the device: {cupy.SYNCS.summary(syncs)}"
     for got, want in zip(run(fn, arrays, "cupy"), expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_runs_on_the_device(on_device):
+    # the finite-difference checker reads each perturbed loss back by itself (one sync per evaluation:
+    # it is a teaching and testing tool, not a training loop)
+    from tinygrad_rnn import gradcheck
+    from tinygrad_rnn.nn import Recurrent
+    layer = Recurrent("gru", 2, 2)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 2)), requires_grad=True)
+    result = gradcheck(lambda x, *params: layer(x)[0], [x] + layer.parameters())
+    assert result, str(result)
+    assert x.backend == "cupy"
