@@ -2,6 +2,8 @@
 Function, its per-step Function and the composed cell through autograd; with padding masks, stacked
 and bidirectional. Values and gradients equal NumPy's; the forward and backward passes never read the
 device."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from tinygrad_rnn import Tensor, backend
 from tinygrad_rnn.nn import Recurrent
 
 import test_fused_cells as cells_spec
+
+from . import standin
 
 # The ways a cell runs over a sequence, as Recurrent's options. A new path is one line here.
 PATHS = {"fused": {"fused": True}, "composed": {"fused": False}}
@@ -46,16 +50,24 @@ def test_cell_functions_on_the_device_equal_numpy(cupy, cell, option, masked, im
 
 
 # ---- the recurrent layer: every path, stacked, bidirectional, padded ---------------------------------------
-def layer_run(cell, options, path, shape, where):
+def layer_run(cell, options, path, shape, where, syncs=None):
+    """Outputs, final states and gradients of a second forward and backward pass (the first one may
+    prepare the path, e.g. compile a cell); `syncs` (a list) collects the second pass's device reads."""
     layers, bidirectional, lengths = SHAPES[shape]
     tg.manual_seed(0)
     layer = Recurrent(cell, 2, 3, num_layers=layers, bidirectional=bidirectional, **PATHS[path], **options)
     layer.to(where)
-    x = Tensor(np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32), requires_grad=True).to(where)
-    out, final = layer(x, lengths=None if lengths is None else np.array(lengths))
-    weights = Tensor(np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)).to(where)
-    loss = (out * weights).sum() + sum((s * s).sum() for state in final for s in state)
-    loss.backward()
+    for warm in (True, False):
+        layer.zero_grad()
+        with (standin.SYNCS.counting() if syncs is not None and not warm else contextlib.nullcontext()) as seen:
+            x = Tensor(np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32), requires_grad=True)
+            x = x.to(where)
+            out, final = layer(x, lengths=None if lengths is None else np.array(lengths))
+            weights = Tensor(np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)).to(where)
+            loss = (out * weights).sum() + sum((s * s).sum() for state in final for s in state)
+            loss.backward()
+        if seen is not None:
+            syncs.extend(seen)
     results = {"out": out.data, "x": x.grad, **{f"final{i}": s.data for i, state in enumerate(final) for s in state}}
     results.update({name: p.grad for name, p in layer.named_parameters()})
     return results
@@ -67,8 +79,8 @@ def layer_run(cell, options, path, shape, where):
 def test_recurrent_layer_on_the_device_equals_numpy(cupy, cell, path, shape):
     name, options = CELLS[cell]
     want = layer_run(name, options, path, shape, "numpy")
-    with cupy.SYNCS.counting() as syncs:
-        got = layer_run(name, options, path, shape, "cupy")
+    syncs = []
+    got = layer_run(name, options, path, shape, "cupy", syncs)
     assert not syncs, f"{cell} ({path}, {shape}) read the device: {cupy.SYNCS.summary(syncs)}"
     assert all(backend.name_of(v) == "cupy" for v in got.values())
     for key in want:
