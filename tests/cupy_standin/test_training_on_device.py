@@ -125,3 +125,21 @@ def test_batchnorm_on_the_device_equals_numpy_in_training_and_evaluation(cupy, l
         tg.set_backend("numpy")
     for got, want in zip(results["cupy"], results["numpy"]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_model_and_optimiser_state_come_to_the_host_in_one_read_and_go_back(cupy, name):
+    _, _, trainer = fit("cupy", OPTIMIZERS[name], epochs=1)
+    _, _, reference = fit("numpy", OPTIMIZERS[name], epochs=1)
+    with cupy.SYNCS.counting() as syncs:
+        model, optimizer = trainer.model.state_dict(), trainer.optimizer.state_dict()
+    assert len(syncs) <= 2, cupy.SYNCS.summary(syncs)  # float32 arrays, and BatchNorm's int64 counter if any
+    want_model, want_optimizer = reference.model.state_dict(), reference.optimizer.state_dict()
+    for key, value in want_model.items():
+        np.testing.assert_allclose(model[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
+    for got, want in zip(optimizer["state"], want_optimizer["state"]):
+        for key, value in want.items():
+            assert isinstance(got[key], type(value)) or np.isscalar(value)
+            np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
+    trainer.optimizer.load_state_dict(optimizer)  # back onto the device
+    assert all(backend.name_of(v) == "cupy" for s in trainer.optimizer.state for v in s.values() if hasattr(v, "shape"))

@@ -62,23 +62,10 @@ class Module:
 
     # ---- saving and loading -------------------------------------------------------------------------
     def state_dict(self):
-        """{name: host NumPy copy} of every parameter and buffer.
-
-        From a GPU the tensors come back in one transfer per dtype, not one each: every read waits for
-        the device, and the trainer takes a state_dict whenever the validation loss improves."""
+        """{name: host NumPy copy} of every parameter and buffer (from a GPU in one transfer per dtype:
+        the trainer takes one whenever the validation loss improves)."""
         tensors = list(self.named_tensors())
-        state = {name: t.numpy() for name, t in tensors if t.backend == "numpy"}
-        groups = {}
-        for name, t in tensors:
-            if t.backend != "numpy":
-                groups.setdefault((t.backend, t.dtype), []).append((name, t))
-        for group in groups.values():
-            xp = backend.array_module(group[0][1].data)
-            flat = backend.to_numpy(xp.concatenate([t.data.reshape(-1) for _, t in group]))
-            ends = np.cumsum([t.size for _, t in group])
-            for (name, t), part in zip(group, np.split(flat, ends[:-1])):
-                state[name] = part.reshape(t.shape)
-        return {name: state[name] for name, _ in tensors}
+        return dict(zip([name for name, _ in tensors], backend.to_numpy_all([t.data for _, t in tensors])))
 
     def load_state_dict(self, state, strict=True):
         tensors = dict(self.named_tensors())
