@@ -36,10 +36,17 @@ def train(kind, where, runs_dir):
     return json.loads(rnnrun(RUNS[kind] + SMALL + ["--json", "--backend", where], runs_dir))
 
 
+# host reads a run may make: per epoch its figures, the validation outputs and loss, the best weights
+# and a checkpoint (model and optimiser); at the end the test split, the saved weights, a forecast
+SYNCS_PER_EPOCH, SYNCS_AT_THE_END = 6, 6
+
+
 @pytest.mark.parametrize("kind", RUNS)
 def test_a_complete_run_on_the_device_equals_numpy(cupy, tmp_path, kind):
     want = train(kind, "numpy", tmp_path / "numpy")
-    got = train(kind, "cupy", tmp_path / "cupy")
+    with cupy.SYNCS.counting() as syncs:
+        got = train(kind, "cupy", tmp_path / "cupy")
+    assert len(syncs) <= SYNCS_PER_EPOCH * got["epochs"] + SYNCS_AT_THE_END, cupy.SYNCS.summary(syncs)
     assert got["status"] == want["status"] == "finished"
     for key in COMPARED:
         if want.get(key) is not None:
