@@ -164,6 +164,39 @@ def standardize(train, *others):
     return (mean, std), [(a - mean) / std for a in (train, *others)]
 
 
+def sequence_keys(split):
+    """One bytes key per sequence: its real steps (and length), so that padding does not tell copies apart."""
+    if split.lengths is None:
+        return [row.tobytes() for row in split.x]
+    return [row[:n].tobytes() + np.int64(n).tobytes() for row, n in zip(split.x, split.lengths)]
+
+
+def distinct_splits(sample, rng, sizes, rounds=100):
+    """{name: Split} of the given sizes, drawn in order by `sample(rng, n)`, with no sequence in two splits.
+
+    A small task space (a short grammar, few symbols) repeats sequences by chance; a test sequence
+    seen in training measures memory, not generalisation. Rows of a later split that an earlier split
+    holds are drawn again (the first split is exactly what `sample` gives).
+    """
+    splits, seen = {}, set()
+    for name, n in sizes.items():
+        split = sample(rng, n)
+        for _ in range(rounds):
+            again = [i for i, key in enumerate(sequence_keys(split)) if key in seen]
+            if not again:
+                break
+            fresh = sample(rng, len(again))
+            for field in ("x", "y", "lengths"):
+                if getattr(split, field) is not None:
+                    getattr(split, field)[again] = getattr(fresh, field)
+        else:
+            raise ConfigError(f"could not draw {n} {name} sequences unlike the earlier splits' in {rounds} "
+                              "tries: the task has too few distinct sequences for these sizes")
+        seen.update(sequence_keys(split))
+        splits[name] = split
+    return splits
+
+
 # ---- one real series cut into next-step windows (airline, sunspots, stock) ----------------------
 FORECAST_SOURCES = ("data", "zeros")
 

@@ -18,7 +18,7 @@ The baseline is the majority class of the training split (≈ 0.5).
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, Split, majority_baseline, one_hot
+from tinygrad_rnn.data import Dataset, Split, distinct_splits, majority_baseline, one_hot
 
 POSITIVE = ["good", "great", "fine", "fun", "nice"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "poor"]
@@ -85,8 +85,9 @@ class Sentiment(Dataset):
 
     def make_splits(self):
         rng = np.random.default_rng(self.seed)
-        return {"train": self.sample(rng, self.n_train), "val": self.sample(rng, self.n_train // 4),
-                "test": self.sample(rng, self.n_train // 4)}
+        # val and test hold no sequence of an earlier split (short sequences of few symbols repeat by chance)
+        sizes = {"train": self.n_train, "val": self.n_train // 4, "test": self.n_train // 4}
+        return distinct_splits(self.sample, rng, sizes)
 
     def baseline(self, split):
         return majority_baseline(self.splits()["train"], split)

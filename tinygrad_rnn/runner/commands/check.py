@@ -1,0 +1,116 @@
+"""`rnnrun check`: hold plugins to their protocol with the conformance kit of `tinygrad_rnn.testing`.
+
+    rnnrun check --plugin my_plugins.py          every plugin that file registers
+    rnnrun check --cell gru --data copy:T=5      named plugins, built-in or loaded with --plugin
+
+The checks live in `tinygrad_rnn.testing`; this file chooses the plugins and prints the table.
+"""
+import json
+
+import click
+
+from ..app import cli, load_plugins
+from ..config import check_options, parse_spec, split_names
+from ..output import Fail, console
+from ...errors import ConfigError
+from ...registry import cells, datasets, load_plugin, optimizers, regularisers
+
+REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
+STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+
+def registered_by(modules):
+    """[(kind, name, class, {})] of every plugin the loaded `modules` ({module: path}) define and register."""
+    found = []
+    for module, path in modules.items():
+        mine = [(kind, name, registry.get(name), {}) for kind, registry in REGISTRIES.items()
+                for name in registry.names() if registry.get(name).__module__ == module]
+        if not mine:
+            raise ConfigError(f"plugin {path} registers no cell, dataset, regulariser or optimizer; "
+                              "register them with register_cell, register_dataset, ...")
+        found += mine
+    return found
+
+
+def named_plugins(kind, specs):
+    """[(kind, name, class, options)] for `--cell gru:variant=cho`-style specs, options typed as a run's."""
+    chosen = []
+    for spec in split_names(specs):
+        name, positional, options = parse_spec(spec, kind)
+        cls = REGISTRIES[kind].get(name)
+        chosen.append((kind, name, cls, check_options(cls, kind, name, positional, options)))
+    return chosen
+
+
+@cli.command("check")
+@click.option("--plugin", "plugins", multiple=True, metavar="FILE_OR_MODULE",
+              help="Check every plugin this .py file or module registers (repeatable).")
+@click.option("--cell", "cell_specs", multiple=True, metavar="NAME[:k=v]", help="Check this cell (repeatable).")
+@click.option("--data", "data_specs", multiple=True, metavar="NAME[:k=v,...]",
+              help="Check this dataset, built with these options (repeatable).")
+@click.option("--reg", "reg_specs", multiple=True, metavar="NAME[:k=v,...]",
+              help="Check this regulariser (repeatable).")
+@click.option("--optimizer", "optimizer_specs", multiple=True, metavar="NAME[:k=v]",
+              help="Check this optimiser (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_json):
+    """Run the conformance checks of tinygrad_rnn.testing on plugins: the protocol, the maths, the data.
+
+    Cells: gradients against finite differences, sequence() against forward(), padding, seeds.
+    Datasets: shapes and dtypes, seeds, no sequence in two splits, a baseline a perfect model beats.
+    Regularisers: two epochs of a tiny trainer, counters, state_dict. Optimisers: a convex quadratic,
+    lr, state_dict. With --cell/--data/--reg/--optimizer only the named plugins are checked (those
+    of --plugin files too). Exit code 0 when every check passes (warnings and skips allowed), 1 when
+    one fails.
+
+    \b
+    rnnrun check --plugin my_plugins.py
+    rnnrun check --cell gru,lstm --optimizer adam
+    rnnrun check --data copy:T=5,n_train=100
+    """
+    from ...testing import build_plugin, run_checks
+    load_plugins(())
+    plugins = plugins or ctx.obj.get("plugins", ())  # `rnnrun --plugin FILE check` means the same
+    modules = {load_plugin(path).__name__: path for path in plugins}
+    chosen = (named_plugins("cell", cell_specs) + named_plugins("dataset", data_specs)
+              + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs))
+    if not chosen and not modules:
+        raise ConfigError("name what to check: --plugin FILE_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
+    chosen = chosen or registered_by(modules)
+    for _, _, cls, options in chosen:
+        build_plugin(cls, **options)  # options it refuses are a usage error, said once (exit 2)
+    rows = [(kind, result) for kind, _, cls, options in chosen for result in run_checks(cls, **options)]
+    failed = [r for _, r in rows if r.status == "fail"]
+    if as_json:
+        click.echo(json.dumps([{"kind": kind, **vars(r)} for kind, r in rows], indent=2))
+    else:
+        _print(rows, failed)
+    if failed:
+        raise Fail()
+
+
+def _print(rows, failed):
+    from rich.table import Table
+    table = Table()
+    table.add_column("plugin", max_width=18)
+    table.add_column("check", max_width=22)
+    table.add_column("result", no_wrap=True)
+    table.add_column("reason", ratio=1)
+    previous = None
+    for kind, r in rows:
+        first = (kind, r.plugin) != previous
+        if first and previous is not None:
+            table.add_section()
+        table.add_row(f"{kind} {r.plugin}" if first else "", r.check.replace("_", " "),
+                      f"[{STYLE[r.status]}]{r.status}[/]", r.reason)
+        previous = (kind, r.plugin)
+    out = console()
+    out.print(table)
+    counts = {s: sum(r.status == s for _, r in rows) for s in STYLE}
+    tail = f"{counts['warn']} warnings, {counts['skip']} skipped"
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(rows)} checks fail[/] ({tail}): "
+                  + ", ".join(f"{r.plugin} {r.check}" for r in failed))
+    else:
+        out.print(f"[bold green]all {counts['pass']} checks that apply pass[/] ({tail})")
