@@ -61,3 +61,14 @@ def test_carried_state_receives_gradients():
     h0, c0 = (Tensor(rng.standard_normal((N, H)), requires_grad=True) for _ in range(2))
     result = gradcheck(lambda h, c: layer(x, lengths=LENGTHS, state=[(h, c)])[0], [h0, c0])
     assert result, str(result)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru"])
+def test_every_built_in_cell_stays_finite_at_extreme_inputs(cell, fused):
+    from tinygrad_rnn.gradcheck import check_extremes
+    rnn = Recurrent(cell, 2, 3, fused=fused)
+    x = Tensor(np.zeros((2, 4, 2), np.float32), requires_grad=True)
+    params = [p for _, p in rnn.named_parameters()]
+    result = check_extremes(lambda x, *_: rnn(x)[0], [x] + params, vary=[0])  # float32, as in training
+    assert result, str(result)

@@ -13,7 +13,8 @@ appended (the last --epochs wins). A command must exit 0, or the code a trailing
 on its line states.
 
 The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
-file=PATH block) must still appear verbatim in that file; the other python blocks run; and the
+file=PATH block) must still appear verbatim in that file; the other python blocks run (and print what
+their `# → ...` comments say, where they have them); and the
 hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
 """
 import contextlib
@@ -165,9 +166,14 @@ def runnable_python():
 
 @pytest.mark.parametrize("name, code", list(runnable_python()), ids=lambda v: v if "#" in str(v)[:40] else None)
 def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
+    """... and a block whose comments say what it prints (`# → line`, one per printed line) prints that."""
     monkeypatch.chdir(tmp_path)
-    with restored_registry(), contextlib.redirect_stdout(io.StringIO()):
+    printed = io.StringIO()
+    with restored_registry(), contextlib.redirect_stdout(printed):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})
+    expected = re.findall(r"^# → (.*)$", code, re.M)
+    if expected:
+        assert printed.getvalue().rstrip("\n").split("\n") == expected, f"{name} no longer prints what it says"
 
 
 # ---- the hand-unrolled example of docs/03-cells.md ---------------------------------------------------

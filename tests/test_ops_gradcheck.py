@@ -135,3 +135,15 @@ def test_gradcheck_result_is_truthy_and_says_so_when_ok():
     result = gradcheck(lambda t: t * t, [x])
     assert result and result.ok
     assert "passed" in str(result)
+
+
+def test_extreme_inputs_catch_an_overflowing_forward_that_gradcheck_passes():
+    from tinygrad_rnn.gradcheck import check_extremes
+    x = Tensor(np.random.default_rng(0).standard_normal(4), requires_grad=True)
+    naive = lambda t: (1 + t.exp()).log()  # noqa: E731  softplus as written in a textbook
+    assert gradcheck(naive, [x])  # right derivative at ordinary inputs...
+    result = check_extremes(naive, [x])
+    assert not result and "at 1000 the forward" in str(result)  # ...but inf at x = 1000
+    stable = lambda t: t.relu() + (1 + (-t.abs()).exp()).log()  # noqa: E731  max(x, 0) + log(1 + e^-|x|)
+    assert check_extremes(stable, [x]), str(check_extremes(stable, [x]))
+    assert x.data.dtype == np.float64 and x.grad is None  # the input is given back as it was

@@ -209,3 +209,22 @@ def test_dot_has_one_node_per_graph_node_and_one_edge_per_use():
 def test_graph_of_a_long_unroll_is_refused_with_a_clear_message():
     result = rnnrun("graph", "--cell", "rnn", "--steps", "500")
     assert result.exit_code == 2 and "500" in result.stderr
+
+
+def test_the_trained_row_is_measured_at_the_last_epochs_weights_and_names_that_epoch():
+    one = vanish_json("--cell", "rnn", "--data", "adding:T=20,n_train=100", "--epochs", "1")["rnn"]
+    two = vanish_json("--cell", "rnn", "--data", "adding:T=20,n_train=100", "--epochs", "2")["rnn"]
+    assert one["trained_epoch"] == 1 and two["trained_epoch"] == 2
+    # not the best-validation weights fit() restores: a second epoch moves the weights, so the norms move
+    assert not np.allclose(one["trained"], two["trained"])
+
+
+def test_the_per_step_factor_is_the_geometric_mean_of_the_step_ratios():
+    from tinygrad_rnn.runner.teach import Vanish
+    norms = 0.5 ** np.arange(9, -1, -1.0)  # each step back halves the norm
+    assert Vanish.summary(norms)["per_step"] == pytest.approx(0.5)
+    result = rnnrun("vanish", "--no-plot", "--cell", "rnn", "--data", "adding:T=30,n_train=50", "--epochs", "0")
+    row = re.search(r"^\s+rnn\s+init\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", result.stdout, re.M)
+    t1, tT, ratio, per_step = (float(v) for v in row.groups())
+    assert per_step == pytest.approx((t1 / tT) ** (1 / 29), abs=0.006)
+    assert "per step" in result.stdout and "after epoch" not in result.stdout  # --epochs 0: no trained row

@@ -1,8 +1,14 @@
 """Finite-difference gradient check: the test every op and every cell must pass.
 
+    gradcheck(fn, inputs)        backward() vs central differences, entry by entry, in float64
+    check_extremes(fn, inputs)   forward and backward stay finite at inputs of +-50 and +-1000
+
 For a function f of some tensors, compare the gradient that backward() computes with central
 differences (f(x + eps) - f(x - eps)) / 2 eps, entry by entry, in float64. A non-scalar output is
 reduced to a scalar with fixed random weights, so every output entry takes part.
+
+A gradient check at ordinary inputs cannot see overflow: log(1 + exp(x)) has the right derivative
+everywhere and still returns inf at x = 1000. `check_extremes` is the check for that.
 """
 from dataclasses import dataclass, field
 
@@ -27,7 +33,11 @@ class Mismatch:
 
 @dataclass
 class InputReport:
-    """How the analytic gradient of one input compares with finite differences."""
+    """How the analytic gradient of one input compares with finite differences.
+
+    max_rel_error is the largest |error| / |numeric| over the entries whose absolute error exceeds
+    atol; it is 0.0 when no entry does (then it was not computed, not an exact match).
+    """
     index: int
     shape: tuple
     max_abs_error: float
@@ -117,3 +127,70 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         for t, data in zip(inputs, originals):
             t.data = data
             t.grad = None
+
+
+# ---- extreme inputs ---------------------------------------------------------------------------------
+EXTREMES = (50.0, -50.0, 1000.0, -1000.0)
+
+
+@dataclass
+class ExtremeReport:
+    """fn at one extreme value: is the output finite, and is every input's gradient finite?"""
+    value: float
+    forward_finite: bool
+    backward_finite: bool
+
+    @property
+    def ok(self):
+        return self.forward_finite and self.backward_finite
+
+
+@dataclass
+class ExtremesResult:
+    reports: list
+
+    @property
+    def ok(self):
+        return all(r.ok for r in self.reports)
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        if self.ok:
+            return f"finite forward and backward at {', '.join(f'{r.value:g}' for r in self.reports)}"
+        return "not finite: " + "; ".join(
+            f"at {r.value:g} the {'forward' if not r.forward_finite else 'backward'}" for r in self.reports if not r.ok)
+
+
+def check_extremes(fn, inputs, values=EXTREMES, vary=None):
+    """Run fn with the inputs in `vary` (indices into `inputs`; default all) filled with each value
+    in turn, and report whether the output and every gradient backward() gives are finite.
+
+    The inputs keep their dtype (float32 overflows exp at 88.7, float64 at 709.8: an op must be
+    stable in the dtype it is used in). A non-scalar output is summed. Inputs are restored afterwards.
+
+        check_extremes(lambda x: (1 + x.exp()).log(), [Tensor(np.zeros(3), requires_grad=True)])
+        # -> not finite: at 1000 the forward (exp(1000) is inf in float32 and in float64)
+    """
+    inputs = list(inputs)
+    vary = range(len(inputs)) if vary is None else vary
+    originals = [t.data for t in inputs]
+    reports = []
+    try:
+        for value in values:
+            for i in vary:
+                inputs[i].data = backend.array_module(originals[i]).full_like(originals[i], value)
+            for t in inputs:
+                t.grad = None
+            with np.errstate(all="ignore"):  # overflow is what is being looked for, not a warning
+                out = fn(*inputs)
+                forward = bool(np.isfinite(backend.to_numpy(out.data)).all())
+                out.sum().backward()
+                backward = all(t.grad is None or bool(np.isfinite(backend.to_numpy(t.grad)).all())
+                               for t in inputs)
+            reports.append(ExtremeReport(float(value), forward, backward))
+    finally:
+        for t, data in zip(inputs, originals):
+            t.data, t.grad = data, None
+    return ExtremesResult(reports)

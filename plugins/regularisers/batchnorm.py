@@ -1,5 +1,6 @@
-"""Batch normalisation of each recurrent layer's input (Laurent et al. 2016, "Batch normalized
-recurrent neural networks").
+"""Batch normalisation of each recurrent layer's input x_t, after Laurent et al. 2016 ("Batch normalized
+recurrent neural networks"), who normalise the input-to-hidden product W_ih x_t; this normalises x_t
+itself, before the product (BN(W x) and W BN(x) differ: the statistics are of x's features, not of W x's).
 
 Placement: before every layer's input projection W_ih x_t — for the first layer its input features,
 for stacked layers the previous layer's outputs — with statistics over the batch and all time steps,

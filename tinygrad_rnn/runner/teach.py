@@ -2,7 +2,7 @@
 
     check_cell("gru", layers=2, bidirectional=True)    finite differences vs backward(), per parameter
     step_gradient_norms(model, trainer, batch)          ||dLoss/dh_t|| for every step t (BPTT, measured)
-    vanish("rnn", config)                               those norms at initialisation and after training
+    vanish(config)                                      those norms at initialisation and after training
     computation_graph(loss, parameters, inputs)         the graph backward() walks, as plain data
     to_dot(graph)                                       ... as Graphviz DOT
 
@@ -145,20 +145,42 @@ def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None):
 
 @dataclass
 class Vanish:
-    """One cell's per-step gradient norms at initialisation and after training, and its training history."""
+    """One cell's per-step gradient norms at initialisation and after training, and its training history.
+
+    `trained` is measured at the weights the last epoch left (`trained_epoch`), not at the
+    best-validation weights the trainer restores when it finishes.
+    """
     cell: str
     init: np.ndarray
     trained: np.ndarray = None
+    trained_epoch: int = None
     history: list = field(default_factory=list)   # the trainer's per-epoch metrics
     diverged: str = None                           # the message, when training blew up
 
     @staticmethod
     def summary(norms):
-        """The numbers the table shows: t=1, t=T/2, t=T and the ratio t=1 / t=T."""
+        """The numbers the table shows: t=1, t=T/2, t=T, the ratio t=1 / t=T, and the per-step factor.
+
+        If every step back multiplied the norm by the same factor q, then ||dL/dh_1|| = q^(T-1) ||dL/dh_T||:
+        q = (t1/tT)^(1/(T-1)) is that factor, the geometric mean of the T - 1 step-to-step ratios.
+        """
         T = len(norms)
         last = norms[-1]
+        ratio = float(norms[0] / last) if last > 0 else float("nan")
+        per_step = ratio ** (1 / (T - 1)) if T > 1 and ratio >= 0 else float("nan")
         return {"t=1": float(norms[0]), "t=T/2": float(norms[max(T // 2, 1) - 1]), "t=T": float(last),
-                "ratio": float(norms[0] / last) if last > 0 else float("nan")}
+                "ratio": ratio, "per_step": float(per_step)}
+
+
+class LastEpochWeights(Regulariser):
+    """Keeps a copy of the weights as each epoch ends, so that `vanish` can measure the weights the
+    last epoch left rather than the best-validation ones the trainer restores at the end of fit()."""
+
+    def __init__(self):
+        self.state, self.epoch = None, None
+
+    def on_epoch_end(self, trainer, metrics):
+        self.state, self.epoch = trainer.model.state_dict(), metrics["epoch"]
 
 
 class AppliedGradientNorm(Regulariser):
@@ -191,7 +213,8 @@ def measurement_batch(dataset, size):
 
 
 def vanish(config, on_epoch=None):
-    """Per-step gradient norms of one resolved run config, before and after `config['epochs']` epochs.
+    """Per-step gradient norms of one resolved run config, before and after `config['epochs']` epochs
+    (measured at the weights of the last epoch, whichever epoch had the best validation loss).
 
     The model, dataset and regularisers are built exactly as `rnnrun` builds them (`experiment.build`),
     and trained by the ordinary `Trainer`, so every `--reg` (xavier, orthogonal, clip, batchnorm,
@@ -201,8 +224,10 @@ def vanish(config, on_epoch=None):
     from .experiment import build
     from ..train import Trainer
     dataset, model, regs = build(config)
+    last = LastEpochWeights()
     trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],
-                      optimizer_options=config["optimizer_options"], regularisers=regs + [AppliedGradientNorm()],
+                      optimizer_options=config["optimizer_options"],
+                      regularisers=regs + [AppliedGradientNorm(), last],
                       epochs=max(1, config["epochs"]), batch_size=config["batch_size"], on_epoch=on_epoch)
     batch = measurement_batch(dataset, config["batch_size"])
     result = Vanish(config["cell"], step_gradient_norms(model, trainer, *batch))
@@ -215,7 +240,8 @@ def vanish(config, on_epoch=None):
         result.history = trainer.history
         return result
     result.history = trainer.history
-    result.trained = step_gradient_norms(model, trainer, *batch)
+    model.load_state_dict(last.state)  # fit() restored the best epoch's weights; the footer names the last
+    result.trained, result.trained_epoch = step_gradient_norms(model, trainer, *batch), last.epoch
     return result
 
 

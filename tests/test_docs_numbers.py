@@ -1,0 +1,133 @@
+"""The numbers in the docs' prose come from the outputs the docs quote, or are computed from them here.
+
+tests/test_docs_commands.py runs every command (training ones shortened to one epoch) and checks the
+quoted source; this file checks the prose against the quoted outputs of docs/02 (the vanishing-
+gradient walk-through, the page with the most numbers), and re-runs its initialisation-only
+`rnnrun vanish` commands as written to check that their quoted tables are what they print now.
+"""
+import math
+import os
+import re
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_rnn.runner.cli import cli
+
+from helpers import restored_registry
+from test_docs_commands import fenced_blocks
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC = os.path.join(ROOT, "docs", "02-bptt-vanishing.md")
+TEXT = open(DOC).read()
+CONSOLE = [body for info, body in fenced_blocks(TEXT) if info == "console"]
+PRINTED = "\n".join(line for info, body in fenced_blocks(TEXT) if info == "python"
+                    for line in re.findall(r"^# → (.*)$", body, re.M))
+PROSE = re.sub(r"^```.*?^```", "", TEXT, flags=re.S | re.M)
+ROW = re.compile(r"^ (\S*)\s+(init|trained)\s+[^\d–]*?\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$", re.M)
+
+
+def quoted_rows():
+    """{(command, cell, 'init'|'trained'): (t1, tT, ratio, per_step)} of every quoted vanish table."""
+    rows = {}
+    for body in CONSOLE:
+        command = None
+        for chunk in re.split(r"^(?=\$ )", body, flags=re.M):
+            if chunk.startswith("$ rnnrun vanish"):
+                command = chunk.splitlines()[0][2:]
+                cell = None
+                for m in ROW.finditer(chunk):
+                    cell = m.group(1) or cell
+                    rows[(command, cell, m.group(2))] = tuple(float(v) for v in m.groups()[2:])
+    return rows
+
+
+ROWS = quoted_rows()
+
+
+def t1(cell, contains="n_train=200", when="init"):
+    """t=1's norm in the quoted row of `cell` in the first command that contains `contains`."""
+    return next(v[0] for (c, name, w), v in ROWS.items() if name == cell and w == when and contains in c)
+
+
+def test_the_quoted_vanish_tables_were_found():
+    assert len(ROWS) >= 15 and any(name == "lstm:1.0" for _, name, _ in ROWS)
+
+
+@pytest.mark.parametrize("key", sorted(ROWS), ids=lambda k: f"{k[1]}-{k[2]}-{abs(hash(k[0])) % 997}")
+def test_each_rows_per_step_factor_is_its_ratio_to_the_power_one_over_T_minus_1(key):
+    first, last, ratio, per_step = ROWS[key]
+    T = 100
+    assert ratio == pytest.approx(first / last, rel=0.08)
+    expected = ratio ** (1 / (T - 1)) if ratio > 0 else 0.0
+    assert per_step == pytest.approx(expected, abs=0.006)
+
+
+def test_every_number_in_scientific_notation_in_the_prose_is_in_a_quoted_output():
+    numbers = set(re.findall(r"\d\.\de[+-]\d\d", PROSE))
+    assert numbers, "the prose quotes no measured number"
+    outputs = "\n".join(CONSOLE)
+    assert not {n for n in numbers if n not in outputs}
+
+
+# derived in the prose from the quoted outputs or from the equations: value -> what it is
+DERIVED = {"0.58": 1 / math.sqrt(3), "1.15": 2 / math.sqrt(3), "0.73": 1 / (1 + math.exp(-1)),
+           "0.57": 0.60 * 0.95, "0.74": 1.07 * 0.69, "0.083": 1 / 12, "0.167": 1 / 6, "0.01": 0.01,
+           "0.5": 0.5}
+
+
+def test_every_decimal_in_the_prose_is_quoted_or_derived():
+    quoted = "\n".join(CONSOLE) + "\n" + PRINTED
+    # (a mantissa, as in 1.4 · 10⁴, and a base, as in 0.9¹⁰⁰, are checked with their powers below)
+    for number in set(re.findall(r"(?<![\d.e-])\d\.\d{1,3}(?![\de\d⁰¹²³⁴⁵⁶⁷⁸⁹])(?!\s*·\s*10)", PROSE)):
+        if number in DERIVED:
+            assert f"{DERIVED[number]:.{len(number.split('.')[1])}f}" == number, number
+        else:
+            assert re.search(rf"(?<![\d.]){re.escape(number)}(?![\d])", quoted), \
+                f"{number} is in the prose of docs/02 but in none of its outputs"
+
+
+def test_the_orders_of_magnitude_in_the_prose_are_those_of_the_tables():
+    rnn, lstm, gru = (t1(c, "--cell rnn,lstm,gru --data adding:T=100") for c in ("rnn", "lstm", "gru"))
+    assert "four to five orders" in PROSE and 4 <= math.log10(gru / rnn) < math.log10(lstm / rnn) < 5.5
+    relu_gap = math.log10(t1("rnn", contains="leaky") / t1("rnn:relu"))
+    forget_gap = math.log10(t1("lstm:1.0") / t1("lstm", contains="forget_bias"))
+    assert round(relu_gap) == 12 and round(forget_gap) == 12 and PROSE.count("twelve orders") == 2
+
+
+@pytest.mark.parametrize("claim, value", [
+    ("0.56⁹⁹ ≈ 10⁻²⁵", 0.56 ** 99), ("1.1⁹⁹ ≈ 1.3 · 10⁴", 1.1 ** 99), ("1.1¹⁰⁰ ≈ 1.4 · 10⁴", 1.1 ** 100),
+    ("0.9¹⁰⁰ ≈ 2.7 · 10⁻⁵", 0.9 ** 100), ("0.5⁹⁹ ≈ 1.6 · 10⁻³⁰", 0.5 ** 99),
+    ("(0.63/0.56)⁹⁹ ≈ 1.2 · 10⁵", (0.63 / 0.56) ** 99), ("0.01 × 2.0e+06 = 2 · 10⁴", 0.01 * 2.0e6)])
+def test_the_powers_in_the_prose_are_computed_right(claim, value):
+    assert claim in " ".join(PROSE.split())
+    exponents = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+    stated = claim.split("≈" if "≈" in claim else "=")[1].strip()
+    mantissa, _, exponent = stated.partition("10")
+    stated = float(mantissa.strip(" ·") or 1) * 10 ** int(exponent.translate(exponents))
+    assert math.log10(value) == pytest.approx(math.log10(stated), abs=0.05 if mantissa.strip() else 0.5)
+
+
+def initialisation_only_commands():
+    for body in CONSOLE:
+        for chunk in re.split(r"^(?=\$ )", body, flags=re.M):
+            first = chunk.splitlines()[0] if chunk else ""
+            if first.startswith("$ rnnrun vanish") and "--epochs 0" in first and "--plugin" not in first:
+                yield first[2:], chunk.split("\n", 1)[1]
+
+
+@pytest.mark.parametrize("command, quoted", list(initialisation_only_commands()), ids=lambda v: None)
+def test_the_quoted_initialisation_tables_are_what_the_commands_print_now(command, quoted, tmp_path):
+    with restored_registry():
+        result = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path)] + shlex.split(command)[1:],
+                                    catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    now = [line.rstrip() for line in result.stdout.splitlines()]
+    assert now == [line.rstrip() for line in quoted.rstrip("\n").splitlines()], f"`{command}` now prints:\n{result.stdout}"
+
+
+def test_the_float64_reason_is_float32s_normal_range():
+    import numpy as np
+    assert "about 1.2 · 10⁻³⁸" in " ".join(PROSE.split()) and f"{np.finfo(np.float32).tiny:.1e}" == "1.2e-38"
+    assert t1("rnn:relu") < 10 * np.finfo(np.float32).tiny  # the quoted ReLU row is at the edge of it
