@@ -1,5 +1,6 @@
 """Small datasets and builders shared by the trainer, regulariser and CLI tests."""
 import contextlib
+import os
 
 import numpy as np
 
@@ -10,7 +11,10 @@ from tinygrad_rnn.data import Dataset, Split
 SMALL = {"sine": {"n_train": 40}, "adding": {"T": 10, "n_train": 40}, "copy": {"T": 6, "n_train": 40},
          "agreement": {"T": 8, "n_train": 40}, "sentiment": {"n_train": 40}, "addition": {"n_train": 40},
          "tagging": {"T": 10, "n_train": 40}, "captions": {"n_train": 40}, "trajectory": {"n_train": 40},
-         "stock": {"T": 10, "days": 400}, "heartbeat": {"n_train": 40}, "text": {"T": 20, "chars": 20_000}}
+         "stock": {"T": 10, "days": 400}, "heartbeat": {"n_train": 40}, "text": {"T": 20, "chars": 20_000},
+         "csv": {"path": os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins",
+                                      "datasets", "data", "airline_passengers_1949_1960.csv"),
+                 "target": "passengers", "time": "month"}}
 
 
 @contextlib.contextmanager

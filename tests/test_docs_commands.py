@@ -6,7 +6,7 @@ a tmp dir of its own, which is also the current directory, with `--runs-dir` poi
 `rnnrun show last` sees the run an earlier command of the same document made. Before its commands:
 python blocks whose first line is `# NAME.py` are written there as files (plugins that commands
 load with --plugin; the README's, its `my_plugins.py`, for every document), and the repository's
-`examples/` is linked there.
+`examples/` and `plugins/` (whose data files the `csv` dataset's commands read) are linked there.
 
 To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`) get `--epochs 1`
 appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
@@ -125,6 +125,7 @@ def test_every_command_of_the_document_runs(path, tmp_path, monkeypatch):
     write_plugin_files(open(DOCUMENTS[0]).read(), tmp_path)  # the README's example plugins, which the docs use
     write_plugin_files(text, tmp_path)
     os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
+    os.symlink(os.path.join(ROOT, "plugins"), tmp_path / "plugins")
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     for argv, expected in commands:

@@ -21,7 +21,20 @@ per-step targets there are ignored). A decoder's input at step t is the one-hot 
 
 Regression data is normalised with statistics of the training split only; `denormalize` maps model
 outputs back to the original units, in which `metric` and `baseline` report.
+
+A dataset read from a user's file may also support `rnnrun predict`: `preprocessing()` returns what
+fitting learned from the training rows (scalers, column order, class names) as a small JSON-able dict,
+which the runner saves as the run's `preprocessing.json`; `restore(preprocessing)` puts it back into a
+fresh instance without reading the training data; `predict_file(path, predict, steps)` then applies
+the model to a new file of the same columns, never refitting anything. `recorded_options()` names the
+options a run should write back into its config.toml (a file's absolute path and SHA-256, say).
+`read_table`, `sha256_of` and `warn` below are the helpers such a dataset reads files with.
 """
+import csv
+import hashlib
+import re
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -106,6 +119,30 @@ class Dataset:
         """
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
                           "time series: it cannot forecast")
+
+    # ---- predicting from a file (datasets read from a user's file) --------------------------------------
+    def preprocessing(self):
+        """What fitting learned from the training rows, as a JSON-able dict (None: nothing to predict with).
+
+        Called after `splits()`; the runner writes it to the run folder as `preprocessing.json`."""
+        return None
+
+    def restore(self, preprocessing):
+        """Take back a `preprocessing()` dict, so that `predict_file` works without the training data."""
+        raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} cannot predict "
+                          "from a file")
+
+    def predict_file(self, path, predict, steps=None):
+        """(columns, rows): the model's predictions for the sequences of the file at `path`.
+
+        `predict(x, lengths)` returns the model's outputs (normalised, as in training) for inputs built
+        with the restored preprocessing; `steps` asks a forecaster for that many steps ahead."""
+        raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} cannot predict "
+                          "from a file")
+
+    def recorded_options(self):
+        """Options the run writes back into its config.toml after building the dataset ({} by default)."""
+        return {}
 
     # ---- used by the trainer ------------------------------------------------------------------------
     def splits(self):
@@ -226,5 +263,102 @@ def series_forecast_start(z, window, test_start, source, steps):
     return z[test_start - window:test_start, None].astype(np.float32), truth
 
 
+def series_predictions(dataset, path, column, predict, steps, normalize):
+    """`Dataset.predict_file` for one series cut into next-step windows (airline, sunspots): the last
+    `dataset.window` values of the file's `column`, normalised by `normalize` as in training, then
+    `steps` next values, each fed back as the newest input, mapped back by `dataset.denormalize`."""
+    _, table = read_table(path)
+    if column not in table:
+        raise ConfigError(f"{path} has no column {column!r}; its columns: {', '.join(table)}")
+    try:
+        values = table[column].astype(np.float64)
+    except ValueError:
+        raise ConfigError(f"{path}: column {column!r} must hold numbers only (no gaps)") from None
+    if len(values) < dataset.window:
+        raise ConfigError(f"{path} has {len(values)} rows; predicting needs the last {dataset.window}")
+    window = np.asarray(normalize(values[-dataset.window:]), np.float32)[:, None]
+    outputs = []
+    for _ in range(steps):
+        next_value = np.asarray(predict(window[None], None), np.float32)[0]
+        outputs.append(next_value)
+        window = np.concatenate([window[1:], next_value[None]], axis=0)
+    predicted = dataset.denormalize(np.asarray(outputs))[:, 0]
+    return ["step", column], [[k + 1, float(v)] for k, v in enumerate(predicted)]
+
+
 def one_hot(ids, size, dtype=np.float32):
     return np.eye(size, dtype=dtype)[ids]
+
+
+# ---- reading a user's file --------------------------------------------------------------------------
+DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\t": "\t", "|": "|"}
+
+
+def read_table(path, delimiter=None):
+    """(names, columns) of a delimited text file with a header row: columns maps name → (rows,) str array.
+
+    The delimiter is sniffed from the first lines (comma, semicolon, tab or bar) unless given; a UTF-8
+    byte-order mark is dropped; quoted fields may hold the delimiter. Any problem is one ConfigError
+    naming the file: missing, empty, not UTF-8, a repeated column name, or a row of the wrong width.
+    The rows are parsed by NumPy's C reader (`np.loadtxt`), about a second per million short rows."""
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise ConfigError(f"delimiter {delimiter!r} is not one of: {', '.join(repr(d) for d in DELIMITERS)}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            head = [f.readline() for _ in range(20)]
+        blank = next((k for k, line in enumerate(head) if line.strip()), None)
+        if blank is None:
+            raise ConfigError(f"{path} is empty: expected a header row of column names, then data rows")
+        sep = DELIMITERS[delimiter] if delimiter else _sniff([line for line in head if line.strip()])
+        names = [name.strip() for name in next(csv.reader([head[blank]], delimiter=sep))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+            body = np.loadtxt(path, dtype=str, delimiter=sep, comments=None, quotechar='"', skiprows=blank + 1,
+                              ndmin=2, encoding="utf-8-sig")
+    except ConfigError:
+        raise
+    except FileNotFoundError:
+        raise ConfigError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+    except ValueError as e:  # rows of different widths
+        changed = re.search(r"from (\d+) to (\d+) at row (\d+)", str(e))
+        where = f": line {int(changed.group(3)) + blank + 1} has {changed.group(2)} fields, the lines before " \
+                f"{changed.group(1)}" if changed else f": {e}"
+        raise ConfigError(f"{path}{where} (delimiter {sep!r}; pass delimiter=... if that is wrong)") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated or "" in names:
+        raise ConfigError(f"{path}: the header has {'repeated' if repeated else 'empty'} column names "
+                          f"{repeated or ''}; every column needs a name of its own")
+    if not body.size:
+        raise ConfigError(f"{path} has a header but no data rows")
+    if body.shape[1] != len(names):
+        raise ConfigError(f"{path}: the rows have {body.shape[1]} fields, the header {len(names)} "
+                          f"(delimiter {sep!r}; pass delimiter=... if that is wrong)")
+    return names, {name: body[:, k] for k, name in enumerate(names)}
+
+
+def _sniff(lines):
+    """The candidate delimiter that splits the header into the most fields, consistently in the lines after."""
+    best, best_width = ",", 1
+    for sep in (",", ";", "\t", "|"):
+        widths = [len(row) for row in csv.reader(lines, delimiter=sep) if row]
+        if widths and widths[0] > best_width and all(w == widths[0] for w in widths):
+            best, best_width = sep, widths[0]
+    return best
+
+
+def sha256_of(path):
+    """The hex SHA-256 of a file's bytes: what a run records to notice later that its data changed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def warn(message):
+    """One line on stderr that does not stop anything, e.g. a data file changed since a run used it."""
+    print(f"warning: {message}", file=sys.stderr)

@@ -6,6 +6,15 @@
 
 Regularisers change training only through the hooks documented in `regulariser.py`; the trainer
 names none of them. The best weights (lowest validation loss) are restored at the end of `fit`.
+
+Between epochs the whole trainer fits in `state_dict()`: weights, optimiser and schedule, the random
+generator, the epoch, the history, the best result and its weights, every regulariser's state.
+`load_state_dict(state)` on a trainer built the same way continues exactly where that one stopped:
+
+    checkpoint = trainer.state_dict()          # after epoch k (e.g. in the on_epoch callback)
+    fresh = Trainer(model, dataset, ...)       # built from the same config, in a new process
+    fresh.load_state_dict(checkpoint)
+    fresh.fit()                                # epochs k+1.. : bit for bit what `trainer` would do
 """
 import math
 import time
@@ -143,7 +152,8 @@ class Trainer:
 
     def _fit(self):
         train = self.dataset.splits()["train"]
-        for self.epoch in range(1, self.epochs + 1):
+        while self.epoch < self.epochs and not self.should_stop:  # from where a checkpoint left off
+            self.epoch += 1
             started = time.perf_counter()
             self.model.train()
             # a stateful dataset's batch rows continue each other: keep their order and carry the state
@@ -194,8 +204,6 @@ class Trainer:
             self.history.append(metrics)
             if self.on_epoch:
                 self.on_epoch(self, metrics)
-            if self.should_stop:
-                break
         self.restore_best()
         return self.history
 
@@ -221,6 +229,40 @@ class Trainer:
     def restore_best(self):
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self):
+        """Everything the next epoch depends on, between two epochs: a nested dict of plain values and
+        host NumPy arrays (what `runner/runs.py` writes to checkpoint.npz)."""
+        scheduler = getattr(self.optimizer, "scheduler", None)
+        return {"epoch": self.epoch, "epochs": self.epochs, "should_stop": self.should_stop,
+                "history": [dict(m) for m in self.history],
+                "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch, "best_state": self.best_state,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                # weights, shuffling and dropout all draw from this one generator (random.py)
+                "random": _random.generator().bit_generator.state,
+                "regularisers": [r.state_dict() for r in self.regularisers]}
+
+    def load_state_dict(self, state):
+        """Continue from `state_dict()`'s result: this trainer must be built from the same config."""
+        if len(state["regularisers"]) != len(self.regularisers):
+            raise ConfigError(f"the checkpoint has {len(state['regularisers'])} regularisers' states, this "
+                              f"trainer has {len(self.regularisers)} regularisers")
+        self.epoch, self.should_stop = int(state["epoch"]), bool(state["should_stop"])
+        self.history = [dict(m) for m in state["history"]]
+        self.best_val_loss, self.best_epoch = float(state["best_val_loss"]), state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        scheduler = getattr(self.optimizer, "scheduler", None)
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        self.optimizer.lr = state["optimizer"]["lr"]  # the schedule's formula may differ in the last bit
+        _random.generator().bit_generator.state = state["random"]
+        for r, s in zip(self.regularisers, state["regularisers"]):
+            r.load_state_dict(s)
+        return self
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def outputs(self, split, batch_size=256):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start
+from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start, series_predictions
 
 DATA = Path(__file__).with_name("data") / "sunspots_yearly_1700_2008.csv"
 
@@ -67,3 +67,14 @@ class Sunspots(Dataset):
     def forecast_start(self, source="data", steps=None):
         self.splits()  # NaN truth past 2008
         return series_forecast_start(self._z, self.window, self.test_start, source, steps or self.forecast_steps)
+
+    # ---- rnnrun predict: the next values after a file of the same shape ------------------------------
+    def preprocessing(self):
+        return {"normalizer": [float(v) for v in self.normalizer], "input_size": 1, "output_size": 1}
+
+    def restore(self, preprocessing):
+        self.normalizer = tuple(preprocessing["normalizer"])
+
+    def predict_file(self, path, predict, steps=None):
+        mean, std = self.normalizer
+        return series_predictions(self, path, "sunactivity", predict, steps or 1, lambda p: (p - mean) / std)

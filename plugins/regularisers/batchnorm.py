@@ -9,6 +9,8 @@ it properly needs separate statistics per time step (Cooijmans et al. 2016). The
 `input_transforms` hook holds one module per layer, so this works with every cell, user cells too.
 In training it uses batch statistics and updates running ones; in evaluation the running ones.
 (Zero-padded steps of variable-length batches take part in the statistics.)
+The running statistics are buffers of the inserted modules, so the model's own `state_dict()` (and
+with it every checkpoint) carries them: this regulariser keeps no state of its own.
 
     rnnrun --cell rnn --data adding --reg batchnorm
 """

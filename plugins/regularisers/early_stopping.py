@@ -25,3 +25,10 @@ class EarlyStopping(Regulariser):
             self._waited += 1
             if self._waited >= self.patience:
                 trainer.should_stop = True
+
+    # the best loss so far and the epochs waited since: a resumed run must stop where this one would
+    def state_dict(self):
+        return {"best": self._best, "waited": self._waited}
+
+    def load_state_dict(self, state):
+        self._best, self._waited = float(state["best"]), int(state["waited"])

@@ -4,6 +4,8 @@ The sequence is cut into chunks of k steps. Each chunk runs forward from the sta
 left, detached, so gradients flow back at most k steps: memory grows with k, not with T. For
 per-step targets every chunk's loss is backpropagated (the gradients add up, one optimiser step per
 batch); with one target per sequence the earlier chunks only carry the state forward.
+The carried state lives within a batch (or, for stateful datasets, within an epoch, held by the
+trainer), never across a checkpoint: this regulariser keeps no state of its own.
 
     rnnrun --cell lstm --data sine --reg tbptt:k=25
 """

@@ -1,6 +1,7 @@
 """`rnnrun --backend cupy`, in process, on the CuPy stand-in: a complete run of each task kind, then
-the commands that reload a run (forecast, sample) — the same numbers as `--backend numpy`."""
+the commands that reload a run (forecast, predict, resume, sample) — the same numbers as `--backend numpy`."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from click.testing import CliRunner
 
 from tinygrad_rnn.runner.cli import cli
 
+AIRLINE = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "datasets", "data",
+                       "airline_passengers_1949_1960.csv")
 SMALL = ["--hidden", "4", "--epochs", "2", "--batch-size", "16", "--seed", "3"]
 # One run per task kind. A new kind is one line here.
 RUNS = {
@@ -16,10 +19,13 @@ RUNS = {
     "vec2seq": ["--cell", "rnn", "--data", "captions:n_train=48"],
     "encdec": ["--cell", "peephole", "--data", "addition:n_train=48,digits=1", "--composed"],
     "text": ["--cell", "lstm", "--data", "text:chars=3000,T=12,streams=4", "--reg", "tbptt:k=5"],
+    "seq2vec airline": ["--cell", "lstm", "--data", "airline"],
 }
 # Commands that reload a finished run, after the run of the named kind. A new command is one line here.
 FOLLOW_UPS = {
     "forecast": ("seq2vec", ["forecast", "last", "--steps", "6", "--json"]),
+    "predict": ("seq2vec airline", ["predict", "last", "--input", AIRLINE, "--steps", "3", "--json"]),
+    "resume": ("seq2vec", ["resume", "last", "--epochs", "3", "--json"]),
     "sample": ("text", ["sample", "last", "--length", "30", "--temperature", "0.8", "--seed", "1"]),
 }
 COMPARED = ("train_loss", "val_loss", "val_metric", "test_loss", "test_metric", "grad_norm_mean", "grad_norm_max",

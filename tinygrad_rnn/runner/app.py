@@ -126,12 +126,14 @@ class RnnrunGroup(click.Group):
 @click.option("--config", "config_file", type=str, metavar="FILE",
               help="TOML config (e.g. a run's config.toml); flags given here override it.")
 @click.option("--runs-dir", default="runs", show_default=True, help="Where runs are stored.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Write a checkpoint (for `rnnrun resume`) every N epochs, and after the last.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, plugins, config_file, runs_dir, as_json, quiet):
+        fused, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
@@ -162,7 +164,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     if configs[0]["backend"] == "cupy":
         from ..backend import module
         module("cupy")  # fail now, before any run folder is made
-    train_all(configs, RunStore(runs_dir), as_json, quiet)
+    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
 
 
 def runs_dir_option(f):

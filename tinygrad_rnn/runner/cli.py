@@ -1,7 +1,8 @@
 """The entry point of `rnnrun` (console script `rnnrun = tinygrad_rnn.runner.cli:main`, and `python -m
 tinygrad_rnn`): import every command family so that it registers on the group, then run the group."""
 from .app import cli
-from .commands import catalogue, check, runs, sweep, teach, text  # noqa: F401  (each registers its commands on `cli`)
+# each command family registers its commands on `cli` when imported
+from .commands import catalogue, check, predict, resume, runs, sweep, teach, text  # noqa: F401
 
 
 def main(argv=None):

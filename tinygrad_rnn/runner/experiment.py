@@ -2,9 +2,12 @@
 
 The data flows one way: config → registry builds dataset, model, regularisers → Trainer → Run.
 `execute` never loses what a user has: an interrupted run keeps its config, its metrics so far and
-its last weights; a diverged run is kept and marked as such.
+its last weights; a diverged run is kept and marked as such. Every epoch it writes a checkpoint, from
+which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
+import json
 import math
+import os
 import time
 
 import numpy as np
@@ -18,6 +21,10 @@ from ..models import SequenceModel
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..train import Trainer
+from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
+from .signals import held, why
+
+PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 
 
 def resolve(config):
@@ -58,32 +65,116 @@ def build(config):
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
     dataset.splits()
-    model = SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
-                          dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                          fused=config["fused"], **config["cell_options"])
+    model = build_model(config, dataset)
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     return dataset, model, regs
 
 
-def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None):
-    """Run one resolved config; returns its summary dict (status "finished" or "diverged").
+def build_model(config, dataset):
+    """The config's model for a dataset whose input and output sizes are known (after `splits()`, or
+    after `restore()` of its saved preprocessing)."""
+    return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
+                         dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
+                         fused=config["fused"], **config["cell_options"])
+
+
+def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None, checkpoint_every=1):
+    """Run one resolved config in a new run folder; returns its summary dict (status "finished" or
+    "diverged"). A checkpoint is written every `checkpoint_every` epochs (and after the last).
 
     KeyboardInterrupt is re-raised after the run's files are saved (status "interrupted")."""
-    started = time.perf_counter()
     run = store.create(config["cell"], config["data"], group=group)
-    config = {**config, "meta": {"version": __version__, "run_id": run.id}}
+    config = {**config, "meta": {"version": __version__, "run_id": run.id, "checkpoint_every": checkpoint_every}}
     run.write_config(config)
+    return _train(run, config, None, on_start, on_epoch, on_batch)
+
+
+def prepare_resume(run, epochs=None):
+    """(config, checkpoint) to continue `run` from its last checkpoint, `epochs` the new total if given.
+
+    Everything that can refuse is checked here, before anything is written: a damaged file raises
+    DamagedRun; a run that is still running, diverged, has no checkpoint or has nothing left to
+    train raises ConfigError saying what would work."""
+    config = run.verify().config()
+    status = run.status()
+    if status == "running":
+        summary = run.summary()
+        raise ConfigError(f"run {run.id} is still running (pid {summary.get('pid')} on {summary.get('host')}); "
+                          "wait for it, or stop it first")
+    if status == "diverged":
+        raise ConfigError(f"run {run.id} diverged: resumed, it would diverge again at the same epoch; start it "
+                          f"again with a lower --lr: rnnrun --config {run.file('config.toml')} --lr ...")
+    if not run.has_checkpoint():
+        raise ConfigError(f"run {run.id} has no checkpoint: it stopped before its first epoch ended; start it "
+                          f"again with rnnrun --config {run.file('config.toml')}")
+    meta = config.pop("meta", {})
+    try:
+        config = resolve(config)
+    except ConfigError as e:
+        raise DamagedRun(run, "config.toml", str(e)) from None
+    checkpoint = run.checkpoint()
+    done = int(checkpoint["epoch"])
+    if epochs is not None:
+        if epochs < done:
+            raise ConfigError(f"--epochs {epochs}: run {run.id} has trained {done} epochs already; "
+                              "--epochs is the new total")
+        if epochs > done:
+            checkpoint["should_stop"] = False  # asked to train on, past an early stop
+        config["epochs"] = epochs
+    finished = checkpoint["should_stop"] or done >= config["epochs"]
+    if status == "finished" and finished:
+        raise ConfigError(f"run {run.id} has finished its {done} epochs; to train further give a new total, "
+                          f"e.g. rnnrun resume {run.id} --epochs {done + max(done, 1)}")
+    return {**config, "meta": meta}, checkpoint
+
+
+def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None):
+    """Continue `run` in its own folder from its last checkpoint (see `prepare_resume`); returns its
+    summary. On NumPy the numbers are bit for bit those of the same run never interrupted."""
+    config, checkpoint = prepare_resume(run, epochs)
+    return continue_run(run, config, checkpoint, on_start, on_epoch, on_batch)
+
+
+def continue_run(run, config, checkpoint, on_start=None, on_epoch=None, on_batch=None):
+    """The second half of `resume`, for a caller that has already called `prepare_resume`."""
+    return _train(run, config, checkpoint, on_start, on_epoch, on_batch)
+
+
+def _new_total(run, config):
+    """config.toml with the epochs `rnnrun resume --epochs N` asked for."""
+    if config["epochs"] != run.config()["epochs"]:
+        mtime = os.path.getmtime(run.file("config.toml"))
+        run.write_config(config)
+        os.utime(run.file("config.toml"), (mtime, mtime))  # the run keeps its place in `rnnrun runs`
+
+
+def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
+    """Build, (restore,) train, test and store: the body shared by a new run and a resumed one."""
+    started = time.perf_counter() - (checkpoint.get("elapsed", 0.0) if checkpoint else 0.0)
+    every = max(1, int(config.get("meta", {}).get("checkpoint_every", 1)))
     summary = {"run_id": run.id, "run_dir": run.path, "cell": config["cell"], "data": config["data"],
-               "seed": config["seed"], "status": "running"}
+               "seed": config["seed"], "status": "running", **process_identity(), "last_seen": time.time(),
+               "epochs_done": int(checkpoint["epoch"]) if checkpoint else 0}
+    restoring = checkpoint is not None  # until the checkpoint is back in place, a resumed run's files stay as they are
+    if not restoring:
+        run.write_summary(summary)  # from now on a vanished process reads as "killed"
     trainer = None
     try:
         dataset, model, regs = build(config)
+        if not restoring:  # a resumed run has its preprocessing.json already
+            _keep_preprocessing(run, dataset, config)
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
                        higher_is_better=dataset.higher_is_better, baseline_name=dataset.baseline_name)
 
         def epoch_done(trainer, metrics):
-            run.append_metrics(metrics)
+            with held():  # a stop signal waits until the epoch's files are whole
+                run.append_metrics(metrics)
+                last = trainer.epoch >= trainer.epochs or trainer.should_stop
+                if trainer.epoch % every == 0 or last:
+                    run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
+                summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
+                run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
             if on_epoch:
                 on_epoch(trainer, metrics)
 
@@ -92,6 +183,15 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
                           epochs=config["epochs"], batch_size=config["batch_size"],
                           schedule=config.get("schedule"), schedule_options=config.get("schedule_options"),
                           on_epoch=epoch_done, on_batch=on_batch)
+        if checkpoint:
+            try:
+                trainer.load_state_dict(checkpoint)
+            except (ConfigError, KeyError, IndexError, TypeError, ValueError) as e:
+                raise DamagedRun(run, CHECKPOINT, f"does not fit the run of config.toml ({e})") from None
+            restoring = False
+            _new_total(run, config)
+            run.write_summary(summary)
+            run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again
         if on_start:
             on_start(run, dataset, model)
         trainer.fit()
@@ -99,8 +199,10 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
         run.save_weights(model.state_dict())
         predictions, truth = _forecast(dataset, model, summary)
         _plots(run, trainer, predictions, truth)
-    except KeyboardInterrupt:
-        summary.update(status="interrupted", message="interrupted by the user (Ctrl-C)")
+    except KeyboardInterrupt as e:
+        if restoring:
+            raise
+        summary.update(status="interrupted", message=why(e))
         _keep(run, trainer, summary, started)
         raise
     except DivergedError as e:
@@ -108,25 +210,49 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
         _keep(run, trainer, summary, started)
         return summary
     except Exception as e:
+        if restoring:
+            raise
         summary.update(status="failed", message=f"{type(e).__name__}: {e}")
         _keep(run, trainer, summary, started)
         raise
     summary["seconds"] = time.perf_counter() - started
-    run.write_summary(summary)
-    return summary
+    run.write_summary(_final(summary))
+    return _final(summary)
+
+
+PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")
+
+
+def _final(summary):
+    """A summary without the process's bookkeeping, which only a running run needs."""
+    return {k: v for k, v in summary.items() if k not in PROCESS_KEYS}
+
+
+def _keep_preprocessing(run, dataset, config):
+    """A dataset read from a user's file records it (path, SHA-256) in the config and saves what it
+    fitted as preprocessing.json, which `rnnrun predict` applies to new files without refitting."""
+    recorded = dataset.recorded_options()
+    if recorded:
+        config["data_options"] = {**config["data_options"], **recorded}
+        run.write_config(config)
+    preprocessing = dataset.preprocessing()
+    if preprocessing is not None:
+        atomic_write(run.file(PREPROCESSING), json.dumps(plain(preprocessing), indent=2) + "\n")
 
 
 def _keep(run, trainer, summary, started):
     """Save what an unfinished run has: its metrics so far (already on disk), last weights, summary."""
     summary["seconds"] = time.perf_counter() - started
     if trainer is not None:
-        summary["epochs"] = len(trainer.history)
+        summary["epochs"] = summary["epochs_done"] = len(trainer.history)
         if trainer.history:
             summary.update(_history_stats(trainer.history))
         try:
             run.save_weights(trainer.model.state_dict())
         except Exception:  # weights with NaN still save; anything else must not hide the real error
             pass
+    for key in PROCESS_KEYS:
+        summary.pop(key, None)
     run.write_summary(summary)
 
 

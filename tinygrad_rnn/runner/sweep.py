@@ -33,8 +33,8 @@ from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
-from .runs import Run, RunStore, atomic_write, plain, read_json, slug
-from .signals import on_ctrl_c
+from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
+from .signals import on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -227,10 +227,24 @@ class Sweep:
         """{trial key: summary} of the trials whose run folder holds a finished or diverged result."""
         results = {}
         for run in self.runs():
-            summary = run.summary()
-            if summary.get("status") in DONE:
-                results[trial_key(run.config())] = summary
+            try:
+                summary = run.summary()
+                if summary.get("status") in DONE:
+                    results[trial_key(run.config())] = summary
+            except DamagedRun:  # a damaged attempt is not a result: the trial runs again
+                pass
         return results
+
+    def resumable(self):
+        """{trial key: run folder} of unfinished attempts with a readable checkpoint, the latest per trial."""
+        found = {}
+        for run in self.runs():
+            try:
+                if run.status() not in DONE + ("running",) and run.has_checkpoint() and run.check() is None:
+                    found[trial_key(run.config())] = run.path
+            except DamagedRun:
+                pass
+        return found
 
 
 def create_sweep(root, name):
@@ -305,22 +319,29 @@ class _RecordingStore(RunStore):
         return self.run
 
 
-def run_trial(config, root, group, plugins=()):
-    """Run one trial with `execute`; returns its summary whatever happens.
+def run_trial(config, root, group, plugins=(), resume_path=None):
+    """Run one trial with `execute` (or, given the folder of an earlier attempt that has a checkpoint,
+    continue it with `resume`); returns its summary whatever happens.
 
     status "finished" or "diverged" (from execute), "failed" (an exception, with its message) or
     "interrupted" (Ctrl-C); the trial's folder keeps its files in every case."""
     store = _RecordingStore(root)
     try:
-        from .experiment import execute
+        from .experiment import execute, resume
         with _trial_lock:
             load_plugins_once(plugins)
+            if resume_path is not None:
+                store.run = Run(resume_path)
+                return resume(store.run)
             return execute(config, store, group=group)
-    except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted by the user (Ctrl-C)"
+    except KeyboardInterrupt as e:
+        status, message = "interrupted", why(e)
     except Exception as e:  # a broken trial must not stop the sweep: it is recorded and the rest go on
         status, message = "failed", f"{type(e).__name__}: {e}"
-    summary = store.run.summary() if store.run is not None else {}
+    try:
+        summary = store.run.summary() if store.run is not None else {}
+    except DamagedRun:
+        summary = {}
     summary.update(status=status, message=message)
     return summary
 
@@ -330,10 +351,11 @@ def _init_worker():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_trial(config, root, group, plugins):
-    """run_trial in a pool worker or a Dask task: Ctrl-C ends the trial as "interrupted", not the worker."""
-    with on_ctrl_c(signal.default_int_handler):
-        return run_trial(config, root, group, plugins)
+def _worker_trial(config, root, group, plugins, resume_path=None):
+    """run_trial in a pool worker or a Dask task: Ctrl-C ends the trial as "interrupted", not the worker
+    (once the epoch's files are whole). SIGTERM keeps its default: the sweep uses it to end a worker."""
+    with on_stop((signal.SIGINT,)):
+        return run_trial(config, root, group, plugins, resume_path)
 
 
 # ---- executors: each calls record(trial, summary) in this process as results arrive ----------------
@@ -354,7 +376,7 @@ def run_trials(trials, root, group, plugins=(), workers=1, client=None, record=N
 
 def _in_process(trials, root, group, plugins, record):
     for trial in trials:
-        summary = run_trial(trial["config"], root, group, plugins)
+        summary = run_trial(trial["config"], root, group, plugins, trial.get("resume"))
         record(trial, summary)
         if summary["status"] == "interrupted":
             raise KeyboardInterrupt
@@ -380,7 +402,7 @@ def _on_pool(trials, workers, root, group, plugins, record):
 
     def submit_next():
         trial = queue.pop(0)
-        running[pool.submit(_worker_trial, trial["config"], root, group, list(plugins))] = trial
+        running[pool.submit(_worker_trial, trial["config"], root, group, list(plugins), trial.get("resume"))] = trial
 
     # spawn, not fork: a worker starts clean (no copied locks, registries or BLAS thread pools)
     context = multiprocessing.get_context("spawn")
@@ -425,7 +447,7 @@ def connect(address):
 
 def _on_dask(trials, client, root, group, plugins, record):
     from distributed import as_completed
-    pending = {client.submit(_worker_trial, t["config"], root, group, list(plugins), pure=False): t
+    pending = {client.submit(_worker_trial, t["config"], root, group, list(plugins), t.get("resume"), pure=False): t
                for t in trials}
     try:
         for future in as_completed(pending, loop=client.loop):
@@ -451,7 +473,8 @@ def run_sweep(sweep, trials, workers=1, client=None, plugins=(), on_result=None)
     with status "interrupted"."""
     earlier = sweep.done()
     records = {t["key"]: _record(t, earlier[t["key"]]) for t in trials if t["key"] in earlier}
-    todo = [t for t in trials if t["key"] not in records]
+    attempts = sweep.resumable()  # an unfinished trial with a checkpoint continues from it
+    todo = [{**t, "resume": attempts.get(t["key"])} for t in trials if t["key"] not in records]
     resumed = len(records)
 
     def record(trial, summary):

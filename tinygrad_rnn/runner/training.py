@@ -1,5 +1,6 @@
-"""The default command's driver: train each resolved config in turn with a progress bar, then print the
-results table (or one JSON document). Ctrl-C keeps the run's files and exits 130."""
+"""The default command's driver (and `rnnrun resume`'s): train each resolved config in turn with a
+progress bar, then print the results table (or one JSON document). Ctrl-C, SIGTERM and SIGHUP keep
+the run's files, say where they are and how to resume, and exit 130, 143 or 129."""
 import json
 import sys
 
@@ -7,46 +8,44 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .output import Fail, console
-from .signals import on_ctrl_c
+from .signals import Stop, exit_code, on_stop
 
 
-class Interrupted:
-    """Ctrl-C seen. Python raises KeyboardInterrupt wherever the main thread is, and a library can
-    swallow it (in a callback, a finaliser); the training callbacks check this flag as well, so the
-    run still stops at the next batch."""
-    seen = False
-
-    @classmethod
-    def handler(cls, signum, frame):
-        cls.seen = True
-        raise KeyboardInterrupt
-
-    @classmethod
-    def check(cls):
-        if cls.seen:
-            raise KeyboardInterrupt
-
-
-def train_all(configs, store, as_json, quiet):
-    with on_ctrl_c(Interrupted.handler):
-        return _train_all(configs, store, as_json, quiet)
-
-
-def _train_all(configs, store, as_json, quiet):
+def train_all(configs, store, as_json, quiet, checkpoint_every=1):
+    """Train every config in a new run folder of `store`."""
     from .experiment import execute
+
+    def job(config):
+        return lambda **hooks: execute(config, store, checkpoint_every=checkpoint_every, **hooks)
+    with on_stop():
+        return _drive([(config, job(config)) for config in configs], as_json, quiet)
+
+
+def resume_run(run, epochs, as_json, quiet):
+    """Continue `run` from its checkpoint, shown as a training run is."""
+    from .experiment import continue_run, prepare_resume
+    config, checkpoint = prepare_resume(run, epochs)  # refusals come before any output
+    if not as_json and not quiet:
+        console().print(f"[dim]resuming run {run.id} after epoch {checkpoint['epoch']} of {config['epochs']}[/]")
+    with on_stop():
+        return _drive([(config, lambda **hooks: continue_run(run, config, checkpoint, **hooks))], as_json, quiet)
+
+
+def _drive(jobs, as_json, quiet):
     from .report import forecast_lines, model_table, results_table
     out, err = console(), console(stderr=True)
     show = not as_json and not quiet
-    summaries = []
-    for config in configs:
+    summaries, configs = [], [config for config, _ in jobs]
+    for config, train in jobs:
         progress = Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
                             TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), console=err,
                             disable=as_json or quiet, transient=False)
-        task = None
+        task, current = None, None
 
         def on_start(run, dataset, model):
-            nonlocal task
+            nonlocal task, current
+            current = run
             if show:
                 out.print(f"[dim]run {run.id}: {config['cell']} on {config['data']} "
                           f"({dataset.kind}, {dataset.problem}; {len(dataset.splits()['train'])} training sequences)[/]")
@@ -57,23 +56,27 @@ def _train_all(configs, store, as_json, quiet):
         def on_batch(trainer, batch, batches, loss):
             # the batch's loss stays unread: on a GPU, reading it would make every batch wait for the
             # device; the epoch's losses are read together and shown at the epoch's end
-            Interrupted.check()
+            Stop.check()
             progress.update(task, speed=f"batch {batch}/{batches}")
 
         def on_epoch(trainer, metrics):
-            Interrupted.check()
-            progress.update(task, advance=1, epoch=metrics["epoch"],
+            Stop.check()
+            progress.update(task, completed=metrics["epoch"], epoch=metrics["epoch"],
                             loss=f"{metrics['train_loss']:.4g} (train) {metrics['val_loss']:.4g} (val)",
                             speed=f"{metrics['seconds']:.1f}s/epoch")
 
         with progress:
             try:
-                summary = execute(config, store, on_start=on_start, on_epoch=on_epoch, on_batch=on_batch)
-            except KeyboardInterrupt:
+                summary = train(on_start=on_start, on_epoch=on_epoch, on_batch=on_batch)
+            except KeyboardInterrupt as e:
                 progress.stop()
-                err.print(f"[yellow]interrupted:[/] the run's config, metrics so far and last weights "
-                          f"are kept in {store.root}")
-                sys.exit(130)
+                if current is None:
+                    err.print("[yellow]interrupted[/] before training started")
+                else:
+                    err.print(f"[yellow]interrupted:[/] the run's config, metrics so far, last weights and "
+                              f"checkpoint are kept in {current.path}; continue it with "
+                              f"{current.resume_command()}", soft_wrap=True)
+                sys.exit(exit_code(e))
         summaries.append(summary)
         if summary["status"] == "diverged":
             err.print(f"[red]diverged:[/] {summary['message']} (run kept in {summary['run_dir']})", soft_wrap=True)

@@ -5,6 +5,7 @@
     rnnrun compare RUN RUN ...       runs side by side
     rnnrun forecast RUN --steps 50   a time-series model fed its own predictions
 """
+import datetime
 import json
 
 import click
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from ..app import cli, runs_dir_option, store_for
 from ..output import console
+from ..runs import DamagedRun
 from ...errors import ConfigError
 from ...registry import datasets
 
@@ -22,31 +24,83 @@ from ...registry import datasets
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_runs(ctx, runs_dir, sweep, as_json):
-    """Past runs: id, cell, data, key settings, best validation metric, time."""
+    """Past runs: id, cell, data, key settings, best validation metric, status, time.
+
+    A run whose process is gone without a word is `killed`; a run with a file that is missing or
+    unreadable is `damaged (FILE: reason)`, and the others are listed as usual."""
     from ..report import fmt
     store = store_for(ctx, runs_dir)
     runs = store.runs()
     if sweep:
         from ..sweep import sweep_runs
         runs = sweep_runs(store, sweep)
-    rows = []
-    for run in runs:
-        c, s = run.config(), run.summary()
-        rows.append({"id": run.id, "cell": c.get("cell"), "data": c.get("data"),
-                     "settings": settings_text(c), "metric": s.get("metric"), "val_metric": s.get("val_metric"),
-                     "test_metric": s.get("test_metric"), "status": s.get("status", "running?"),
-                     "seconds": s.get("seconds")})
+    rows = [run_row(run) for run in runs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        console().print(f"no runs in {store.root} yet: try rnnrun --cell gru --data sine")
+        return
+    out = console()
+    # the id is what users copy into the next command: never cut. On a narrow terminal the table keeps
+    # the columns that tell runs apart; the others wrap. Long statuses are spelt out below the table.
+    narrow = out.width < 120
+    columns = ["cell", "data"] + ([] if narrow else ["settings", "metric"]) + ["best val", "test", "status"] \
+        + ([] if narrow else ["s"])
     table = Table(title=f"Runs in {store.root}", title_justify="left")
-    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
-    for column in ("cell", "data", "settings", "metric", "best val", "test", "status", "s"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    for column in columns:
+        table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["id"], r["cell"], r["data"], r["settings"], r["metric"] or "", fmt(r["val_metric"]),
-                      fmt(r["test_metric"]), r["status"], fmt(r["seconds"], 3))
-    console().print(table if rows else f"no runs in {store.root} yet: try rnnrun --cell gru --data sine")
+        cells = {"cell": r["cell"] or "", "data": r["data"] or "", "settings": r["settings"],
+                 "metric": r["metric"] or "", "best val": fmt(r["val_metric"]), "test": fmt(r["test_metric"]),
+                 "s": fmt(r["seconds"], 3), "status": r["status"].split(" (")[0]}
+        table.add_row(r["id"], *(cells[c] for c in columns))
+    longest = max(len(r["id"]) for r in rows)
+    if longest + 40 > out.width:  # no room for a table beside ids this long: one line per run
+        for r in rows:
+            out.print(f"{r['id']}  {r['status'].split(' (')[0]}  {r['cell'] or ''} on {r['data'] or ''}  "
+                      f"best val {fmt(r['val_metric'])}  test {fmt(r['test_metric'])}", soft_wrap=True)
+    else:
+        out.print(table)
+    for r in rows:
+        if r["status"].startswith("damaged"):
+            out.print(f"{r['id']}: {r['status']}", soft_wrap=True)
+        elif r.get("resume"):
+            out.print(f"{r['id']} is {r['status']}: continue it with {r['resume']}", soft_wrap=True)
+
+
+def run_row(run):
+    """One line of `rnnrun runs` (and its --json): a damaged run keeps what can still be read."""
+    row = {"id": run.id, "path": run.path, "cell": None, "data": None, "settings": "", "metric": None,
+           "val_metric": None, "test_metric": None, "status": None, "seconds": None, "resume": None}
+    problem = run.check()
+    if problem:
+        row["status"] = f"damaged ({problem})"
+    for read in (_config_part, _summary_part):
+        try:
+            row.update(read(run))
+        except DamagedRun:
+            pass
+    if not problem:
+        row["status"] = run.status()
+        if row["status"] in RESUMABLE and run.has_checkpoint():
+            row["resume"] = run.resume_command()
+    return row
+
+
+RESUMABLE = ("killed", "interrupted", "failed")
+
+
+def _config_part(run):
+    c = run.config()
+    return {"cell": c.get("cell"), "data": c.get("data"), "settings": settings_text(c)}
+
+
+def _summary_part(run):
+    s = run.summary()
+    return {"metric": s.get("metric"), "val_metric": s.get("val_metric"), "test_metric": s.get("test_metric"),
+            "seconds": s.get("seconds")}
 
 
 def settings_text(config):
@@ -65,8 +119,14 @@ def settings_text(config):
 def show(ctx, run_id, runs_dir, as_json):
     """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
     from ..report import dict_table, rows_table
-    run = store_for(ctx, runs_dir).get(run_id)
+    run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config, metrics, summary = run.config(), run.metrics(), run.summary()
+    summary["status"] = run.status()
+    if summary["status"] == "killed":
+        summary["message"] = "its process is gone (killed without a word: out of memory, a closed laptop, SIGKILL)"
+    if "last_seen" in summary:  # a running (or killed) run's last sign of life, as a time people read
+        summary["last_seen"] = datetime.datetime.fromtimestamp(summary["last_seen"]).isoformat(timespec="seconds")
+    summary.pop("pid_start", None)
     if as_json:
         click.echo(json.dumps({"config": config, "metrics": metrics, "summary": summary}, indent=2, default=str))
         return
@@ -80,6 +140,8 @@ def show(ctx, run_id, runs_dir, as_json):
         columns = {c: label for c, label in labels.items() if c in metrics[0]}
         out.print(rows_table("Per-epoch metrics", metrics, columns))
     out.print(dict_table("Results", {k: v for k, v in summary.items() if k != "val_losses"}))
+    if summary["status"] in RESUMABLE and run.has_checkpoint():
+        out.print(f"{run.id} is {summary['status']}: continue it with {run.resume_command()}", soft_wrap=True)
 
 
 @cli.command("compare")
@@ -92,9 +154,10 @@ def compare(ctx, run_ids, runs_dir):
     store = store_for(ctx, runs_dir)
     summaries = []
     for run_id in run_ids:
-        run = store.get(run_id)
+        run = store.get(run_id).verify()
         summary = run.summary()
         summary.setdefault("cell", run.config().get("cell"))
+        summary["status"] = run.status()
         summary["cell"] = f"{summary['cell']} ({run.id})"
         summaries.append(summary)
     console().print(results_table(summaries, title="Comparison"))
@@ -112,7 +175,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     """Free-running generation from a time-series run: the model fed its own predictions."""
     from ..experiment import build
     from ...forecast import forecast
-    run = store_for(ctx, runs_dir).get(run_id)
+    run = store_for(ctx, runs_dir).get(run_id).verify()
     config = run.config()
     config.pop("meta", None)
     dataset, model, _ = build(config)
@@ -120,7 +183,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
         raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "
                           "forecast needs one of: " + ", ".join(n for n in datasets.names()
                                                                 if datasets.get(n).forecastable))
-    model.load_state_dict(run.weights())
+    run.load_weights_into(model)
     predictions, truth = forecast(model, dataset, steps, source)
     if as_json:
         click.echo(json.dumps({"predictions": predictions.tolist(),

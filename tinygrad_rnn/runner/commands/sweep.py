@@ -22,6 +22,7 @@ from ..output import Fail, console
 from ..config import parse_spec
 from ...errors import ConfigError
 from ..report import fmt
+from ..signals import exit_code, on_stop
 
 # the flags that define a sweep; --resume takes all of them from the sweep's sweep.toml
 DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size", "reg", "epochs", "bidirectional",
@@ -150,13 +151,14 @@ def _run(sweep, trials, plugins, workers, client, scheduler, silent):
     with progress:
         task = progress.add_task("sweep", total=len(trials), completed=done, id=sweep.id)
         try:
-            return sweeps.run_sweep(sweep, trials, workers=workers, client=client, plugins=plugins,
-                                    on_result=on_result)
-        except KeyboardInterrupt:
+            with on_stop():  # SIGTERM and SIGHUP stop a sweep as Ctrl-C does
+                return sweeps.run_sweep(sweep, trials, workers=workers, client=client, plugins=plugins,
+                                        on_result=on_result)
+        except KeyboardInterrupt as e:
             progress.stop()
             err.print(f"[yellow]interrupted:[/] finished trials are kept in {sweep.path}; "
                       f"run the rest with rnnrun sweep --resume {sweep.id}", soft_wrap=True)
-            sys.exit(130)
+            sys.exit(exit_code(e))
 
 
 def _print(doc):

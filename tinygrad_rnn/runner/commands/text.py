@@ -3,6 +3,7 @@
     rnnrun --cell lstm --data text --layers 2 --reg tbptt:k=100
     rnnrun sample last --prompt 'ROMEO:' --length 500 --temperature 0.8 --seed 1
 """
+import os
 import sys
 
 import click
@@ -28,7 +29,7 @@ def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     """Generate text from a trained `text` run (RUN: id, id prefix, path or 'last'), printed as it comes."""
     from ..experiment import build
     from ...sample import is_text_dataset, sample
-    run = store_for(ctx, runs_dir).get(run_id)
+    run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config = run.config()
     config.pop("meta", None)
     if not _is_text(config.get("data")):
@@ -37,11 +38,9 @@ def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     dataset, model, _ = build(config)
     if not is_text_dataset(dataset):  # a plugin that declares itself text-like but is not
         raise ConfigError(f"dataset {config['data']!r} of run {run.id} has no vocabulary to sample from")
-    try:
-        weights = run.weights()
-    except FileNotFoundError:
-        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish") from None
-    model.load_state_dict(weights)
+    if not os.path.exists(run.file("model.npz")):
+        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
+    run.load_weights_into(model)
     dataset.encode(prompt)  # an unknown prompt character fails here, before anything is printed
 
     def echo(text):

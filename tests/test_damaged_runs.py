@@ -1,0 +1,96 @@
+"""Damaged runs: each run file in turn truncated, overwritten with garbage or deleted. `rnnrun runs` lists
+the run as `damaged (FILE: reason)` and the other runs as usual; every command that reads the run says
+which file in one line and exits 1; nothing prints a traceback."""
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from tinygrad_rnn.runner.cli import cli
+
+FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz", "checkpoint.npz")
+RUN = ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "2", "--quiet"]
+
+
+def rnnrun(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A runs folder with two finished runs: (folder, [id of the first, id of the second])."""
+    root = tmp_path_factory.mktemp("runs")
+    for seed in (0, 1):
+        assert rnnrun(*RUN, "--seed", seed, "--runs-dir", root).exit_code == 0
+    ids = [row["id"] for row in json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)]
+    return root, ids
+
+
+def damage(path, how):
+    if how == "delete":
+        os.remove(path)
+    elif how == "truncate":
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])
+    else:
+        open(path, "wb").write(b"\x00\xffgarbage{[\n" * 7)
+
+
+def one_line_error(result, name):
+    assert result.exit_code == 1, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage", "delete"])
+@pytest.mark.parametrize("name", FILES)
+def test_a_damaged_file_is_named_and_the_other_runs_stay_usable(two_runs, tmp_path, name, how):
+    root, (damaged, healthy) = tmp_path / "runs", two_runs[1]
+    shutil.copytree(two_runs[0], root)
+    damage(os.path.join(root, damaged, name), how)
+
+    listed = rnnrun("runs", "--runs-dir", root, "--json")
+    assert listed.exit_code == 0
+    status = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
+    assert status[healthy] == "finished"
+    table = rnnrun("runs", "--runs-dir", root)
+    assert table.exit_code == 0 and healthy in table.stdout
+    if name == "checkpoint.npz" and how == "delete":
+        # runs from before checkpoints have none: not damage, but nothing to resume from
+        assert status[damaged] == "finished"
+        refused = rnnrun("resume", damaged, "--epochs", 3, "--runs-dir", root)
+        assert refused.exit_code == 2 and "no checkpoint" in refused.stderr
+        return
+    assert status[damaged].startswith(f"damaged ({name}: "), status[damaged]
+
+    one_line_error(rnnrun("show", damaged, "--runs-dir", root), name)
+    one_line_error(rnnrun("resume", damaged, "--epochs", 3, "--runs-dir", root), name)
+    if how == "garbage":
+        one_line_error(rnnrun("compare", healthy, damaged, "--runs-dir", root), name)
+        one_line_error(rnnrun("forecast", damaged, "--steps", 3, "--runs-dir", root), name)
+        one_line_error(rnnrun("sample", damaged, "--length", 3, "--runs-dir", root), name)
+    assert rnnrun("show", healthy, "--runs-dir", root).exit_code == 0
+
+
+def test_weights_of_another_model_are_a_damaged_model_file(two_runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    assert rnnrun(*RUN, "--hidden", 5, "--runs-dir", root).exit_code == 0
+    other = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[-1]["id"]
+    first = two_runs[1][0]
+    shutil.copy(os.path.join(root, other, "model.npz"), os.path.join(root, first, "model.npz"))
+    one_line_error(rnnrun("forecast", first, "--steps", 3, "--runs-dir", root), "model.npz")
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_changes_nothing(two_runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    first = two_runs[1][0]
+    assert rnnrun(*RUN, "--hidden", 5, "--runs-dir", root).exit_code == 0
+    other = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[-1]["id"]
+    shutil.copy(os.path.join(root, other, "checkpoint.npz"), os.path.join(root, first, "checkpoint.npz"))
+    before = {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}
+    one_line_error(rnnrun("resume", first, "--epochs", 3, "--runs-dir", root), "checkpoint.npz")
+    assert before == {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}
