@@ -1,21 +1,25 @@
 """Time one training step of tinygrad_rnn's recurrent layers against PyTorch's.
 
 A training step is: forward over the whole sequence, MSE over all outputs, backward, SGD (p -= lr * g).
-For each configuration (batch, T, input, hidden) and cell it times four implementations:
+For each configuration (batch, T, input, hidden) and cell (rnn, lstm, gru; and the README's `mgu` and
+examples/indrnn_cell.py's `indrnn`, which have neither a fused kernel nor a torch module) it times
+five implementations:
 
-    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)               (the cells' fused whole-sequence ops)
-    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)  (the readable cells, step by step)
+    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                 (the cells' fused whole-sequence ops)
+    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: nn/tape.py)
+    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)    (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell
 
 Each number is the median of --repeats steps after warm-up; the implementations take turns step by
-step, so that load from other processes hits them all alike. Then it measures peak memory of the fused
-step (tracemalloc) against the activations BPTT must keep, and with truncated BPTT (chunks of 25 steps,
+step, so that load from other processes hits them all alike. Then it measures peak memory of a full-BPTT
+step on each of our three paths (tracemalloc) against the activations BPTT must keep, and with truncated BPTT (chunks of 25 steps,
 state detached between chunks) at growing T, which should stay flat.
 
     python bench/rnn_bench.py                         # everything, about a few minutes on 2 cores
     python bench/rnn_bench.py --cells lstm --configs medium --json out.json
     python bench/rnn_bench.py --quick                 # tiny sizes, a smoke test (seconds)
+    python bench/rnn_bench.py --cpu-time              # on a loaded machine: process CPU time, 1 thread
 
 Threads: the BLAS and OpenMP pools get 2 threads (set below, before NumPy and torch load). The
 variables OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, if set, make OpenBLAS pick slower kernels; this
@@ -25,7 +29,11 @@ touch them.
 import os
 import sys
 
-THREADS = 2
+# --cpu-time: each step timed as this process's CPU time with one BLAS thread. On a machine shared
+# with other jobs, wall time with two threads is mostly the wait for a core (and OpenBLAS's threads
+# spin while they wait); CPU time counts only the work, so ratios stay meaningful under load.
+CPU_TIME = "--cpu-time" in sys.argv
+THREADS = 1 if CPU_TIME else 2
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
 REMOVED_BLAS_ENV = {}
@@ -57,9 +65,11 @@ CONFIGS = {  # name: (batch, T, input, hidden)
 }
 QUICK_CONFIG = {"quick": (4, 6, 2, 5)}
 CELLS = ("rnn", "lstm", "gru")
-IMPLS = ("fused", "composed", "torch", "torch-cell")
+USER_CELLS = ("mgu", "indrnn")  # the README's plugin cell and examples/indrnn_cell.py: no fused op, no torch
+IMPLS = ("fused", "compiled", "composed", "torch", "torch-cell")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATES = {"rnn": 1, "lstm": 2, "gru": 1}  # state vectors per step (h, or h and c)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TBPTT_K = 25
 LR = 0.01
 
@@ -78,13 +88,26 @@ class Backend:
             self.xp, self.sync = np, (lambda: None)
 
 
-def ours(cell, shape, fused, backend, seed=0):
-    """A training-step closure for tinygrad_rnn's Recurrent layer (fused or composed cells)."""
+def load_user_cells():
+    """Register `mgu` from the README's my_plugins.py block and `indrnn` from examples/, as users do."""
+    import re
+    import tempfile
+    with open(os.path.join(ROOT, "README.md")) as f:
+        source = re.search(r"```python\n(# my_plugins.py\n.*?)```", f.read(), re.S).group(1)
+    path = os.path.join(tempfile.mkdtemp(), "my_plugins.py")
+    with open(path, "w") as f:
+        f.write(source)
+    tg.load_plugin(path)
+    tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
+
+
+def ours(cell, shape, impl, backend, seed=0):
+    """A training-step closure for tinygrad_rnn's Recurrent layer: impl fused, compiled or composed."""
     from tinygrad_rnn.losses import mse
     from tinygrad_rnn.nn import Recurrent
     N, T, D, H = shape
     tg.manual_seed(seed)
-    model = Recurrent(cell, D, H, fused=fused)
+    model = Recurrent(cell, D, H, fused=impl != "composed", compiled=impl == "compiled")
     rng = np.random.default_rng(seed)
     x = Tensor(backend.xp.asarray(rng.standard_normal((N, T, D)).astype(np.float32)))
     y = Tensor(backend.xp.asarray(rng.standard_normal((N, T, H)).astype(np.float32)))
@@ -143,8 +166,10 @@ def torch_step(cell, shape, loop, device, seed=0):
 def make_steps(cell, shape, impls, backend):
     steps = {}
     for impl in impls:
-        if impl in ("fused", "composed"):
-            steps[impl] = ours(cell, shape, impl == "fused", backend)[0]
+        if cell in USER_CELLS and impl not in ("compiled", "composed"):
+            continue  # no hand-fused op and no torch module for these
+        if impl in ("fused", "compiled", "composed"):
+            steps[impl] = ours(cell, shape, impl, backend)[0]
         else:
             steps[impl] = torch_step(cell, shape, impl == "torch-cell", "cuda" if backend.name == "cupy" else "cpu")
     return steps
@@ -157,14 +182,15 @@ def time_steps(steps, repeats, warmup, sync):
             step()
     sync()
     times = {name: [] for name in steps}
+    clock = time.process_time if CPU_TIME else time.perf_counter
     for _ in range(repeats):
         for name, step in steps.items():
             gc.collect()
             sync()
-            start = time.perf_counter()
+            start = clock()
             step()
             sync()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((clock() - start) * 1e3)
     return times
 
 
@@ -187,16 +213,19 @@ def peak_bytes(run):
         tracemalloc.stop()
 
 
-def memory_rows(cell, shape, backend, lengths):
+def memory_rows(cell, shape, backend, lengths, impls=("fused",)):
+    """Peak memory of a full-BPTT step for each implementation, and of truncated BPTT (fused) at each length."""
     N, T, D, H = shape
-    step, model, x, y = ours(cell, shape, True, backend)
-    step()  # warm-up: parameters' first gradients, imports
-    full = peak_bytes(step)
-    rows = [{"cell": cell, "shape": list(shape), "mode": "full BPTT", "T": T, "peak_bytes": full,
-             "activation_bytes": activation_bytes(cell, N, T, H),
-             "ratio": full / activation_bytes(cell, N, T, H)}]
+    rows = []
+    for impl in impls:
+        step, model, x, y = ours(cell, shape, impl, backend)
+        step()  # warm-up: parameters' first gradients, imports
+        full = peak_bytes(step)
+        rows.append({"cell": cell, "shape": list(shape), "mode": f"full BPTT, {impl}", "T": T, "peak_bytes": full,
+                     "activation_bytes": activation_bytes(cell, N, T, H),
+                     "ratio": full / activation_bytes(cell, N, T, H)})
     for length in lengths:
-        step, model, x, y = ours(cell, (N, length, D, H), True, backend)
+        step, model, x, y = ours(cell, (N, length, D, H), "fused", backend)
         # slicing x and y per chunk must not count: make the chunks first
         chunks = [(Tensor(x.data[:, s:s + TBPTT_K].copy()), Tensor(y.data[:, s:s + TBPTT_K].copy()))
                   for s in range(0, length, TBPTT_K)]
@@ -281,11 +310,15 @@ def parse_list(text, valid, what):
               help="Also measure peak memory (NumPy backend only).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results here.")
 @click.option("--keep-blas-env", is_flag=True, help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set.")
-def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_path, keep_blas_env):
+@click.option("--cpu-time", is_flag=True, help="Time process CPU time with 1 thread instead of wall time with 2 "
+                                              "(for a loaded machine: counts the work, not the wait for a core).")
+def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_path, keep_blas_env, cpu_time):
     """Time a training step of rnn, lstm and gru: fused, composed, torch's module and torch's cell loop."""
     console = Console(width=140)
     configs = parse_configs(configs, quick)
-    cells = parse_list(cells, CELLS, "cells")
+    cells = parse_list(cells, CELLS + USER_CELLS, "cells")
+    if set(cells) & set(USER_CELLS):
+        load_user_cells()
     impls = parse_list(impls, IMPLS, "implementations")
     if quick:
         repeats, warmup = min(repeats, 3), min(warmup, 1)
@@ -305,6 +338,8 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
             times = time_steps(make_steps(cell, shape, impls, back), repeats, warmup, back.sync)
             reference = statistics.median(times["torch"]) if "torch" in times else None
             for impl in impls:
+                if impl not in times:
+                    continue
                 ms = statistics.median(times[impl])
                 results.append({"config": config, "shape": list(shape), "cell": cell, "impl": impl, "ms": ms,
                                 "ms_all": times[impl], "ratio": None if reference is None else ms / reference})
@@ -313,19 +348,24 @@ def main(configs, cells, impls, repeats, warmup, quick, backend, memory, json_pa
         for config, shape in configs.items():
             lengths = [shape[1]] if quick else [100, 200, 400]
             for cell in cells:
-                memory_results += [dict(row, config=config) for row in memory_rows(cell, shape, back, lengths)]
+                if cell in USER_CELLS:
+                    continue
+                paths = [i for i in ("fused", "compiled", "composed") if i in impls] or ["fused"]
+                memory_results += [dict(row, config=config) for row in memory_rows(cell, shape, back, lengths, paths)]
     machine["load_average_after"] = list(os.getloadavg())
     show(console, results, memory_results, impls, machine)
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"machine": machine, "settings": {"repeats": repeats, "warmup": warmup, "backend": backend,
+                                                        "clock": "process CPU time" if CPU_TIME else "wall",
                                                         "lr": LR, "tbptt_k": TBPTT_K},
                        "results": results, "memory": memory_results}, f, indent=2)
         console.print(f"wrote {json_path}")
 
 
 def show(console, results, memory_results, impls, machine):
-    table = Table(title=f"ms per training step (median), ratio to torch's fused module — "
+    clock = "CPU ms" if CPU_TIME else "ms"
+    table = Table(title=f"{clock} per training step (median), ratio to torch's fused module — "
                         f"{machine['cpu']}, {machine['threads']} threads")
     table.add_column("config")
     table.add_column("cell")
@@ -337,12 +377,27 @@ def show(console, results, memory_results, impls, machine):
     for (config, shape, cell), by_impl in rows.items():
         cells = []
         for impl in impls:
-            r = by_impl[impl]
+            r = by_impl.get(impl)
+            if r is None:
+                cells.append("–")
+                continue
             cells.append(f"{r['ms']:.2f}" + (f" ({r['ratio']:.2f}×)" if r["ratio"] is not None else ""))
         table.add_row(f"{config} {'x'.join(map(str, shape))}", cell, *cells)
     console.print(table)
+    ratios = Table(title="the compiled path against the other two (ratios of the medians above)")
+    for name in ("config", "cell", "composed ÷ compiled", "compiled ÷ fused"):
+        ratios.add_column(name, justify="left" if name in ("config", "cell") else "right")
+    for (config, shape, cell), by_impl in rows.items():
+        ms = {impl: r["ms"] for impl, r in by_impl.items()}
+        if "compiled" not in ms:
+            continue
+        ratios.add_row(f"{config} {'x'.join(map(str, shape))}", cell,
+                       f"{ms['composed'] / ms['compiled']:.2f}" if "composed" in ms else "–",
+                       f"{ms['compiled'] / ms['fused']:.2f}" if "fused" in ms else "–")
+    if ratios.rows:
+        console.print(ratios)
     if memory_results:
-        mem = Table(title="peak memory of a fused training step (tracemalloc) vs the activations BPTT keeps")
+        mem = Table(title="peak memory of a training step (tracemalloc) vs the activations BPTT keeps")
         for name in ("config", "cell", "mode", "T", "peak MiB", "activations MiB", "ratio"):
             mem.add_column(name, justify="right" if name not in ("config", "cell", "mode") else "left")
         for r in memory_results:

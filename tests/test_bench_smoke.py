@@ -14,7 +14,7 @@ def test_quick_benchmark_writes_a_result_for_every_cell_and_implementation(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     impls = {r["impl"] for r in report["results"]}
-    assert {"fused", "composed"} <= impls
+    assert {"fused", "compiled", "composed"} <= impls
     for cell in ("rnn", "lstm", "gru"):
         rows = [r for r in report["results"] if r["cell"] == cell]
         assert {r["impl"] for r in rows} == impls
@@ -22,7 +22,8 @@ def test_quick_benchmark_writes_a_result_for_every_cell_and_implementation(tmp_p
         if "torch" in impls:
             assert next(r["ratio"] for r in rows if r["impl"] == "torch") == 1.0
     modes = {(m["cell"], m["mode"]) for m in report["memory"]}
-    assert ("lstm", "full BPTT") in modes and ("lstm", "tbptt k=25") in modes
+    assert {("lstm", f"full BPTT, {impl}") for impl in ("fused", "compiled", "composed")} <= modes
+    assert ("lstm", "tbptt k=25") in modes
     assert all(m["peak_bytes"] > 0 for m in report["memory"])
     assert report["machine"]["threads"] == 2
 

@@ -33,7 +33,10 @@ def damage(path, how):
         os.remove(path)
     elif how == "truncate":
         data = open(path, "rb").read()
-        open(path, "wb").write(data[: len(data) // 2])
+        cut = len(data) // 2
+        if data[cut - 1:cut] == b"\n":  # cut inside a line: a file cut at a line end may still be complete
+            cut -= 2
+        open(path, "wb").write(data[:cut])
     else:
         open(path, "wb").write(b"\x00\xffgarbage{[\n" * 7)
 

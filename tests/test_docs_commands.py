@@ -8,13 +8,13 @@ python blocks whose first line is `# NAME.py` are written there as files (plugin
 load with --plugin; the README's, its `my_plugins.py`, for every document), and the repository's
 `examples/` and `plugins/` (whose data files the `csv` dataset's commands read) are linked there.
 
-To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`) get `--epochs 1`
+To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`, `rnnrun tune`) get `--epochs 1`
 appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
 on its line states.
 
 The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
-file=PATH block) must still appear verbatim in that file; the other python blocks run (and print what
-their `# → ...` comments say, where they have them); and the
+file=PATH block) must still appear verbatim in that file; the other python blocks run (with examples/
+linked beside them too, and print what their `# → ...` comments say, where they have them); and the
 hand-unrolled RNN of docs/03-cells.md is recomputed with `Recurrent`.
 """
 import contextlib
@@ -36,7 +36,7 @@ from helpers import restored_registry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
              + [os.path.join(ROOT, "examples", "README.md")])
-TRAINING = (None, "vanish", "sweep")
+TRAINING = (None, "vanish", "sweep", "tune")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
 
 
@@ -169,6 +169,7 @@ def runnable_python():
 def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
     """... and a block whose comments say what it prints (`# → line`, one per printed line) prints that."""
     monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")  # as for the commands
     printed = io.StringIO()
     with restored_registry(), contextlib.redirect_stdout(printed):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})

@@ -28,6 +28,7 @@ from . import backend
 from .errors import BackendError, GraphError
 
 _grad_enabled = True
+_tape = None  # while nn/tape.py traces a cell's step: the list every applied op is appended to
 
 
 @contextlib.contextmanager
@@ -93,6 +94,8 @@ class Function:
                 o._ctx = ctx
             else:
                 ctx.saved_tensors = None  # no backward will come: free what forward saved right away
+            if _tape is not None:  # a Wengert list entry: the op, where its inputs came from, its outputs
+                _tape.append((cls, args, kwargs, (o,)))
             return o
         outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
         if requires_grad:
@@ -102,6 +105,8 @@ class Function:
                 o._ctx, o._out_index = ctx, i
         else:
             ctx.saved_tensors = None
+        if _tape is not None:
+            _tape.append((cls, args, kwargs, outputs))
         return outputs
 
     def _run_backward(self, grads):

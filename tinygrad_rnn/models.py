@@ -21,7 +21,7 @@ from .tensor import Tensor
 
 class SequenceModel(Module):
     def __init__(self, kind, cell, input_size, hidden_size, output_size, num_layers=1,
-                 bidirectional=False, dropout=0.0, fused=True, **cell_options):
+                 bidirectional=False, dropout=0.0, fused=True, compiled=False, **cell_options):
         if kind not in KINDS:
             raise ConfigError(f"unknown task kind {kind!r}; valid kinds: {', '.join(KINDS)}")
         for name, value in (("hidden size", hidden_size), ("layers", num_layers), ("input size", input_size),
@@ -32,7 +32,7 @@ class SequenceModel(Module):
         directions = 2 if bidirectional else 1
         if kind in ("seq2vec", "seq2seq", "encdec"):
             self.rnn = Recurrent(cell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                                 fused=fused, **cell_options)
+                                 fused=fused, compiled=compiled, **cell_options)
         if kind in ("seq2vec", "seq2seq"):
             self.head = Linear(hidden_size * directions, output_size)
             return
@@ -42,7 +42,7 @@ class SequenceModel(Module):
         if kind == "vec2seq":
             self.encode = Linear(input_size, decoder_hidden * num_layers)
         self.decoder = Recurrent(cell, output_size, decoder_hidden, num_layers, False, dropout,
-                                 fused=fused, **cell_options)
+                                 fused=fused, compiled=compiled, **cell_options)
         self.head = Linear(decoder_hidden, output_size)
 
     # ---- the four shapes of task ------------------------------------------------------------------

@@ -14,15 +14,15 @@ Parameters are named as PyTorch names them, so weights copy straight over (`tiny
 input weights by the prefix `weight_ih` and the recurrent weights by the prefix `weight_hh`.
 
 Optionally a cell may also define `sequence(x, state, mask=None) -> (outputs (N, T, H), final state)`,
-a faster whole-sequence version of the same maths; `forward` stays the readable reference.
+a faster whole-sequence version of the same maths; `forward` stays the readable reference. A cell
+without one is compiled (`nn/tape.py`): one step of its `forward` is traced into a tape that is
+replayed for every step, so a new cell is fast without a hand-written backward.
 
 Variable lengths: with `lengths`, step t of sequence n is real when t < lengths[n]. A padded step
 leaves the state unchanged and outputs zeros, so every sequence of a padded batch gets exactly what it
 would get if run alone. The backward direction runs each sequence reversed within its own length, so
 it starts at that sequence's last real step, not at the padding.
 """
-import contextlib
-import gc
 import inspect
 
 import numpy as np
@@ -34,48 +34,8 @@ from ..registry import plugin_options
 from ..tensor import Tensor
 from .layers import dropout_mask
 from .module import Module
-
-
-@contextlib.contextmanager
-def _no_cycle_collection():
-    """Pause Python's cyclic garbage collector while an unrolled loop builds the graph.
-
-    Each step adds some 50-80 Python objects (Tensors, op nodes, index tuples) and none of them form
-    reference cycles, so the collector finds nothing; but it keeps rescanning the whole growing graph,
-    which costs up to 40% of a 1000-step unroll. Reference counting still frees everything as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@_no_cycle_collection()
-def unroll(cell, x, state, mask=None, on_step=None, feedback_mask=None):
-    """Run `cell` over x (N, T, D) one step at a time: (outputs (N, T, H), final state).
-
-    This composed loop is the reference path and every cell's fallback for `sequence`.
-    `mask` is None or an (N, T) array of 1 (real step) and 0 (padding). `feedback_mask` (N, H)
-    multiplies the h fed back into the cell (variational dropout: one mask for the whole sequence).
-    `on_step(t, h)` is called with the hidden state after each step.
-    """
-    outputs = []
-    for t in range(x.shape[1]):
-        fed = state if feedback_mask is None else (state[0] * feedback_mask,) + tuple(state[1:])
-        h, new_state = cell(x[:, t], fed)
-        if mask is not None:
-            # padding keeps the old state: state + keep * (new - state) is new where keep = 1, old where 0
-            keep = Tensor(mask[:, t:t + 1])
-            new_state = tuple(old + keep * (new - old) for new, old in zip(new_state, state))
-            h = h * keep
-        state = tuple(new_state)
-        if on_step is not None:
-            on_step(t, state[0])
-        outputs.append(h)
-    return Tensor.stack(outputs, axis=1), state
+from .tape import compile_cell
+from .unroll import unroll
 
 
 class Recurrent(Module):
@@ -87,23 +47,28 @@ class Recurrent(Module):
       recurrent_dropout  variational dropout on the h fed back, one mask per sequence (Gal & Ghahramani 2016)
       input_transforms   per layer, a Module applied to that layer's input sequence (e.g. BatchNorm)
       step_hook          step_hook(layer, direction, t, h_t) sees each step's hidden state
-    The cells' fused `sequence` runs when `fused` is True, unless recurrent dropout (in training) or a
-    step hook needs the step-by-step path.
+    Three ways to run a cell over a sequence. `fused=True` (the default): the cell's own `sequence`
+    if it has one, else its compiled tape (also used for recurrent dropout, which `sequence` lacks);
+    `compiled=True`: the compiled tape for every cell; `fused=False`: the composed step-by-step graph,
+    op by op. A step hook needs the composed path and always gets it.
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 fused=True, **cell_options):
+                 fused=True, compiled=False, **cell_options):
         cell_class = cell_registry.get(cell) if isinstance(cell, str) else cell
         for name, value in (("input size", input_size), ("hidden size", hidden_size), ("layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"Recurrent: {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"Recurrent: dropout must be in [0, 1), got {dropout}")
+        if compiled and not fused:
+            raise ConfigError("Recurrent: compiled=True runs the compiled tape and fused=False the composed "
+                              "graph; choose one")
         _check_options(cell_class, cell_options)
         self.cell_class, self.cell_options = cell_class, dict(cell_options)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.num_directions = 2 if bidirectional else 1
-        self.dropout, self.fused = float(dropout), bool(fused)
+        self.dropout, self.fused, self.compiled = float(dropout), bool(fused), bool(compiled)
         self.recurrent_dropout = 0.0
         self.input_transforms = [None] * self.num_layers
         self.step_hook = None
@@ -151,11 +116,13 @@ class Recurrent(Module):
         return layer_input, final
 
     def _run(self, cell, sequence, state, mask, layer, direction):
-        """One layer and direction over the whole sequence: the fused path if it may, else step by step."""
+        """One layer and direction over the whole sequence: fused, compiled or composed (see the class)."""
         variational = self.training and self.recurrent_dropout > 0
-        if self.fused and hasattr(cell, "sequence") and not variational and self.step_hook is None:
-            return cell.sequence(sequence, state, mask)
         feedback = dropout_mask(state[0].shape, self.recurrent_dropout, state[0]) if variational else None
+        if self.fused and self.step_hook is None:
+            if hasattr(cell, "sequence") and not self.compiled and not variational:
+                return cell.sequence(sequence, state, mask)
+            return compile_cell(cell).sequence(sequence, state, mask, feedback)
         hook = self.step_hook
         on_step = None if hook is None else (lambda t, h: hook(layer, direction, t, h))
         return unroll(cell, sequence, state, mask, on_step, feedback)

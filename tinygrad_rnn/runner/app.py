@@ -121,6 +121,9 @@ class RnnrunGroup(click.Group):
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy).")
 @click.option("--fused/--composed", default=None,
               help="Fused whole-sequence cell kernels (default) or the readable composed cells.")
+@click.option("--compiled", is_flag=True, default=None,
+              help="Run every cell, built-in ones too, as its traced step replayed (the path cells without "
+                   "a fused kernel take by default).")
 @click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
               help="Load plugins from a .py file or an importable module (repeatable).")
 @click.option("--config", "config_file", type=str, metavar="FILE",
@@ -133,7 +136,7 @@ class RnnrunGroup(click.Group):
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
+        fused, compiled, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
@@ -153,7 +156,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     from .experiment import resolve
     base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, backend=backend, fused=fused)
+                             lr=lr, seed=seed, backend=backend, fused=fused, compiled=compiled or None)
     specs = split_names(cell) if cell else [base.get("cell")]
     configs = []
     for spec in specs:

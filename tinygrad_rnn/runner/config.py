@@ -7,6 +7,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     data = "adding"              data_options = {T = 200}
     hidden = 64   layers = 1   bidirectional = false
     epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
+    compiled = false             (true: every cell runs as its compiled tape, see nn/tape.py)
     optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
@@ -23,7 +24,7 @@ from ..registry import plugin_options
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
         "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": None,
         "optimizer_options": {}, "schedule": None, "schedule_options": {}, "regularisers": [], "seed": 0,
-        "backend": "numpy", "fused": True}
+        "backend": "numpy", "fused": True, "compiled": False}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")
 
 
@@ -134,6 +135,9 @@ def validate(config):
             raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
     if isinstance(config["lr"], bool) or not isinstance(config["lr"], (int, float)) or config["lr"] <= 0:
         raise ConfigError(f"lr must be a positive number, got {config['lr']!r}")
+    if config.get("compiled") and not config.get("fused", True):
+        raise ConfigError("compiled and composed (fused = false) exclude each other; choose one of --fused, "
+                          "--compiled, --composed")
     return config
 
 

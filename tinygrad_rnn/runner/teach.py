@@ -23,7 +23,7 @@ from ..regulariser import Regulariser
 from ..tensor import Tensor, _topological_order
 from ..train import detach_state, gradient_norm
 
-PATHS = ("fused", "composed")
+PATHS = ("fused", "compiled", "composed")
 
 
 # ---- gradient check of a recurrent layer ------------------------------------------------------------
@@ -40,7 +40,7 @@ class TensorCheck:
 @dataclass
 class CellCheck:
     cell: str
-    path: str            # "fused" or "composed"
+    path: str            # "fused", "compiled" or "composed"
     lengths: list
     rows: list = field(default_factory=list)
 
@@ -68,7 +68,7 @@ def check_cell(cell, layers=1, bidirectional=False, hidden=3, input_size=2, step
             raise ConfigError(f"gradcheck: {name} must be a positive integer, got {value}")
     _random.manual_seed(seed)
     rnn = Recurrent(cell, input_size, hidden, num_layers=layers, bidirectional=bidirectional,
-                    fused=path == "fused", **cell_options).to(dtype=np.float64)
+                    fused=path != "composed", compiled=path == "compiled", **cell_options).to(dtype=np.float64)
     rng = np.random.default_rng(seed)
     lengths = np.array([max(1, steps - i) for i in range(batch)])
     x = Tensor(rng.standard_normal((batch, steps, input_size)), requires_grad=True)

@@ -44,8 +44,9 @@ def _cell_specs(values):
 @click.option("--steps", default=4, show_default=True, type=click.IntRange(min=1), help="Time steps T.")
 @click.option("--batch", default=3, show_default=True, type=click.IntRange(min=1),
               help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too.")
-@click.option("--path", type=click.Choice(["both", "fused", "composed"]), default="both", show_default=True,
-              help="The cell's fused whole-sequence op, its composed step-by-step forward, or both.")
+@click.option("--path", type=click.Choice(["all", "both", "fused", "compiled", "composed"]), default="all",
+              show_default=True, help="The cell's fused whole-sequence op, its compiled tape (one traced step "
+                                      "replayed), its composed step-by-step forward, or all (both: the same).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and the input.")
 @plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -68,12 +69,12 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     checks = []
     for name, options in _cell_specs(cell_specs):
         cell_class = cells.get(name)
-        paths = ["fused", "composed"] if path == "both" else [path]
-        if not has_fused_path(cell_class):
+        paths = ["fused", "compiled", "composed"] if path in ("all", "both") else [path]
+        if not has_fused_path(cell_class) and "fused" in paths:
             if not as_json:
-                out.print(f"[dim]{name} has no fused sequence(): its fused path is the composed one, "
+                out.print(f"[dim]{name} has no fused sequence(): its fused path is the compiled one, "
                           "checked once[/]")
-            paths = ["composed"]
+            paths = [p for p in paths if p != "fused"] or ["compiled"]
         for p in paths:
             check = check_cell(name, layers=layers, bidirectional=bidirectional, hidden=hidden,
                                input_size=input_size, steps=steps, batch=batch, path=p, seed=seed, **options)
@@ -96,6 +97,7 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
 
 
 PATH_TEXT = {"fused": "the cell's sequence(): one graph node for all steps, a hand-written backward",
+             "compiled": "one step of forward() traced into a tape, replayed for all steps as one graph node",
              "composed": "the cell's forward() step by step: every op with its own backward"}
 
 

@@ -1,0 +1,262 @@
+"""The compiled path (tinygrad_rnn/nn/tape.py): one traced step of a cell replayed for all steps.
+
+It must give what the composed graph gives, in float64 to rounding: outputs, final states and every
+gradient, for every built-in cell and the example cells, with padding, stacked and bidirectional.
+"""
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tg
+from tinygrad_rnn import Function, Tensor, register_cell, registry
+from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
+from tinygrad_rnn.nn.tape import ROWS, STEP, TapeSequence
+
+from helpers import restored_registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_example_cells():
+    """mgu from the README's my_plugins.py (as a user copies it) and indrnn from examples/."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    source = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S).group(1)
+    if "mgu" not in registry.cells:  # another test may have loaded the README's file already
+        exec(compile(source, "my_plugins.py", "exec"), {"__name__": "my_plugins"})
+    if "indrnn" not in registry.cells:
+        tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
+
+
+@pytest.fixture(autouse=True)
+def example_cells():
+    with restored_registry():
+        load_example_cells()
+        yield
+
+
+def run(cell, path, layers=1, bidirectional=False, lengths=None, training=False, recurrent_dropout=0.0, **options):
+    """Outputs, final states, dL/dx and every dL/dparameter of a small float64 layer on one path."""
+    tg.manual_seed(0)
+    rnn = Recurrent(cell, 2, 3, num_layers=layers, bidirectional=bidirectional, fused=path != "composed",
+                    compiled=path == "compiled", **options).to(dtype=np.float64)
+    rnn.train(training)
+    rnn.recurrent_dropout = recurrent_dropout
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)), requires_grad=True)
+    out, final = rnn(x, lengths=lengths)
+    states = [s for layer in final for s in layer]
+    loss = (out * out).sum() + sum((s * s * 0.5).sum() for s in states)  # gradients reach every state too
+    loss.backward()
+    return [out.numpy()] + [s.numpy() for s in states] + [x.grad] + [p.grad for p in rnn.parameters()], out
+
+
+def assert_same(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+
+
+CELLS = ["rnn", "rnn:nonlinearity=relu", "lstm", "gru", "gru:variant=cho", "peephole", "mgu", "indrnn"]
+
+
+def spec(name):
+    cell, _, option = name.partition(":")
+    return cell, dict([option.split("=")]) if option else {}
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("layers, bidirectional, lengths", [(1, False, None), (2, True, [5, 3, 1])])
+def test_compiled_equals_composed_in_float64(name, layers, bidirectional, lengths):
+    cell, options = spec(name)
+    composed, _ = run(cell, "composed", layers, bidirectional, lengths, **options)
+    compiled, out = run(cell, "compiled", layers, bidirectional, lengths, **options)
+    assert_same(compiled, composed)
+
+
+def test_a_cell_without_sequence_runs_compiled_by_default_and_built_ins_when_asked():
+    _, out = run("mgu", "fused")
+    assert isinstance(out._ctx, TapeSequence)  # one node for the whole sequence, not a step-by-step graph
+    _, out = run("lstm", "compiled")
+    assert isinstance(out._ctx, TapeSequence)
+    _, out = run("lstm", "fused")
+    assert not isinstance(out._ctx, TapeSequence)
+
+
+def test_variational_dropout_on_the_compiled_path_equals_composed():
+    # the same seeded masks are drawn on both paths, so the numbers agree
+    composed, _ = run("gru", "composed", training=True, recurrent_dropout=0.4, lengths=[5, 4, 2])
+    compiled, _ = run("gru", "fused", training=True, recurrent_dropout=0.4, lengths=[5, 4, 2])
+    assert_same(compiled, composed)
+
+
+def test_a_state_carried_across_calls_as_tbptt_does():
+    results = []
+    for path in ("composed", "compiled"):
+        tg.manual_seed(0)
+        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        x = np.random.default_rng(2).standard_normal((2, 6, 2))
+        state, total = None, 0.0
+        for start in (0, 3):  # two chunks of 3 steps, the state detached in between
+            out, final = rnn(Tensor(x[:, start:start + 3]), state=state)
+            (out * out).sum().backward()
+            state = [tuple(s.detach() for s in layer) for layer in final]
+            total += float(out.numpy().sum())
+        results.append([total] + [p.grad for p in rnn.parameters()])
+    assert_same(results[1], results[0])
+
+
+def test_the_gradient_reaches_a_given_initial_state():
+    results = []
+    for path in ("composed", "compiled"):
+        tg.manual_seed(0)
+        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        rng = np.random.default_rng(0)
+        h0, c0 = (Tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(2))
+        out, final = rnn(Tensor(rng.standard_normal((2, 4, 2))), state=[(h0, c0)], lengths=[4, 2])
+        ((out * out).sum() + (final[0][1] * 3).sum()).backward()
+        results.append([h0.grad, c0.grad] + [p.grad for p in rnn.parameters()])
+    assert_same(results[1], results[0])
+
+
+def test_the_input_projection_is_hoisted_out_of_the_loop():
+    tg.manual_seed(0)
+    cell = Recurrent("lstm", 2, 3).cells[0]
+    tape = compile_cell(cell).tape_for(Tensor(np.ones((4, 5, 2), np.float32)), cell.initial_state(4))
+    hoisted = [e.cls.__name__ for e in tape.entries if e.where is ROWS]
+    assert hoisted == ["Linear"]  # x W_ih^T + b_ih for all steps at once; h W_hh^T stays in the loop
+    assert "Linear" in [e.cls.__name__ for e in tape.entries if e.where is STEP]
+
+
+class BatchCentred(Module):
+    """A cell whose input step mixes the batch (x minus its batch mean): hoisting it over all steps'
+    rows at once would be wrong, so it must stay in the loop."""
+
+    def __init__(self, input_size, hidden_size):
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size):
+        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+    def forward(self, x, state):
+        (h,) = state
+        centred = x - x.mean(axis=0, keepdims=True)
+        h = (centred @ self.weight_ih.T + h @ self.weight_hh.T).tanh()
+        return h, (h,)
+
+
+def test_an_op_that_mixes_the_batch_is_not_hoisted_and_still_agrees():
+    register_cell("centred")(BatchCentred)
+    composed, _ = run("centred", "composed")
+    compiled, out = run("centred", "compiled")
+    assert isinstance(out._ctx, TapeSequence)
+    assert_same(compiled, composed)
+    cell = Recurrent("centred", 2, 3).cells[0]
+    tape = compile_cell(cell).tape_for(Tensor(np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)),
+                                       cell.initial_state(3))
+    assert "Sum" not in [e.cls.__name__ for e in tape.entries if e.where is ROWS]
+
+
+class Branching(Module):
+    """Chooses its op by looking at a value: the tape of one step would be wrong for another."""
+
+    def __init__(self, input_size, hidden_size):
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size):
+        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+    def forward(self, x, state):
+        (h,) = state
+        a = x @ self.weight_ih.T + h
+        if float(np.abs(h.numpy()).sum()) > 0:  # branches on the state's value
+            return a.tanh(), (a.tanh(),)
+        return a.relu(), (a.relu(),)
+
+
+def test_a_cell_that_branches_on_values_is_detected_and_runs_composed_with_one_warning():
+    register_cell("branching")(Branching)
+    composed, _ = run("branching", "composed")
+    with pytest.warns(CompileWarning, match="cannot be compiled: two steps applied different ops"):
+        compiled, out = run("branching", "fused")
+    assert not isinstance(out._ctx, TapeSequence)
+    assert_same(compiled, composed)
+
+
+class Scale(Function):
+    """A user's own op: tape entries may be any Function."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        return grad * w, (grad * x).sum(axis=0)
+
+
+class NewParameterEachStep(Module):
+    def __init__(self, input_size, hidden_size):
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size):
+        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+    def forward(self, x, state):
+        (h,) = state
+        gain = Tensor(np.ones(self.hidden_size, h.dtype), requires_grad=True)  # not the cell's parameter
+        h = Scale.apply((x @ self.weight_ih.T + h).tanh(), gain)
+        return h, (h,)
+
+
+def test_a_parameter_made_inside_forward_is_refused_with_its_reason():
+    register_cell("newparam")(NewParameterEachStep)
+    with pytest.warns(CompileWarning, match="not one of the cell's parameters"):
+        run("newparam", "compiled")
+
+
+def test_compiled_runs_without_warnings_for_the_example_cells():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run("mgu", "fused", lengths=[5, 2, 4])
+        run("indrnn", "fused", layers=2, bidirectional=True)
+
+
+def test_gradcheck_checks_the_compiled_path():
+    from tinygrad_rnn.runner import teach
+    check = teach.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
+    assert check.path == "compiled" and check.ok
+
+
+# ---- the command line: --compiled and the config key ------------------------------------------------------
+def rnnrun(*args):
+    from click.testing import CliRunner
+
+    from tinygrad_rnn.runner.cli import cli
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_path):
+    first = rnnrun("--cell", "gru", "--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--compiled",
+                   "--json", "--runs-dir", str(tmp_path))
+    assert first.exit_code == 0, first.stderr
+    run_dir = json.loads(first.stdout)["run_dir"]
+    config = open(os.path.join(run_dir, "config.toml")).read()
+    assert "compiled = true" in config
+    again = rnnrun("--config", os.path.join(run_dir, "config.toml"), "--json", "--runs-dir", str(tmp_path))
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["test_metric"] == json.loads(first.stdout)["test_metric"]
+
+
+def test_compiled_and_composed_together_are_a_usage_error():
+    result = rnnrun("--cell", "gru", "--data", "sine", "--compiled", "--composed")
+    assert result.exit_code == 2
+    assert "choose one of --fused, --compiled, --composed" in result.stderr

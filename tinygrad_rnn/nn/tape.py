@@ -1,0 +1,615 @@
+"""Compiled cells: one step of a cell recorded as a tape, then replayed for all T steps.
+
+Reverse-mode autodiff has always been a tape (Wengert 1964; Griewank & Walther, "Evaluating
+Derivatives"): the list of elementary operations a computation applied, in order, each with where its
+inputs came from. `Tensor.backward()` rebuilds that list from the graph every time (a topological sort)
+and walks it backwards. A recurrent cell applies the *same* list at every step, so it can be recorded
+once and replayed:
+
+    tape = trace(cell, x_1, x_2, state_0)   # [(op, inputs, outputs), ...]: one step, traced twice to compare
+    forward:   for t = 1 .. T:  run every entry of the tape on plain arrays, keep each op's ctx
+    backward:  for t = T .. 1:  run every entry's backward in reverse, sum the parameters' gradients
+
+An input of an entry is the step's input x_t, an element of the state, a parameter, a constant, or
+an output of an earlier entry. Entries that do not depend on the state (the input projection
+x_t W_ih^T + b of every gated cell) are *hoisted*: run once, on all T steps' rows at once, before the
+loop, and their backward once after it, as the hand-fused kernels (`plugins/cells/*_fused.py`) do by
+hand. Entries that depend only on parameters and constants (W^T, a slice of a weight) run once per
+sequence.
+
+What a traceable cell may do: any sequence of ops (`Function`s, built-in or its own) on its inputs,
+its parameters and constants, the same ops in the same order at every step. What it may not: choose
+ops by looking at values (`if h.sum().item() > 0`), draw random numbers inside `forward`, make new
+parameters per step, or read values that change between calls other than its parameters. Two steps
+are traced and compared: a cell whose tapes differ runs op by op instead, with one warning.
+
+    compiled = compile_cell(cell)
+    outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
+"""
+import operator
+import warnings
+import weakref
+
+import numpy as np
+
+from .. import function as _function
+from .. import ops as _ops
+from ..backend import array_module
+from ..errors import GraphError
+from ..function import Function, is_grad_enabled, no_grad
+from ..tensor import Tensor
+from .unroll import _no_cycle_collection, unroll
+
+# what a slot holds, which decides where its gradient goes
+STEP, ROWS, STATIC, CONST = "step", "rows", "static", "const"
+
+
+class NotTraceable(GraphError):
+    """The cell's step cannot be recorded as one tape that holds for every step; says why."""
+
+
+class CompileWarning(UserWarning):
+    """A cell runs op by op because it cannot be compiled."""
+
+
+class Entry:
+    """One op of the tape: `outs = cls.forward(ctx, *slots[args], **kwargs)`."""
+
+    __slots__ = ("cls", "args", "kwargs", "outs", "shapes", "where", "needs", "loop_needs", "deferred")
+
+    def __init__(self, cls, args, kwargs, outs, shapes):
+        self.cls, self.args, self.kwargs, self.outs, self.shapes = cls, args, kwargs, outs, shapes
+        self.where = STEP      # STEP (every step), ROWS (hoisted: once over all steps' rows), STATIC (once)
+        self.needs = ()        # needs_input_grad, per argument
+        self.loop_needs = ()   # ... as the loop asks for them (deferred entries leave the weights for later)
+        self.deferred = False  # a row product whose weight gradient is one product after the loop
+
+
+class Tape:
+    """One step of a cell as a list of entries over numbered slots.
+
+    Slot 0 is the step input x_t, then the state elements, then the parameters; constants and
+    plain Python arguments (axes, slices) get a slot each, holding their value; every entry's
+    outputs get a slot each. `h` and `state_out` are the slots the step returns.
+    """
+
+    def __init__(self, record, x, state, params, h, new_state, param_names=()):
+        self.values, self.kind = [], []   # per slot: the traced value, and what it is
+        slot_of = {}                      # id(Tensor) → slot
+        self._keep = [x, *state, *params]  # keep the traced tensors alive, so their ids stay unique
+
+        def new(kind, value, tensor=None):
+            self.values.append(value)
+            self.kind.append(kind)
+            if tensor is not None:
+                slot_of[id(tensor)] = len(self.values) - 1
+            return len(self.values) - 1
+
+        new("x", x.data, x)
+        self.state_in = [new("state", s.data, s) for s in state]
+        self.param_slots = [new("param", p.data, p) for p in params]
+        self.param_names = list(param_names) or [f"param[{i}]" for i in range(len(params))]
+        self.entries = []
+        for cls, args, kwargs, outputs in record:
+            slots = []
+            for a in args:
+                if not isinstance(a, Tensor):
+                    slots.append(new("value", a))  # an int, a slice, None: passed to forward as it is
+                    continue
+                slot = slot_of.get(id(a))
+                if slot is None:
+                    if a.requires_grad:
+                        raise NotTraceable(f"{cls.__name__} reads a tensor that needs a gradient but is not "
+                                           "one of the cell's parameters (a parameter made inside forward?)")
+                    slot = new("const", a.data, a)
+                    self._keep.append(a)
+                slots.append(slot)
+            outs = tuple(new("entry", o.data, o) for o in outputs)
+            self._keep.extend(outputs)
+            self.entries.append(Entry(cls, tuple(slots), kwargs, outs,
+                                      tuple((o.data.shape, o.data.dtype) for o in outputs)))
+        returned = [h, *new_state]
+        missing = [i for i, t in enumerate(returned) if not isinstance(t, Tensor) or id(t) not in slot_of]
+        if missing:
+            raise NotTraceable("its step returns a tensor that no op made from its inputs")
+        self.h, *self.state_out = (slot_of[id(t)] for t in returned)
+        if len(self.state_out) != len(self.state_in):
+            raise NotTraceable(f"it takes {len(self.state_in)} state tensors and returns {len(self.state_out)}")
+        for i, o in zip(self.state_in, self.state_out):
+            if self.values[i].shape != self.values[o].shape:
+                raise NotTraceable(f"its state changes shape from {self.values[i].shape} to {self.values[o].shape}")
+        self._classify()
+
+    def _classify(self):
+        """Mark each entry STATIC (no x, no state in its past), ROWS (x but no state) or STEP."""
+        on_x, on_state = {0}, set(self.state_in)
+        for e in self.entries:
+            x_dep = any(a in on_x for a in e.args)
+            s_dep = any(a in on_state for a in e.args)
+            e.where = STEP if s_dep else ROWS if x_dep else STATIC
+            (on_state if s_dep else on_x if x_dep else set()).update(e.outs)
+
+    def __str__(self):
+        """The tape as a Wengert list, one line per entry: `v7 = Linear(h, weight_hh, bias_hh)   step`."""
+        names = {0: "x"}
+        names.update({s: f"state[{i}]" for i, s in enumerate(self.state_in)})
+        names.update({s: n for s, n in zip(self.param_slots, self.param_names)})
+        lines = []
+        for e in self.entries:
+            names.update({o: f"v{o}" for o in e.outs})
+            args = [names.get(a) or ("const" if self.kind[a] == "const" else repr(self.values[a])) for a in e.args]
+            outs = ", ".join(names[o] for o in e.outs)
+            where = {STATIC: "once", ROWS: "hoisted", STEP: "every step"}[e.where]
+            lines.append(f"{outs} = {e.cls.__name__}({', '.join(args)})".ljust(52) + f"  {where}")
+        returned = ", ".join(names[s] for s in self.state_out)
+        lines.append(f"return h = {names[self.h]}, state = ({returned},)")
+        return "\n".join(lines)
+
+    def same_as(self, other):
+        """True when `other` (the next step's trace) applies the same ops to the same sources."""
+        if len(self.entries) != len(other.entries) or len(self.values) != len(other.values):
+            return False
+        if (self.h, self.state_out) != (other.h, other.state_out) or self.kind != other.kind:
+            return False
+        for a, b in zip(self.entries, other.entries):
+            if a.cls is not b.cls or a.args != b.args or not _same(a.kwargs, b.kwargs) or a.shapes != b.shapes:
+                return False
+        return all(_same(u, v) for u, v, k in zip(self.values, other.values, self.kind) if k in ("value", "const"))
+
+    def check_hoisting(self, second):
+        """Keep an entry hoisted only if running it on both traced steps' rows at once gives both steps'
+        values: true of ops that treat each row (sequence) alone, false of one that mixes the batch."""
+        stacked = {0: _cat(self.values[0], second.values[0])}  # slot → both steps' rows, one under the other
+        on_rows = {0}  # slots whose value changes with x: they must come from `stacked`
+        for e in self.entries:
+            if e.where is not ROWS:
+                continue
+            on_rows.update(e.outs)
+            if any(a in on_rows and a not in stacked for a in e.args):
+                e.where = STEP  # an input that could not be hoisted: this entry runs per step too
+                continue
+            try:
+                ctx = e.cls()
+                ctx.needs_input_grad = (False,) * len(e.args)
+                out = e.cls.forward(ctx, *[stacked.get(a, self.values[a]) for a in e.args], **e.kwargs)
+                out = out if isinstance(out, tuple) else (out,)
+                ok = all(_close(o, _cat(self.values[s], second.values[s])) for o, s in zip(out, e.outs))
+            except Exception:
+                ok = False
+            if ok:
+                stacked.update(zip(e.outs, out))
+            else:
+                e.where = STEP
+
+
+def _same(a, b):
+    """Equal values (arrays compared entry by entry; tuples, dicts and slices recursively)."""
+    if hasattr(a, "shape") and hasattr(b, "shape"):
+        return a.shape == b.shape and a.dtype == b.dtype and bool((a == b).all())
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _cat(a, b):
+    return array_module(a).concatenate([a, b], axis=0)
+
+
+def _close(a, b):
+    if a.shape != b.shape:
+        return False
+    xp = array_module(a)
+    tolerance = float(np.finfo(a.dtype).eps) ** 0.5 if a.dtype.kind == "f" else 0
+    return bool(xp.allclose(a, b, rtol=tolerance, atol=tolerance))
+
+
+# ---- tracing ----------------------------------------------------------------------------------------------
+def _record(cell, x, state):
+    """Run one step of `cell` with every applied op appended to a list: (record, h, new_state)."""
+    record = []
+    previous, _function._tape = _function._tape, record
+    try:
+        with no_grad():
+            h, new_state = cell(x, state)
+    finally:
+        _function._tape = previous
+    return record, h, tuple(new_state)
+
+
+def trace(cell, x1, x2, state):
+    """The cell's tape, from two traced steps (x1 from `state`, x2 from the state x1 led to).
+
+    Raises NotTraceable if the two steps' tapes differ or the tape breaks a rule (module docstring)."""
+    named = cell.named_parameters()
+    params, names = [p for _, p in named], [n for n, _ in named]
+    inputs1 = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
+    try:
+        first = _record(cell, *inputs1)
+        inputs2 = [Tensor._from_op(x2, False), [Tensor._from_op(s.data, False) for s in first[2]]]
+        second = _record(cell, *inputs2)
+    except Exception as e:
+        raise NotTraceable(f"its step failed while being traced ({type(e).__name__}: {e})") from None
+    tape = Tape(first[0], *inputs1, params, first[1], first[2], names)
+    tape2 = Tape(second[0], *inputs2, params, second[1], second[2])
+    if not tape.same_as(tape2):
+        raise NotTraceable("two steps applied different ops or different constants (does it branch on "
+                           "values, or draw random numbers, inside forward?)")
+    tape.check_hoisting(tape2)
+    tape.program = Program(tape)
+    return tape
+
+
+# ---- replay: the whole sequence as one Function ---------------------------------------------------------
+class Program:
+    """The tape prepared for replay: which slot goes where, in the order the loops need."""
+
+    def __init__(self, tape):
+        self.tape = tape
+        self.static = [e for e in tape.entries if e.where is STATIC]
+        self.rows = [e for e in tape.entries if e.where is ROWS]
+        self.step = [e for e in tape.entries if e.where is STEP]
+        where = [CONST] * len(tape.values)
+        where[0] = ROWS
+        for s in tape.state_in:
+            where[s] = STEP
+        for s in tape.param_slots:
+            where[s] = STATIC
+        for e in tape.entries:
+            for o in e.outs:
+                where[o] = e.where
+        self.where = where
+        # the slots a step reads from hoisted arrays (rows t*N .. (t+1)*N of each)
+        read = {a for e in self.step for a in e.args} | {tape.h, *tape.state_out}
+        self.row_slots = sorted(s for s in read if where[s] is ROWS)
+        self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
+        for e in self.step:
+            e.deferred = _defers(e, where, tape.values)
+
+    def needs(self, x_needs, state_needs, param_needs):
+        """Whether each slot carries a gradient, given which inputs need one; sets each entry's needs."""
+        tape = self.tape
+        need = [False] * len(tape.values)
+        need[0] = x_needs
+        for s in tape.state_in:
+            need[s] = state_needs
+        for s, n in zip(tape.param_slots, param_needs):
+            need[s] = n
+        for e in tape.entries:
+            e.needs = tuple(need[a] for a in e.args)
+            # a deferred entry's backward in the loop skips the weights: they get one product after it
+            e.loop_needs = (e.needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else e.needs
+            for o in e.outs:
+                need[o] = True in e.needs
+        where = self.where
+        self.backward_ops = [(i, e.cls.backward, e.outs[0] if len(e.outs) == 1 else -1, e, e.deferred,
+                              tuple((pos, a, where[a]) for pos, (a, n) in enumerate(zip(e.args, e.loop_needs)) if n))
+                             for i, e in enumerate(self.step)][::-1]
+        return need
+
+
+# Ops whose gradient for their second operand (a weight) is a sum over rows, sum_n input_n^T grad_n:
+# after the backward loop one call on all T*N rows gives the sum over steps, as one matrix product
+# instead of T small ones (the fused kernels' `weight_grads`). Only their backward's use of
+# saved_tensors[0] (the rows) is relied on.
+ROW_PRODUCTS = (_ops.Linear, _ops.MatMul)
+
+
+def _defers(e, where, values):
+    if e.cls not in ROW_PRODUCTS or len(e.outs) != 1 or where[e.args[0]] is STATIC:
+        return False
+    rest = e.args[1:]
+    return (values[e.args[0]].ndim == 2 and all(where[a] in (STATIC, CONST) for a in rest)
+            and all(values[a] is None or values[a].ndim <= 2 for a in rest))
+
+
+def _contiguous_product(entry, slots):
+    """Linear's or MatMul's forward with the weight laid out for the product once for all steps.
+
+    The same maths as ops.Linear / ops.MatMul (x W^T + b, a b) and the same saved arrays, so their
+    backward applies; but np.dot with a contiguous right operand is 3-4x faster than a product with
+    a transposed view, and the fused kernels make that copy once per sequence too."""
+    weight = slots[entry.args[1]]
+    xp = array_module(weight)
+    if entry.cls is _ops.Linear:
+        right = xp.ascontiguousarray(weight.T)
+
+        def forward(ctx, x, weight, bias=None):
+            ctx.save_for_backward(x, weight)
+            y = xp.dot(x, right)
+            if bias is not None:
+                y += bias
+            return y
+    else:
+        right = xp.ascontiguousarray(weight)
+
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return xp.dot(a, right)
+    return forward
+
+
+def _fetch(args):
+    """slots → the tuple (or list) of the values at `args`, in one C call (the step loop's hot path)."""
+    return operator.itemgetter(*args) if len(args) > 1 else operator.itemgetter(slice(args[0], args[0] + 1))
+
+
+def _run(entry, slots, needs):
+    """One entry's forward on the arrays in `slots`, its outputs written to their slots; its ctx."""
+    ctx = entry.cls()
+    ctx.needs_input_grad = needs
+    out = entry.cls.forward(ctx, *[slots[a] for a in entry.args], **entry.kwargs)
+    if len(entry.outs) == 1:
+        slots[entry.outs[0]] = out
+    else:
+        for o, v in zip(entry.outs, out):
+            slots[o] = v
+    return ctx
+
+
+def _backward(entry, ctx, grads, shape_of):
+    """The entry's input gradients from its output gradients (missing ones filled with zeros)."""
+    if len(entry.outs) == 1:
+        result = entry.cls.backward(ctx, grads[entry.outs[0]])
+    else:
+        gouts = [grads[o] for o in entry.outs]
+        if any(g is None for g in gouts):
+            xp = array_module(next(g for g in gouts if g is not None))
+            gouts = [xp.zeros(shape_of(entry, i), entry.shapes[i][1]) if g is None else g
+                     for i, g in enumerate(gouts)]
+        result = entry.cls.backward(ctx, *gouts)
+    return result if isinstance(result, tuple) else (result,)
+
+
+class TapeSequence(Function):
+    """TapeSequence.apply(program, mask, feedback, x, *state, *params) → (outputs (N, T, H), *final state).
+
+    The cell's tape replayed for t = 1..T on plain arrays: static entries once, hoisted entries once
+    over all T*N rows, the rest every step. `mask` (N, T) keeps the state where it is 0 (padding) and
+    zeroes the output there; `feedback` (N, H) multiplies the h fed back (variational dropout).
+    """
+
+    @staticmethod
+    @_no_cycle_collection()  # T * (ops per step) ctx objects and no cycles: the collector would only rescan them
+    def forward(ctx, program, mask, feedback, x, *tensors):
+        tape = program.tape
+        xp = array_module(x)
+        N, T = x.shape[0], x.shape[1]
+        k = len(tape.state_in)
+        state, params = tensors[:k], tensors[k:]
+        keep = is_grad_enabled() and True in ctx.needs_input_grad
+        program.needs(ctx.needs_input_grad[3], keep, ctx.needs_input_grad[4 + k:])
+        slots = [None] * len(tape.values)
+        for i, v in program.constants:
+            slots[i] = v
+        for i, p in zip(tape.param_slots, params):
+            slots[i] = p
+        static = [_run(e, slots, e.needs) for e in program.static]
+        slots[0] = xp.ascontiguousarray(x.swapaxes(0, 1)).reshape((T * N,) + x.shape[2:])  # row t*N + n
+        rows = [_run(e, slots, e.needs) for e in program.rows]
+        row_shapes = {o: slots[o].shape for e in program.rows for o in e.outs}
+        row_shapes[0] = slots[0].shape
+        full = [(s, slots[s]) for s in program.row_slots]
+        m = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None]).astype(x.dtype, copy=False)
+        keep_old = None if m is None else 1 - m
+        current = [s.astype(x.dtype, copy=False) for s in state]  # the state each step starts from
+        out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
+        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+        # the step loop's table, so that each op costs a few tuple reads
+        forward_ops = [(e.cls, _contiguous_product(e, slots) if e.deferred else e.cls.forward, _fetch(e.args),
+                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, e.loop_needs) for e in program.step]
+        steps = []
+        for t in range(T):
+            lo, hi = t * N, (t + 1) * N
+            for s, a in full:
+                slots[s] = a[lo:hi]
+            for s, v in zip(state_in, current):
+                slots[s] = v
+            if feedback is not None:
+                slots[state_in[0]] = current[0] * feedback
+            ctxs = []
+            for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
+                c = cls()
+                c.needs_input_grad = needs
+                result = op(c, *fetch(slots), **kwargs)
+                if out1 >= 0:
+                    slots[out1] = result
+                else:
+                    for o, v in zip(outs, result):
+                        slots[o] = v
+                ctxs.append(c)
+            if keep:
+                steps.append(ctxs)
+            new = [slots[s] for s in state_out]
+            if m is None:
+                out[t] = slots[h]
+                current = new
+            else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
+                xp.multiply(slots[h], m[t], out=out[t])
+                current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
+        if keep:
+            ctx.save_for_backward(static, rows, steps)
+            ctx.program, ctx.m, ctx.feedback, ctx.row_shapes = program, m, feedback, row_shapes
+            ctx.shape = N, T, x.shape[2:]
+        return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
+
+    @staticmethod
+    def backward(ctx, grad_outputs, *grad_state):
+        static, rows, steps = ctx.saved_tensors
+        program, m, feedback, row_shapes = ctx.program, ctx.m, ctx.feedback, ctx.row_shapes
+        tape, where = program.tape, program.where
+        N, T, x_tail = ctx.shape
+        xp = array_module(grad_outputs)
+        G = grad_outputs.swapaxes(0, 1)  # step t's output gradient is G[t], a view
+        keep_old = None if m is None else 1 - m
+        row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
+        deferred = {}                      # index of a deferred entry → its output gradient, all rows
+
+        def rows_of(slot, dtype):
+            buf = row_grads.get(slot)
+            if buf is None:
+                buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
+            return buf
+
+        per_step = lambda e, i: e.shapes[i]  # noqa: E731
+        backward_ops = program.backward_ops
+        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+        dS = list(grad_state)
+        for t in range(T - 1, -1, -1):
+            lo, hi = t * N, (t + 1) * N
+            ctxs = steps[t]
+            grads = [None] * len(where)
+            if m is None:
+                passed = None
+                for s, g in zip(state_out, dS):
+                    grads[s] = g if grads[s] is None else grads[s] + g
+                grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
+            else:  # the new state was m * candidate + (1 - m) * old, the output h * m
+                passed = [g * keep_old[t] for g in dS]
+                for s, g in zip(state_out, dS):
+                    g = g * m[t]
+                    grads[s] = g if grads[s] is None else grads[s] + g
+                g = G[t] * m[t]
+                grads[h] = g if grads[h] is None else grads[h] + g
+            for i, op, out1, e, is_deferred, routes in backward_ops:
+                if out1 >= 0:
+                    g = grads[out1]
+                    if g is None:
+                        continue
+                    if is_deferred:  # keep the gradient for the weights' one product after the loop
+                        buf = deferred.get(i)
+                        if buf is None:
+                            buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
+                        buf[lo:hi] = g
+                        if not routes:
+                            continue
+                    result = op(ctxs[i], g)
+                else:
+                    if all(grads[o] is None for o in e.outs):
+                        continue
+                    result = _backward(e, ctxs[i], grads, per_step)
+                if type(result) is not tuple:
+                    result = (result,)
+                for pos, a, w in routes:
+                    g = result[pos]
+                    if g is None:
+                        continue
+                    if w is STEP:
+                        grads[a] = g if grads[a] is None else grads[a] + g
+                    elif w is ROWS:
+                        rows_of(a, g.dtype)[lo:hi] += g
+                    else:
+                        _accumulate(static_grads, a, g)
+            for s in {h, *state_out}:  # an output read straight from a hoisted array
+                if where[s] is ROWS and grads[s] is not None:
+                    rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
+            dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
+            if feedback is not None:
+                dS[0] = dS[0] * feedback
+            if passed is not None:
+                dS = [d + p for d, p in zip(dS, passed)]
+        for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
+            e = program.step[i]
+            batched = e.cls()
+            batched.needs_input_grad = (False,) + e.needs[1:]
+            batched.saved_tensors = ((xp.concatenate([c[i].saved_tensors[0] for c in steps]),)
+                                     + steps[0][i].saved_tensors[1:])
+            for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], e.needs[1:]):
+                if g is not None and need:
+                    _accumulate(static_grads, a, g)
+        row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
+        for e, c in zip(reversed(program.rows), reversed(rows)):
+            if all(o not in row_grads for o in e.outs):
+                continue
+            for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), e.needs):
+                if g is None or not need:
+                    continue
+                if where[a] is ROWS:
+                    row_grads[a] = g if a not in row_grads else row_grads[a] + g
+                else:
+                    _accumulate(static_grads, a, g)
+        for e, c in zip(reversed(program.static), reversed(static)):
+            if all(o not in static_grads for o in e.outs):
+                continue
+            for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), e.needs):
+                if g is not None and need:
+                    _accumulate(static_grads, a, g)
+        dx = row_grads.get(0)
+        if dx is not None:
+            dx = xp.ascontiguousarray(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1))
+        dparams = [static_grads.get(s) for s in tape.param_slots]
+        return (None, None, None, dx, *dS, *dparams)
+
+
+class _Grads(dict):
+    """Gradients by slot, None where there is none (how `_backward` reads them)."""
+
+    def __missing__(self, slot):
+        return None
+
+
+def _accumulate(grads, slot, g):
+    """Sum gradients that reach a parameter (or a value made once from parameters) at every step; the
+    first is copied so the sum owns its array (an op may hand the same array to several inputs)."""
+    total = grads.get(slot)
+    if total is None:
+        grads[slot] = g.copy()
+    elif total.shape == g.shape:
+        total += g
+    else:
+        grads[slot] = total + g
+
+
+# ---- the public entry ---------------------------------------------------------------------------------------
+class CompiledCell:
+    """A cell's `sequence(x, state, mask)` made from its `forward` by tracing; see the module docstring.
+
+    Tapes are kept per input shape, state shapes, dtype and mode; a cell that cannot be traced warns
+    once and runs op by op (the composed unroll) from then on."""
+
+    def __init__(self, cell):
+        self.cell = cell
+        self.tapes = {}
+        self.reason = None  # why the cell cannot be compiled, once found
+
+    def sequence(self, x, state, mask=None, feedback_mask=None):
+        if self.reason is None and x.shape[1] >= 2:
+            try:
+                tape = self.tape_for(x, state)
+            except NotTraceable as e:
+                self.reason = str(e)
+                name = getattr(self.cell, "plugin_name", type(self.cell).__name__)
+                warnings.warn(f"cell {name!r} cannot be compiled: {e}; running it op by op", CompileWarning,
+                              stacklevel=3)
+        if self.reason is not None or x.shape[1] < 2:
+            return unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
+        feedback = None if feedback_mask is None else feedback_mask.data
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        result = TapeSequence.apply(tape.program, mask, feedback, x, *state, *self.cell.parameters())
+        return result[0], tuple(result[1:])
+
+    def tape_for(self, x, state):
+        key = (x.shape[0], x.shape[2:], x.dtype, type(x.data), tuple((s.shape, s.dtype) for s in state),
+               tuple((p.shape, p.dtype) for p in self.cell.parameters()), self.cell.training)
+        tape = self.tapes.get(key)
+        if tape is None:
+            tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
+        return tape
+
+
+_compiled = weakref.WeakKeyDictionary()
+
+
+def compile_cell(cell):
+    """The compiled form of `cell` (made once per cell): `compile_cell(cell).sequence(x, state, mask)`."""
+    try:
+        return _compiled[cell]
+    except KeyError:
+        compiled = _compiled[cell] = CompiledCell(cell)
+        return compiled
+    except TypeError:  # a cell that cannot be weakly referenced: compiled afresh each time
+        return CompiledCell(cell)
