@@ -55,8 +55,8 @@ for kind in seq2vec seq2seq vec2seq encdec text; do
 done
 
 TORCH_CUDA=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
-IMPLS=fused,composed,torch,torch-cell
-[ "$TORCH_CUDA" = 1 ] || { IMPLS=fused,composed; echo "  (torch without CUDA here: the benchmark times ours only)"; }
+IMPLS=fused,compiled,composed,torch,torch-cell
+[ "$TORCH_CUDA" = 1 ] || { IMPLS=fused,compiled,composed; echo "  (torch without CUDA here: the benchmark times ours only)"; }
 # shellcheck disable=SC2086
 step bench 120 "$PY" bench/rnn_bench.py --backend cupy ${BENCH_ARGS:---configs medium,long --repeats 5} \
   --impls "$IMPLS" --no-memory --json "$LOGS/bench.json"

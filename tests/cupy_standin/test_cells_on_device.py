@@ -16,7 +16,7 @@ import test_fused_cells as cells_spec
 from . import standin
 
 # The ways a cell runs over a sequence, as Recurrent's options. A new path is one line here.
-PATHS = {"fused": {"fused": True}, "composed": {"fused": False}}
+PATHS = {"fused": {"fused": True}, "composed": {"fused": False}, "compiled": {"compiled": True}}
 CELLS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}), "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
          "lstm": ("lstm", {}), "peephole": ("peephole", {}), "gru-pytorch": ("gru", {"variant": "pytorch"}),
          "gru-cho": ("gru", {"variant": "cho"})}
