@@ -76,6 +76,25 @@ def to_numpy(array):
     return array.get()
 
 
+def to_numpy_all(arrays):
+    """Host NumPy copies of many arrays, in order. From a GPU they come in one transfer per dtype (all
+    of a dtype joined on the device, then split on the host), not one per array: every transfer
+    waits for the device, and a model or an optimiser holds dozens of arrays."""
+    host, groups = [None] * len(arrays), {}
+    for i, a in enumerate(arrays):
+        if isinstance(a, (np.ndarray, np.generic)):
+            host[i] = np.array(a, copy=True)
+        else:
+            groups.setdefault(a.dtype, []).append(i)
+    for indices in groups.values():
+        xp = array_module(arrays[indices[0]])
+        flat = to_numpy(xp.concatenate([arrays[i].reshape(-1) for i in indices]))
+        ends = np.cumsum([arrays[i].size for i in indices])[:-1]
+        for i, part in zip(indices, np.split(flat, ends)):
+            host[i] = part.reshape(arrays[i].shape)
+    return host
+
+
 def convert(array, name):
     """Move `array` to backend `name`."""
     if name_of(array) == name:

@@ -5,6 +5,7 @@ repeat — `x = concat(x[1:], x_next)`. After the seed window, only the model's 
 """
 import numpy as np
 
+from . import backend
 from .function import no_grad
 from .tensor import Tensor
 
@@ -17,14 +18,18 @@ def forecast(model, dataset, steps, source="data"):
 
 
 def free_run(model, window, steps):
-    """Feed `window` (T, D), then the model's own predictions, for `steps` steps (normalised units)."""
-    window = np.asarray(window, np.float32)
+    """Feed `window` (T, D), then the model's own predictions, for `steps` steps (normalised units).
+
+    The window lives where the model does and the predictions are read back once, at the end: on a
+    GPU, reading each step's prediction would make every step wait for the device."""
+    window = Tensor(np.asarray(window, np.float32)).data  # on the default backend, the model's
+    xp = backend.array_module(window)
     predictions = []
     model.eval()
     with no_grad():
         for _ in range(steps):
-            next_value = model.predict(Tensor(window[None])).numpy()[0]
+            next_value = model.predict(Tensor(window[None])).data[0]
             predictions.append(next_value)
-            window = np.concatenate([window[1:], next_value[None, :]], axis=0)
+            window = xp.concatenate([window[1:], next_value[None, :]], axis=0)
     model.train()
-    return np.asarray(predictions)
+    return backend.to_numpy(xp.stack(predictions)) if predictions else np.zeros((0,) + window.shape[1:], np.float32)

@@ -52,8 +52,8 @@ def mse(pred, target, mask=None):
     if mask is None:
         count = float(np.prod(shape))
     else:
+        count = _count(mask, shape, pred.dtype)
         mask = array_module(pred.data).broadcast_to(_plain(mask, pred).astype(pred.dtype), shape)
-        count = max(float(mask.sum()), 1.0)
     return SquaredError.apply(pred, target, mask, count)
 
 
@@ -69,6 +69,8 @@ def cross_entropy(logits, target, mask=None, ignore_index=None):
     when its mask is 1 and its target is not `ignore_index`. log_softmax subtracts the maximum before
     exponentiating, so logits of ±1000 give finite losses and gradients.
     """
+    # the class-id check reads the ids: done on the host copy when there is one, not on the GPU's
+    host_target = np.asarray(target) if isinstance(target, (np.ndarray, list)) else None
     target = _plain(target, logits)
     num_classes = logits.shape[-1]
     if tuple(target.shape) != logits.shape[:-1]:
@@ -80,9 +82,7 @@ def cross_entropy(logits, target, mask=None, ignore_index=None):
     if ignore_index is not None:
         counted = counted * (target != ignore_index)
         target = xp.where(target == ignore_index, 0, target)
-    if target.size and (int(target.min()) < 0 or int(target.max()) >= num_classes):
-        raise ShapeError(f"cross_entropy: target class ids must be in [0, {num_classes}) for {num_classes} "
-                         f"classes, got ids from {int(target.min())} to {int(target.max())}")
+    _check_class_ids(host_target if host_target is not None else target, num_classes, ignore_index)
     if mask is not None:
         counted = counted * _plain(mask, logits).astype(logits.dtype)
     # pick log p[target] as a sum against a one-hot table: one Mul, no scatter in the backward
@@ -123,9 +123,36 @@ def masked_mean(losses, mask=None):
     if mask is None:
         return losses.mean()
     xp = array_module(losses.data)
+    count = _count(mask, losses.shape, losses.dtype)
     mask = xp.broadcast_to(_plain(mask, losses).astype(losses.dtype), losses.shape)
-    count = float(mask.sum())
-    return (losses * Tensor(mask)).sum() * (1.0 / max(count, 1.0))
+    return (losses * Tensor(mask)).sum() * (1.0 / count)
+
+
+def _count(mask, shape, dtype):
+    """max(number of counted entries, 1): a float from a host mask; from a device mask a 0-d array of
+    `dtype` that stays on the device (reading it would make every loss wait for the GPU)."""
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    if not hasattr(mask, "dtype") or isinstance(mask, (np.ndarray, np.generic)):
+        return max(float(np.broadcast_to(np.asarray(mask, np.float64), shape).sum()), 1.0)
+    xp = array_module(mask)
+    total = xp.broadcast_to(mask.astype(np.float64), shape).sum()
+    return xp.maximum(total, 1.0).astype(dtype)
+
+
+def _check_class_ids(target, num_classes, ignore_index):
+    """ShapeError unless every target id (but ignore_index) is in [0, num_classes). On a device array
+    this reads two numbers back (one transfer); the trainer passes host targets, where it is free."""
+    if ignore_index is not None:
+        target = target[target != ignore_index] if isinstance(target, np.ndarray) else target
+    if not target.size:
+        return
+    if isinstance(target, np.ndarray):
+        low, high = int(target.min()), int(target.max())
+    else:
+        low, high = backend.to_numpy(array_module(target).stack([target.min(), target.max()])).tolist()
+    if low < 0 or high >= num_classes:
+        raise ShapeError(f"cross_entropy: target class ids must be in [0, {num_classes}) for {num_classes} "
+                         f"classes, got ids from {low} to {high}")
 
 
 def _plain(x, like):

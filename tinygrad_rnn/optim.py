@@ -59,10 +59,11 @@ class Optimizer:
 
     # ---- saving and resuming --------------------------------------------------------------------------
     def state_dict(self):
-        """{'lr', 'state': one dict per parameter, arrays as host NumPy copies}."""
-        def host(v):
-            return np.array(backend.to_numpy(v), copy=True) if hasattr(v, "shape") else v
-        return {"lr": self.lr, "state": [{k: host(v) for k, v in s.items()} for s in self.state]}
+        """{'lr', 'state': one dict per parameter, arrays as host NumPy copies (read from a GPU all
+        at once, not one transfer per array)."""
+        host = iter(backend.to_numpy_all([v for s in self.state for v in s.values() if hasattr(v, "shape")]))
+        return {"lr": self.lr, "state": [{k: next(host) if hasattr(v, "shape") else v for k, v in s.items()}
+                                         for s in self.state]}
 
     def load_state_dict(self, state_dict):
         if len(state_dict["state"]) != len(self.params):

@@ -18,7 +18,10 @@ exactly. The state is a dict of plain values: numbers, strings, lists, nested di
 arrays. The default keeps nothing, which is right for a regulariser whose hooks are pure.
 
 `trainer.count(name)` records an event in this batch (e.g. "clipped"); the epoch's metrics then
-report `name_rate`, the fraction of batches in which it happened. A regulariser lists the events it
+report `name_rate`, the fraction of batches in which it happened. `trainer.count(name, condition)`
+records it where a 0-d boolean array is true (`trainer.count("clipped", norm > limit)`): the trainer
+adds the conditions up on the arrays' backend and reads them once per epoch, where branching on the
+array (`if norm > limit:`) would make a GPU run wait in every batch. A regulariser lists the events it
 may count in `events`, so that their columns exist from the first epoch on.
 """
 

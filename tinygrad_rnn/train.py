@@ -48,7 +48,7 @@ class Trainer:
         self.best_val_loss, self.best_epoch, self.best_state = math.inf, None, None
         self.grad_norm = None
         self._counters = {}
-        self._batch_events = set()
+        self._batch_events = {}
         splits = dataset.splits()
         if dataset.kind in ("vec2seq", "encdec"):
             model.target_length = splits["train"].y.shape[1]
@@ -65,9 +65,13 @@ class Trainer:
             r.on_optimizer_built(self)
 
     # ---- hooks' helpers -----------------------------------------------------------------------------
-    def count(self, event):
-        """Record that `event` happened in this batch (reported per epoch as `event_rate`)."""
-        self._batch_events.add(event)
+    def count(self, event, happened=True):
+        """Record that `event` happened in this batch (reported per epoch as `event_rate`).
+
+        `happened` may be a 0-d boolean array on the training backend (e.g. `norm > threshold`): it is
+        added up on the device and read once per epoch, so counting costs a GPU run no host sync."""
+        previous = self._batch_events.get(event)
+        self._batch_events[event] = happened if previous is None else previous | happened
 
     def chunks(self, length):
         """[(start, stop), ...]: how a sequence of `length` steps is cut for backpropagation (one
@@ -97,6 +101,9 @@ class Trainer:
     def train_batch(self, x, y, lengths=None, state=None):
         """Forward, backward (chunk by chunk with truncated BPTT), hooks, one optimiser step.
 
+        Returns the batch's loss as a 0-d float64 array on the training backend: it is not read here,
+        because reading a GPU array waits for the GPU (the epoch reads all its batches' losses at once).
+
         `state` (detached) starts the batch from where the previous one ended, for stateful datasets;
         the batch's final state is kept in `self.state`."""
         model, kind = self.model, self.dataset.kind
@@ -107,7 +114,7 @@ class Trainer:
         model.zero_grad()
         total_steps = x.shape[1]
         chunks = self.chunks(total_steps) if kind in ("seq2vec", "seq2seq") else [(0, total_steps)]
-        total = 0.0
+        total = 0.0  # the batch's loss, added up where it is computed (see `_read_epoch`)
         for i, (start, stop) in enumerate(chunks):
             xs = self._tensor(x[:, start:stop])
             lens = None if lengths is None else np.clip(lengths - start, 0, stop - start)
@@ -126,11 +133,8 @@ class Trainer:
                 if kind == "seq2seq" and len(chunks) > 1:
                     loss = loss * _share(lengths, start, stop, total_steps)
                 state = detach_state(state)
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise DivergedError(f"training diverged at epoch {self.epoch}: the loss is {value}; {DIVERGED_HINT}")
             loss.backward()
-            total += value
+            total = total + loss.data.astype(np.float64)
         self.state = state
         self.grad_norm = gradient_norm(model.parameters())
         for r in self.regularisers:
@@ -156,7 +160,7 @@ class Trainer:
             stateful = getattr(self.dataset, "stateful", False)
             order = np.arange(len(train)) if stateful else _random.generator().permutation(len(train))
             self.state = None
-            losses, norms, events = [], [], {}
+            losses, norms, events = [], [], {}  # kept on the training backend until the epoch ends
             size = self.dataset.streams if stateful else self.batch_size
             n_batches = math.ceil(len(train) / size)
             for b in range(n_batches):
@@ -168,21 +172,25 @@ class Trainer:
                     y = batch.y[:, :longest] if self.dataset.kind == "seq2seq" else batch.y
                 else:
                     y = batch.y
-                self._batch_events = set()
+                self._batch_events = {}
                 carried = self.state if stateful and self.state is not None and \
                     self.state[0][0].shape[0] == len(x) else None
                 losses.append(self.train_batch(x, y, lengths, state=carried))
                 norms.append(self.grad_norm)
-                for e in self._batch_events:
-                    events[e] = events.get(e, 0) + 1
+                for e, happened in self._batch_events.items():
+                    events[e] = events.get(e, 0) + happened
                 if self.on_batch:
                     self.on_batch(self, b + 1, n_batches, losses[-1])
-            metrics = {"epoch": self.epoch, "train_loss": float(np.mean(losses))}
-            metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()})
-            metrics.update({"grad_norm_mean": float(np.mean(norms)), "grad_norm_max": float(np.max(norms))})
             # every event a regulariser declares gets a column from epoch 1 on, even before it happens
             names = sorted(set(events) | {e for r in self.regularisers for e in getattr(r, "events", ())})
-            metrics.update({f"{e}_rate": events.get(e, 0) / n_batches for e in names})
+            train_loss, norm_mean, norm_max, *counts = self._read_epoch(losses, norms, [events.get(e, 0) for e in names])
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"training diverged at epoch {self.epoch}: the training loss is {train_loss}; "
+                                    f"{DIVERGED_HINT}")
+            metrics = {"epoch": self.epoch, "train_loss": train_loss}
+            metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()})
+            metrics.update({"grad_norm_mean": norm_mean, "grad_norm_max": norm_max})
+            metrics.update({f"{e}_rate": count / n_batches for e, count in zip(names, counts)})
             metrics["lr"] = float(self.optimizer.lr)
             metrics["seconds"] = time.perf_counter() - started
             if not math.isfinite(metrics["val_loss"]):
@@ -198,6 +206,18 @@ class Trainer:
                 self.on_epoch(self, metrics)
         self.restore_best()
         return self.history
+
+    def _read_epoch(self, losses, norms, counts):
+        """[mean loss, mean and max gradient norm, each event's count] as host floats, in one transfer.
+
+        Every batch left its loss, gradient norm and event flags on the training backend; on a GPU,
+        reading each of them as it came would stall the device once or more per batch, so the epoch
+        gathers them into one array and reads that once."""
+        xp = backend.module(self.backend)
+        as_array = lambda v: xp.asarray(v, dtype=np.float64).reshape(())  # noqa: E731  (Python 0 or a 0-d array)
+        losses, norms = xp.stack([as_array(v) for v in losses]), xp.stack([as_array(v) for v in norms])
+        figures = xp.stack([losses.mean(), norms.mean(), norms.max()] + [as_array(c) for c in counts])
+        return backend.to_numpy(figures).tolist()
 
     def _keep_best(self, metrics):
         if metrics["val_loss"] < self.best_val_loss:
@@ -253,9 +273,9 @@ class Trainer:
             for start in range(0, len(split), batch_size):
                 part = split.subset(slice(start, start + batch_size))
                 x = self._tensor(part.x)
-                parts.append(self.model.predict(x, lengths=part.lengths).numpy())
+                parts.append(self.model.predict(x, lengths=part.lengths).data)
         self.model.train()
-        return np.concatenate(parts)
+        return backend.to_numpy(backend.array_module(parts[0]).concatenate(parts))  # one read, not one per part
 
     def evaluate(self, name):
         """{'loss', 'metric', extra metrics...} on split `name` ('train', 'val' or 'test')."""
@@ -290,12 +310,13 @@ def detach_state(state):
 
 
 def gradient_norm(params):
-    """The global L2 norm of all gradients (what clip_grad_norm compares with max_norm)."""
+    """The global L2 norm of all gradients (what clip_grad_norm compares with max_norm), as a 0-d
+    float64 array on the gradients' backend: computed there, not read (float() it to read it)."""
     total = 0.0
     for p in params:
         if p.grad is not None:
-            total += float((p.grad.astype(np.float64) ** 2).sum())
-    return math.sqrt(total)
+            total = total + (p.grad.astype(np.float64) ** 2).sum()
+    return backend.array_module(total).sqrt(total) if not isinstance(total, float) else np.sqrt(total)
 
 
 def _share(lengths, start, stop, total_steps):

@@ -69,10 +69,15 @@ class _BatchNorm(Module):
     def _update_running(self, mean, var, n):
         with no_grad():
             self.num_batches_tracked.data += 1
-            m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            dtype = self.running_mean.dtype
+            if self.momentum is None:  # 1 / batches so far, computed where the counter is (not read back)
+                m = 1.0 / self.num_batches_tracked.data.astype(np.float64)
+                keep, m = (1 - m).astype(dtype), m.astype(dtype)
+            else:
+                keep, m = 1 - self.momentum, self.momentum
             unbiased = var.data.reshape(-1) * (n / (n - 1))
-            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mean.data.reshape(-1)
-            self.running_var.data[...] = (1 - m) * self.running_var.data + m * unbiased
+            self.running_mean.data[...] = keep * self.running_mean.data + m * mean.data.reshape(-1)
+            self.running_var.data[...] = keep * self.running_var.data + m * unbiased
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -88,7 +93,7 @@ def _batch_statistics(x, axes, mask=None):
         centred = x - mean
         return mean, (centred * centred).mean(axis=axes, keepdims=True), n
     weights = Tensor(mask)
-    n = float(mask.sum())
+    n = float(mask.sum())  # one read of a device mask: the ShapeError check and the unbiased variance need it
     mean = (x * weights).sum(axis=axes, keepdims=True) * (1.0 / n)
     centred = x - mean
     return mean, (centred * centred * weights).sum(axis=axes, keepdims=True) * (1.0 / n), n

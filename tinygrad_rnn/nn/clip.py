@@ -20,20 +20,26 @@ def clip_grad_norm(params, max_norm, norm_type=2.0):
         total = (Σ_p Σ_i |g_pi|^norm_type)^(1/norm_type)      (max_i |g_pi| for norm_type inf)
         g ← g · min(1, max_norm / (total + 1e-6))
 
-    Returns the total norm before clipping, as a float.
+    Returns the total norm before clipping as a 0-d float64 array on the gradients' backend, as
+    torch returns a tensor: the scaling is computed where the gradients are, without reading the norm
+    back (on a GPU a read waits for the device). `float()` it to read it.
     """
     params = _with_grads(params)
     if not params:
         return 0.0
+    xp = array_module(params[0].grad)
     norm_type = float(norm_type)
     if norm_type == math.inf:
-        total = max(float(abs(p.grad).max()) for p in params)
+        total = xp.stack([abs(p.grad).max().astype("float64") for p in params]).max()
     else:
-        total = sum(float((abs(p.grad.astype("float64")) ** norm_type).sum()) for p in params) ** (1.0 / norm_type)
-    coefficient = max_norm / (total + 1e-6)
-    if coefficient < 1.0:
+        total = 0.0
         for p in params:
-            p.grad = p.grad * coefficient
+            total = total + (abs(p.grad.astype("float64")) ** norm_type).sum()
+        total = total ** (1.0 / norm_type)
+    coefficient = xp.minimum(max_norm / (total + 1e-6), 1.0)  # 1 (no change) when the norm is within bounds
+    for p in params:
+        # in the gradient's own dtype: a float64 0-d array would turn float32 gradients into float64
+        p.grad = p.grad * coefficient.astype(p.grad.dtype)
     return total
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import backend
 from .. import random as _random
 from ..errors import ConfigError
 from ..function import no_grad
@@ -193,9 +194,10 @@ class AppliedGradientNorm(Regulariser):
         self._norms.append(gradient_norm(trainer.model.parameters()))
 
     def on_epoch_end(self, trainer, metrics):
-        if self._norms:
-            metrics["applied_grad_norm_mean"] = float(np.mean(self._norms))
-            metrics["applied_grad_norm_max"] = float(np.max(self._norms))
+        if self._norms:  # kept on the training backend per batch, read here once per epoch
+            norms = backend.to_numpy(backend.array_module(self._norms[0]).stack(self._norms))
+            metrics["applied_grad_norm_mean"] = float(np.mean(norms))
+            metrics["applied_grad_norm_max"] = float(np.max(norms))
         self._norms = []
 
 

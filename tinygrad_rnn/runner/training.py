@@ -52,13 +52,16 @@ def _drive(jobs, as_json, quiet):
                                      epoch=0, loss="–", speed="")
 
         def on_batch(trainer, batch, batches, loss):
+            # the batch's loss stays unread: on a GPU, reading it would make every batch wait for the
+            # device; the epoch's losses are read together and shown at the epoch's end
             Stop.check()
-            progress.update(task, loss=f"{loss:.4g}", speed=f"batch {batch}/{batches}")
+            progress.update(task, speed=f"batch {batch}/{batches}")
 
         def on_epoch(trainer, metrics):
             Stop.check()
             progress.update(task, completed=metrics["epoch"], epoch=metrics["epoch"],
-                            loss=f"{metrics['val_loss']:.4g} (val)", speed=f"{metrics['seconds']:.1f}s/epoch")
+                            loss=f"{metrics['train_loss']:.4g} (train) {metrics['val_loss']:.4g} (val)",
+                            speed=f"{metrics['seconds']:.1f}s/epoch")
 
         with progress:
             try:
