@@ -140,7 +140,7 @@ def discover():
     for ep in _entry_points():
         try:
             ep.load()
-        except Exception as e:  # a broken third-party plugin must not stop the others
+        except (Exception, SystemExit) as e:  # a broken third-party plugin must not stop the others
             _report(f"entry point {ep.name} = {ep.value}", e)
 
 
@@ -165,20 +165,20 @@ def load_plugin(path_or_module):
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a plugin that calls sys.exit() on import fails too
             sys.modules.pop(name, None)
             raise PluginError(f"plugin {target} failed to load: {_one_line(e, path)}") from e
         return module
     try:
         return importlib.import_module(target)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise PluginError(f"plugin module {target!r} failed to load: {_one_line(e)}") from e
 
 
 def _import_module(name):
     try:
         importlib.import_module(name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         _report(name, e)
 
 
@@ -202,6 +202,8 @@ def _one_line(error, path=None):
     """`SyntaxError: invalid syntax (line 3)` style: type, message and the line in the plugin file."""
     if isinstance(error, SyntaxError):
         return f"{type(error).__name__}: {error.msg} (line {error.lineno})"
+    if isinstance(error, SystemExit):
+        error = RuntimeError(f"it called sys.exit({error.code!r}) while loading")
     line = ""
     if path:
         for frame in reversed(traceback.extract_tb(error.__traceback__)):

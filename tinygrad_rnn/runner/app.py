@@ -6,27 +6,48 @@
 
 Every user mistake becomes one line on stderr and exit code 2; a run that fails exits 1; Ctrl-C
 exits 130 and keeps the run's files. This file holds the group, whose own options train (the driver is
-training.py), and the helpers every command shares; the subcommands live in commands/, one file per
-family, and import `cli` from here to register themselves. cli.py, the entry point, imports them all.
+training.py), and what every command shares:
+
+    run_config(run)             a stored run's config, its recorded plugins loaded, checked
+    with_spec(spec, kind)       parse and check one NAME:k=v spec (cell, dataset, regulariser,
+                                optimizer, schedule) → (name, options); specs(values, kind) for lists
+    config_from_flags(...)      a TOML file and flags → one partial config, both held to config.SCHEMA
+    experiment.check_all(cfgs)  build every plugin of every run, and estimate memory, before any runs
+    check_runs_dir(path)        a --runs-dir that can hold runs, checked before anything is written
+    output.print_json(doc)      the one way to print --json: strict JSON, NaN and infinity as null
+    RnnrunGroup.main            the one error path: every exception → one line + exit code; the
+                                traceback only with --debug or RNNRUN_DEBUG=1
+    SEED                        the click type of every --seed
+
+A new command (a file in commands/) uses these and raises the project's exceptions (ConfigError for a
+usage mistake, exit 2; TinygradRNNError or `Fail` for a run that failed, exit 1); it never prints a
+traceback or catches what the error path handles.
 """
+import errno
+import os
 import sys
+import sysconfig
+import traceback
 import warnings
 
 import click
 
 from .. import __version__
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
-from ..registry import discover, load_errors, load_plugin, regularisers
-from .config import load_toml, parse_spec, split_names
-from .output import Fail, console
-from .runs import RunStore
-from .training import train_all
+from ..optim import SCHEDULES, check_schedule
+from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
+from .config import MAX_SEED, check_config, check_options, load_toml, parse_spec, split_names
+from .output import Fail, console, make_streams_tolerant
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
+SEED = click.IntRange(0, MAX_SEED)
+DEBUG_ENV = "RNNRUN_DEBUG"
 
 
+# ---- plugins and specs --------------------------------------------------------------------------------
 def load_plugins(paths):
-    """Discover the built-in and entry-point plugins, then load --plugin ones; broken ones are warnings."""
+    """Discover the built-in and entry-point plugins, then load --plugin ones; broken discovered ones
+    are warnings, a broken --plugin is a PluginError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # reported below, once, as one line each
         discover()
@@ -39,19 +60,50 @@ def load_plugins(paths):
         load_errors.clear()
 
 
+REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
+
+
 def with_spec(spec, kind):
+    """'rnn:nonlinearity=relu' → ('rnn', {'nonlinearity': 'relu'}), checked against the plugin.
+
+    `kind` is cell, dataset, regulariser, optimizer or schedule. The name must be registered and every
+    option one the plugin takes, of its default's type (config.check_options); only a regulariser
+    takes a bare value (clip:1.0). Every command parses specs through here, so one spec means the same
+    everywhere and fails the same way (ConfigError or UnknownPluginError, exit 2)."""
     name, positional, options = parse_spec(spec, kind)
-    if positional:
+    if positional and kind != "regulariser":
         raise ConfigError(f"{kind} {name!r}: bare values are not allowed here; write {name}:key=value")
-    return name, options
+    if kind == "schedule":
+        check_schedule(name, options)
+        return name, check_options(SCHEDULES[name], kind, name, [], options)
+    return name, check_options(REGISTRIES[kind].get(name), kind, name, positional, options)
 
 
+def specs(values, kind, flag=None):
+    """Comma-separated and repeated specs ('rnn,lstm:forget_bias=1') → [(name, options), ...], each
+    checked by with_spec; none at all is a ConfigError."""
+    items = split_names(values)
+    if not items:
+        raise ConfigError(f"{flag or '--' + kind} needs at least one name, e.g. {flag or '--' + kind} "
+                          f"{', '.join(REGISTRIES[kind].names()[:3]) if kind in REGISTRIES else 'NAME'}")
+    return [with_spec(item, kind) for item in items]
+
+
+# ---- flags and config files ---------------------------------------------------------------------------
 def config_from_flags(config_file, **flags):
-    """The partial config: the TOML file's settings, overridden by the flags that were given."""
+    """The partial config: the TOML file's settings, overridden by the flags that were given.
+
+    Both go through config.SCHEMA (unknown keys, types, ranges) before anything else reads them; the
+    plugins a config file names (`plugins = [...]`, recorded by runs that used --plugin) are loaded."""
     config = {}
     if config_file:
-        config = load_toml(config_file)
+        config = check_config(load_toml(config_file), config_file)
         config.pop("meta", None)
+        if config.get("plugins"):
+            try:
+                load_plugins(config["plugins"])
+            except PluginError as e:
+                raise PluginError(f"{e} (named in config file {config_file})") from None
     data = flags.pop("data", None)
     if data:
         config["data"], config["data_options"] = with_spec(data, "dataset")
@@ -63,45 +115,202 @@ def config_from_flags(config_file, **flags):
         config["schedule"], config["schedule_options"] = with_spec(schedule, "schedule")
     regs = flags.pop("reg", None)
     if regs:
-        config["regularisers"] = []
-        for spec in regs:
-            name, positional, options = parse_spec(spec, "regulariser")
-            from .config import check_options
-            options = check_options(regularisers.get(name), "regulariser", name, positional, options)
-            config["regularisers"].append({"name": name, "options": options})
-    for key, value in flags.items():
-        if value is not None:
-            config[key] = value
+        config["regularisers"] = [{"name": name, "options": options}
+                                  for name, options in (with_spec(spec, "regulariser") for spec in regs)]
+    check_config(flags, "flags")
+    config.update({key: value for key, value in flags.items() if value is not None})
     return config
 
 
+def run_config(run):
+    """A stored run's config, ready to `experiment.build`: its metadata dropped, the plugins it
+    recorded loaded again, every name and option checked (an unknown one says to pass --plugin)."""
+    from .experiment import resolve
+    config = check_config(run.config(), run.file("config.toml"))
+    config.pop("meta", None)
+    if config.get("plugins"):
+        try:
+            load_plugins(config["plugins"])
+        except PluginError as e:
+            raise PluginError(f"{e} (recorded in {run.file('config.toml')})") from None
+    return resolve(config)
+
+
+def check_runs_dir(path, flag="--runs-dir"):
+    """ConfigError unless `path` is (or can be made) a writable directory; creates nothing."""
+    path = os.path.abspath(path)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
+        raise ConfigError(f"{flag} {path} {what}; pass a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {probe} is not writable; pass a folder you can write to")
+    return path
+
+
+def check_output_file(path, flag, formats=None):
+    """ConfigError unless `path` can be written as a new or replaced file: not a folder, in a folder that
+    exists and is writable, and (with `formats`, e.g. matplotlib's) of a known extension. Commands call
+    it before they compute, so a typo in a path costs nothing."""
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    if os.path.isdir(full):
+        raise ConfigError(f"{flag} {path} is a folder; pass a file name in it")
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or os.path.exists(full) and not os.access(full, os.W_OK):
+        raise ConfigError(f"{flag} {path} is not writable")
+    if formats is not None:
+        extension = os.path.splitext(path)[1].lstrip(".").lower()
+        if extension not in formats:
+            raise ConfigError(f"{flag} {path}: unknown image format {extension or '(none)'!r}; "
+                              f"valid: {', '.join(sorted(formats))}")
+    return path
+
+
+# ---- the one error path ---------------------------------------------------------------------------------
+def debug_enabled():
+    """--debug given, or RNNRUN_DEBUG set to anything but '', '0', 'false' or 'no'."""
+    return _debug[0] or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+_debug = [False]
+
+
+def _set_debug(ctx, param, value):
+    if value:
+        _debug[0] = True
+
+
+def debug_option():
+    return click.Option(["--debug"], is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+                        help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
+
+
+def report(error):
+    """The exit code for `error`, after printing it as one line on stderr (and its traceback with
+    --debug). Every command's failures come through here, so none ever prints a bare traceback."""
+    err = sys.stderr
+    if debug_enabled() and not isinstance(error, (Fail, click.exceptions.Exit)):
+        traceback.print_exception(type(error), error, error.__traceback__, file=err)
+    if isinstance(error, click.exceptions.Exit):
+        return error.exit_code
+    if isinstance(error, click.exceptions.Abort):
+        click.echo("Aborted.", err=True)
+        return 130
+    if isinstance(error, click.ClickException):
+        click.echo(f"Error: {error.format_message()}", err=True)
+        return error.exit_code
+    if isinstance(error, USAGE_ERRORS):
+        click.echo(f"Error: {error}", err=True)
+        return 2
+    if isinstance(error, Fail):
+        return 1
+    if isinstance(error, TinygradRNNError):  # a run that failed for a reason the user can act on
+        click.echo(f"Error: {error}", err=True)
+        return 1
+    if isinstance(error, KeyboardInterrupt):
+        click.echo("Interrupted.", err=True)
+        return 130
+    if isinstance(error, OSError) and error.errno == errno.EPIPE:
+        return 1  # the reader went away (`| head`): nothing to say, nobody to say it to
+    if isinstance(error, MemoryError):
+        click.echo("Error: out of memory; use a smaller --hidden, --batch-size or dataset", err=True)
+        return 1
+    if isinstance(error, OSError):
+        if error.filename:
+            click.echo(f"Error: {error.strerror or error}: {error.filename}", err=True)
+        else:  # no file named: writing to stdout (> /dev/full) or a pipe
+            click.echo(f"Error: cannot write the output: {error.strerror or error}", err=True)
+        return 1
+    click.echo(f"Error: {blame(error)}", err=True)
+    return 1
+
+
+_LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
+    os.path.dirname(os.path.dirname(__file__)),                       # the tinygrad_rnn package
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+
+
+def blame(error):
+    """One line for an unexpected exception: the plugin (file and line) it came from, or, when none
+    did, an internal error of rnnrun; both say how to see the traceback."""
+    what = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.f_code.co_filename)
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(("tinygrad_rnn_plugins", "tinygrad_rnn_user_plugin_")) or \
+                not path.startswith(_LIBRARY_DIRS) and not path.startswith("<"):
+            return (f"plugin {_short_path(path)} failed: {what} (line {frame.f_lineno}); "
+                    f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback")
+    where = f" (at {_short_path(frames[-1].f_code.co_filename)} line {frames[-1].f_lineno})" if frames else ""
+    return (f"internal error: {what}{where}; this is a bug in rnnrun, please report it with the "
+            f"traceback that --debug (or {DEBUG_ENV}=1) prints")
+
+
+def _short_path(path):
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
+
+
 class RnnrunGroup(click.Group):
-    """A click group whose errors are one line on stderr and an exit code, never a traceback."""
+    """A click group whose errors are one line on stderr and an exit code, never a traceback.
+
+    The output streams replace characters they cannot encode (PYTHONIOENCODING=ascii, LC_ALL=C), and
+    output that cannot be written (`> /dev/full`) is one line on stderr and exit 1."""
+
+    def add_command(self, cmd, name=None):
+        """Every command takes --debug too, wherever the user types it (`rnnrun graph ... --debug`)."""
+        if not any(param.name == "debug" for param in cmd.params):
+            cmd.params.append(debug_option())
+        super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _debug[0] = False
+        make_streams_tolerant()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(130)
-        except click.ClickException as e:
-            click.echo(f"Error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
-        except USAGE_ERRORS as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(2)
-        except Fail:
-            sys.exit(1)
-        except TinygradRNNError as e:  # a run that failed for a reason the user can act on
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
+            code = code if isinstance(code, int) else 0
+            sys.stdout.flush()
+        except SystemExit as e:  # from a plugin or library that called sys.exit: not a success
+            code = e.code if isinstance(e.code, int) and e.code != 0 else 1
+            if e.code in (0, None):
+                click.echo("Error: something (a plugin?) called sys.exit() before the command finished", err=True)
+        except BaseException as e:  # noqa: B902 - every exception, KeyboardInterrupt too, ends here
+            code = report(e)
+        code = _flush_or_report(code)
+        sys.exit(code)
+
+
+def _flush_or_report(code):
+    """Flush stdout now, while a failure can still be reported; afterwards stdout is /dev/null, so
+    the interpreter's own flush at exit has nothing left to fail on."""
+    try:
+        sys.stdout.flush()
+        return code
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            click.echo(f"Error: cannot write the output: {e.strerror or e}", err=True)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return code or 1
 
 
 # ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
+TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "layers", "bidirectional", "epochs",
+                    "batch_size", "lr", "seed", "backend", "fused", "compiled", "config_file", "checkpoint_every",
+                    "as_json", "quiet")
+
+
 @click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--cell", multiple=True, metavar="NAME[:k=v]",
               help="Cell(s) to train: gru, or several as rnn,lstm,gru (one run each, compared side by side).")
@@ -133,6 +342,8 @@ class RnnrunGroup(click.Group):
               help="Write a checkpoint (for `rnnrun resume`) every N epochs, and after the last.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
+@click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+              help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
@@ -147,27 +358,45 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     """
     ctx.ensure_object(dict)
     ctx.obj.update(plugins=plugins, runs_dir=runs_dir)
-    load_plugins(plugins)
+    given = [name for name in TRAINING_OPTIONS
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
     if ctx.invoked_subcommand is not None:
+        if given:
+            flags = ", ".join(_flag_of(ctx, name) for name in given)
+            sub = ctx.invoked_subcommand
+            raise click.UsageError(f"{flags} belong to training (rnnrun --cell ...), not to `rnnrun {sub}`; "
+                                   f"options of `rnnrun {sub}` go after it (see `rnnrun {sub} --help`)")
+        load_plugins(plugins)
         return
     if not cell and not config_file:
+        if given:
+            raise click.UsageError("no cell given: pass --cell NAME (e.g. --cell gru; `rnnrun list` shows them) "
+                                   "or --config FILE")
         click.echo(ctx.get_help())
         return
-    from .experiment import resolve
+    load_plugins(plugins)
+    from .experiment import check_all, resolve
+    from .sweep import plugin_ref
     base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, backend=backend, fused=fused, compiled=compiled or None)
-    specs = split_names(cell) if cell else [base.get("cell")]
-    configs = []
-    for spec in specs:
-        config = dict(base)
-        if cell:
-            config["cell"], config["cell_options"] = with_spec(spec, "cell")
-        configs.append(resolve(config))
+    if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
+        base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))
+    cell_specs = specs(cell, "cell", "--cell") if cell else [(base.get("cell"), base.get("cell_options", {}))]
+    configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in cell_specs]
     if configs[0]["backend"] == "cupy":
         from ..backend import module
         module("cupy")  # fail now, before any run folder is made
+    check_runs_dir(runs_dir)
+    check_all(configs)
+    from .runs import RunStore
+    from .training import train_all
     train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
+
+
+def _flag_of(ctx, name):
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len)
 
 
 def runs_dir_option(f):
@@ -175,4 +404,5 @@ def runs_dir_option(f):
 
 
 def store_for(ctx, runs_dir):
+    from .runs import RunStore
     return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")

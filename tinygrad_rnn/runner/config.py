@@ -1,4 +1,4 @@
-"""Run configuration: parsing `name:k=v` specs, defaults, TOML files.
+"""Run configuration: one schema for flags and TOML files, `name:k=v` specs, plugin options.
 
 A run is described by one flat dict (written as the run's `config.toml`, and read back by
 `rnnrun --config`), e.g.
@@ -11,11 +11,19 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
+    plugins = ["/home/me/my_plugins.py"]                     (only when the run used --plugin)
 
-Specs on the command line: `adding:T=200`, `clip:1.0` (a bare value fills the first option),
-`sgd:momentum=0.9,nesterov=true`, `rnn:nonlinearity=relu`.
+Flags and config files go through the same `SCHEMA` (`check_config`): an unknown key, a value of the
+wrong type or out of range is a ConfigError that names the key (or flag), what is expected and the
+value. Specs on the command line: `adding:T=200`, `clip:1.0` (a bare value fills the first option),
+`sgd:momentum=0.9,nesterov=true`, `rnn:nonlinearity=relu`; `check_options` holds a spec's options to
+the plugin's constructor (known names, the defaults' types, finite numbers).
 """
+import difflib
+import math
 import tomllib
+from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import ConfigError
 from ..registry import plugin_options
@@ -27,7 +35,100 @@ BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hid
         "backend": "numpy", "fused": True, "compiled": False}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")
 
+# Bounds that only catch nonsense (a 20-digit --hidden); whether a run fits in memory is
+# experiment.check_memory's question, asked with the dataset in hand.
+MAX_HIDDEN = 1 << 20
+MAX_LAYERS = 256
+MAX_EPOCHS = 10 ** 6
+MAX_BATCH = 1 << 24
+MAX_SEED = 2 ** 32 - 1          # NumPy's legacy seeding takes 0 <= seed < 2**32
 
+
+# ---- the schema: one entry per config key ------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One config key: `expected` says in words what `ok(value)` accepts."""
+    expected: str
+    ok: Callable
+
+
+def _integer(low, high):
+    return Setting(f"an integer from {low} to {high}",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high)
+
+
+def _is_name(v):
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _is_table(v):
+    return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+
+def _is_regulariser_list(v):
+    return isinstance(v, list) and all(
+        isinstance(r, dict) and _is_name(r.get("name")) and _is_table(r.get("options", {}))
+        and set(r) <= {"name", "options"} for r in v)
+
+
+_NAME = "a name (see `rnnrun list`)"
+_TABLE = "a table of options, e.g. {T = 100}"
+SCHEMA = {
+    "cell": Setting(_NAME, _is_name),
+    "cell_options": Setting(_TABLE, _is_table),
+    "data": Setting(_NAME, _is_name),
+    "data_options": Setting(_TABLE, _is_table),
+    "hidden": _integer(1, MAX_HIDDEN),
+    "layers": _integer(1, MAX_LAYERS),
+    "bidirectional": Setting("true or false", lambda v: isinstance(v, bool)),
+    "epochs": _integer(1, MAX_EPOCHS),
+    "batch_size": _integer(1, MAX_BATCH),
+    "lr": Setting("a finite number > 0",
+                  lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0),
+    "optimizer": Setting(_NAME, _is_name),
+    "optimizer_options": Setting(_TABLE, _is_table),
+    "schedule": Setting("'cosine' or 'step'", _is_name),
+    "schedule_options": Setting(_TABLE, _is_table),
+    "regularisers": Setting('a list of tables like [{name = "clip", options = {threshold = 1.0}}]',
+                            _is_regulariser_list),
+    "seed": _integer(0, MAX_SEED),
+    "backend": Setting("'numpy' or 'cupy'", lambda v: v in ("numpy", "cupy")),
+    "fused": Setting("true or false", lambda v: isinstance(v, bool)),
+    "compiled": Setting("true or false", lambda v: isinstance(v, bool)),
+    "plugins": Setting("a list of plugin files or module names",
+                       lambda v: isinstance(v, list) and all(_is_name(p) for p in v)),
+    "meta": Setting("a table (written by rnnrun)", _is_table),
+}
+
+
+def check_config(config, origin=None):
+    """Hold every key of `config` to SCHEMA; None means "not given" and passes. Returns `config`.
+
+    `origin` names where the values came from in the messages: a file path, or "flags" (then keys
+    are named as their flags, --batch-size)."""
+    for key, value in config.items():
+        if key not in SCHEMA:
+            close = difflib.get_close_matches(str(key), SCHEMA, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{_where(origin)}unknown key {key!r}{hint}; valid keys: {', '.join(SCHEMA)}")
+        setting = SCHEMA[key]
+        if value is not None and not setting.ok(value):
+            name = "--" + key.replace("_", "-") if origin == "flags" else f"{key!r}"
+            raise ConfigError(f"{_where(origin)}{name} must be {setting.expected}, got {_shown(value)}")
+    return config
+
+
+def _where(origin):
+    return "" if origin in (None, "flags") else f"config file {origin}: "
+
+
+def _shown(value):
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+# ---- NAME:k=v specs ---------------------------------------------------------------------------------
 def parse_value(text):
     """'3' → 3, '0.5' → 0.5, 'true' → True, '1e-3' → 0.001, anything else stays a string."""
     lowered = text.strip().lower()
@@ -44,7 +145,10 @@ def parse_value(text):
 
 
 def parse_spec(spec, what="option"):
-    """'clip:1.0,mode=value' → ('clip', [1.0], {'mode': 'value'})."""
+    """'clip:1.0,mode=value' → ('clip', [1.0], {'mode': 'value'}). Only the syntax is checked here;
+    `check_options` holds the options to the plugin."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"a {what} spec must be text like NAME or NAME:key=value, got {spec!r}")
     name, _, rest = spec.partition(":")
     name = name.strip()
     if not name:
@@ -53,9 +157,12 @@ def parse_spec(spec, what="option"):
     for item in filter(None, (part.strip() for part in rest.split(","))):
         if "=" in item:
             key, _, value = item.partition("=")
-            if not key.strip() or not value.strip():
+            key = key.strip()
+            if not key or not value.strip():
                 raise ConfigError(f"malformed option {item!r} in {spec!r}; write key=value")
-            options[key.strip()] = parse_value(value)
+            if key in options:
+                raise ConfigError(f"option {key!r} given twice in {spec!r}")
+            options[key] = parse_value(value)
         elif options:
             raise ConfigError(f"malformed option {item!r} in {spec!r}: a bare value must come before key=value options")
         else:
@@ -80,7 +187,11 @@ def split_names(values):
 
 
 def check_options(cls, kind, name, positional, options):
-    """Map positional values onto the plugin's options, coerce types from defaults, reject unknowns."""
+    """Map positional values onto the plugin's options, coerce types from defaults, reject unknowns.
+
+    A value must have its default's type: true/false for a bool, a whole number for an int (1e3 is
+    1000), a number for a float; every number must be finite. Options whose default is None take any
+    finite value."""
     known = plugin_options(cls)
     order = list(known)
     if len(positional) > len(order):
@@ -94,14 +205,27 @@ def check_options(cls, kind, name, positional, options):
             raise ConfigError(f"option {key!r} of {kind} {name!r} given twice")
         resolved[key] = value
     for key, value in resolved.items():
-        default = known[key]
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"option {key!r} of {kind} {name!r} must be true or false, got {value!r}")
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            resolved[key] = float(value)
-        elif isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
-            raise ConfigError(f"option {key!r} of {kind} {name!r} must be a number, got {value!r}")
+        resolved[key] = _coerce(value, known[key], f"option {key!r} of {kind} {name!r}")
     return resolved
+
+
+def _coerce(value, default, what):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not number or isinstance(value, float):
+            raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    elif isinstance(default, float):
+        if not number:
+            raise ConfigError(f"{what} must be a number, got {value!r}")
+        return float(value)
+    return value
 
 
 def construct(cls, kind, name, options, **fixed):
@@ -110,35 +234,36 @@ def construct(cls, kind, name, options, **fixed):
         return cls(**fixed, **options)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{kind} {name!r}: {e}") from None
 
 
 def load_toml(path):
+    """A TOML file as a dict; a missing, unreadable, binary or malformed file is a ConfigError."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; pass a .toml file, e.g. runs/<id>/config.toml") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (not UTF-8); pass a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 
 
 def validate(config):
-    """Check sizes and the set of keys of a resolved config."""
-    unknown = sorted(set(config) - set(BASE) - {"meta"})
-    if unknown:
-        raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(BASE)}")
-    for key in ("hidden", "layers", "epochs", "batch_size"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}")
-    if isinstance(config["lr"], bool) or not isinstance(config["lr"], (int, float)) or config["lr"] <= 0:
-        raise ConfigError(f"lr must be a positive number, got {config['lr']!r}")
+    """Check a resolved config against the schema (every key now has a value)."""
+    missing = [key for key in ("hidden", "epochs", "batch_size", "lr") if config.get(key) is None]
+    if missing:
+        raise ConfigError(f"no value for {', '.join(missing)}")
     if config.get("compiled") and not config.get("fused", True):
         raise ConfigError("compiled and composed (fused = false) exclude each other; choose one of --fused, "
                           "--compiled, --composed")
-    return config
+    return check_config(config)
 
 
 def signature_text(cls):

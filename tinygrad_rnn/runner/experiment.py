@@ -5,6 +5,7 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 its last weights; a diverged run is kept and marked as such. Every epoch it writes a checkpoint, from
 which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
+import inspect
 import json
 import math
 import os
@@ -14,12 +15,14 @@ import numpy as np
 
 from .. import __version__, backend
 from .. import random as _random
-from .config import BASE, FROM_DATASET, check_options, construct, validate
-from ..errors import ConfigError, DivergedError
+from .config import BASE, FROM_DATASET, check_config, check_options, construct, validate
+from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
 from ..forecast import forecast
 from ..models import SequenceModel
-from ..optim import SCHEDULES, check_schedule
+from ..nn.recurrent import Recurrent
+from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
+from ..tensor import Tensor
 from ..train import Trainer
 from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
@@ -30,11 +33,29 @@ PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its
 def resolve(config):
     """Fill every setting: the given ones, then the dataset's defaults, then the base defaults.
 
-    Names and plugin options are checked here, so a typo fails before any training starts."""
+    Every key is held to config.SCHEMA and names and plugin options are checked here, so a typo fails
+    before any training starts; `check_all` then builds what the configs describe."""
+    check_config(config)
     full = {**BASE, **{k: v for k, v in config.items() if v is not None}}
     for key in ("cell", "data"):
         if not full[key]:
             raise ConfigError(f"no {key} given; pass --{key} NAME (see `rnnrun list`)")
+    try:
+        _check_names(full)
+    except UnknownPluginError as e:
+        hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+        raise UnknownPluginError(f"{e}{hint}") from None
+    dataset_cls = datasets.get(full["data"])
+    for key in FROM_DATASET:
+        if full[key] is None:
+            full[key] = dataset_cls.defaults[key]
+    if full["backend"] not in backend.BACKENDS:
+        raise ConfigError(f"unknown backend {full['backend']!r}; valid backends: {', '.join(backend.BACKENDS)}")
+    return validate(full)
+
+
+def _check_names(full):
+    """Every plugin name of a config registered and its options checked (in place)."""
     full["optimizer"] = full["optimizer"] or optimizers.default
     dataset_cls = datasets.get(full["data"])
     full["data_options"] = check_options(dataset_cls, "dataset", full["data"], [], full["data_options"])
@@ -50,12 +71,6 @@ def resolve(config):
         name, options = reg["name"], reg.get("options", {})
         regs.append({"name": name, "options": check_options(regularisers.get(name), "regulariser", name, [], options)})
     full["regularisers"] = regs
-    for key in FROM_DATASET:
-        if full[key] is None:
-            full[key] = dataset_cls.defaults[key]
-    if full["backend"] not in backend.BACKENDS:
-        raise ConfigError(f"unknown backend {full['backend']!r}; valid backends: {', '.join(backend.BACKENDS)}")
-    return validate(full)
 
 
 def build(config):
@@ -74,9 +89,171 @@ def build(config):
 def build_model(config, dataset):
     """The config's model for a dataset whose input and output sizes are known (after `splits()`, or
     after `restore()` of its saved preprocessing)."""
-    return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, config["hidden"],
-                         dataset.output_size, num_layers=config["layers"], bidirectional=config["bidirectional"],
-                         fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
+    return _model(config, dataset, config["hidden"], config["layers"])
+
+
+def _model(config, dataset, hidden, layers):
+    try:
+        return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
+                             dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
+                             fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cell {config['cell']!r}: {e}") from None
+
+
+# ---- every run of a command, checked before the first one starts --------------------------------------
+def check_all(configs):
+    """Build every dataset, model, regulariser, optimiser and schedule that `configs` describe, estimate
+    each run's memory, and run each cell once on a tiny input; raise ConfigError (or PluginError) at
+    the first that fails. Call it before anything is trained or written, so that a command whose
+    third run is misconfigured fails at once, with no run folder made (exit 2).
+
+    Configurations that differ only in their seed (a sweep's) are checked once; the models built here
+    are small or discarded."""
+    seen = set()
+    for config in configs:
+        key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("meta", "seed")))
+        if key not in seen:
+            seen.add(key)
+            check_run(config)
+
+
+def check_run(config):
+    """check_all for one resolved config: build, estimate memory, run the cell once."""
+    dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
+                        seed=config["seed"])
+    need = estimate_memory(config, dataset)
+    check_memory(need, f"{config['cell']} on {config['data']}")
+    if dataset.input_size is None or dataset.output_size is None:  # known only from the data itself
+        dataset.splits()
+    backend.set_backend(config["backend"])
+    small = need["parameters"] > SMALL_MODEL_BYTES  # a large model is checked at a small size: same code
+    model = _model(config, dataset, min(config["hidden"], 8) if small else config["hidden"],
+                   min(config["layers"], 2) if small else config["layers"])
+    for r in config["regularisers"]:
+        construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+    optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],
+                          config["optimizer_options"], params=model.parameters(), lr=config["lr"])
+    if config.get("schedule"):
+        make_schedule(optimizer, config["schedule"], config.get("schedule_options"), config["epochs"])
+    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["fused"])
+
+
+def smoke_test_cell(name, options, input_size=1, fused=True):
+    """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
+    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
+    PluginError naming its file: both before any run starts."""
+    cell_class = cells.get(name)
+    try:
+        rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cell {name!r}: {e}") from None
+    try:
+        out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        out.sum().backward()
+    except (ConfigError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        try:
+            where = inspect.getsourcefile(cell_class) or cell_class.__module__
+        except TypeError:
+            where = cell_class.__module__
+        raise PluginError(f"cell {name!r} ({where}) fails on a 2-step sequence: {type(e).__name__}: {e}") from e
+
+
+# ---- memory: estimated before anything large is allocated ---------------------------------------------
+SMALL_MODEL_BYTES = 64 << 20
+ACTIVATION_FLOATS = 16   # floats kept per hidden unit, step and layer for backward (gates, states, grads)
+
+
+def estimate_memory(config, dataset):
+    """Bytes a run needs, roughly: {"parameters", "activations", "data", "total"}.
+
+        parameters    16 P                  P parameters in float32: weights, gradients, 2 Adam moments
+        activations   4 B T H L d F         batch B, steps T, hidden H, layers L, directions d, and
+                                            F = ACTIVATION_FLOATS floats kept per unit for BPTT
+        data          8 (3/2 N) (T + 1) D   N training sequences, half again for validation and
+                                            test, D features, generated in float64
+
+    P is exact: per layer it is a quadratic in H (recurrent weights H x H, input weights H x D,
+    biases H), fitted to the same model built at hidden 1, 2 and 3. T and N are the dataset's
+    attributes `T` and `n_train` when it has them (the built-ins do); without them, that term is 0."""
+    hidden, layers = config["hidden"], config["layers"]
+    directions = 2 if config["bidirectional"] else 1
+    features = max(int(dataset.input_size or 1), 1)
+    if dataset.input_size is not None and dataset.output_size is not None:
+        count = _parameter_count(config, dataset, hidden, layers)
+    else:
+        count = 4 * (hidden * (hidden + features) + hidden) * layers * directions
+    steps = _size(dataset, "T") or 1
+    sequences = _size(dataset, "n_train")
+    parameters = 16 * count
+    activations = 4 * config["batch_size"] * steps * hidden * layers * directions * ACTIVATION_FLOATS
+    data = 8 * (sequences * 3 // 2) * (steps + 1) * features if sequences else 0
+    return {"parameters": parameters, "activations": activations, "data": data,
+            "total": parameters + activations + data}
+
+
+def _parameter_count(config, dataset, hidden, layers):
+    """Parameters of the model at `hidden` and `layers`, from three tiny builds: one layer at hidden
+    1, 2, 3 gives the quadratic of the first layer; two layers give the quadratic of the others."""
+    def count(h, n):
+        return _model(config, dataset, h, n).num_parameters()
+
+    def quadratic(p1, p2, p3):  # p(h) = a h^2 + b h + c through (1, p1), (2, p2), (3, p3)
+        a = (p3 - 2 * p2 + p1) / 2
+        b = p2 - p1 - 3 * a
+        return lambda h: a * h * h + b * h + (p1 - a - b)
+
+    first = quadratic(*(count(h, 1) for h in (1, 2, 3)))
+    if layers == 1:
+        return first(hidden)
+    other = quadratic(*(count(h, 2) - count(h, 1) for h in (1, 2, 3)))
+    return first(hidden) + (layers - 1) * other(hidden)
+
+
+def _size(dataset, name):
+    value = getattr(dataset, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def available_memory():
+    """(bytes available now, bytes in all) of this machine's memory; (None, None) where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1:2]}
+        return info.get("MemAvailable", info.get("MemFree")), info.get("MemTotal")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return page * os.sysconf("SC_AVPHYS_PAGES"), page * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None, None
+
+
+def check_memory(need, what):
+    """ConfigError, in one line, when the estimate exceeds the memory available now."""
+    available, total = available_memory()
+    if available is None or need["total"] <= available:
+        return
+    parts = ", ".join(f"{k} {_gib(need[k])}" for k in ("parameters", "activations", "data") if need[k] >= 1 << 20)
+    raise ConfigError(f"{what} would need about {_gib(need['total'])} of memory ({parts}); this machine has "
+                      f"{_gib(available)} available of {_gib(total)}. Use a smaller --hidden, --layers, "
+                      "--batch-size or dataset (T, n_train)")
+
+
+def _gib(n):
+    """1.5 GiB, 640 GiB, 72 TiB: bytes in the largest binary unit that keeps the number readable."""
+    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30)):
+        if n >= size:
+            value = n / size
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+    return f"{n / (1 << 20):.3g} MiB"
 
 
 class Pruned(Exception):

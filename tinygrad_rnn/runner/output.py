@@ -1,4 +1,10 @@
-"""What every command prints through: the rich consoles, and `Fail`, a run failure already reported (exit 1)."""
+"""What every command prints through: the rich consoles, strict JSON, and `Fail`, a run failure
+already reported (exit 1)."""
+import json
+import math
+import sys
+
+import click
 from rich.console import Console
 
 
@@ -8,3 +14,56 @@ class Fail(Exception):
 
 def console(stderr=False):
     return Console(stderr=stderr, highlight=False)
+
+
+def make_streams_tolerant():
+    """stdout and stderr replace what their encoding cannot hold ('–' becomes '?' under
+    PYTHONIOENCODING=ascii or LC_ALL=C) instead of raising UnicodeEncodeError mid-table."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="replace")
+            except (ValueError, OSError):  # a closed or detached stream: nothing to protect
+                pass
+
+
+def finite_or_null(value):
+    """(a copy of `value` in plain JSON types with every NaN and ±infinity replaced by None, how many
+    were replaced). NumPy scalars and arrays become numbers and lists; tuples become lists."""
+    count = 0
+
+    def clean(v):
+        nonlocal count
+        if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):  # NumPy arrays and scalars
+            v = v.tolist()
+        if isinstance(v, float):
+            if math.isfinite(v):
+                return v
+            count += 1
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        return str(v)
+
+    return clean(value), count
+
+
+def json_text(doc, indent=2):
+    """`doc` as strict JSON text (RFC 8259 has no NaN or Infinity), and how many values became null."""
+    clean, count = finite_or_null(doc)
+    return json.dumps(clean, indent=indent, allow_nan=False), count
+
+
+def print_json(doc, indent=2):
+    """The one way a command prints --json: one strict JSON document on stdout. A value that is not a
+    finite number (NaN, ±infinity: a diverged run) is written as null, and a note on stderr says so."""
+    text, count = json_text(doc, indent)
+    click.echo(text)
+    if count:
+        click.echo(f"note: {count} value{'s' if count != 1 else ''} that {'were' if count != 1 else 'was'} "
+                   "not a finite number (NaN or infinity) written as null", err=True)

@@ -6,6 +6,12 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def supported_formats():
+    """The file extensions savefig can write: png, pdf, svg, ..."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    return set(FigureCanvasAgg.get_supported_filetypes())
+
+
 def loss_plot(path, history):
     epochs = [m["epoch"] for m in history]
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -1,13 +1,11 @@
 """The default command's driver (and `rnnrun resume`'s): train each resolved config in turn with a
 progress bar, then print the results table (or one JSON document). Ctrl-C, SIGTERM and SIGHUP keep
 the run's files, say where they are and how to resume, and exit 130, 143 or 129."""
-import json
 import sys
 
-import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .output import Fail, console
+from .output import Fail, console, print_json
 from .signals import Stop, exit_code, on_stop
 
 
@@ -85,7 +83,7 @@ def _drive(jobs, as_json, quiet):
                 "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
                 "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast")
         docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
-        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+        print_json(docs[0] if len(docs) == 1 else docs)  # a diverged run's NaN losses: null
     else:
         out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
         for s in summaries:

@@ -1,11 +1,9 @@
 """`rnnrun list`: every cell, dataset, regulariser and optimiser, with its description and options."""
-import json
-
 import click
 
 from ..app import cli
 from ..config import signature_text
-from ..output import console
+from ..output import console, print_json
 from ...registry import cells, datasets, optimizers, regularisers
 
 KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
@@ -22,7 +20,7 @@ def list_plugins(as_json):
         cls = datasets.get(entry["name"])
         entry.update(kind=cls.kind, problem=cls.problem, metric=cls.metric_name)
     if as_json:
-        click.echo(json.dumps(catalogue, indent=2, default=str))
+        print_json(catalogue)
         return
     out = console()
     for kind, reg in KINDS:

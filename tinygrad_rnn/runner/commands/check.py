@@ -5,13 +5,11 @@
 
 The checks live in `tinygrad_rnn.testing`; this file chooses the plugins and prints the table.
 """
-import json
-
 import click
 
-from ..app import cli, load_plugins
-from ..config import check_options, parse_spec, split_names
-from ..output import Fail, console
+from ..app import cli, load_plugins, with_spec
+from ..config import split_names
+from ..output import Fail, console, print_json
 from ...errors import ConfigError
 from ...registry import cells, datasets, load_plugin, optimizers, regularisers
 
@@ -36,9 +34,8 @@ def named_plugins(kind, specs):
     """[(kind, name, class, options)] for `--cell gru:variant=cho`-style specs, options typed as a run's."""
     chosen = []
     for spec in split_names(specs):
-        name, positional, options = parse_spec(spec, kind)
-        cls = REGISTRIES[kind].get(name)
-        chosen.append((kind, name, cls, check_options(cls, kind, name, positional, options)))
+        name, options = with_spec(spec, kind)  # the one spec parser and checker of every command
+        chosen.append((kind, name, REGISTRIES[kind].get(name), options))
     return chosen
 
 
@@ -83,7 +80,7 @@ def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, 
     rows = [(kind, result) for kind, _, cls, options in chosen for result in run_checks(cls, **options)]
     failed = [r for _, r in rows if r.status == "fail"]
     if as_json:
-        click.echo(json.dumps([{"kind": kind, **vars(r)} for kind, r in rows], indent=2))
+        print_json([{"kind": kind, **vars(r)} for kind, r in rows])
     else:
         _print(rows, failed)
     if failed:

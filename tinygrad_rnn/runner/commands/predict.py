@@ -7,7 +7,6 @@ The preprocessing the run fitted on its training rows (scalers, column order, cl
 back from its preprocessing.json and applied as it is: nothing is refitted on the new file.
 """
 import csv
-import json
 import os
 
 import click
@@ -15,10 +14,10 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from ..app import cli, runs_dir_option, store_for
+from ..app import cli, run_config, runs_dir_option, store_for
 from ..experiment import PREPROCESSING, build_model
 from ..config import construct
-from ..output import console
+from ..output import console, print_json
 from ..runs import DamagedRun, read_json
 from ... import backend
 from ...errors import ConfigError
@@ -42,8 +41,7 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities."""
     run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
-    config = run.config()
-    config.pop("meta", None)
+    config = run_config(run)  # its recorded plugins loaded, its names and options checked
     status = run.status()
     if status not in ("finished", "interrupted"):
         raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
@@ -68,7 +66,7 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     if output_path:
         _write_csv(output_path, columns, rows)
     if as_json:
-        click.echo(json.dumps({"run": run.id, "columns": columns, "rows": rows}, indent=2))
+        print_json({"run": run.id, "columns": columns, "rows": rows})
     elif output_path:
         console().print(f"{len(rows)} predictions written to {output_path}")
     else:

@@ -6,16 +6,18 @@
     rnnrun forecast RUN --steps 50   a time-series model fed its own predictions
 """
 import datetime
-import json
 
 import click
+import numpy as np
 from rich.table import Table
 
-from ..app import cli, runs_dir_option, store_for
-from ..output import console
+from ..app import cli, run_config, runs_dir_option, store_for
+from ..output import console, print_json
 from ..runs import DamagedRun
-from ...errors import ConfigError
+from ...errors import ConfigError, DivergedError
 from ...registry import datasets
+
+MAX_FORECAST_STEPS = 10 ** 6
 
 
 @cli.command("runs")
@@ -36,7 +38,7 @@ def list_runs(ctx, runs_dir, sweep, as_json):
         runs = sweep_runs(store, sweep)
     rows = [run_row(run) for run in runs]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if not rows:
         console().print(f"no runs in {store.root} yet: try rnnrun --cell gru --data sine")
@@ -128,7 +130,7 @@ def show(ctx, run_id, runs_dir, as_json):
         summary["last_seen"] = datetime.datetime.fromtimestamp(summary["last_seen"]).isoformat(timespec="seconds")
     summary.pop("pid_start", None)
     if as_json:
-        click.echo(json.dumps({"config": config, "metrics": metrics, "summary": summary}, indent=2, default=str))
+        print_json({"config": config, "metrics": metrics, "summary": summary})
         return
     out = console()
     flat = {k: v for k, v in config.items() if k != "meta"}
@@ -149,23 +151,32 @@ def show(ctx, run_id, runs_dir, as_json):
 @runs_dir_option
 @click.pass_context
 def compare(ctx, run_ids, runs_dir):
-    """Several runs side by side."""
+    """Several runs side by side; runs scored by different metrics go in separate tables (one per
+    metric and dataset), since a best run across metrics means nothing."""
     from ..report import results_table
     store = store_for(ctx, runs_dir)
-    summaries = []
+    groups = {}
     for run_id in run_ids:
         run = store.get(run_id).verify()
-        summary = run.summary()
-        summary.setdefault("cell", run.config().get("cell"))
+        summary, config = run.summary(), run.config()
+        summary.setdefault("cell", config.get("cell"))
+        summary.setdefault("data", config.get("data"))
         summary["status"] = run.status()
         summary["cell"] = f"{summary['cell']} ({run.id})"
-        summaries.append(summary)
-    console().print(results_table(summaries, title="Comparison"))
+        groups.setdefault((summary.get("metric") or "metric", summary.get("data") or "?"), []).append(summary)
+    out = console()
+    for (metric, data), summaries in groups.items():
+        title = "Comparison" if len(groups) == 1 else f"Comparison on {data} ({metric})"
+        out.print(results_table(summaries, title=title))
+    if len(groups) > 1:
+        out.print(f"[dim]{len(groups)} tables: runs on different datasets or metrics are not ranked "
+                  "against each other[/]")
 
 
 @cli.command("forecast")
 @click.argument("run_id", metavar="RUN")
-@click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Steps to generate.")
+@click.option("--steps", default=50, show_default=True, type=click.IntRange(1, MAX_FORECAST_STEPS),
+              help="Steps to generate.")
 @click.option("--from", "source", type=click.Choice(["data", "zeros"]), default="data", show_default=True,
               help="Start from the last real window or from all zeros.")
 @runs_dir_option
@@ -176,8 +187,7 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     from ..experiment import build
     from ...forecast import forecast
     run = store_for(ctx, runs_dir).get(run_id).verify()
-    config = run.config()
-    config.pop("meta", None)
+    config = run_config(run)
     dataset, model, _ = build(config)
     if not dataset.forecastable:
         raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "
@@ -185,9 +195,12 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
                                                                 if datasets.get(n).forecastable))
     run.load_weights_into(model)
     predictions, truth = forecast(model, dataset, steps, source)
+    if not np.isfinite(predictions).all():
+        status = run.summary().get("status", "unknown")
+        raise DivergedError(f"the forecast of run {run.id} is not finite (NaN or infinity): its weights are "
+                            f"(status {status}); train it again, e.g. with a smaller --lr or --reg clip:1.0")
     if as_json:
-        click.echo(json.dumps({"predictions": predictions.tolist(),
-                               "truth": None if truth is None else truth.tolist()}))
+        print_json({"predictions": predictions, "truth": truth})  # truth past the record's end: null
         return
     table = Table(title=f"Forecast of {run.id}, {steps} steps from {source}", title_justify="left")
     table.add_column("step", justify="right")
@@ -206,3 +219,6 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
         out.print(f"[dim]plot: {path}[/]")
     except ImportError:
         pass
+    except OSError as e:  # a read-only run folder: the table above is the result, the plot a bonus
+        console(stderr=True).print(f"[yellow]warning:[/] plot not written: {e.strerror or e}: {path}",
+                                   soft_wrap=True)

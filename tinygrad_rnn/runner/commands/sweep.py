@@ -7,7 +7,6 @@
     rnnrun runs --sweep 20261123-142501-adding               its trials, one per line
 """
 import contextlib
-import json
 import os
 import shlex
 import sys
@@ -17,8 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import sweep as sweeps
-from ..app import cli, config_from_flags
-from ..output import Fail, console
+from ..app import SEED, check_runs_dir, cli, config_from_flags
+from ..config import MAX_EPOCHS
+from ..output import Fail, console, print_json
 from ..config import parse_spec
 from ...errors import ConfigError
 from ..report import fmt
@@ -39,14 +39,14 @@ DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size",
 @click.option("--layers", multiple=True, metavar="LIST|RANGE", help="Stacked layers: 1,2.")
 @click.option("--batch-size", multiple=True, metavar="LIST|RANGE", help="Batch sizes: 16,32.")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]", help="Regulariser for every trial (repeatable).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: the dataset's).")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Training epochs (default: the dataset's).")
 @click.option("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
-@click.option("--seeds", type=click.IntRange(min=1), metavar="N",
+@click.option("--seeds", type=click.IntRange(1, 10_000), metavar="N",
               help="Run seeds 0..N-1 of every configuration (default 1).")
-@click.option("--random", "samples", type=click.IntRange(min=1), metavar="K",
+@click.option("--random", "samples", type=click.IntRange(1, 100_000), metavar="K",
               help="Sample K configurations (ranges LOW:HIGH[:log|linear], lists as choices) instead of a grid.")
-@click.option("--sample-seed", type=int, metavar="S", help="Seed of the --random draws (default 0).")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+@click.option("--sample-seed", type=SEED, metavar="S", help="Seed of the --random draws (default 0).")
+@click.option("--workers", type=click.IntRange(1, 4096), metavar="N",
               help="Local worker processes (default: the number of cores); 1 runs the trials here, one by one.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler instead.")
 @click.option("--resume", "resume_id", metavar="SWEEP_ID", help="Run only the trials this sweep still lacks.")
@@ -67,7 +67,7 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     """
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    root = os.path.abspath(runs_dir or ctx.obj.get("runs_dir") or "runs")
+    root = check_runs_dir(runs_dir or ctx.obj.get("runs_dir") or "runs")
     group_plugins = list(ctx.obj.get("plugins", ()))
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
     sweeps.load_plugins_once(plugins)
@@ -86,7 +86,7 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
         sweep = sweep or create()  # only now: a usage error or an unreachable scheduler leaves no folder
         doc = _run(sweep, trials, plugins, workers or os.cpu_count() or 1, client, scheduler, as_json or quiet)
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         _print(doc)
     if any(t["status"] != "finished" for t in doc["trials"]):
@@ -103,6 +103,8 @@ def _new(root, plugins, d):
     seeds = list(range(d["seeds"] or 1))
     sample_seed = d["sample_seed"] or 0
     trials = sweeps.plan(base, sweeps.configurations(axes, d["samples"], sample_seed), seeds)
+    from ..experiment import check_all
+    check_all([t["config"] for t in trials])  # a bad option fails the sweep now (exit 2), not each trial
 
     def create():
         sweep = sweeps.create_sweep(root, "_".join(dict.fromkeys(parse_spec(spec)[0] for spec in axes["data"])))
@@ -121,9 +123,9 @@ def _resumed(root, resume_id, plugins):
     plugins = list(dict.fromkeys(definition.get("plugins", []) + plugins))
     sweeps.load_plugins_once(plugins)
     trials = definition.get("trials", [])
-    from ..experiment import resolve
-    for trial in trials:
-        resolve(dict(trial["config"]))  # unknown names fail here (exit 2), not in every trial
+    from ..experiment import check_all, resolve
+    # unknown names and options fail here (exit 2), not in every trial
+    check_all([resolve(dict(trial["config"])) for trial in trials])
     return sweep, trials, plugins
 
 

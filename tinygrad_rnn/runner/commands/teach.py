@@ -6,21 +6,24 @@
 
 The computing is in `../teach.py`; this file only turns its results into tables, trees and plots.
 """
-import json
 import math
 import os
+import time
 
 import click
+import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..app import cli, config_from_flags, load_plugins, runs_dir_option, with_spec
-from ..output import Fail, console
-from ..config import split_names
+from ..app import SEED, check_output_file, check_runs_dir, cli, config_from_flags, load_plugins, runs_dir_option, \
+    specs, with_spec
+from ..config import MAX_EPOCHS
+from ..output import Fail, console, print_json
 from ..report import SPARK
+from ...errors import ConfigError
 from ...registry import cells
 
 
@@ -30,24 +33,36 @@ def plugin_option(f):
 
 
 def _cell_specs(values):
-    return [with_spec(spec, "cell") for spec in split_names(values)]
+    return specs(values, "cell", "--cell")
+
+
+def _built(what, make):
+    """make(), with a cell constructor's TypeError/ValueError (a bad option value) as a ConfigError."""
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from None
 
 
 # ---- rnnrun gradcheck -------------------------------------------------------------------------------
 @cli.command("gradcheck")
 @click.option("--cell", "cell_specs", multiple=True, required=True, metavar="NAME[:k=v]",
               help="Cell(s) to check: gru, or several as rnn,lstm (user plugins too, with --plugin).")
-@click.option("--layers", default=1, show_default=True, type=click.IntRange(min=1), help="Stacked layers.")
+# finite differences run the layer twice per entry: the sizes are bounded, and a check estimated to
+# take over GRADCHECK_SECONDS is refused before it starts (_check_cost)
+@click.option("--layers", default=1, show_default=True, type=click.IntRange(1, 8), help="Stacked layers.")
 @click.option("--bidirectional", is_flag=True, help="Check a bidirectional layer.")
-@click.option("--hidden", default=3, show_default=True, type=click.IntRange(min=1), help="Hidden units.")
-@click.option("--input-size", default=2, show_default=True, type=click.IntRange(min=1), help="Input features.")
-@click.option("--steps", default=4, show_default=True, type=click.IntRange(min=1), help="Time steps T.")
-@click.option("--batch", default=3, show_default=True, type=click.IntRange(min=1),
+@click.option("--hidden", default=3, show_default=True, type=click.IntRange(1, 64), help="Hidden units.")
+@click.option("--input-size", default=2, show_default=True, type=click.IntRange(1, 64), help="Input features.")
+@click.option("--steps", default=4, show_default=True, type=click.IntRange(1, 100), help="Time steps T.")
+@click.option("--batch", default=3, show_default=True, type=click.IntRange(1, 16),
               help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too.")
 @click.option("--path", type=click.Choice(["all", "both", "fused", "compiled", "composed"]), default="all",
               show_default=True, help="The cell's fused whole-sequence op, its compiled tape (one traced step "
                                       "replayed), its composed step-by-step forward, or all (both: the same).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and the input.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
 @plugin_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, batch, path, seed, plugins,
@@ -63,11 +78,16 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     rnnrun gradcheck --cell lstm --layers 2 --bidirectional
     rnnrun gradcheck --plugin examples/indrnn_cell.py --cell indrnn
     """
+    from ..experiment import smoke_test_cell
     from ..teach import check_cell, has_fused_path
     load_plugins(plugins)
     out = console()
     checks = []
-    for name, options in _cell_specs(cell_specs):
+    cell_list = _cell_specs(cell_specs)
+    for name, options in cell_list:
+        smoke_test_cell(name, options, input_size)
+        _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path)
+    for name, options in cell_list:
         cell_class = cells.get(name)
         paths = ["fused", "compiled", "composed"] if path in ("all", "both") else [path]
         if not has_fused_path(cell_class) and "fused" in paths:
@@ -76,16 +96,17 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
                           "checked once[/]")
             paths = [p for p in paths if p != "fused"] or ["compiled"]
         for p in paths:
-            check = check_cell(name, layers=layers, bidirectional=bidirectional, hidden=hidden,
-                               input_size=input_size, steps=steps, batch=batch, path=p, seed=seed, **options)
+            check = _built(f"cell {name!r}", lambda: check_cell(
+                name, layers=layers, bidirectional=bidirectional, hidden=hidden, input_size=input_size,
+                steps=steps, batch=batch, path=p, seed=seed, **options))
             checks.append(check)
             if not as_json:
                 out.print(_check_table(check, layers, bidirectional))
     failed = [(c, r) for c in checks for r in c.rows if not r.ok]
     total = sum(len(c.rows) for c in checks)
     if as_json:
-        click.echo(json.dumps([{"cell": c.cell, "path": c.path, "ok": c.ok, "lengths": c.lengths,
-                                "tensors": [vars(r) for r in c.rows]} for c in checks], indent=2))
+        print_json([{"cell": c.cell, "path": c.path, "ok": c.ok, "lengths": c.lengths,
+                     "tensors": [vars(r) for r in c.rows]} for c in checks])
     elif failed:
         out.print(f"[bold red]{len(failed)} of {total} gradients disagree with finite differences[/]: "
                   + ", ".join(f"{c.cell} ({c.path}) {r.name}" for c, r in failed))
@@ -94,6 +115,44 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
                   f"({', '.join(f'{c.cell} {c.path}' for c in checks)})")
     if failed:
         raise Fail()
+
+
+GRADCHECK_SECONDS = 60
+
+
+def _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path):
+    """ConfigError if the check would take over GRADCHECK_SECONDS: central differences evaluate the
+    layer twice per entry of every parameter and of the input, so the time is about
+    2 × entries × (one forward pass, timed here on the slower path asked for)."""
+    from ...function import no_grad
+    from ...nn.recurrent import Recurrent
+    from ...tensor import Tensor
+    rnn = _built(f"cell {name!r}", lambda: Recurrent(
+        cells.get(name), input_size, hidden, num_layers=layers, bidirectional=bidirectional,
+        fused=False, **options).to(dtype=np.float64))  # composed: the slowest path, an upper bound
+    x = Tensor(np.zeros((batch, steps, input_size)))
+    entries = x.size + sum(p.size for p in rnn.parameters())
+    seconds = []
+    with no_grad():
+        for _ in range(2):
+            start = time.perf_counter()
+            rnn(x)
+            seconds.append(time.perf_counter() - start)
+    paths = 3 if path in ("all", "both") else 1
+    estimate = 2 * entries * min(seconds) * paths
+    if estimate > GRADCHECK_SECONDS:
+        raise ConfigError(f"gradcheck of {name} at these sizes would take about {_duration(estimate)} "
+                          f"({entries:,} entries x 2 forward passes of {min(seconds) * 1e3:.2g} ms"
+                          f"{f' x {paths} paths' if paths > 1 else ''}); use a smaller --hidden, --steps, "
+                          "--batch, --layers or --input-size")
+
+
+def _duration(seconds):
+    """90 -> '2 min', 40000 -> '11 h', 2e6 -> '23 days'."""
+    for unit, size in (("days", 86400), ("h", 3600)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{max(seconds / 60, 1):.0f} min"
 
 
 PATH_TEXT = {"fused": "the cell's sequence(): one graph node for all steps, a hand-written backward",
@@ -126,12 +185,13 @@ def _check_table(check, layers, bidirectional):
               help="Dataset with long sequences, e.g. adding:T=200.")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
               help="Regulariser, repeatable, as in a run: xavier, orthogonal, clip:1.0, batchnorm, tbptt:k=20.")
-@click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=0),
+@click.option("--epochs", default=1, show_default=True, type=click.IntRange(0, MAX_EPOCHS),
               help="Training epochs between the two measurements (0: initialisation only).")
 @click.option("--hidden", type=int, help="Hidden units (default: the dataset's).")
 @click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
 @click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam).")
-@click.option("--batch-size", type=int, help="Batch size, also the size of the measured batch (default: the dataset's).")
+@click.option("--batch-size", type=int,
+              help="Batch size, also the size of the measured batch (default: the dataset's).")
 @click.option("--seed", type=int, help="Seed (default 0).")
 @click.option("--plot", "plot_path", metavar="FILE", help="PNG of the norms over t, log scale "
               "(default: vanish-DATA.png in the runs dir).")
@@ -152,17 +212,18 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     rnnrun vanish --cell rnn,lstm,gru --data adding:T=100
     rnnrun vanish --cell rnn:nonlinearity=relu --data adding:T=100 --reg clip:1.0
     """
-    from ..experiment import resolve
+    from ..experiment import check_all, resolve
     from ..teach import Vanish, vanish
     load_plugins(plugins)
+    if plot_path and not no_plot:
+        _check_plot_path(plot_path)
     base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=None,
                              bidirectional=None, epochs=max(epochs, 1), batch_size=batch_size, lr=lr, seed=seed,
                              backend=None, fused=None)
-    configs = []
-    for name, options in _cell_specs(cell_specs):
-        config = resolve({**base, "cell": name, "cell_options": options})
+    configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in _cell_specs(cell_specs)]
+    check_all(configs)  # every cell built and sized before the first is measured
+    for config in configs:
         config["epochs"] = epochs
-        configs.append(config)
     err = console(stderr=True)
     results = []
     for config in configs:
@@ -172,16 +233,21 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
                       + "...[/]")
         results.append(vanish(config))
     label = _cell_label
-    plot = None
+    # the results print first: a plot that cannot be written must not cost the measurements
+    plot, plot_error = None, None
     if not no_plot:
-        plot = _plot(results, configs, plot_path, runs_dir or ctx.obj.get("runs_dir") or "runs", data)
+        try:
+            plot = _plot(results, configs, plot_path, runs_dir or ctx.obj.get("runs_dir") or "runs", data)
+        except (OSError, ValueError, ConfigError) as e:
+            plot_error = f"the plot was not written: {getattr(e, 'strerror', None) or e}"
     if as_json:
-        click.echo(json.dumps({"data": data, "plot": plot, "cells": [
+        print_json({"data": data, "plot": plot, "cells": [
             {"cell": label(c), "init": r.init.tolist(), "init_summary": Vanish.summary(r.init),
              "trained": None if r.trained is None else r.trained.tolist(),
              "trained_summary": None if r.trained is None else Vanish.summary(r.trained),
              "trained_epoch": r.trained_epoch,
-             "history": r.history, "diverged": r.diverged} for r, c in zip(results, configs)]}, indent=2))
+             "history": r.history, "diverged": r.diverged} for r, c in zip(results, configs)]})
+        _plot_failed(plot_error, plot_path)
         return
     out = console()
     first = configs[0]
@@ -195,6 +261,26 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
             err.print(f"[red]{label(c)} diverged:[/] {r.diverged}", soft_wrap=True)
     if plot:
         out.print(f"[dim]plot: {plot}[/]")
+    _plot_failed(plot_error, plot_path)
+
+
+def _check_plot_path(path):
+    try:
+        from ..plots import supported_formats
+    except ImportError:
+        return  # no matplotlib: _plot says so
+    check_output_file(path, "--plot", supported_formats())
+
+
+def _plot_failed(message, asked_for):
+    """A plot asked for with --plot that could not be written fails the command (exit 1, after the
+    results); the default plot is a convenience, and its failure only a warning."""
+    if message is None:
+        return
+    if asked_for:
+        console(stderr=True).print(f"[red]error:[/] {message}", soft_wrap=True)
+        raise Fail()
+    console(stderr=True).print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
 
 def _cell_label(config):
@@ -289,6 +375,7 @@ def _plot(results, configs, path, runs_dir, data):
         console(stderr=True).print("[dim]matplotlib is not installed: no plot (pip install 'tinygrad_rnn[plot]')[/]")
         return None
     if path is None:
+        check_runs_dir(runs_dir)
         os.makedirs(runs_dir, exist_ok=True)
         path = os.path.join(runs_dir, f"vanish-{data.replace(':', '-').replace(',', '-').replace('=', '')}.png")
     series = {}
@@ -321,7 +408,7 @@ def _sci(value):
 @click.option("--hidden", default=2, show_default=True, type=click.IntRange(1, 64), help="Hidden units.")
 @click.option("--input-size", default=1, show_default=True, type=click.IntRange(1, 64), help="Input features.")
 @click.option("--dot", "dot_path", metavar="FILE", help="Also write the graph as Graphviz DOT to FILE.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the weights and the input.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
 @plugin_option
 def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     """The computation graph of a tiny unrolled model: the graph that backward() walks.
@@ -334,10 +421,15 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     rnnrun graph --cell rnn --steps 3
     rnnrun graph --cell gru --steps 2 --dot gru.dot && dot -Tpng gru.dot -o gru.png
     """
+    from ..experiment import smoke_test_cell
     from ..teach import preorder, tiny_model_graph, to_dot
     load_plugins(plugins)
     name, options = with_spec(cell_spec, "cell")
-    graph, _ = tiny_model_graph(name, steps=steps, hidden=hidden, input_size=input_size, seed=seed, **options)
+    smoke_test_cell(name, options, input_size, fused=False)
+    if dot_path:
+        check_output_file(dot_path, "--dot")
+    graph, _ = _built(f"cell {name!r}", lambda: tiny_model_graph(name, steps=steps, hidden=hidden,
+                                                                 input_size=input_size, seed=seed, **options))
     out = console()
     trees, width = [], out.width
     for depth, node, first in preorder(graph):
@@ -353,7 +445,7 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
               f"backward in the order [1], [2], ... [{len(graph.ops)}]: each op after every op that uses "
               "its output, so its gradient is complete when its turn comes.", soft_wrap=False)
     if dot_path:
-        with open(dot_path, "w") as f:
+        with open(dot_path, "w", encoding="utf-8") as f:  # an OSError here is one line from the error path
             f.write(to_dot(graph, f"{name}, {steps} steps"))
         out.print(f"[dim]DOT: {dot_path} (render: dot -Tpng {dot_path} -o graph.png)[/]")
 

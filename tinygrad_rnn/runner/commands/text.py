@@ -8,9 +8,13 @@ import sys
 
 import click
 
-from ..app import cli, runs_dir_option, store_for
+from ..app import SEED, cli, run_config, runs_dir_option, store_for
 from ...errors import ConfigError
 from ...registry import datasets
+
+
+MAX_LENGTH = 10 ** 7
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
 
 
 @cli.command("sample")
@@ -18,20 +22,23 @@ from ...registry import datasets
 @click.option("--prompt", default="\n", show_default="a newline",
               help="Text read first to warm the state up (printed, then continued); in a shell, "
                    "$'ROMEO:\\n' passes a newline.")
-@click.option("--length", default=500, show_default=True, type=click.IntRange(min=0),
+@click.option("--length", default=500, show_default=True, type=click.IntRange(0, MAX_LENGTH),
               help="Characters to generate.")
-@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0),
-              help="Sharpness of the sampling: 0 is greedy (argmax), 1 the model's own distribution.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sampling: same seed, same text.")
+@click.option("--temperature", default=0.8, show_default=True, type=float,
+              help=f"Sharpness of the sampling: 0 is greedy (argmax), 1 the model's own distribution; "
+                   f"0 or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the sampling: same seed, same text.")
 @runs_dir_option
 @click.pass_context
 def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     """Generate text from a trained `text` run (RUN: id, id prefix, path or 'last'), printed as it comes."""
     from ..experiment import build
     from ...sample import is_text_dataset, sample
+    if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise ConfigError(f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
+                          f"got {temperature!r}: logits / temperature would overflow or carry no information")
     run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
-    config = run.config()
-    config.pop("meta", None)
+    config = run_config(run)
     if not _is_text(config.get("data")):
         raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, not a character-level text "
                           f"dataset; sample needs a run on one of: {', '.join(_text_datasets()) or 'none'}")

@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import sweep as sweeps
 from .. import tune as tuning
 from ..app import cli, config_from_flags
-from ..output import Fail, console
+from ..output import Fail, console, print_json
 from ..report import fmt
 from ...errors import ConfigError
 
@@ -108,7 +108,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     best_toml = tuning.write_best(doc)
     plots = tuning.write_plots(job)
     if as_json:
-        click.echo(tuning.as_json(doc))
+        print_json(doc)  # strict: a NaN objective is null
     else:
         _print(doc, best_toml, plots)
     if doc["best"] is None:
