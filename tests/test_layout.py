@@ -117,3 +117,17 @@ def test_the_layer_rules_would_catch_a_wrong_import(tmp_path):
     assert layer("tinygrad_rnn.tensor") == "engine" and layer("tinygrad_rnn.runner.app") == "runner"
     fake = PACKAGE / "nn" / "recurrent.py"
     assert "tinygrad_rnn.registry" in imports_of(fake)
+
+
+def test_every_package_folder_is_installed():
+    """A non-editable install takes only the packages setup.cfg lists: a new folder left out of it
+    works in a development checkout and is missing for every user (as tinygrad_rnn.testing once was)."""
+    import configparser
+    setup = configparser.ConfigParser()
+    setup.read(PACKAGE.parent / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    folders = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    plugins = PACKAGE.parent / "plugins"
+    folders |= {".".join(["tinygrad_rnn_plugins", *p.parent.relative_to(plugins).parts])
+                for p in plugins.rglob("__init__.py")}
+    assert folders - listed == set(), f"package folders missing from setup.cfg's packages: {folders - listed}"
