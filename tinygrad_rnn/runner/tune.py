@@ -124,7 +124,7 @@ def definition(fixed, tuned, base, objective, direction, seed, plugins):
 def default_study_name(doc):
     """<data>-<hash of the definition>: the same command finds the same study again."""
     data = doc["fixed"].get("data", "")
-    return f"{slug(parse_spec(data)[0])}-{sweeps._digest(doc)[:8]}"
+    return f"{slug(parse_spec(data)[0])}-{sweeps.digest(doc)[:8]}"
 
 
 def trial_config(job, settings):
@@ -219,9 +219,9 @@ def objective(trial, job, say=None):
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
                          f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
 
-    store = sweeps._RecordingStore(job["root"])
+    store = sweeps.RecordingStore(job["root"])
     try:
-        with sweeps._trial_lock:  # the seeded generator and backend are per process: one trial at a time
+        with sweeps.trial_lock:  # the seeded generator and backend are per process: one trial at a time
             summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
     except KeyboardInterrupt:
         _keep_attrs(trial, store, {"status": "interrupted"})
@@ -305,8 +305,8 @@ def _on_dask(jobs, client):
 def _on_pool(jobs):
     # spawn, not fork: a worker starts clean (no copied locks, registries, database connections)
     context = multiprocessing.get_context("spawn")
-    with sweeps._one_blas_thread():
-        pool = futures.ProcessPoolExecutor(len(jobs), mp_context=context, initializer=sweeps._init_worker)
+    with sweeps.one_blas_thread():
+        pool = futures.ProcessPoolExecutor(len(jobs), mp_context=context, initializer=sweeps.init_worker)
         running = [pool.submit(_worker_optimize, j) for j in jobs]
     try:
         for future in futures.as_completed(running):
