@@ -132,18 +132,40 @@ def trial_config(job, settings):
     return sweeps.plan(job["base"], [{**job["fixed"], **settings}], [job["seed"]])[0]["config"]
 
 
-def check_choices(job):
-    """Resolve one config per categorical choice and range end, so a typo fails before anything runs.
+SIZE_AXES = ("hidden", "layers", "batch_size")   # the axes that make a trial larger
 
-    Returns the first of them (for what every trial shares: the dataset, the number of epochs)."""
-    first = {a: (v.low if isinstance(v, Range) else v[0]) for a, v in job["tuned"].items()}
-    first = {a: int(v) if isinstance(job["tuned"][a], Range) and job["tuned"][a].integer else v
-             for a, v in first.items()}
-    config = trial_config(job, first)
-    for axis, values in job["tuned"].items():
-        for value in ([] if isinstance(values, Range) else values[1:]):
-            trial_config(job, {**first, axis: value})
-    return config
+
+def edges(job):
+    """The settings a search can reach at its edges: the first value of every axis; then each axis in
+    turn at each of its choices or at either end of its range; then, for each cell choice, every size
+    axis at its largest at once (the trial that needs the most memory).
+
+    edges({"cell": ["gru", "lstm"], "hidden": Range(4, 64)}) →
+        {cell=gru, hidden=4}, {cell=lstm, hidden=4}, {cell=gru, hidden=64}, {cell=lstm, hidden=64}"""
+    def ends(values):
+        if not isinstance(values, Range):
+            return list(values)
+        cast = int if values.integer else float
+        return [cast(values.low), cast(values.high)]
+
+    tuned = {axis: ends(values) for axis, values in job["tuned"].items()}
+    first = {axis: values[0] for axis, values in tuned.items()}
+    found = [first] + [{**first, axis: value} for axis, values in tuned.items() for value in values[1:]]
+    largest = {axis: max(tuned[axis]) for axis in SIZE_AXES if axis in tuned}
+    for cell in tuned.get("cell", [None]):
+        found.append({**first, **largest, **({"cell": cell} if cell is not None else {})})
+    return [dict(settings) for settings in {tuple(sorted(s.items(), key=str)): s for s in found}.values()]
+
+
+def check_search(job):
+    """Resolve and build (experiment.check_all) a trial at every edge of the search, so that an unknown
+    name, a bad option or a trial too large for memory fails before the study's folder or any run
+    exists (exit 2), not as a failed trial. Returns the first config (what every trial shares: the
+    dataset, the number of epochs)."""
+    from .experiment import check_all
+    configs = [trial_config(job, settings) for settings in edges(job)]
+    check_all(configs)
+    return configs[0]
 
 
 # ---- the study's folder and storage -------------------------------------------------------------------
