@@ -286,10 +286,30 @@ class Program:
             for o in e.outs:
                 need[o] = True in e.needs
         where = self.where
-        self.backward_ops = [(i, e.cls.backward, e.outs[0] if len(e.outs) == 1 else -1, e, e.deferred,
+        self.backward_ops = [(i, _plain_backward(e, tape.values), e.outs[0] if len(e.outs) == 1 else -1, e, e.deferred,
                               tuple((pos, a, where[a]) for pos, (a, n) in enumerate(zip(e.args, e.loop_needs)) if n))
                              for i, e in enumerate(self.step)][::-1]
         return need
+
+
+def _plain_backward(e, values):
+    """The entry's backward for the loop: Add, Sub and Mul whose inputs already have the output's shape
+    (the usual case inside a cell) written out here, with the formulas of ops.py but without the
+    `unbroadcast` calls and needs checks, which cost more than the product itself on small arrays."""
+    shape = values[e.outs[0]].shape
+    if e.cls not in (_ops.Add, _ops.Sub, _ops.Mul) or any(
+            getattr(values[a], "shape", None) != shape for a in e.args):
+        return e.cls.backward
+    need_a, need_b = e.loop_needs
+    if e.cls is _ops.Add:
+        return lambda ctx, g: (g, g)
+    if e.cls is _ops.Sub:
+        return (lambda ctx, g: (g, -g)) if need_b else (lambda ctx, g: (g, None))
+
+    def mul_backward(ctx, g):  # d(ab) = b da + a db
+        a, b = ctx.saved_tensors
+        return (g * b if need_a else None), (g * a if need_b else None)
+    return mul_backward
 
 
 # Ops whose gradient for their second operand (a weight) is a sum over rows, sum_n input_n^T grad_n:
