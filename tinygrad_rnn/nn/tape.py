@@ -293,18 +293,27 @@ class Program:
 
 
 def _plain_backward(e, values):
-    """The entry's backward for the loop: Add, Sub and Mul whose inputs already have the output's shape
-    (the usual case inside a cell) written out here, with the formulas of ops.py but without the
-    `unbroadcast` calls and needs checks, which cost more than the product itself on small arrays."""
+    """The entry's backward as the step loop calls it, `op(ctx, g) → input gradients`.
+
+    Usually the op's own backward. Two cases are written out here because on a cell's small arrays
+    the Python around the arithmetic costs more than the arithmetic: a deferred row product, which has
+    only its input's gradient left to give (one product), and Add, Sub and Mul, whose inputs that need
+    a gradient have the output's shape, so `unbroadcast` has nothing to do and the gradient of an
+    input that needs none (a constant such as the 1 of 1 - z) is not computed at all."""
+    need = e.loop_needs
+    if e.deferred and need[0] and values[e.args[1]].ndim == 2:
+        if e.cls is _ops.Linear:
+            return lambda ctx, g: (g.dot(ctx.saved_tensors[1]),)  # x W^T: dx = g W
+        return lambda ctx, g: (g.dot(ctx.saved_tensors[1].T),)    # a b: da = g b^T
     shape = values[e.outs[0]].shape
     if e.cls not in (_ops.Add, _ops.Sub, _ops.Mul) or any(
-            getattr(values[a], "shape", None) != shape for a in e.args):
+            n and getattr(values[a], "shape", None) != shape for a, n in zip(e.args, need)):
         return e.cls.backward
-    need_a, need_b = e.loop_needs
+    need_a, need_b = need
     if e.cls is _ops.Add:
-        return lambda ctx, g: (g, g)
+        return lambda ctx, g: (g if need_a else None, g if need_b else None)
     if e.cls is _ops.Sub:
-        return (lambda ctx, g: (g, -g)) if need_b else (lambda ctx, g: (g, None))
+        return lambda ctx, g: (g if need_a else None, -g if need_b else None)
 
     def mul_backward(ctx, g):  # d(ab) = b da + a db
         a, b = ctx.saved_tensors
@@ -458,6 +467,7 @@ class TapeSequence(Function):
         return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
 
     @staticmethod
+    @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
         program, m, feedback, row_shapes = ctx.program, ctx.m, ctx.feedback, ctx.row_shapes
