@@ -26,6 +26,7 @@ are traced and compared: a cell whose tapes differ runs op by op instead, with o
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
 """
+import functools
 import operator
 import warnings
 import weakref
@@ -285,10 +286,16 @@ class Program:
             e.loop_needs = (e.needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else e.needs
             for o in e.outs:
                 need[o] = True in e.needs
-        where = self.where
-        self.backward_ops = [(i, _plain_backward(e, tape.values), e.outs[0] if len(e.outs) == 1 else -1, e, e.deferred,
-                              tuple((pos, a, where[a]) for pos, (a, n) in enumerate(zip(e.args, e.loop_needs)) if n))
-                             for i, e in enumerate(self.step)][::-1]
+        # the backward loop's table, in reverse order: which inputs get a gradient, and where it goes
+        self.backward_ops = []
+        for i, e in reversed(list(enumerate(self.step))):
+            routes = [(pos, a, self.where[a]) for pos, (a, n) in enumerate(zip(e.args, e.loop_needs)) if n]
+            if not routes and not e.deferred:
+                continue  # no input needs a gradient (all constants, say): its backward would be wasted
+            to_step = tuple((pos, a) for pos, a, w in routes if w is STEP)  # the common case, tested first
+            to_rest = tuple(r for r in routes if r[2] is not STEP)          # hoisted rows, parameters
+            self.backward_ops.append((i, _plain_backward(e, tape.values), e.outs[0] if len(e.outs) == 1 else -1,
+                                      e, _fetch(e.outs), e.deferred, to_step, to_rest))
         return need
 
 
@@ -360,6 +367,9 @@ def _contiguous_product(entry, slots):
             ctx.save_for_backward(a, b)
             return xp.dot(a, right)
     return forward
+
+
+_is_none = functools.partial(operator.is_, None)  # for map(): tests a tuple's items in C, no generator
 
 
 def _fetch(args):
@@ -505,7 +515,7 @@ class TapeSequence(Function):
                     grads[s] = g if grads[s] is None else grads[s] + g
                 g = G[t] * m[t]
                 grads[h] = g if grads[h] is None else grads[h] + g
-            for i, op, out1, e, is_deferred, routes in backward_ops:
+            for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
                 if out1 >= 0:
                     g = grads[out1]
                     if g is None:
@@ -515,22 +525,28 @@ class TapeSequence(Function):
                         if buf is None:
                             buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
                         buf[lo:hi] = g
-                        if not routes:
+                        if not (to_step or to_rest):
                             continue
                     result = op(ctxs[i], g)
-                else:
-                    if all(grads[o] is None for o in e.outs):
+                else:  # several outputs (Chunk): all their gradients are usually there
+                    gouts = outs_of(grads)
+                    if not any(map(_is_none, gouts)):
+                        result = op(ctxs[i], *gouts)
+                    elif all(map(_is_none, gouts)):
                         continue
-                    result = _backward(e, ctxs[i], grads, per_step)
+                    else:
+                        result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
                 if type(result) is not tuple:
                     result = (result,)
-                for pos, a, w in routes:
+                for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
+                    g = result[pos]
+                    if g is not None:
+                        grads[a] = g if grads[a] is None else grads[a] + g
+                for pos, a, w in to_rest:
                     g = result[pos]
                     if g is None:
                         continue
-                    if w is STEP:
-                        grads[a] = g if grads[a] is None else grads[a] + g
-                    elif w is ROWS:
+                    if w is ROWS:
                         rows_of(a, g.dtype)[lo:hi] += g
                     else:
                         _accumulate(static_grads, a, g)
