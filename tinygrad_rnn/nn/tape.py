@@ -343,6 +343,23 @@ def _defers(e, where, values):
             and all(values[a] is None or values[a].ndim <= 2 for a in rest))
 
 
+def _plain_forward(e, slots, values):
+    """The entry's forward as the step loop calls it: the op's own, but for a deferred row product
+    (below) and Chunk, whose slices are worked out once from the traced shapes (they never change)."""
+    if e.deferred:
+        return _contiguous_product(e, slots)
+    if e.cls is not _ops.Chunk or len(e.args) != 3 or e.kwargs:
+        return e.cls.forward
+    x, n, axis = (values[a] for a in e.args)
+    size, before = x.shape[axis] // n, (slice(None),) * (axis % x.ndim)
+    pieces = [before + (slice(i * size, (i + 1) * size),) for i in range(n)]
+
+    def chunk_forward(ctx, x, n, axis):  # Chunk.forward's views, without recomputing where they start
+        ctx.axis = axis
+        return tuple(map(x.__getitem__, pieces))
+    return chunk_forward
+
+
 def _contiguous_product(entry, slots):
     """Linear's or MatMul's forward with the weight laid out for the product once for all steps.
 
@@ -439,7 +456,7 @@ class TapeSequence(Function):
         out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
         # the step loop's table, so that each op costs a few tuple reads
-        forward_ops = [(e.cls, _contiguous_product(e, slots) if e.deferred else e.cls.forward, _fetch(e.args),
+        forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
                         e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, e.loop_needs) for e in program.step]
         steps = []
         for t in range(T):
