@@ -512,7 +512,7 @@ class TapeSequence(Function):
                 buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
             return buf
 
-        per_step = lambda e, i: e.shapes[i]  # noqa: E731
+        per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
         backward_ops = program.backward_ops
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
         dS = list(grad_state)
