@@ -108,6 +108,21 @@ def test_a_state_carried_across_calls_as_tbptt_does():
     assert_same(results[1], results[0])
 
 
+def test_a_forward_without_gradients_before_the_backward_leaves_its_gradients_as_they_were():
+    def gradients(path):
+        tg.manual_seed(0)
+        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)))
+        out, _ = rnn(x)
+        loss = (out * out).sum()
+        with tg.no_grad():  # an evaluation between the forward and its backward: the state needs no gradient
+            rnn(x)
+        loss.backward()
+        return [p.grad for p in rnn.parameters()]
+
+    assert_same(gradients("compiled"), gradients("composed"))
+
+
 def test_the_gradient_reaches_a_given_initial_state():
     results = []
     for path in ("composed", "compiled"):
