@@ -529,6 +529,7 @@ class TapeSequence(Function):
         plan = ctx.plan
         backward_ops = plan.backward_ops
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+        returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
         dS = list(grad_state)
         for t in range(T - 1, -1, -1):
             lo, hi = t * N, (t + 1) * N
@@ -581,8 +582,8 @@ class TapeSequence(Function):
                         rows_of(a, g.dtype)[lo:hi] += g
                     else:
                         _accumulate(static_grads, a, g)
-            for s in {h, *state_out}:  # an output read straight from a hoisted array
-                if where[s] is ROWS and grads[s] is not None:
+            for s in returned_rows:  # an output read straight from a hoisted array
+                if grads[s] is not None:
                     rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
             dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
             if feedback is not None:
