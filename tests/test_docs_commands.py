@@ -8,7 +8,7 @@ python blocks whose first line is `# NAME.py` are written there as files (plugin
 load with --plugin; the README's, its `my_plugins.py`, for every document), and the repository's
 `examples/` and `plugins/` (whose data files the `csv` dataset's commands read) are linked there.
 
-To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`) get `--epochs 1`
+To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`, `rnnrun tune`) get `--epochs 1`
 appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
 on its line states.
 
@@ -36,7 +36,7 @@ from helpers import restored_registry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
              + [os.path.join(ROOT, "examples", "README.md")])
-TRAINING = (None, "vanish", "sweep")
+TRAINING = (None, "vanish", "sweep", "tune")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
 
 

@@ -2,7 +2,7 @@
 tinygrad_rnn`): import every command family so that it registers on the group, then run the group."""
 from .app import cli
 # each command family registers its commands on `cli` when imported
-from .commands import catalogue, check, predict, resume, runs, sweep, teach, text  # noqa: F401
+from .commands import catalogue, check, predict, resume, runs, sweep, teach, text, tune  # noqa: F401
 
 
 def main(argv=None):

@@ -79,9 +79,14 @@ def build_model(config, dataset):
                          fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
 
 
+class Pruned(Exception):
+    """Raised by an `on_epoch` callback to end a run early on purpose: `rnnrun tune`'s pruner judged it
+    hopeless. `execute` keeps the run (metrics so far, last weights) with status "pruned"; not an error."""
+
+
 def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=None, checkpoint_every=1):
-    """Run one resolved config in a new run folder; returns its summary dict (status "finished" or
-    "diverged"). A checkpoint is written every `checkpoint_every` epochs (and after the last).
+    """Run one resolved config in a new run folder; returns its summary dict (status "finished",
+    "diverged" or "pruned"). A checkpoint is written every `checkpoint_every` epochs (and after the last).
 
     KeyboardInterrupt is re-raised after the run's files are saved (status "interrupted")."""
     run = store.create(config["cell"], config["data"], group=group)
@@ -207,6 +212,10 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         raise
     except DivergedError as e:
         summary.update(status="diverged", message=str(e))
+        _keep(run, trainer, summary, started)
+        return summary
+    except Pruned as e:
+        summary.update(status="pruned", message=str(e))
         _keep(run, trainer, summary, started)
         return summary
     except Exception as e:

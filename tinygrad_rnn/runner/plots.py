@@ -47,3 +47,25 @@ def line_plot(path, series, title, ylabel, log=True):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def study_plots(study, folder):
+    """An Optuna study's optimisation history and parameter importances as PNGs; the paths written."""
+    import warnings
+
+    from optuna.visualization import matplotlib as views
+    written = []
+    for name, view in (("history.png", views.plot_optimization_history),
+                       ("importances.png", views.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib views experimental
+                ax = view(study)
+        except (ValueError, RuntimeError):  # too few finished trials for importances
+            continue
+        ax.figure.set_size_inches(7, 4)
+        ax.figure.tight_layout()
+        ax.figure.savefig(f"{folder}/{name}", dpi=100)
+        plt.close(ax.figure)
+        written.append(f"{folder}/{name}")
+    return written

@@ -9,7 +9,8 @@
         loss.png, forecast.png   plots, where matplotlib is installed
 
 A run's status is a plain string in summary.json: "running", "finished", "interrupted" (Ctrl-C,
-SIGTERM or SIGHUP), "diverged", "failed" (with its one-line reason in "message"), or what a plugin
+SIGTERM or SIGHUP), "diverged", "failed" (with its one-line reason in "message"), "pruned" (stopped
+early by `rnnrun tune`'s pruner; `rnnrun resume` can train it on), or what a plugin
 command writes there. "killed" is never written: a run whose summary says "running" but whose
 process (pid and host recorded at the start, a heartbeat every epoch) is gone was killed, and
 `Run.status()` says so when the run is read.

@@ -1,0 +1,168 @@
+"""`rnnrun tune`: trials are ordinary runs, pruned ones stop early and say so, the study persists and continues,
+best.toml repeats the best trial, local and Dask workers share the study, and bad searches are one-line errors.
+
+The study trains a GRU on a small sine task (64 training windows) for at most 2 epochs per trial.
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+
+import pytest
+
+from tinygrad_rnn.runner import tune as tuning
+from tinygrad_rnn.runner.cli import main
+from tinygrad_rnn.runner.sweep import Range
+
+optuna = pytest.importorskip("optuna")
+
+SEARCH = ["--cell", "gru", "--data", "sine:n_train=64", "--lr", "1e-4:1e-1", "--hidden", "4:16", "--epochs", "2"]
+
+
+def rnnrun(*args):
+    """(exit code, stdout, stderr) of `rnnrun ARGS`."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def tune_json(root, *args):
+    code, out, err = rnnrun("--runs-dir", root, "tune", *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    return root, tune_json(root, *SEARCH, "--trials", "8")
+
+
+# ---- the search space ---------------------------------------------------------------------------------
+def test_one_value_is_fixed_and_lists_and_ranges_are_tuned():
+    fixed, tuned = tuning.search_space({"cell": ["gru"], "data": ["sine"], "layers": [1, 2],
+                                        "lr": Range(1e-4, 1e-1, True, False)})
+    assert fixed == {"cell": "gru", "data": "sine"}
+    assert set(tuned) == {"layers", "lr"}
+
+
+def test_suggestions_follow_the_sweep_syntax():
+    trial = optuna.trial.FixedTrial({"lr": 0.01, "hidden": 9, "cell": "lstm"})
+    assert tuning.suggest(trial, "lr", Range(1e-4, 1e-1, True, False)) == 0.01
+    assert tuning.suggest(trial, "hidden", Range(4, 16, False, True)) == 9
+    assert tuning.suggest(trial, "cell", ["gru", "lstm"]) == "lstm"
+
+
+def test_trials_are_shared_evenly_between_workers():
+    assert tuning.shares(12, 5) == [3, 3, 2, 2, 2]
+    assert tuning.shares(2, 4) == [1, 1]
+
+
+@pytest.mark.parametrize("pruner", ["median", "halving"])
+def test_a_trial_worse_than_the_others_is_pruned_only_after_the_warmup(pruner):
+    def bad_trial_pruned(warmup):
+        study = optuna.create_study(pruner=tuning.make_pruner({"pruner": pruner, "warmup": warmup}))
+        for value in (0.1, 0.2, 0.3, 0.4, 0.5):
+            trial = study.ask()
+            trial.report(value, 1)
+            trial.should_prune()  # successive halving records its rungs here
+            study.tell(trial, value)
+        trial = study.ask()
+        trial.report(9.0, 1)
+        return trial.should_prune()
+    assert bad_trial_pruned(warmup=0) and not bad_trial_pruned(warmup=1)
+
+
+# ---- a study ------------------------------------------------------------------------------------------
+def test_the_study_reports_every_trial_the_best_and_the_importances(study):
+    _, doc = study
+    assert set(doc) == {"study", "trials", "best", "importances"}
+    assert [t["number"] for t in doc["trials"]] == list(range(8))
+    for t in doc["trials"]:
+        assert set(t) >= {"number", "params", "value", "state", "epochs", "run_dir"}
+        assert set(t["params"]) == {"lr", "hidden"} and 4 <= t["params"]["hidden"] <= 16
+    finished = [t["value"] for t in doc["trials"] if t["state"] == "complete"]
+    assert doc["best"]["value"] == min(finished)
+    assert set(doc["importances"]) <= {"lr", "hidden"} and doc["importances"]
+
+
+def test_pruned_trials_stop_early_and_are_marked_pruned_in_their_run(study):
+    root, doc = study
+    pruned = [t for t in doc["trials"] if t["state"] == "pruned"]
+    assert pruned, "the median pruner stopped no trial"
+    for t in pruned:
+        summary = json.load(open(os.path.join(t["run_dir"], "summary.json")))
+        assert summary["status"] == "pruned" and t["epochs"] < 2
+        assert summary["epochs"] == t["epochs"] and os.path.isfile(os.path.join(t["run_dir"], "model.npz"))
+    code, out, _ = rnnrun("--runs-dir", root, "runs", "--json")
+    statuses = {row["id"]: row["status"] for row in json.loads(out)}
+    assert all(statuses[t["run_id"]] == "pruned" for t in pruned)
+    assert doc["study"]["epochs"] == sum(t["epochs"] for t in doc["trials"]) < 8 * 2
+
+
+def test_best_toml_repeats_the_best_trial(study, tmp_path):
+    _, doc = study
+    code, out, err = rnnrun("--runs-dir", tmp_path, "--config", doc["best"]["config"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["val_loss"] == pytest.approx(doc["best"]["value"], rel=1e-6)
+
+
+def test_the_same_command_continues_the_study_on_two_local_workers_and_warmup_spares_the_first_epochs(study):
+    root, doc = study
+    again = tune_json(root, *SEARCH, "--trials", "2", "--workers", "2", "--warmup", "2")
+    assert again["study"]["name"] == doc["study"]["name"]
+    assert [t["number"] for t in again["trials"]] == list(range(10))
+    assert again["trials"][:8] == doc["trials"]
+    assert len({t["run_dir"] for t in again["trials"]}) == 10
+    new = {json.dumps(t["params"], sort_keys=True) for t in again["trials"][8:]}
+    assert not new & {json.dumps(t["params"], sort_keys=True) for t in doc["trials"]}, "the first draws were replayed"
+    assert [t["epochs"] for t in again["trials"][8:]] == [2, 2], "a trial was pruned during its warmup"
+
+
+def test_dask_workers_share_one_study(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        doc = tune_json(tmp_path, *SEARCH[:-1], "1", "--trials", "2", "--scheduler", cluster.scheduler_address)
+    assert doc["study"]["trials"] == 2 and doc["best"] is not None
+    assert all(os.path.isfile(os.path.join(t["run_dir"], "summary.json")) for t in doc["trials"])
+
+
+# ---- what is refused ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, says", [
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3"], "nothing to tune"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-1:1e-4"], "LOW < HIGH"),
+    (["--cell", "gru", "--data", "sine", "--hidden", "0:8"], "must be positive"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--direction", "maximize"], "a loss is lower-is-better"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--objective", "val_metric", "--direction", "maximize"],
+     "rmse is lower-is-better"),
+    (["--cell", "gru", "--data", "sine,adding", "--lr", "1e-3:1e-1"], "one dataset at a time"),
+    (["--cell", "gru,grux", "--data", "sine", "--lr", "1e-3:1e-1"], "unknown cell 'grux'"),
+])
+def test_a_bad_search_is_one_line_and_exit_2_before_any_folder(tmp_path, args, says):
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *args)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
+    assert code == 2 and len(lines) == 1 and says in lines[0], err
+    assert not os.path.exists(tmp_path / "tunes")
+
+
+def test_continuing_a_study_with_another_search_is_refused(study):
+    root, doc = study
+    code, _, err = rnnrun("--runs-dir", root, "tune", *SEARCH[:-1], "3", "--study", doc["study"]["name"])
+    assert code == 2 and "was made with different run flags" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_optuna_it_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH)
+    assert code == 2 and err.strip() == f"Error: {tuning.INSTALL}"
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--storage", "nosuchdb://x")
+    assert code == 2 and err.count("\n") == 1 and "cannot open the study's storage nosuchdb://x" in err

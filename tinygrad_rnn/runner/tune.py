@@ -1,0 +1,395 @@
+"""Hyper-parameter search with Optuna: a sampler proposes settings, a pruner stops hopeless trials early.
+
+    rnnrun tune --cell gru --data sine --lr 1e-4:1e-1 --hidden 4:64 --trials 12 --epochs 4
+
+    runs/tunes/<study>/
+        study.db        the Optuna study (SQLite): every trial's settings, per-epoch values and state
+        best.toml       the best trial's run config: `rnnrun --config best.toml` repeats it
+        history.png, importances.png    with the plot extra
+        20261129-161502-gru-sine/       a trial: an ordinary run folder (config.toml, metrics.csv, ...)
+
+The axes use the sweep's syntax (`sweep.parse_axis`): a comma list is a categorical choice, a range
+LOW:HIGH[:log|linear] a float or integer distribution; an axis with a single value is a fixed setting.
+A trial suggests one value per axis, resolves the config, and runs it with `experiment.execute`; after
+every epoch its callback reports the validation value to the pruner (`trial.report`), and when the pruner
+says stop (`trial.should_prune`) it raises `experiment.Pruned`, so the run is kept with status "pruned".
+
+The TPE sampler (Bergstra et al. 2011) models p(x | good) / p(x | bad) from the trials so far and
+proposes the x that maximises it; the median pruner stops a trial whose value after epoch t is worse
+than the median of the finished trials at t; successive halving (Jamieson & Talwalkar 2016) keeps the
+best 1/η of the trials at each rung of epochs r, rη, rη², ... Neither stops a trial in its first
+`warmup` epochs (r = warmup + 1).
+
+The study lives in a database, so re-running the same command continues it, and several processes
+(a local pool, Dask workers) share it: each process runs its share of the trials with `optimize`.
+"""
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import signal
+from concurrent import futures
+
+from ..errors import ConfigError, TinygradRNNError
+from ..registry import datasets
+from . import sweep as sweeps
+from .config import parse_spec
+from .runs import atomic_write, plain, slug
+from .signals import on_ctrl_c
+from .sweep import Range
+
+TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
+INSTALL = "rnnrun tune needs Optuna: pip install 'tinygrad_rnn[tune]'"
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("median", "halving", "none")
+OBJECTIVES = {"val_loss": "validation loss", "val_metric": "validation metric"}
+DEFINED_BY = {"axes": "tuned axes", "fixed": "fixed axes (--cell, --data, ...)",
+              "base": "run flags (--epochs, --reg, --schedule, --bidirectional)", "seed": "--seed",
+              "objective": "--objective", "direction": "--direction", "plugins": "--plugin"}
+STARTUP = 4          # random trials before TPE models the results, and finished trials before the median pruner prunes
+
+
+class TrialFailed(TinygradRNNError):
+    """A trial that diverged or raised: Optuna records it as failed and the study goes on."""
+
+
+class TuneError(TinygradRNNError):
+    """A study that could not go on, e.g. a Dask task or pool worker that died (exit 1)."""
+
+
+def first_line(error):
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def require_optuna():
+    """The optuna module, or a usage error saying how to install it (it is the `tune` extra)."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(INSTALL) from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures and progress are reported by rnnrun
+    return optuna
+
+
+# ---- what to search: axes, fixed settings, the objective ----------------------------------------------
+def search_space(axes):
+    """(fixed settings, tuned axes): an axis with one value is fixed, a list of several or a range is tuned."""
+    fixed, tuned = {}, {}
+    for axis, values in axes.items():
+        if isinstance(values, Range) or len(values) > 1:
+            tuned[axis] = values
+        else:
+            fixed[axis] = values[0]
+    if "data" in tuned:
+        raise ConfigError("tune searches one dataset at a time (their losses are not comparable); "
+                          "give --data one dataset and run one study per dataset")
+    if not tuned:
+        raise ConfigError("nothing to tune: give at least one axis several values or a range, "
+                          "e.g. --lr 1e-4:1e-1 --hidden 8:128 --cell lstm,gru")
+    return fixed, tuned
+
+
+def suggest(trial, axis, values):
+    """One value of an axis for this trial: a list is a categorical choice, a Range a distribution."""
+    if not isinstance(values, Range):
+        return trial.suggest_categorical(axis, values)
+    if values.integer:
+        return trial.suggest_int(axis, int(values.low), int(values.high), log=values.log)
+    return trial.suggest_float(axis, values.low, values.high, log=values.log)
+
+
+def check_direction(data, objective, direction):
+    """The direction that fits the objective: a loss is minimised, a metric as the dataset says."""
+    spec_name = parse_spec(data, "dataset")[0]
+    dataset = datasets.get(spec_name)
+    higher = objective == "val_metric" and dataset.higher_is_better
+    natural = "maximize" if higher else "minimize"
+    if direction and direction != natural:
+        what = ("a loss is lower-is-better" if objective == "val_loss" else
+                f"{spec_name}'s {dataset.metric_name} is {'higher' if higher else 'lower'}-is-better")
+        raise ConfigError(f"--direction {direction} does not fit --objective {objective}: {what}; "
+                          f"use --direction {natural} or leave it out")
+    return natural
+
+
+def definition(fixed, tuned, base, objective, direction, seed, plugins):
+    """What makes a study what it is; a study continued with a different definition would mix two searches."""
+    return json.loads(json.dumps(plain({"axes": {a: str(v) if isinstance(v, Range) else v for a, v in tuned.items()},
+                              "fixed": fixed, "base": base, "seed": seed, "objective": objective,
+                              "direction": direction, "plugins": sorted(plugins)})))
+
+
+def default_study_name(doc):
+    """<data>-<hash of the definition>: the same command finds the same study again."""
+    data = doc["fixed"].get("data", "")
+    return f"{slug(parse_spec(data)[0])}-{sweeps._digest(doc)[:8]}"
+
+
+def trial_config(job, settings):
+    """The resolved run config of one trial: the fixed settings, the suggested ones, the run seed."""
+    return sweeps.plan(job["base"], [{**job["fixed"], **settings}], [job["seed"]])[0]["config"]
+
+
+def check_choices(job):
+    """Resolve one config per categorical choice and range end, so a typo fails before anything runs.
+
+    Returns the first of them (for what every trial shares: the dataset, the number of epochs)."""
+    first = {a: (v.low if isinstance(v, Range) else v[0]) for a, v in job["tuned"].items()}
+    first = {a: int(v) if isinstance(job["tuned"][a], Range) and job["tuned"][a].integer else v
+             for a, v in first.items()}
+    config = trial_config(job, first)
+    for axis, values in job["tuned"].items():
+        for value in ([] if isinstance(values, Range) else values[1:]):
+            trial_config(job, {**first, axis: value})
+    return config
+
+
+# ---- the study's folder and storage -------------------------------------------------------------------
+def study_folder(root, name):
+    return os.path.join(root, TUNES, slug(name))
+
+
+def storage_url(root, name, url=None):
+    """The given --storage URL, or SQLite in the study's folder."""
+    return url or "sqlite:///" + os.path.join(os.path.abspath(study_folder(root, name)), "study.db")
+
+
+def storage(url):
+    """An Optuna storage; SQLite waits up to a minute for a lock, so local workers can share one file."""
+    optuna = require_optuna()
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return url
+
+
+def open_study(job):
+    """Create the study, or load it and check that it is the same search (else a usage error)."""
+    optuna = require_optuna()
+    os.makedirs(job["folder"], exist_ok=True)
+    try:
+        study = optuna.create_study(study_name=job["study"], storage=storage(job["storage"]),
+                                    direction=job["direction"], load_if_exists=True)
+    except Exception as e:  # a malformed URL, a database that cannot be reached or opened
+        with contextlib.suppress(OSError):
+            os.rmdir(job["folder"])  # only if we just made it and it is empty
+        raise ConfigError(f"cannot open the study's storage {job['storage']}: {first_line(e)}") from None
+    stored = study.user_attrs.get("definition")
+    if stored is None:
+        study.set_user_attr("definition", job["definition"])
+    elif stored != job["definition"]:
+        changed = [label for key, label in DEFINED_BY.items() if stored.get(key) != job["definition"].get(key)]
+        raise ConfigError(f"study {job['study']!r} was made with different {', '.join(changed)}; "
+                          "repeat its command or pick a new --study NAME")
+    return study
+
+
+# ---- one trial, and one process's share of the trials -------------------------------------------------
+def make_sampler(job):
+    optuna = require_optuna()
+    if job["sampler"] == "random":
+        return optuna.samplers.RandomSampler(seed=job["sampler_seed"])
+    return optuna.samplers.TPESampler(seed=job["sampler_seed"], n_startup_trials=STARTUP)
+
+
+def make_pruner(job):
+    """The pruner; no trial is stopped during its first job["warmup"] epochs (steps are epochs, from 1)."""
+    optuna = require_optuna()
+    first = job["warmup"] + 1  # the first epoch at which a trial may be stopped
+    if job["pruner"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=first)
+    if job["pruner"] == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def objective(trial, job, say=None):
+    """Train one trial as an ordinary run; its value is the best validation value over its epochs."""
+    from .experiment import Pruned, execute
+    optuna = require_optuna()
+    settings = {axis: suggest(trial, axis, values) for axis, values in job["tuned"].items()}
+    config = trial_config(job, settings)
+    key = job["objective"]
+
+    def on_epoch(trainer, metrics):
+        trial.set_user_attr("epochs", metrics["epoch"])
+        trial.report(metrics[key], metrics["epoch"])
+        if trial.should_prune():
+            raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
+                         f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
+
+    store = sweeps._RecordingStore(job["root"])
+    try:
+        with sweeps._trial_lock:  # the seeded generator and backend are per process: one trial at a time
+            summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
+    except KeyboardInterrupt:
+        _keep_attrs(trial, store, {"status": "interrupted"})
+        raise
+    except Exception as e:  # execute kept the run's files; the study goes on
+        summary = {"status": "failed", "message": f"{type(e).__name__}: {e}"}
+    _keep_attrs(trial, store, summary)
+    if say:
+        say(trial.number, settings, summary, key)
+    if summary["status"] == "pruned":
+        raise optuna.TrialPruned(summary["message"])
+    if summary["status"] != "finished":
+        raise TrialFailed(summary.get("message", summary["status"]))
+    return summary[key]
+
+
+def _keep_attrs(trial, store, summary):
+    """What the study remembers of a trial's run: where it is, how far it got, how it ended."""
+    if store.run is not None:
+        trial.set_user_attr("run_dir", os.path.abspath(store.run.path))
+        trial.set_user_attr("run_id", store.run.id)
+    if "epochs" in summary:
+        trial.set_user_attr("epochs", summary["epochs"])
+    trial.set_user_attr("status", summary["status"])
+    if summary.get("message"):
+        trial.set_user_attr("message", summary["message"])
+
+
+def optimize(job, say=None):
+    """Run job["trials"] trials of the study in this process: the CLI's own, a pool worker or a Dask task."""
+    sweeps.load_plugins_once(job["plugins"])
+    optuna = require_optuna()
+    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]),
+                              sampler=make_sampler(job), pruner=make_pruner(job))
+    study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,))
+
+
+def _worker_optimize(job):
+    """optimize in a pool worker or Dask task: Ctrl-C ends the running trial as "interrupted"."""
+    with on_ctrl_c(signal.default_int_handler):
+        optimize(job)
+
+
+# ---- where the trials run: here, a local process pool, or a Dask cluster -------------------------------
+def shares(total, workers):
+    """`total` trials over `workers` processes, as evenly as can be: shares(12, 5) → [3, 3, 2, 2, 2]."""
+    return [n for n in (total // workers + (i < total % workers) for i in range(workers)) if n]
+
+
+def run_study(job, workers=1, client=None, say=None):
+    """Add job["trials"] trials to the study: here (one worker), on a spawned pool, or on a Dask cluster.
+
+    Each process gets its share of the trials and a sampler seed of its own, so they do not propose
+    the same settings; the database is what they share."""
+    if client is not None:
+        workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+    jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
+            for i, n in enumerate(shares(job["trials"], workers))]
+    if len(jobs) == 1 and client is None:
+        return optimize(jobs[0], say)
+    try:
+        if client is not None:
+            _on_dask(jobs, client)
+        else:
+            _on_pool(jobs)
+    except (KeyboardInterrupt, ConfigError):
+        raise
+    except Exception as e:  # a worker that died: the trials it finished are in the study all the same
+        raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
+
+
+def _on_dask(jobs, client):
+    pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
+    try:
+        client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
+    except KeyboardInterrupt:
+        client.cancel(pending)
+        raise
+
+
+def _on_pool(jobs):
+    # spawn, not fork: a worker starts clean (no copied locks, registries, database connections)
+    context = multiprocessing.get_context("spawn")
+    with sweeps._one_blas_thread():
+        pool = futures.ProcessPoolExecutor(len(jobs), mp_context=context, initializer=sweeps._init_worker)
+        running = [pool.submit(_worker_optimize, j) for j in jobs]
+    try:
+        for future in futures.as_completed(running):
+            future.result()
+    except KeyboardInterrupt:
+        futures.wait(running, timeout=10)  # Ctrl-C reached the workers too: their trials save and return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    pool.shutdown()
+
+
+# ---- what the study holds, once the trials are done ---------------------------------------------------
+def summarise(job, new_trials=0):
+    """The --json document: the study, every trial, the best one, and the parameters' importances."""
+    optuna = require_optuna()
+    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]))
+    trials = [_trial_row(t) for t in study.trials]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = None
+    if complete:
+        b = study.best_trial
+        best = _trial_row(b) | {"config": os.path.join(job["folder"], "best.toml")}
+    counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
+    epochs = sum(t["epochs"] or 0 for t in trials)
+    return {"study": {"name": job["study"], "path": job["folder"], "storage": job["storage"],
+                      "objective": job["objective"], "direction": job["direction"], "trials": len(trials),
+                      "new_trials": new_trials, **counts, "epochs": epochs,
+                      "max_epochs": len(trials) * job["epochs"],
+                      "axes": job["definition"]["axes"]},
+            "trials": trials, "best": best, "importances": importances(study, complete)}
+
+
+def _trial_row(t):
+    value = t.value if t.value is not None and math.isfinite(t.value) else None
+    return {"number": t.number, "params": t.params, "value": value, "state": t.state.name.lower(),
+            "status": t.user_attrs.get("status"), "epochs": t.user_attrs.get("epochs"),
+            "run_dir": t.user_attrs.get("run_dir"), "run_id": t.user_attrs.get("run_id"),
+            "message": t.user_attrs.get("message")}
+
+
+def importances(study, complete):
+    """{param: share of importance}, by Optuna's default evaluator, PED-ANOVA (Watanabe et al. 2023): how far
+    each parameter's distribution among the best trials is from its distribution among all of them.
+
+    Needs two finished trials with different values; {} otherwise."""
+    optuna = require_optuna()
+    if len(complete) < 2 or len({t.value for t in complete}) < 2:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):  # e.g. every finished trial has the same settings
+        return {}
+
+
+def write_best(doc):
+    """best.toml: the best trial's run config (without its run metadata), so `rnnrun --config` repeats it."""
+    import tomli_w
+
+    from .config import load_toml
+    best = doc["best"]
+    if not best or not best.get("run_dir") or not os.path.isfile(os.path.join(best["run_dir"], "config.toml")):
+        return None
+    config = load_toml(os.path.join(best["run_dir"], "config.toml"))
+    config.pop("meta", None)
+    header = (f"# best trial {best['number']} of study {doc['study']['name']}: {doc['study']['objective']} "
+              f"{best['value']:.6g} (run {best['run_id']})\n# rnnrun --config best.toml repeats it\n")
+    atomic_write(best["config"], header + tomli_w.dumps(plain(config)))
+    return best["config"]
+
+
+def write_plots(job):
+    """history.png and importances.png in the study's folder (needs matplotlib); the paths written."""
+    try:
+        from .plots import study_plots
+    except ImportError:  # matplotlib is the optional plot extra
+        return []
+    optuna = require_optuna()
+    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]))
+    return study_plots(study, job["folder"])
+
+
+def as_json(doc):
+    return json.dumps(doc, indent=2)
