@@ -108,6 +108,21 @@ def test_a_state_carried_across_calls_as_tbptt_does():
     assert_same(results[1], results[0])
 
 
+def test_a_forward_without_gradients_before_the_backward_leaves_its_gradients_as_they_were():
+    def gradients(path):
+        tg.manual_seed(0)
+        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)))
+        out, _ = rnn(x)
+        loss = (out * out).sum()
+        with tg.no_grad():  # an evaluation between the forward and its backward: the state needs no gradient
+            rnn(x)
+        loss.backward()
+        return [p.grad for p in rnn.parameters()]
+
+    assert_same(gradients("compiled"), gradients("composed"))
+
+
 def test_the_gradient_reaches_a_given_initial_state():
     results = []
     for path in ("composed", "compiled"):
@@ -159,6 +174,37 @@ def test_an_op_that_mixes_the_batch_is_not_hoisted_and_still_agrees():
     tape = compile_cell(cell).tape_for(Tensor(np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)),
                                        cell.initial_state(3))
     assert "Sum" not in [e.cls.__name__ for e in tape.entries if e.where is ROWS]
+
+
+class Shortcuts(Module):
+    """Takes the replayed backward's shortcuts and their edges: a chunk nobody reads (its gradient is
+    missing and counts as zero), a product with a broadcast row (unbroadcast has work to do), products
+    with a constant and of a value with itself, and a constant minus a value."""
+
+    def __init__(self, input_size, hidden_size):
+        self.weight_ih = uniform_parameter((3 * hidden_size, input_size), 0.5)
+        self.weight_hh = uniform_parameter((3 * hidden_size, hidden_size), 0.5)
+        self.scale = uniform_parameter((hidden_size,), 0.5)
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size):
+        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+    def forward(self, x, state):
+        (h,) = state
+        a, b, _unused = (x.linear(self.weight_ih) + h.linear(self.weight_hh)).chunk(3, axis=1)
+        z = a.sigmoid()
+        h = (1 - z) * h + z * (b * self.scale).tanh() * 0.5 - h * h
+        return h, (h,)
+
+
+@pytest.mark.parametrize("layers, bidirectional, lengths", [(1, False, None), (2, True, [5, 3, 1])])
+def test_the_backward_shortcuts_agree_with_the_ops_own(layers, bidirectional, lengths):
+    register_cell("shortcuts")(Shortcuts)
+    composed, _ = run("shortcuts", "composed", layers, bidirectional, lengths)
+    compiled, out = run("shortcuts", "compiled", layers, bidirectional, lengths)
+    assert bidirectional or isinstance(out._ctx, TapeSequence)  # (both directions' outputs are joined)
+    assert_same(compiled, composed)
 
 
 class Branching(Module):

@@ -123,11 +123,13 @@ def test_every_package_folder_is_installed():
     """A non-editable install takes only the packages setup.cfg lists: a new folder left out of it
     works in a development checkout and is missing for every user (as tinygrad_rnn.testing once was)."""
     import configparser
+    root = pathlib.Path(__file__).resolve().parent.parent  # the repository, also when the package is installed
     setup = configparser.ConfigParser()
-    setup.read(PACKAGE.parent / "setup.cfg")
+    setup.read(root / "setup.cfg")
     listed = set(setup["options"]["packages"].split())
-    folders = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
-    plugins = PACKAGE.parent / "plugins"
+    source = root / "tinygrad_rnn"
+    folders = {".".join(p.parent.relative_to(root).parts) for p in source.rglob("__init__.py")}
+    plugins = root / "plugins"
     folders |= {".".join(["tinygrad_rnn_plugins", *p.parent.relative_to(plugins).parts])
                 for p in plugins.rglob("__init__.py")}
     assert folders - listed == set(), f"package folders missing from setup.cfg's packages: {folders - listed}"

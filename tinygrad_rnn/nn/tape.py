@@ -26,6 +26,7 @@ are traced and compared: a cell whose tapes differ runs op by op instead, with o
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
 """
+import functools
 import operator
 import warnings
 import weakref
@@ -55,13 +56,11 @@ class CompileWarning(UserWarning):
 class Entry:
     """One op of the tape: `outs = cls.forward(ctx, *slots[args], **kwargs)`."""
 
-    __slots__ = ("cls", "args", "kwargs", "outs", "shapes", "where", "needs", "loop_needs", "deferred")
+    __slots__ = ("cls", "args", "kwargs", "outs", "shapes", "where", "deferred")
 
     def __init__(self, cls, args, kwargs, outs, shapes):
         self.cls, self.args, self.kwargs, self.outs, self.shapes = cls, args, kwargs, outs, shapes
         self.where = STEP      # STEP (every step), ROWS (hoisted: once over all steps' rows), STATIC (once)
-        self.needs = ()        # needs_input_grad, per argument
-        self.loop_needs = ()   # ... as the loop asks for them (deferred entries leave the weights for later)
         self.deferred = False  # a row product whose weight gradient is one product after the loop
 
 
@@ -269,27 +268,76 @@ class Program:
         self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
         for e in self.step:
             e.deferred = _defers(e, where, tape.values)
+        self.plans = {}  # (x needs, state needs, parameters' needs) → Plan
 
-    def needs(self, x_needs, state_needs, param_needs):
-        """Whether each slot carries a gradient, given which inputs need one; sets each entry's needs."""
-        tape = self.tape
-        need = [False] * len(tape.values)
+    def plan(self, x_needs, state_needs, param_needs):
+        """The Plan for one answer to "which inputs need a gradient", made once. Each forward keeps the
+        plan it ran with, so a forward without gradients (an evaluation) between another forward and
+        its backward leaves that backward as it was."""
+        key = (x_needs, state_needs, tuple(param_needs))
+        if key not in self.plans:
+            self.plans[key] = Plan(self, x_needs, state_needs, param_needs)
+        return self.plans[key]
+
+
+class Plan:
+    """Which inputs of each entry need a gradient, and the backward loop's table that follows from it."""
+
+    def __init__(self, program, x_needs, state_needs, param_needs):
+        tape = program.tape
+        need = [False] * len(tape.values)  # whether each slot carries a gradient
         need[0] = x_needs
         for s in tape.state_in:
             need[s] = state_needs
         for s, n in zip(tape.param_slots, param_needs):
             need[s] = n
+        self.needs, self.loop_needs = {}, {}  # entry → needs_input_grad, and as the step loop asks for it
         for e in tape.entries:
-            e.needs = tuple(need[a] for a in e.args)
+            needs = self.needs[e] = tuple(need[a] for a in e.args)
             # a deferred entry's backward in the loop skips the weights: they get one product after it
-            e.loop_needs = (e.needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else e.needs
+            self.loop_needs[e] = (needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else needs
             for o in e.outs:
-                need[o] = True in e.needs
-        where = self.where
-        self.backward_ops = [(i, e.cls.backward, e.outs[0] if len(e.outs) == 1 else -1, e, e.deferred,
-                              tuple((pos, a, where[a]) for pos, (a, n) in enumerate(zip(e.args, e.loop_needs)) if n))
-                             for i, e in enumerate(self.step)][::-1]
-        return need
+                need[o] = True in needs
+        # the backward loop's table, in reverse order: which inputs get a gradient, and where it goes
+        self.backward_ops = []
+        for i, e in reversed(list(enumerate(program.step))):
+            loop_needs = self.loop_needs[e]
+            routes = [(pos, a, program.where[a]) for pos, (a, n) in enumerate(zip(e.args, loop_needs)) if n]
+            if not routes and not e.deferred:
+                continue  # no input needs a gradient (all constants, say): its backward would be wasted
+            to_step = tuple((pos, a) for pos, a, w in routes if w is STEP)  # the common case, tested first
+            to_rest = tuple(r for r in routes if r[2] is not STEP)          # hoisted rows, parameters
+            self.backward_ops.append((i, _plain_backward(e, loop_needs, tape.values),
+                                      e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
+                                      to_step, to_rest))
+
+
+def _plain_backward(e, need, values):
+    """The entry's backward as the step loop calls it, `op(ctx, g) → input gradients`.
+
+    Usually the op's own backward. Two cases are written out here because on a cell's small arrays
+    the Python around the arithmetic costs more than the arithmetic: a deferred row product, which has
+    only its input's gradient left to give (one product), and Add, Sub and Mul, whose inputs that need
+    a gradient have the output's shape, so `unbroadcast` has nothing to do and the gradient of an
+    input that needs none (a constant such as the 1 of 1 - z) is not computed at all."""
+    if e.deferred and need[0] and values[e.args[1]].ndim == 2:
+        if e.cls is _ops.Linear:
+            return lambda ctx, g: (g.dot(ctx.saved_tensors[1]),)  # x W^T: dx = g W
+        return lambda ctx, g: (g.dot(ctx.saved_tensors[1].T),)    # a b: da = g b^T
+    shape = values[e.outs[0]].shape
+    if e.cls not in (_ops.Add, _ops.Sub, _ops.Mul) or any(
+            n and getattr(values[a], "shape", None) != shape for a, n in zip(e.args, need)):
+        return e.cls.backward
+    need_a, need_b = need
+    if e.cls is _ops.Add:
+        return lambda ctx, g: (g if need_a else None, g if need_b else None)
+    if e.cls is _ops.Sub:
+        return lambda ctx, g: (g if need_a else None, -g if need_b else None)
+
+    def mul_backward(ctx, g):  # d(ab) = b da + a db
+        a, b = ctx.saved_tensors
+        return (g * b if need_a else None), (g * a if need_b else None)
+    return mul_backward
 
 
 # Ops whose gradient for their second operand (a weight) is a sum over rows, sum_n input_n^T grad_n:
@@ -305,6 +353,23 @@ def _defers(e, where, values):
     rest = e.args[1:]
     return (values[e.args[0]].ndim == 2 and all(where[a] in (STATIC, CONST) for a in rest)
             and all(values[a] is None or values[a].ndim <= 2 for a in rest))
+
+
+def _plain_forward(e, slots, values):
+    """The entry's forward as the step loop calls it: the op's own, but for a deferred row product
+    (below) and Chunk, whose slices are worked out once from the traced shapes (they never change)."""
+    if e.deferred:
+        return _contiguous_product(e, slots)
+    if e.cls is not _ops.Chunk or len(e.args) != 3 or e.kwargs:
+        return e.cls.forward
+    x, n, axis = (values[a] for a in e.args)
+    size, before = x.shape[axis] // n, (slice(None),) * (axis % x.ndim)
+    pieces = [before + (slice(i * size, (i + 1) * size),) for i in range(n)]
+
+    def chunk_forward(ctx, x, n, axis):  # Chunk.forward's views, without recomputing where they start
+        ctx.axis = axis
+        return tuple(map(x.__getitem__, pieces))
+    return chunk_forward
 
 
 def _contiguous_product(entry, slots):
@@ -331,6 +396,9 @@ def _contiguous_product(entry, slots):
             ctx.save_for_backward(a, b)
             return xp.dot(a, right)
     return forward
+
+
+_is_none = functools.partial(operator.is_, None)  # for map(): tests a tuple's items in C, no generator
 
 
 def _fetch(args):
@@ -382,15 +450,15 @@ class TapeSequence(Function):
         k = len(tape.state_in)
         state, params = tensors[:k], tensors[k:]
         keep = is_grad_enabled() and True in ctx.needs_input_grad
-        program.needs(ctx.needs_input_grad[3], keep, ctx.needs_input_grad[4 + k:])
+        plan = program.plan(ctx.needs_input_grad[3], keep, ctx.needs_input_grad[4 + k:])
         slots = [None] * len(tape.values)
         for i, v in program.constants:
             slots[i] = v
         for i, p in zip(tape.param_slots, params):
             slots[i] = p
-        static = [_run(e, slots, e.needs) for e in program.static]
+        static = [_run(e, slots, plan.needs[e]) for e in program.static]
         slots[0] = xp.ascontiguousarray(x.swapaxes(0, 1)).reshape((T * N,) + x.shape[2:])  # row t*N + n
-        rows = [_run(e, slots, e.needs) for e in program.rows]
+        rows = [_run(e, slots, plan.needs[e]) for e in program.rows]
         row_shapes = {o: slots[o].shape for e in program.rows for o in e.outs}
         row_shapes[0] = slots[0].shape
         full = [(s, slots[s]) for s in program.row_slots]
@@ -400,8 +468,9 @@ class TapeSequence(Function):
         out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
         # the step loop's table, so that each op costs a few tuple reads
-        forward_ops = [(e.cls, _contiguous_product(e, slots) if e.deferred else e.cls.forward, _fetch(e.args),
-                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, e.loop_needs) for e in program.step]
+        forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
+                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, plan.loop_needs[e])
+                       for e in program.step]
         steps = []
         for t in range(T):
             lo, hi = t * N, (t + 1) * N
@@ -433,11 +502,12 @@ class TapeSequence(Function):
                 current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
         if keep:
             ctx.save_for_backward(static, rows, steps)
-            ctx.program, ctx.m, ctx.feedback, ctx.row_shapes = program, m, feedback, row_shapes
+            ctx.program, ctx.plan, ctx.m, ctx.feedback, ctx.row_shapes = program, plan, m, feedback, row_shapes
             ctx.shape = N, T, x.shape[2:]
         return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
 
     @staticmethod
+    @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
         program, m, feedback, row_shapes = ctx.program, ctx.m, ctx.feedback, ctx.row_shapes
@@ -455,9 +525,11 @@ class TapeSequence(Function):
                 buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
             return buf
 
-        per_step = lambda e, i: e.shapes[i]  # noqa: E731
-        backward_ops = program.backward_ops
+        per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
+        plan = ctx.plan
+        backward_ops = plan.backward_ops
         state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+        returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
         dS = list(grad_state)
         for t in range(T - 1, -1, -1):
             lo, hi = t * N, (t + 1) * N
@@ -475,7 +547,7 @@ class TapeSequence(Function):
                     grads[s] = g if grads[s] is None else grads[s] + g
                 g = G[t] * m[t]
                 grads[h] = g if grads[h] is None else grads[h] + g
-            for i, op, out1, e, is_deferred, routes in backward_ops:
+            for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
                 if out1 >= 0:
                     g = grads[out1]
                     if g is None:
@@ -485,27 +557,33 @@ class TapeSequence(Function):
                         if buf is None:
                             buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
                         buf[lo:hi] = g
-                        if not routes:
+                        if not (to_step or to_rest):
                             continue
                     result = op(ctxs[i], g)
-                else:
-                    if all(grads[o] is None for o in e.outs):
+                else:  # several outputs (Chunk): all their gradients are usually there
+                    gouts = outs_of(grads)
+                    if not any(map(_is_none, gouts)):
+                        result = op(ctxs[i], *gouts)
+                    elif all(map(_is_none, gouts)):
                         continue
-                    result = _backward(e, ctxs[i], grads, per_step)
+                    else:
+                        result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
                 if type(result) is not tuple:
                     result = (result,)
-                for pos, a, w in routes:
+                for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
+                    g = result[pos]
+                    if g is not None:
+                        grads[a] = g if grads[a] is None else grads[a] + g
+                for pos, a, w in to_rest:
                     g = result[pos]
                     if g is None:
                         continue
-                    if w is STEP:
-                        grads[a] = g if grads[a] is None else grads[a] + g
-                    elif w is ROWS:
+                    if w is ROWS:
                         rows_of(a, g.dtype)[lo:hi] += g
                     else:
                         _accumulate(static_grads, a, g)
-            for s in {h, *state_out}:  # an output read straight from a hoisted array
-                if where[s] is ROWS and grads[s] is not None:
+            for s in returned_rows:  # an output read straight from a hoisted array
+                if grads[s] is not None:
                     rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
             dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
             if feedback is not None:
@@ -515,17 +593,17 @@ class TapeSequence(Function):
         for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
             e = program.step[i]
             batched = e.cls()
-            batched.needs_input_grad = (False,) + e.needs[1:]
+            batched.needs_input_grad = (False,) + plan.needs[e][1:]
             batched.saved_tensors = ((xp.concatenate([c[i].saved_tensors[0] for c in steps]),)
                                      + steps[0][i].saved_tensors[1:])
-            for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], e.needs[1:]):
+            for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
                 if g is not None and need:
                     _accumulate(static_grads, a, g)
         row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
         for e, c in zip(reversed(program.rows), reversed(rows)):
             if all(o not in row_grads for o in e.outs):
                 continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), e.needs):
+            for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), plan.needs[e]):
                 if g is None or not need:
                     continue
                 if where[a] is ROWS:
@@ -535,7 +613,7 @@ class TapeSequence(Function):
         for e, c in zip(reversed(program.static), reversed(static)):
             if all(o not in static_grads for o in e.outs):
                 continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), e.needs):
+            for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), plan.needs[e]):
                 if g is not None and need:
                     _accumulate(static_grads, a, g)
         dx = row_grads.get(0)
