@@ -9,6 +9,7 @@ exits 130 and keeps the run's files. This file holds the group, whose own option
 training.py), and what every command shares:
 
     run_config(run)             a stored run's config, its recorded plugins loaded, checked
+    load_run_plugins(run)       only its recorded plugins loaded (a moved file: pass --plugin)
     with_spec(spec, kind)       parse and check one NAME:k=v spec (cell, dataset, regulariser,
                                 optimizer, schedule) → (name, options); specs(values, kind) for lists
     config_from_flags(...)      a TOML file and flags → one partial config, both held to config.SCHEMA
