@@ -199,6 +199,19 @@ def store(tmp_path_factory):
     return root
 
 
+RESUME_EPOCHS = ["0", "-1", str(10 ** 7), "1" * 20]
+
+
+@pytest.mark.parametrize("epochs", RESUME_EPOCHS)
+def test_resume_epochs_has_the_bound_and_message_of_training_epochs(store, epochs):
+    """`rnnrun resume RUN --epochs N` and `rnnrun --epochs N` are held to the same schema entry."""
+    expected = "--epochs must be an integer from 1 to 1000000"
+    assert_clean(invoke([*TRAIN[:4], "--epochs", epochs, "--runs-dir", store]), 2, expected)
+    before = {p: p.stat().st_mtime for p in store.rglob("*")}
+    assert_clean(invoke(["resume", "last", "--epochs", epochs, "--runs-dir", store]), 2, expected)
+    assert {p: p.stat().st_mtime for p in store.rglob("*")} == before  # refused before anything is written
+
+
 def test_json_is_strict_even_for_a_run_with_infinite_losses(store, tmp_path):
     copy = tmp_path / "runs"
     shutil.copytree(store, copy)
@@ -355,6 +368,33 @@ def test_a_runs_config_names_its_plugins_and_they_load_again(plugin, tmp_path):
     assert path in (tmp_path / "runs" / run / "config.toml").read_text()
     result = invoke(["forecast", run, "--steps", "2", "--json", "--runs-dir", tmp_path / "runs"])
     assert_clean(result, 0, args=["--json"])
+
+
+def test_resume_loads_the_plugins_a_run_recorded_and_names_a_moved_file(plugin, tmp_path):
+    """A run of a plugin's cell resumes without --plugin; when the recorded file has moved, resume and
+    forecast say which file is gone and to pass --plugin, and resume runs once it is passed."""
+    path, prefix = plugin
+    runs = tmp_path / "runs"
+    result = invoke(["--plugin", path, "--cell", f"{prefix}_good", "--data", "sine:n_train=8", "--epochs", "1",
+                     "--hidden", "2", "--runs-dir", runs, "--quiet"])
+    assert_clean(result, 0)
+    moved = tmp_path / "moved" / os.path.basename(path)
+    cases = [  # (the step, args, exit code, what stderr says)
+        ("recorded", ["resume", "last", "--epochs", "2", "--quiet"], 0, None),
+        ("move", None, None, None),
+        ("gone", ["resume", "last", "--epochs", "3"], 2, f"plugin file not found: {path}"),
+        ("gone", ["forecast", "last", "--steps", "2"], 2, "if it has moved, pass it with --plugin FILE"),
+        ("moved", ["resume", "last", "--epochs", "3", "--quiet", "--plugin", moved], 0, None),
+        ("moved", ["--plugin", moved, "resume", "last", "--epochs", "4", "--quiet"], 0, None),
+    ]
+    for step, args, code, fragment in cases:
+        if step == "move":
+            moved.parent.mkdir()
+            os.rename(path, moved)
+            continue
+        assert_clean(invoke(args + ["--runs-dir", runs]), code, fragment, args)
+    rows = (next(runs.iterdir()) / "metrics.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4 and len(run_folders(runs)) == 1  # one run, trained on to 4 epochs in its own folder
 
 
 # ---- the environment: real processes --------------------------------------------------------------------

@@ -143,12 +143,33 @@ def test_dask_workers_share_one_study(tmp_path):
      "rmse is lower-is-better"),
     (["--cell", "gru", "--data", "sine,adding", "--lr", "1e-3:1e-1"], "one dataset at a time"),
     (["--cell", "gru,grux", "--data", "sine", "--lr", "1e-3:1e-1"], "unknown cell 'grux'"),
+    # every edge of the search is built before the study exists: a choice, a fixed option, the largest trial
+    (["--cell", "gru,rnn:nonlinearity=zz", "--data", "sine", "--lr", "1e-3:1e-1"], "unknown nonlinearity 'zz'"),
+    (["--cell", "gru", "--data", "sine:T=0", "--lr", "1e-3:1e-1"], "T (window length)"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--reg", "clip:mode=sideways"], "unknown mode"),
+    (["--cell", "gru", "--data", "sine", "--optimizer", "adam,sgd:momentum=-1", "--lr", "1e-3"], "momentum"),
+    (["--cell", "gru", "--data", "sine", "--hidden", "4:100000"], "would need about"),
+    # fine alone, too large together: hidden 4096 with 256 layers
+    (["--cell", "gru,lstm", "--data", "sine", "--hidden", "4:4096", "--layers", "1:256"], "would need about"),
 ])
 def test_a_bad_search_is_one_line_and_exit_2_before_any_folder(tmp_path, args, says):
     code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *args)
     lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
     assert code == 2 and len(lines) == 1 and says in lines[0], err
     assert not os.path.exists(tmp_path / "tunes")
+
+
+def test_the_edges_of_a_search_are_each_choice_each_range_end_and_the_largest_trial_per_cell():
+    job = {"tuned": {"cell": ["gru", "lstm"], "hidden": Range(4, 64, False, True), "lr": Range(1e-4, 1e-1, True, False),
+                     "layers": [1, 3, 2]}}
+    found = tuning.edges(job)
+    first = {"cell": "gru", "hidden": 4, "lr": 1e-4, "layers": 1}
+    assert found[0] == first
+    for axis, value in (("cell", "lstm"), ("hidden", 64), ("lr", 0.1), ("layers", 3), ("layers", 2)):
+        assert {**first, axis: value} in found
+    for cell in ("gru", "lstm"):  # the largest trial of each cell: every size axis at its maximum at once
+        assert {**first, "cell": cell, "hidden": 64, "layers": 3} in found
+    assert len(found) == len({tuple(sorted(f.items())) for f in found}) == 8
 
 
 def test_continuing_a_study_with_another_search_is_refused(study):

@@ -9,6 +9,7 @@ exits 130 and keeps the run's files. This file holds the group, whose own option
 training.py), and what every command shares:
 
     run_config(run)             a stored run's config, its recorded plugins loaded, checked
+    load_run_plugins(run)       only its recorded plugins loaded (a moved file: pass --plugin)
     with_spec(spec, kind)       parse and check one NAME:k=v spec (cell, dataset, regulariser,
                                 optimizer, schedule) → (name, options); specs(values, kind) for lists
     config_from_flags(...)      a TOML file and flags → one partial config, both held to config.SCHEMA
@@ -36,7 +37,7 @@ from .. import __version__
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
-from .config import MAX_SEED, check_config, check_options, load_toml, parse_spec, split_names
+from .config import MAX_SEED, check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
 from .output import Fail, console, make_streams_tolerant
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
@@ -53,11 +54,20 @@ def load_plugins(paths):
         discover()
     for path in paths:
         load_plugin(path)
+        _given_plugins.append(path)
     if load_errors:
         err = console(stderr=True)
         for _, message in load_errors:
             err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
         load_errors.clear()
+
+
+_given_plugins = []  # the --plugin files of this command: where a run's recorded plugin file has moved to
+
+
+def load_run_plugins(run):
+    """Load the plugins `run` recorded in its config.toml (see config.load_recorded_plugins)."""
+    load_recorded_plugins(run.config(), run.file("config.toml"), moved=bool(_given_plugins))
 
 
 REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
@@ -99,11 +109,7 @@ def config_from_flags(config_file, **flags):
     if config_file:
         config = check_config(load_toml(config_file), config_file)
         config.pop("meta", None)
-        if config.get("plugins"):
-            try:
-                load_plugins(config["plugins"])
-            except PluginError as e:
-                raise PluginError(f"{e} (named in config file {config_file})") from None
+        load_recorded_plugins(config, f"config file {config_file}", moved=bool(_given_plugins))
     data = flags.pop("data", None)
     if data:
         config["data"], config["data_options"] = with_spec(data, "dataset")
@@ -128,11 +134,7 @@ def run_config(run):
     from .experiment import resolve
     config = check_config(run.config(), run.file("config.toml"))
     config.pop("meta", None)
-    if config.get("plugins"):
-        try:
-            load_plugins(config["plugins"])
-        except PluginError as e:
-            raise PluginError(f"{e} (recorded in {run.file('config.toml')})") from None
+    load_recorded_plugins(config, run.file("config.toml"), moved=bool(_given_plugins))
     return resolve(config)
 
 
@@ -273,6 +275,7 @@ class RnnrunGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         _debug[0] = False
+        _given_plugins.clear()
         make_streams_tolerant()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)

@@ -21,12 +21,14 @@ the plugin's constructor (known names, the defaults' types, finite numbers).
 """
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
-from ..registry import plugin_options
+from ..errors import PluginError
+from ..registry import load_plugin, plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
@@ -99,6 +101,32 @@ SCHEMA = {
                        lambda v: isinstance(v, list) and all(_is_name(p) for p in v)),
     "meta": Setting("a table (written by rnnrun)", _is_table),
 }
+
+
+def plugin_file_gone(ref):
+    """True for a plugin recorded as a file (a path, or a name ending in .py) that no longer exists."""
+    ref = str(ref)
+    return (ref.endswith(".py") or os.sep in ref) and not os.path.isfile(ref)
+
+
+def load_recorded_plugins(config, where, moved=False):
+    """Load the plugins a config records (`plugins = [...]`, written by runs that used --plugin), so its
+    names resolve without --plugin. A recorded file that is gone is a PluginError saying to pass it
+    again with --plugin, unless `moved` (the user gave --plugin: the file where it is now), when it is
+    skipped. One that fails to load is a PluginError naming `where` (the config file)."""
+    plugins = config.get("plugins")
+    if not isinstance(plugins, list):  # not this function's to judge: check_config names the key
+        return
+    for ref in plugins:
+        if plugin_file_gone(ref):
+            if moved:
+                continue
+            raise PluginError(f"plugin file not found: {ref} (recorded in {where}); if it has moved, "
+                              "pass it with --plugin FILE")
+        try:
+            load_plugin(ref)
+        except PluginError as e:
+            raise PluginError(f"{e} (recorded in {where})") from None
 
 
 def check_config(config, origin=None):

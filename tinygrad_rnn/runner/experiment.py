@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__, backend
 from .. import random as _random
-from .config import BASE, FROM_DATASET, check_config, check_options, construct, validate
+from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
 from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
 from ..forecast import forecast
 from ..models import SequenceModel
@@ -43,7 +43,12 @@ def resolve(config):
     try:
         _check_names(full)
     except UnknownPluginError as e:
-        hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+        gone = [ref for ref in full.get("plugins") or [] if plugin_file_gone(ref)]
+        if gone:
+            hint = (f"; it may come from the recorded plugin {', '.join(gone)}, which is gone: "
+                    "pass the file where it is now with --plugin FILE")
+        else:
+            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
         raise UnknownPluginError(f"{e}{hint}") from None
     dataset_cls = datasets.get(full["data"])
     for key in FROM_DATASET:
@@ -277,7 +282,10 @@ def prepare_resume(run, epochs=None):
 
     Everything that can refuse is checked here, before anything is written: a damaged file raises
     DamagedRun; a run that is still running, diverged, has no checkpoint or has nothing left to
-    train raises ConfigError saying what would work."""
+    train raises ConfigError saying what would work. The caller loads the plugins the run recorded
+    (the CLI: app.load_run_plugins); a name still unknown is an UnknownPluginError naming the run."""
+    if epochs is not None:
+        check_config({"epochs": epochs}, "flags")  # the bound --epochs has for training
     config = run.verify().config()
     status = run.status()
     if status == "running":
@@ -293,6 +301,8 @@ def prepare_resume(run, epochs=None):
     meta = config.pop("meta", {})
     try:
         config = resolve(config)
+    except UnknownPluginError as e:
+        raise UnknownPluginError(f"run {run.id}: {e}") from None
     except ConfigError as e:
         raise DamagedRun(run, "config.toml", str(e)) from None
     checkpoint = run.checkpoint()

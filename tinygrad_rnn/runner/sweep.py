@@ -176,15 +176,16 @@ def plan(base, settings_list, seeds):
 
 def trial_key(config):
     """A trial's identity: a hash of its resolved config without the run's metadata (`meta`)."""
-    return _digest({k: v for k, v in config.items() if k != "meta"})
+    return digest({k: v for k, v in config.items() if k != "meta"})
 
 
 def configuration_key(config):
     """What the seeds of one configuration share: the trial key without the seed."""
-    return _digest({k: v for k, v in config.items() if k not in ("meta", "seed")})
+    return digest({k: v for k, v in config.items() if k not in ("meta", "seed")})
 
 
-def _digest(value):
+def digest(value):
+    """A short, stable hash of a plain value (dict keys sorted): the identity of a trial or a study."""
     return hashlib.sha1(json.dumps(plain(value), sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -288,7 +289,9 @@ def sweep_runs(store, sweep_id):
 
 # ---- one trial, wherever it runs --------------------------------------------------------------------
 _loaded_plugins = set()
-_trial_lock = threading.Lock()  # global state (seeded generator, backend) is per process: one trial at a time
+#: Held around every trial (sweep's and tune's): the seeded generator and the backend are global per
+#: process, so two trials in one process's threads run one after the other.
+trial_lock = threading.Lock()
 
 
 def plugin_ref(plugin):
@@ -310,7 +313,7 @@ def mark_loaded(plugins):
     _loaded_plugins.update(map(plugin_ref, plugins))
 
 
-class _RecordingStore(RunStore):
+class RecordingStore(RunStore):
     """A RunStore that remembers the run it made, so a failed trial's folder can be read back."""
     run = None
 
@@ -325,10 +328,10 @@ def run_trial(config, root, group, plugins=(), resume_path=None):
 
     status "finished" or "diverged" (from execute), "failed" (an exception, with its message) or
     "interrupted" (Ctrl-C); the trial's folder keeps its files in every case."""
-    store = _RecordingStore(root)
+    store = RecordingStore(root)
     try:
         from .experiment import execute, resume
-        with _trial_lock:
+        with trial_lock:
             load_plugins_once(plugins)
             if resume_path is not None:
                 store.run = Run(resume_path)
@@ -346,8 +349,8 @@ def run_trial(config, root, group, plugins=(), resume_path=None):
     return summary
 
 
-def _init_worker():
-    """Pool workers ignore Ctrl-C while idle; `_worker_trial` turns it back on around a trial."""
+def init_worker():
+    """Pool initializer: a worker ignores Ctrl-C while idle; its trial's own handler turns it back on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -383,7 +386,7 @@ def _in_process(trials, root, group, plugins, record):
 
 
 @contextlib.contextmanager
-def _one_blas_thread():
+def one_blas_thread():
     """Workers read the environment when they start: one BLAS thread each, so N workers use N cores."""
     saved = {name: os.environ.get(name) for name in BLAS_THREADS}
     os.environ.update({name: "1" for name in BLAS_THREADS})
@@ -406,8 +409,8 @@ def _on_pool(trials, workers, root, group, plugins, record):
 
     # spawn, not fork: a worker starts clean (no copied locks, registries or BLAS thread pools)
     context = multiprocessing.get_context("spawn")
-    with _one_blas_thread():  # workers start on submit, so they all see one BLAS thread
-        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    with one_blas_thread():  # workers start on submit, so they all see one BLAS thread
+        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
         for _ in range(workers):
             submit_next()
     # One trial per worker at a time, the rest kept here: on Ctrl-C nothing is queued in the pool,

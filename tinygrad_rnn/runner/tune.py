@@ -124,7 +124,7 @@ def definition(fixed, tuned, base, objective, direction, seed, plugins):
 def default_study_name(doc):
     """<data>-<hash of the definition>: the same command finds the same study again."""
     data = doc["fixed"].get("data", "")
-    return f"{slug(parse_spec(data)[0])}-{sweeps._digest(doc)[:8]}"
+    return f"{slug(parse_spec(data)[0])}-{sweeps.digest(doc)[:8]}"
 
 
 def trial_config(job, settings):
@@ -132,18 +132,40 @@ def trial_config(job, settings):
     return sweeps.plan(job["base"], [{**job["fixed"], **settings}], [job["seed"]])[0]["config"]
 
 
-def check_choices(job):
-    """Resolve one config per categorical choice and range end, so a typo fails before anything runs.
+SIZE_AXES = ("hidden", "layers", "batch_size")   # the axes that make a trial larger
 
-    Returns the first of them (for what every trial shares: the dataset, the number of epochs)."""
-    first = {a: (v.low if isinstance(v, Range) else v[0]) for a, v in job["tuned"].items()}
-    first = {a: int(v) if isinstance(job["tuned"][a], Range) and job["tuned"][a].integer else v
-             for a, v in first.items()}
-    config = trial_config(job, first)
-    for axis, values in job["tuned"].items():
-        for value in ([] if isinstance(values, Range) else values[1:]):
-            trial_config(job, {**first, axis: value})
-    return config
+
+def edges(job):
+    """The settings a search can reach at its edges: the first value of every axis; then each axis in
+    turn at each of its choices or at either end of its range; then, for each cell choice, every size
+    axis at its largest at once (the trial that needs the most memory).
+
+    edges({"cell": ["gru", "lstm"], "hidden": Range(4, 64)}) →
+        {cell=gru, hidden=4}, {cell=lstm, hidden=4}, {cell=gru, hidden=64}, {cell=lstm, hidden=64}"""
+    def ends(values):
+        if not isinstance(values, Range):
+            return list(values)
+        cast = int if values.integer else float
+        return [cast(values.low), cast(values.high)]
+
+    tuned = {axis: ends(values) for axis, values in job["tuned"].items()}
+    first = {axis: values[0] for axis, values in tuned.items()}
+    found = [first] + [{**first, axis: value} for axis, values in tuned.items() for value in values[1:]]
+    largest = {axis: max(tuned[axis]) for axis in SIZE_AXES if axis in tuned}
+    for cell in tuned.get("cell", [None]):
+        found.append({**first, **largest, **({"cell": cell} if cell is not None else {})})
+    return [dict(settings) for settings in {tuple(sorted(s.items(), key=str)): s for s in found}.values()]
+
+
+def check_search(job):
+    """Resolve and build (experiment.check_all) a trial at every edge of the search, so that an unknown
+    name, a bad option or a trial too large for memory fails before the study's folder or any run
+    exists (exit 2), not as a failed trial. Returns the first config (what every trial shares: the
+    dataset, the number of epochs)."""
+    from .experiment import check_all
+    configs = [trial_config(job, settings) for settings in edges(job)]
+    check_all(configs)
+    return configs[0]
 
 
 # ---- the study's folder and storage -------------------------------------------------------------------
@@ -219,9 +241,9 @@ def objective(trial, job, say=None):
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
                          f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
 
-    store = sweeps._RecordingStore(job["root"])
+    store = sweeps.RecordingStore(job["root"])
     try:
-        with sweeps._trial_lock:  # the seeded generator and backend are per process: one trial at a time
+        with sweeps.trial_lock:  # the seeded generator and backend are per process: one trial at a time
             summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
     except KeyboardInterrupt:
         _keep_attrs(trial, store, {"status": "interrupted"})
@@ -305,8 +327,8 @@ def _on_dask(jobs, client):
 def _on_pool(jobs):
     # spawn, not fork: a worker starts clean (no copied locks, registries, database connections)
     context = multiprocessing.get_context("spawn")
-    with sweeps._one_blas_thread():
-        pool = futures.ProcessPoolExecutor(len(jobs), mp_context=context, initializer=sweeps._init_worker)
+    with sweeps.one_blas_thread():
+        pool = futures.ProcessPoolExecutor(len(jobs), mp_context=context, initializer=sweeps.init_worker)
         running = [pool.submit(_worker_optimize, j) for j in jobs]
     try:
         for future in futures.as_completed(running):

@@ -2,24 +2,33 @@
 
     rnnrun resume last                      train the epochs it still lacks, in its own folder
     rnnrun resume 20261123-142501 --epochs 50   a new total: train a finished run further
+    rnnrun resume last --plugin moved/cells.py  a run of a plugin's cell whose file has moved
 
 metrics.csv goes on from the checkpoint's epoch (no row twice, none missing), and summary.json,
 model.npz and the plots end as an uninterrupted run's would; on NumPy with the same numbers, bit for bit.
 """
 import click
 
-from ..app import cli, runs_dir_option, store_for
+from ..app import cli, load_plugins, load_run_plugins, runs_dir_option, store_for
 
 
 @cli.command("resume")
 @click.argument("run_id", metavar="RUN")
-@click.option("--epochs", type=click.IntRange(min=1), metavar="N",
+@click.option("--epochs", type=int, metavar="N",
               help="A new total of epochs (default: the run's own); more than done trains a finished run further.")
+@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
+              help="Load plugins (repeatable); the run's recorded ones load by themselves unless their file is gone.")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.pass_context
-def resume_cmd(ctx, run_id, epochs, runs_dir, as_json, quiet):
-    """Continue RUN (id, id prefix, path or 'last') from its last checkpoint, in its own folder."""
+def resume_cmd(ctx, run_id, epochs, plugins, runs_dir, as_json, quiet):
+    """Continue RUN (id, id prefix, path or 'last') from its last checkpoint, in its own folder.
+
+    The plugins the run was trained with (recorded in its config.toml) are loaded again; pass
+    --plugin only for one whose file has moved."""
     from ..training import resume_run
-    resume_run(store_for(ctx, runs_dir).get(run_id), epochs, as_json, quiet)
+    run = store_for(ctx, runs_dir).get(run_id)
+    load_plugins(plugins)
+    load_run_plugins(run)
+    resume_run(run, epochs, as_json, quiet)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import sweep as sweeps
 from .. import tune as tuning
-from ..app import cli, config_from_flags
+from ..app import check_runs_dir, cli, config_from_flags
 from ..output import Fail, console, print_json
 from ..report import fmt
 from ...errors import ConfigError
@@ -82,7 +82,8 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     sweeps.load_plugins_once(plugins)
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
     job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
-    job["epochs"] = tuning.check_choices(job)["epochs"]  # unknown names fail here, before any folder is made
+    check_runs_dir(root)
+    job["epochs"] = tuning.check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
     job["warmup"] = warmup
     client = sweeps.connect(scheduler) if scheduler else None
     err = console(stderr=True)
