@@ -42,6 +42,7 @@ from .output import Fail, console, make_streams_tolerant
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 SEED = click.IntRange(0, MAX_SEED)
+WORKERS = click.IntRange(1, 4096)  # local worker processes of sweep and tune
 DEBUG_ENV = "RNNRUN_DEBUG"
 
 

@@ -412,8 +412,9 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         _keep(run, trainer, summary, started)
         raise
     summary["seconds"] = time.perf_counter() - started
-    run.write_summary(_final(summary))
-    return _final(summary)
+    summary = _final(summary)
+    run.write_summary(summary)
+    return summary
 
 
 PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")

@@ -15,12 +15,11 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import sweep as sweeps
-from ..app import SEED, check_runs_dir, cli, config_from_flags
-from ..config import MAX_EPOCHS
-from ..output import Fail, console, print_json
-from ..config import parse_spec
 from ...errors import ConfigError
+from .. import sweep as sweeps
+from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
+from ..config import MAX_EPOCHS, parse_spec
+from ..output import Fail, console, print_json
 from ..report import fmt
 from ..signals import exit_code, on_stop
 
@@ -46,7 +45,7 @@ DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size",
 @click.option("--random", "samples", type=click.IntRange(1, 100_000), metavar="K",
               help="Sample K configurations (ranges LOW:HIGH[:log|linear], lists as choices) instead of a grid.")
 @click.option("--sample-seed", type=SEED, metavar="S", help="Seed of the --random draws (default 0).")
-@click.option("--workers", type=click.IntRange(1, 4096), metavar="N",
+@click.option("--workers", type=WORKERS, metavar="N",
               help="Local worker processes (default: the number of cores); 1 runs the trials here, one by one.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler instead.")
 @click.option("--resume", "resume_id", metavar="SWEEP_ID", help="Run only the trials this sweep still lacks.")

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from .. import sweep as sweeps
 from .. import tune as tuning
-from ..app import check_runs_dir, cli, config_from_flags
+from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
+from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
 from ...errors import ConfigError
@@ -31,7 +32,7 @@ BEST_SHOWN = 10
 @click.option("--batch-size", multiple=True, metavar="LIST|RANGE", help="Batch sizes: 16,64 or 8:128:log.")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]", help="Regulariser for every trial (repeatable).")
 @click.option("--schedule", metavar="NAME[:k=v]", help="Learning-rate schedule for every trial: cosine, step:...")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial, at most (default: the dataset's).")
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), help="Epochs per trial, at most (default: the dataset's).")
 @click.option("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
               help="Trials to add to the study in this command.")
@@ -45,14 +46,14 @@ BEST_SHOWN = 10
               help="What is optimised: the best validation loss, or the dataset's validation metric.")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]),
               help="Checked against the objective (default: what fits it: a loss is minimised).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of every trial's run (data, weights) and of the sampler.")
 @click.option("--study", "study_name", metavar="NAME",
               help="The study to add trials to (default: named after the dataset and the search, "
                    "so the same command continues the same study).")
 @click.option("--storage", metavar="URL", help="A shared database for many machines (default: SQLite in the "
                                               "study's folder), e.g. postgresql://host/db.")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+@click.option("--workers", type=WORKERS, metavar="N",
               help="Local worker processes sharing the study (default 1: the trials run here, one by one).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler's workers.")
 @click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
