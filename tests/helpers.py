@@ -1,11 +1,14 @@
 """Small datasets and builders shared by the trainer, regulariser and CLI tests."""
 import contextlib
+import io
 import os
 
 import numpy as np
+from click.testing import CliRunner
 
 from tinygrad_rnn import registry
 from tinygrad_rnn.data import Dataset, Split
+from tinygrad_rnn.runner.cli import cli, main
 
 # Options that make each built-in dataset small enough for a test (only those a dataset has are used).
 SMALL = {"sine": {"n_train": 40}, "adding": {"T": 10, "n_train": 40}, "copy": {"T": 6, "n_train": 40},
@@ -60,3 +63,22 @@ class EchoDataset(Dataset):
 
     def baseline(self, split):
         return float(np.sqrt(np.mean(split.y ** 2)))
+
+
+def rnnrun(*args, env=None):
+    """`rnnrun ARGS` in-process through click's CliRunner: a Result (exit_code, stdout, stderr). An
+    exception the command line does not turn into an exit code propagates, so a traceback fails the test."""
+    return CliRunner(env=env).invoke(cli, [str(a) for a in args], prog_name="rnnrun", catch_exceptions=False)
+
+
+def console_script(*args):
+    """(exit code, stdout, stderr) of the console script's main(ARGS), which exits as the installed
+    `rnnrun` does (worker processes and signal handling included)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()

@@ -16,7 +16,7 @@ from tinygrad_rnn import Function, Tensor, register_cell, registry
 from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
 from tinygrad_rnn.nn.tape import ROWS, STEP, TapeSequence
 
-from helpers import restored_registry
+from helpers import restored_registry, rnnrun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -283,13 +283,6 @@ def test_gradcheck_checks_the_compiled_path():
 
 
 # ---- the command line: --compiled and the config key ------------------------------------------------------
-def rnnrun(*args):
-    from click.testing import CliRunner
-
-    from tinygrad_rnn.runner.cli import cli
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
 def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_path):
     first = rnnrun("--cell", "gru", "--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--compiled",
                    "--json", "--runs-dir", str(tmp_path))

@@ -6,16 +6,12 @@ import os
 import shutil
 
 import pytest
-from click.testing import CliRunner
 
-from tinygrad_rnn.runner.cli import cli
+
+from helpers import rnnrun
 
 FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz", "checkpoint.npz")
 RUN = ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "2", "--quiet"]
-
-
-def rnnrun(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

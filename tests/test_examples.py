@@ -3,19 +3,15 @@ import json
 import os
 
 import numpy as np
-from click.testing import CliRunner
 
 from tinygrad_rnn import Tensor, load_plugin, registry
 from tinygrad_rnn.runner import teach
-from tinygrad_rnn.runner.cli import cli
+
+from helpers import rnnrun
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 INDRNN = os.path.join(EXAMPLES, "indrnn_cell.py")
 SQUARE = os.path.join(EXAMPLES, "noisy_square_dataset.py")
-
-
-def rnnrun(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_indrnn_trains_with_plugin_as_shipped(tmp_path, fresh_registry):

@@ -11,12 +11,10 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.runner.runs import Run, RunStore
 
-from helpers import restored_registry
+from helpers import restored_registry, rnnrun
 
 RNNRUN = shutil.which("rnnrun") or os.path.join(os.path.dirname(sys.executable), "rnnrun")
 pytestmark = pytest.mark.skipif(not os.path.exists(RNNRUN), reason="rnnrun console script not installed")
@@ -56,11 +54,6 @@ CASES = {
                          "--checkpoint-every", "4"],
 }
 KILL_AFTER = {"checkpoint_every": 6}
-
-
-def rnnrun(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    return result
 
 
 def start(args, runs_dir, env=None):

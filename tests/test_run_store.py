@@ -4,16 +4,12 @@ import json
 import os
 import stat
 
-from click.testing import CliRunner
 
-from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.runner.runs import Run, RunStore, atomic_write
 
+from helpers import rnnrun
+
 RUN = ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "1", "--quiet"]
-
-
-def rnnrun(*args, env=None):
-    return CliRunner(env=env).invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_run_files_follow_the_umask_as_other_files_do(tmp_path):

@@ -4,8 +4,6 @@ The sweeps here train on `sweep_tiny`, a plugin dataset (24 sequences of 6 steps
 file and loaded with --plugin, so the workers must load it too; its options make one configuration
 fail (`broken=true`) or simulate Ctrl-C in the trial with seed 1 (`stop_file=PATH`, while PATH exists).
 """
-import contextlib
-import io
 import json
 import os
 import sys
@@ -13,9 +11,10 @@ import sys
 import pytest
 
 from tinygrad_rnn.runner import sweep as sweeps
-from tinygrad_rnn.runner.cli import main
 from tinygrad_rnn.errors import ConfigError
 from tinygrad_rnn.registry import datasets
+
+from helpers import console_script as rnnrun
 
 PLUGIN = '''
 """A tiny regression task for sweep tests: the sum of 6 random steps."""
@@ -66,18 +65,6 @@ def plugin(tmp_path_factory):
         mp.setattr(sweeps, "_loaded_plugins", set())
         yield str(path)
     sys.modules.pop("tinygrad_rnn_user_plugin_sweep_tiny", None)
-
-
-def rnnrun(*args):
-    """(exit code, stdout, stderr) of `rnnrun ARGS`."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def error_lines(err):

@@ -4,15 +4,11 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tinygrad_rnn.runner import teach
-from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.tensor import _topological_order
 
-
-def rnnrun(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+from helpers import rnnrun
 
 
 WRONG_BACKWARD = '''

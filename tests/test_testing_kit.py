@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import SMALL, restored_registry
+from helpers import SMALL, restored_registry, rnnrun
 from tinygrad_rnn import ConfigError, Regulariser, load_plugin
 from tinygrad_rnn.optim import Optimizer
 from tinygrad_rnn.registry import BUILTIN_PACKAGE, cells, datasets, optimizers, regularisers
@@ -150,10 +150,6 @@ def test_broken_optimisers_fail_the_checks_named_for_their_defects():
 
 
 # ---- rnnrun check --------------------------------------------------------------------------------
-def rnnrun(*args):
-    return CliRunner().invoke(cli, list(args), prog_name="rnnrun", catch_exceptions=False)
-
-
 def test_the_readme_example_plugins_pass_rnnrun_check(tmp_path, fresh_registry):
     source = re.search(r"```python\n(# my_plugins.py\n.*?)```", open(README).read(), re.S).group(1)
     (tmp_path / "my_plugins.py").write_text(source)

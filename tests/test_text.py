@@ -1,16 +1,16 @@
 """The `text` dataset (Shakespeare, character by character), sampling from a model, and `rnnrun sample`."""
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tinygrad_rnn import ConfigError
-from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.data import one_hot
 from tinygrad_rnn.runner.experiment import execute, resolve
 from tinygrad_rnn.models import SequenceModel
 from tinygrad_rnn.registry import datasets
 from tinygrad_rnn.runner.runs import RunStore
 from tinygrad_rnn.sample import next_char, sample
+
+from helpers import rnnrun
 
 SMALL = {"T": 20, "chars": 4000, "streams": 4}
 
@@ -133,10 +133,6 @@ def runs(tmp_path_factory):
     sine = execute(resolve({"cell": "gru", "data": "sine", "data_options": {"n_train": 40}, "hidden": 4,
                             "epochs": 1}), store)
     return store.root, text["run_id"], sine["run_id"]
-
-
-def rnnrun(*args):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_sample_prints_the_prompt_and_its_continuation(runs):

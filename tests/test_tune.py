@@ -3,8 +3,6 @@ best.toml repeats the best trial, local and Dask workers share the study, and ba
 
 The study trains a GRU on a small sine task (64 training windows) for at most 2 epochs per trial.
 """
-import contextlib
-import io
 import json
 import os
 import sys
@@ -12,24 +10,13 @@ import sys
 import pytest
 
 from tinygrad_rnn.runner import tune as tuning
-from tinygrad_rnn.runner.cli import main
 from tinygrad_rnn.runner.sweep import Range
+
+from helpers import console_script as rnnrun
 
 optuna = pytest.importorskip("optuna")
 
 SEARCH = ["--cell", "gru", "--data", "sine:n_train=64", "--lr", "1e-4:1e-1", "--hidden", "4:16", "--epochs", "2"]
-
-
-def rnnrun(*args):
-    """(exit code, stdout, stderr) of `rnnrun ARGS`."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def tune_json(root, *args):
