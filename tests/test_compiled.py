@@ -299,3 +299,56 @@ def test_compiled_and_composed_together_are_a_usage_error():
     result = rnnrun("--cell", "gru", "--data", "sine", "--compiled", "--composed")
     assert result.exit_code == 2
     assert "choose one of --fused, --compiled, --composed" in result.stderr
+
+
+class ScaledRNN(Module):
+    """h = tanh(scale * (W_ih x + W_hh h)): a plain attribute that the traced step reads as a constant."""
+
+    def __init__(self, input_size, hidden_size, scale=1.0):
+        self.hidden_size, self.scale = hidden_size, scale
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
+        self.offset = Tensor(np.zeros(hidden_size))  # a buffer: not trained, read by forward
+
+    def initial_state(self, batch_size):
+        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
+
+    def forward(self, x, state):
+        h = ((x @ self.weight_ih.T + state[0] @ self.weight_hh.T) * self.scale + self.offset).tanh()
+        return h, (h,)
+
+
+def compiled_and_composed(cell, x):
+    """(compiled outputs, composed outputs, compiled dL/dW_hh, composed dL/dW_hh) of one cell on x."""
+    from tinygrad_rnn.nn import unroll
+    results = []
+    for runner in (compile_cell(cell).sequence, lambda x, s: unroll(cell, x, s)):
+        cell.weight_hh.grad = None
+        out, _ = runner(x, cell.initial_state(x.shape[0]))
+        (out * out).sum().backward()
+        results.append((out.numpy(), cell.weight_hh.grad.copy()))
+    return results
+
+
+def test_changing_a_plain_attribute_retraces_the_compiled_tape():
+    """The reported reproduction: scale 1.0 → 0.1 after a compiled call must not replay the old constant."""
+    tg.manual_seed(0)
+    cell = ScaledRNN(2, 3).to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    compiled_and_composed(cell, x)  # traces a tape with scale = 1.0
+    for change in (lambda: setattr(cell, "scale", 0.1), lambda: cell.offset.data.__setitem__(0, 0.7),
+                   lambda: setattr(cell, "offset", Tensor(np.full(3, -0.3)))):
+        change()
+        (compiled, g_compiled), (composed, g_composed) = compiled_and_composed(cell, x)
+        np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g_compiled, g_composed, rtol=1e-10, atol=1e-12)
+
+
+def test_a_cell_whose_attributes_change_every_call_keeps_a_bounded_number_of_tapes():
+    tg.manual_seed(0)
+    cell = ScaledRNN(2, 3).to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((2, 3, 2)))
+    for i in range(20):
+        cell.scale = 1.0 + i
+        compile_cell(cell).sequence(x, cell.initial_state(2))
+    assert len(compile_cell(cell).tapes) == compile_cell(cell).KEEP

@@ -208,3 +208,41 @@ def test_running_the_checks_leaves_the_package_random_stream_where_it_was():
     manual_seed(3)
     run_checks(broken_plugins.Ramp)
     np.testing.assert_array_equal(generator().random(3), expected)
+
+
+SCALED_CELL = '''
+from tinygrad_rnn import Tensor, register_cell
+from tinygrad_rnn.nn import Module, uniform_parameter
+
+
+@register_cell("scaled")
+class Scaled(Module):
+    """h = tanh(scale * (W_ih x + W_hh h)): `scale` is a plain attribute the traced step bakes in."""
+
+    def __init__(self, input_size, hidden_size, scale=1.0):
+        self.hidden_size, self.scale = hidden_size, scale
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
+
+    def initial_state(self, batch_size):
+        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype).to(self.weight_hh.backend),)
+
+    def forward(self, x, state):
+        h = ((x @ self.weight_ih.T + state[0] @ self.weight_hh.T) * self.scale).tanh()
+        return h, (h,)
+'''
+
+
+def test_rnnrun_check_fails_a_cell_whose_compiled_path_replays_a_stale_constant(tmp_path, fresh_registry, monkeypatch):
+    """With the tape's watch on plain attributes switched off (the bug of issue 27), the kit catches it."""
+    import tinygrad_rnn.nn.tape as tape
+    (tmp_path / "scaled.py").write_text(SCALED_CELL)
+    assert rnnrun("check", "--plugin", str(tmp_path / "scaled.py")).exit_code == 0
+    monkeypatch.setattr(tape, "plain_state", lambda cell: ())
+    result = rnnrun("check", "--plugin", str(tmp_path / "scaled.py"))
+    assert result.exit_code == 1
+    assert "scaled compiled_matches_step_by_step" in " ".join(result.stdout.split())
+    rows = json.loads(rnnrun("check", "--plugin", str(tmp_path / "scaled.py"), "--json").stdout)
+    failed = [row for row in (rows["results"] if isinstance(rows, dict) else rows) if row["status"] == "fail"]
+    assert [row["check"] for row in failed] == ["compiled_matches_step_by_step"]
+    assert "after scale = 1.0 was changed to 0.75" in failed[0]["reason"]

@@ -20,13 +20,17 @@ sequence.
 What a traceable cell may do: any sequence of ops (`Function`s, built-in or its own) on its inputs,
 its parameters and constants, the same ops in the same order at every step. What it may not: choose
 ops by looking at values (`if h.sum().item() > 0`), draw random numbers inside `forward`, make new
-parameters per step, or read values that change between calls other than its parameters. Two steps
-are traced and compared: a cell whose tapes differ runs op by op instead, with one warning.
+parameters per step, or read values that change between calls from outside itself (a global). Two
+steps are traced and compared: a cell whose tapes differ runs op by op instead, with one warning. What
+a cell holds is watched: a change to any of its plain attributes (`self.scale`), buffers, `training`,
+dtype or backend traces a new tape, so a replay never uses a value that is no longer there.
 
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
 """
+import collections
 import functools
+import hashlib
 import operator
 import warnings
 import weakref
@@ -36,9 +40,11 @@ import numpy as np
 from .. import function as _function
 from .. import ops as _ops
 from ..backend import array_module
+from ..backend import to_numpy as backend_to_numpy
 from ..errors import GraphError
 from ..function import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
+from .module import Module
 from .unroll import _no_cycle_collection, unroll
 
 # what a slot holds, which decides where its gradient goes
@@ -646,12 +652,17 @@ def _accumulate(grads, slot, g):
 class CompiledCell:
     """A cell's `sequence(x, state, mask)` made from its `forward` by tracing; see the module docstring.
 
-    Tapes are kept per input shape, state shapes, dtype and mode; a cell that cannot be traced warns
-    once and runs op by op (the composed unroll) from then on."""
+    A tape bakes in everything its step read except the parameters' values: shapes, dtypes, the
+    backend, `training`, and every plain attribute (`self.scale = 0.5`, a flag, a buffer's contents).
+    So tapes are kept per all of those, and a change to any of them traces a new tape instead of
+    replaying a stale one. A cell that cannot be traced warns once and runs op by op (the composed
+    unroll) from then on."""
+
+    KEEP = 8  # tapes kept per cell; a cell whose attributes change every call re-traces, never grows
 
     def __init__(self, cell):
         self.cell = cell
-        self.tapes = {}
+        self.tapes = collections.OrderedDict()
         self.reason = None  # why the cell cannot be compiled, once found
 
     def sequence(self, x, state, mask=None, feedback_mask=None):
@@ -672,11 +683,47 @@ class CompiledCell:
 
     def tape_for(self, x, state):
         key = (x.shape[0], x.shape[2:], x.dtype, type(x.data), tuple((s.shape, s.dtype) for s in state),
-               tuple((p.shape, p.dtype) for p in self.cell.parameters()), self.cell.training)
+               tuple((p.shape, p.dtype) for p in self.cell.parameters()), plain_state(self.cell))
         tape = self.tapes.get(key)
         if tape is None:
             tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
+            while len(self.tapes) > self.KEEP:
+                self.tapes.popitem(last=False)
+        else:
+            self.tapes.move_to_end(key)
         return tape
+
+
+def plain_state(value, _seen=None):
+    """A hashable summary of everything a traced step can have baked in from `value` (a cell) besides its
+    parameters' values: plain attributes by value, buffers and arrays by content, sub-modules, lists and
+    dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            return ("parameter", value.shape, str(value.dtype))
+        value = value.data
+    if hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape"):
+        data = np.ascontiguousarray(backend_to_numpy(value))
+        return ("array", data.shape, str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
+        return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
+        return ("seen", id(value))
+    if isinstance(value, (list, tuple, dict)) or isinstance(value, Module) or \
+            hasattr(value, "__dict__") and not callable(value):
+        seen.add(id(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
+    if isinstance(value, Module) or hasattr(value, "__dict__") and not callable(value):
+        return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
+    try:  # a function, a class, an enum member: by identity (hash), as the tape called it
+        hash(value)
+        return ("object", value)
+    except TypeError:
+        return ("object", id(value))
 
 
 _compiled = weakref.WeakKeyDictionary()

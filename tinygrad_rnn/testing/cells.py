@@ -11,6 +11,7 @@ from .. import backend
 from ..gradcheck import gradcheck
 from ..nn.module import Module
 from ..nn.recurrent import Recurrent, unroll
+from ..nn.tape import CompileWarning, compile_cell
 from ..random import manual_seed
 from ..tensor import Tensor
 from .base import PluginCheckWarning, SkipCheck, assert_close, check_bad_options
@@ -173,6 +174,61 @@ def check_sequence_matches_step_by_step(cls, options):
             assert_close(got, expected, f"{label}: gradient of {name} through sequence() versus step by step")
 
 
+def plain_attributes(cell):
+    """The cell's own numbers and flags (`self.scale = 0.5`): what a compiled tape bakes in as constants."""
+    return {name: value for name, value in vars(cell).items()
+            if not name.startswith("_") and isinstance(value, (bool, int, float)) and name != "training"}
+
+
+def changed(value):
+    """Another valid-looking value of the same type: a flag flipped, a number moved."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    return 0.5 * value + 0.25
+
+
+def check_compiled_matches_step_by_step(cls, options):
+    """The compiled path (what Recurrent runs by default for a cell without sequence()) equals the
+    step-by-step unroll of forward(): outputs, final state and every gradient, with and without a
+    mask, and again after each plain attribute of the cell is changed (a tape must not replay a stale
+    constant)."""
+    cell = make(cls, options)
+    x, state = inputs(), random_state(cell)
+    params = cell.named_parameters()
+    tensors = [x, *state] + [p for _, p in params]
+    gradient_names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
+    value_names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
+    compiled = compile_cell(cell)
+
+    def compare(when):
+        for mask, label in ((None, "without a mask"), (mask_of(LENGTHS, x), f"with lengths {LENGTHS.tolist()}")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", CompileWarning)
+                try:
+                    got, got_grads = values_and_gradients(lambda: compiled.sequence(x, state, mask), tensors)
+                except CompileWarning as e:
+                    raise SkipCheck(f"the cell runs op by op, not compiled ({e})") from None
+            step, step_grads = values_and_gradients(lambda: unroll(cell, x, state, mask), tensors)
+            for name, a, b in zip(value_names, got, step):
+                assert_close(a, b, f"{when}, {label}: compiled {name} versus the step-by-step unroll")
+            for name, a, b in zip(gradient_names, got_grads, step_grads):
+                assert_close(a, b, f"{when}, {label}: gradient of {name} compiled versus step by step")
+
+    compare("as built")
+    for name, value in plain_attributes(cell).items():
+        setattr(cell, name, changed(value))
+        try:
+            try:  # an attribute the step cannot run with (a size, say) is not one a user would change
+                unroll(cell, x, state)
+            except Exception:
+                continue
+            compare(f"after {name} = {value!r} was changed to {changed(value)!r}")
+        finally:
+            setattr(cell, name, value)
+
+
 def check_padding_equals_running_alone(cls, options):
     """In a padded batch inside a bidirectional Recurrent, each sequence gets exactly what it gets run
     alone, and outputs zeros on its padding (fused and composed paths)."""
@@ -258,6 +314,7 @@ def check_parameter_names(cls, options):
 
 CHECKS = [check_constructor, check_bad_options_raise_config_error, check_initial_state,
           check_forward_returns_h_and_state, check_float32_stays_float32, check_gradients_match_finite_differences,
-          check_sequence_matches_step_by_step, check_padding_equals_running_alone,
+          check_sequence_matches_step_by_step, check_compiled_matches_step_by_step,
+          check_padding_equals_running_alone,
           check_works_in_stacked_bidirectional_recurrent, check_same_seed_same_weights, check_finite_over_200_steps,
           check_parameter_names]
