@@ -33,7 +33,7 @@ import warnings
 
 import click
 
-from .. import __version__
+from .. import __version__, threads
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
@@ -195,6 +195,22 @@ def debug_option():
                         help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
 
 
+def _set_threads(ctx, param, value):
+    """--threads N|auto goes into RNNRUN_THREADS, where the run (and a sweep's worker processes) read it;
+    a bad value, given or inherited, is a usage error before anything runs (tinygrad_rnn/threads.py)."""
+    if value is None:
+        threads.setting()  # an unusable RNNRUN_THREADS fails now, not in the middle of a run
+    else:
+        os.environ[threads.ENV] = str(threads.parse_threads(value))
+
+
+def threads_option(f):
+    """--threads, on every command that trains (train, sweep, tune, resume)."""
+    return click.option("--threads", metavar="N|auto", is_eager=True, expose_value=False, callback=_set_threads,
+                        help=f"BLAS threads per run (also {threads.ENV}); default auto: 1 unless the model's "
+                             "products are big enough to pay for more (bench/RESULTS.md).")(f)
+
+
 def report(error):
     """The exit code for `error`, after printing it as one line on stderr (and its traceback with
     --debug). Every command's failures come through here, so none ever prints a bare traceback."""
@@ -278,6 +294,7 @@ class RnnrunGroup(click.Group):
         _debug[0] = False
         _given_plugins.clear()
         make_streams_tolerant()
+        inherited_threads = os.environ.get(threads.ENV)  # --threads sets it for this command only
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
@@ -288,6 +305,10 @@ class RnnrunGroup(click.Group):
                 click.echo("Error: something (a plugin?) called sys.exit() before the command finished", err=True)
         except BaseException as e:  # noqa: B902 - every exception, KeyboardInterrupt too, ends here
             code = report(e)
+        if inherited_threads is None:
+            os.environ.pop(threads.ENV, None)
+        else:
+            os.environ[threads.ENV] = inherited_threads
         code = _flush_or_report(code)
         sys.exit(code)
 
@@ -348,6 +369,7 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 @click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
               help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
+@threads_option
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
 def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,

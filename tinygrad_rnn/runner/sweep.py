@@ -32,6 +32,7 @@ import tomli_w
 from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
+from ..threads import ENV as THREADS_ENV
 from ..registry import load_plugin
 from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
 from .signals import on_stop, why
@@ -388,8 +389,10 @@ def _in_process(trials, root, group, plugins, record):
 @contextlib.contextmanager
 def one_blas_thread():
     """Workers read the environment when they start: one BLAS thread each, so N workers use N cores."""
-    saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+    saved = {name: os.environ.get(name) for name in BLAS_THREADS + (THREADS_ENV,)}
     os.environ.update({name: "1" for name in BLAS_THREADS})
+    if os.environ.get(THREADS_ENV, "auto").strip().lower() == "auto":  # a count the user chose is kept
+        os.environ[THREADS_ENV] = "1"
     try:
         yield
     finally:

@@ -9,7 +9,7 @@ model.npz and the plots end as an uninterrupted run's would; on NumPy with the s
 """
 import click
 
-from ..app import cli, load_plugins, load_run_plugins, runs_dir_option, store_for
+from ..app import cli, load_plugins, load_run_plugins, runs_dir_option, store_for, threads_option
 
 
 @cli.command("resume")
@@ -21,6 +21,7 @@ from ..app import cli, load_plugins, load_run_plugins, runs_dir_option, store_fo
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
+@threads_option
 @click.pass_context
 def resume_cmd(ctx, run_id, epochs, plugins, runs_dir, as_json, quiet):
     """Continue RUN (id, id prefix, path or 'last') from its last checkpoint, in its own folder.

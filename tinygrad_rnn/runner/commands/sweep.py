@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ...errors import ConfigError
 from .. import sweep as sweeps
-from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
+from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags, threads_option
 from ..config import MAX_EPOCHS, parse_spec
 from ..output import Fail, console, print_json
 from ..report import fmt
@@ -54,6 +54,7 @@ DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size",
 @click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@threads_option
 @click.pass_context
 def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, quiet, **defining):
     """Run a grid (or --random sample) of configurations over several seeds; one table of mean ± std.

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import sweep as sweeps
 from .. import tune as tuning
-from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
+from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags, threads_option
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
@@ -61,6 +61,7 @@ BEST_SHOWN = 10
 @click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs); studies go in its tunes/.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the study.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per trial.")
+@threads_option
 @click.pass_context
 def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
              plugins, runs_dir, as_json, quiet, **flags):
