@@ -5,7 +5,7 @@ The public API that users and plugins write against lives here, in `tinygrad_rnn
 """
 from . import ops  # noqa: F401  (attaches the arithmetic to Tensor)
 from .backend import array_module, get_backend, set_backend
-from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
+from .errors import (BackendError, ConfigError, DivergedError, DTypeError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)
 from .function import Function, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
@@ -20,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "array_module", "sigmoid_array",
            "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
            "register_dataset", "register_optimizer", "register_regulariser", "Regulariser",
-           "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
+           "TinygradRNNError", "ShapeError", "DTypeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
            "ConfigError", "DivergedError", "__version__"]

@@ -34,7 +34,7 @@ from ..registry import plugin_options
 from ..tensor import Tensor
 from .layers import dropout_mask
 from .module import Module
-from .tape import compile_cell
+from .tape import check_input_dtype, compile_cell
 from .unroll import unroll
 
 
@@ -131,6 +131,7 @@ class Recurrent(Module):
         if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[2] != self.input_size:
             got = x.shape if isinstance(x, Tensor) else type(x).__name__
             raise ShapeError(f"Recurrent expects a batch-first Tensor (N, T, {self.input_size}), got {got}")
+        check_input_dtype(x, self.cells[0], "Recurrent")
         return x.shape[0], x.shape[1]
 
     def extra_repr(self):

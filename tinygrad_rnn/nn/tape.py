@@ -41,7 +41,7 @@ from .. import function as _function
 from .. import ops as _ops
 from ..backend import array_module
 from ..backend import to_numpy as backend_to_numpy
-from ..errors import GraphError
+from ..errors import DTypeError, GraphError
 from ..function import Function, is_grad_enabled, no_grad
 from ..tensor import Tensor
 from .module import Module
@@ -152,14 +152,39 @@ class Tape:
 
     def same_as(self, other):
         """True when `other` (the next step's trace) applies the same ops to the same sources."""
-        if len(self.entries) != len(other.entries) or len(self.values) != len(other.values):
-            return False
-        if (self.h, self.state_out) != (other.h, other.state_out) or self.kind != other.kind:
-            return False
-        for a, b in zip(self.entries, other.entries):
-            if a.cls is not b.cls or a.args != b.args or not _same(a.kwargs, b.kwargs) or a.shapes != b.shapes:
-                return False
-        return all(_same(u, v) for u, v, k in zip(self.values, other.values, self.kind) if k in ("value", "const"))
+        return self.difference(other) is None
+
+    def difference(self, other):
+        """Where `other` (the trace of step 2) first differs from this one (step 1), in words naming the op
+        and its place in the step; None when both apply the same ops to the same sources."""
+        def op(entries, i):
+            return f"{entries[i].cls.__name__} (op {i + 1} of the step)" if i < len(entries) else "nothing"
+
+        for i, (a, b) in enumerate(zip(self.entries, other.entries)):
+            if a.cls is not b.cls:
+                return (f"step 1 applied {op(self.entries, i)} where step 2 applied {b.cls.__name__}: does "
+                        "forward choose its ops by looking at values (an if on a tensor)?")
+            if a.shapes != b.shapes:
+                return (f"{op(self.entries, i)} made {_shapes(a)} at step 1 and {_shapes(b)} at step 2: does "
+                        "the state change shape or dtype from one step to the next?")
+            if len(a.args) != len(b.args) or not _same(a.kwargs, b.kwargs):
+                return f"{op(self.entries, i)} was called with different arguments at step 1 and step 2"
+            for pos, (u, v) in enumerate(zip(a.args, b.args)):
+                if u != v or self.kind[u] != other.kind[v]:
+                    return (f"input {pos + 1} of {op(self.entries, i)} came from a different place at step 2 "
+                            "than at step 1")
+                if self.kind[u] in ("value", "const") and not _same(self.values[u], other.values[v]):
+                    what = "a constant tensor" if self.kind[u] == "const" else f"the value {self.values[u]!r}"
+                    return (f"input {pos + 1} of {op(self.entries, i)} is {what} that changed between step 1 "
+                            "and step 2: random numbers drawn inside forward? Draw them outside the step and "
+                            "pass them in as step inputs (docs/08-the-tape.md, 'Random masks')")
+        if len(self.entries) != len(other.entries):
+            i = min(len(self.entries), len(other.entries))
+            return (f"step 1 applied {len(self.entries)} ops and step 2 applied {len(other.entries)}; the first "
+                    f"extra one is {op(max(self.entries, other.entries, key=len), i)}")
+        if (self.h, self.state_out) != (other.h, other.state_out):
+            return "step 1 and step 2 returned their h or state from different ops"
+        return None
 
     def check_hoisting(self, second):
         """Keep an entry hoisted only if running it on both traced steps' rows at once gives both steps'
@@ -185,6 +210,10 @@ class Tape:
                 stacked.update(zip(e.outs, out))
             else:
                 e.where = STEP
+
+
+def _shapes(entry):
+    return ", ".join(f"{shape} {dtype}" for shape, dtype in entry.shapes)
 
 
 def _same(a, b):
@@ -241,9 +270,9 @@ def trace(cell, x1, x2, state):
         raise NotTraceable(f"its step failed while being traced ({type(e).__name__}: {e})") from None
     tape = Tape(first[0], *inputs1, params, first[1], first[2], names)
     tape2 = Tape(second[0], *inputs2, params, second[1], second[2])
-    if not tape.same_as(tape2):
-        raise NotTraceable("two steps applied different ops or different constants (does it branch on "
-                           "values, or draw random numbers, inside forward?)")
+    difference = tape.difference(tape2)
+    if difference is not None:
+        raise NotTraceable(f"two steps differ: {difference}")
     tape.check_hoisting(tape2)
     tape.program = Program(tape)
     return tape
@@ -666,6 +695,7 @@ class CompiledCell:
         self.reason = None  # why the cell cannot be compiled, once found
 
     def sequence(self, x, state, mask=None, feedback_mask=None):
+        check_input_dtype(x, self.cell, "compiled cell")
         if self.reason is None and x.shape[1] >= 2:
             try:
                 tape = self.tape_for(x, state)
@@ -724,6 +754,15 @@ def plain_state(value, _seen=None):
         return ("object", value)
     except TypeError:
         return ("object", id(value))
+
+
+def check_input_dtype(x, cell, who):
+    """A DTypeError naming both dtypes when `x` does not match the cell's weights: NumPy would quietly
+    promote the state to the wider type at the first step, and a tape would see two different steps."""
+    weights = next((p.dtype for p in cell.parameters() if p.dtype.kind == "f"), x.dtype)
+    if x.dtype != weights:
+        raise DTypeError(f"{who}: the input is {x.dtype} but the cell's weights are {weights}; convert one of "
+                         f"them: Tensor(x.numpy(), dtype='{weights}'), or the model with model.to(dtype='{x.dtype}')")
 
 
 _compiled = weakref.WeakKeyDictionary()
