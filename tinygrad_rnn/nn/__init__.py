@@ -5,9 +5,10 @@ from .module import Module
 __all__ = ["Module", "Linear", "Embedding", "Dropout", "Sequential", "dropout_mask", "uniform_parameter"]
 
 from .recurrent import Recurrent, unroll  # noqa: E402
+from .step_masks import VariationalDropout, bernoulli  # noqa: E402
 from .tape import CompileWarning, compile_cell  # noqa: E402
 
-__all__ += ["Recurrent", "unroll", "compile_cell", "CompileWarning"]
+__all__ += ["Recurrent", "unroll", "compile_cell", "CompileWarning", "VariationalDropout", "bernoulli"]
 
 from . import init  # noqa: E402
 from .batchnorm import BatchNorm1d, BatchNormOverTime  # noqa: E402

@@ -33,6 +33,7 @@ from ..registry import cells as cell_registry
 from ..registry import plugin_options
 from ..tensor import Tensor
 from .layers import dropout_mask
+from .step_masks import MaskedCell, VariationalDropout, with_masks
 from .module import Module
 from .tape import check_input_dtype, compile_cell
 from .unroll import unroll
@@ -45,10 +46,13 @@ class Recurrent(Module):
     Hooks used by regularisers and labs (all off by default):
       dropout            dropout between layers, in training (Zaremba et al. 2014)
       recurrent_dropout  variational dropout on the h fed back, one mask per sequence (Gal & Ghahramani 2016)
+      step_masks         rules whose random masks are drawn before a sequence and read by every step,
+                         e.g. zoneout (nn/step_masks.py); with an active one the cells run compiled
       input_transforms   per layer, a Module applied to that layer's input sequence (e.g. BatchNorm)
       step_hook          step_hook(layer, direction, t, h_t) sees each step's hidden state
     Three ways to run a cell over a sequence. `fused=True` (the default): the cell's own `sequence`
-    if it has one, else its compiled tape (also used for recurrent dropout, which `sequence` lacks);
+    if it has one, else its compiled tape (also used for recurrent dropout and other step masks, which
+    `sequence` cannot take);
     `compiled=True`: the compiled tape for every cell; `fused=False`: the composed step-by-step graph,
     op by op. A step hook needs the composed path and always gets it.
     """
@@ -70,6 +74,8 @@ class Recurrent(Module):
         self.num_directions = 2 if bidirectional else 1
         self.dropout, self.fused, self.compiled = float(dropout), bool(fused), bool(compiled)
         self.recurrent_dropout = 0.0
+        self.step_masks = []
+        self._masked = {}  # cell index → its MaskedCell (kept, so that its compiled tapes are kept too)
         self.input_transforms = [None] * self.num_layers
         self.step_hook = None
         # cells[layer * num_directions + direction], the order of PyTorch's h_n
@@ -109,23 +115,33 @@ class Recurrent(Module):
                 index = layer * self.num_directions + direction
                 backwards = direction == 1
                 sequence = _reverse(layer_input, reverse) if backwards else layer_input
-                out, last = self._run(self.cells[index], sequence, states[index], mask, layer, direction)
+                out, last = self._run(index, sequence, states[index], mask, layer, direction)
                 outputs.append(_reverse(out, reverse) if backwards else out)
                 final.append(last)
             layer_input = outputs[0] if len(outputs) == 1 else Tensor.concatenate(outputs, axis=2)
         return layer_input, final
 
-    def _run(self, cell, sequence, state, mask, layer, direction):
+    def _run(self, index, sequence, state, mask, layer, direction):
         """One layer and direction over the whole sequence: fused, compiled or composed (see the class)."""
-        variational = self.training and self.recurrent_dropout > 0
-        feedback = dropout_mask(state[0].shape, self.recurrent_dropout, state[0]) if variational else None
+        cell = self.cells[index]
+        rules = [r for r in self._rules() if r.active(self.training)]
+        if rules:  # their masks ride in as extra input columns, read by a MaskedCell (nn/step_masks.py)
+            masked = self._masked.get(index)
+            if masked is None or masked.cell is not cell:
+                masked = self._masked[index] = MaskedCell(cell)
+            cell, sequence = with_masks(masked, rules, sequence, state, self.training)
         if self.fused and self.step_hook is None:
-            if hasattr(cell, "sequence") and not self.compiled and not variational:
+            if hasattr(cell, "sequence") and not self.compiled:
                 return cell.sequence(sequence, state, mask)
-            return compile_cell(cell).sequence(sequence, state, mask, feedback)
+            return compile_cell(cell).sequence(sequence, state, mask)
         hook = self.step_hook
         on_step = None if hook is None else (lambda t, h: hook(layer, direction, t, h))
-        return unroll(cell, sequence, state, mask, on_step, feedback)
+        return unroll(cell, sequence, state, mask, on_step)
+
+    def _rules(self):
+        # dropout innermost: it changes only what the cell reads; a zoneout around it keeps the true h
+        dropout = [VariationalDropout(self.recurrent_dropout)] if self.recurrent_dropout > 0 else []
+        return list(self.step_masks) + dropout
 
     def _check_input(self, x):
         if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[2] != self.input_size:

@@ -469,23 +469,24 @@ def _backward(entry, ctx, grads, shape_of):
 
 
 class TapeSequence(Function):
-    """TapeSequence.apply(program, mask, feedback, x, *state, *params) → (outputs (N, T, H), *final state).
+    """TapeSequence.apply(program, mask, x, *state, *params) → (outputs (N, T, H), *final state).
 
     The cell's tape replayed for t = 1..T on plain arrays: static entries once, hoisted entries once
     over all T*N rows, the rest every step. `mask` (N, T) keeps the state where it is 0 (padding) and
-    zeroes the output there; `feedback` (N, H) multiplies the h fed back (variational dropout).
+    zeroes the output there. (Random masks, as of zoneout or recurrent dropout, come in as columns of x:
+    nn/step_masks.py.)
     """
 
     @staticmethod
     @_no_cycle_collection()  # T * (ops per step) ctx objects and no cycles: the collector would only rescan them
-    def forward(ctx, program, mask, feedback, x, *tensors):
+    def forward(ctx, program, mask, x, *tensors):
         tape = program.tape
         xp = array_module(x)
         N, T = x.shape[0], x.shape[1]
         k = len(tape.state_in)
         state, params = tensors[:k], tensors[k:]
         keep = is_grad_enabled() and True in ctx.needs_input_grad
-        plan = program.plan(ctx.needs_input_grad[3], keep, ctx.needs_input_grad[4 + k:])
+        plan = program.plan(ctx.needs_input_grad[2], keep, ctx.needs_input_grad[3 + k:])
         slots = [None] * len(tape.values)
         for i, v in program.constants:
             slots[i] = v
@@ -513,8 +514,6 @@ class TapeSequence(Function):
                 slots[s] = a[lo:hi]
             for s, v in zip(state_in, current):
                 slots[s] = v
-            if feedback is not None:
-                slots[state_in[0]] = current[0] * feedback
             ctxs = []
             for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
                 c = cls()
@@ -537,7 +536,7 @@ class TapeSequence(Function):
                 current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
         if keep:
             ctx.save_for_backward(static, rows, steps)
-            ctx.program, ctx.plan, ctx.m, ctx.feedback, ctx.row_shapes = program, plan, m, feedback, row_shapes
+            ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.shape = N, T, x.shape[2:]
         return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
 
@@ -545,7 +544,7 @@ class TapeSequence(Function):
     @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
-        program, m, feedback, row_shapes = ctx.program, ctx.m, ctx.feedback, ctx.row_shapes
+        program, m, row_shapes = ctx.program, ctx.m, ctx.row_shapes
         tape, where = program.tape, program.where
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
@@ -621,8 +620,6 @@ class TapeSequence(Function):
                 if grads[s] is not None:
                     rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
             dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
-            if feedback is not None:
-                dS[0] = dS[0] * feedback
             if passed is not None:
                 dS = [d + p for d, p in zip(dS, passed)]
         for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
@@ -655,7 +652,7 @@ class TapeSequence(Function):
         if dx is not None:
             dx = xp.ascontiguousarray(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1))
         dparams = [static_grads.get(s) for s in tape.param_slots]
-        return (None, None, None, dx, *dS, *dparams)
+        return (None, None, dx, *dS, *dparams)
 
 
 class _Grads(dict):
@@ -694,7 +691,7 @@ class CompiledCell:
         self.tapes = collections.OrderedDict()
         self.reason = None  # why the cell cannot be compiled, once found
 
-    def sequence(self, x, state, mask=None, feedback_mask=None):
+    def sequence(self, x, state, mask=None):
         check_input_dtype(x, self.cell, "compiled cell")
         if self.reason is None and x.shape[1] >= 2:
             try:
@@ -705,10 +702,9 @@ class CompiledCell:
                 warnings.warn(f"cell {name!r} cannot be compiled: {e}; running it op by op", CompileWarning,
                               stacklevel=3)
         if self.reason is not None or x.shape[1] < 2:
-            return unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
-        feedback = None if feedback_mask is None else feedback_mask.data
+            return unroll(self.cell, x, state, mask)
         mask = mask.data if isinstance(mask, Tensor) else mask
-        result = TapeSequence.apply(tape.program, mask, feedback, x, *state, *self.cell.parameters())
+        result = TapeSequence.apply(tape.program, mask, x, *state, *self.cell.parameters())
         return result[0], tuple(result[1:])
 
     def tape_for(self, x, state):
