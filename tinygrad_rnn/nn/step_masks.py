@@ -1,6 +1,6 @@
 """Random masks in a recurrent step, drawn outside it and passed in as step inputs.
 
-A compiled cell (nn/tape.py) is one traced step replayed T times, so its step must do the same thing
+A compiled cell (tinygrad_rnn/tape.py) is one traced step replayed T times, so its step must do the same thing
 at every step: a mask drawn inside `forward` would be baked into the tape and replayed (the tape
 refuses such a cell). Zoneout, recurrent dropout and their kin need a fresh or a fixed random mask per
 step, so the masks are drawn *before* the sequence runs, for all T steps at once, from the package's
