@@ -37,6 +37,7 @@ import weakref
 
 import numpy as np
 
+from . import fusion
 from . import ops as _ops
 from .backend import array_module
 from .backend import to_numpy as backend_to_numpy
@@ -273,9 +274,10 @@ def trace(cell, x1, x2, state):
 
 # ---- replay: the whole sequence as one Function ---------------------------------------------------------
 class Program:
-    """The tape prepared for replay: which slot goes where, in the order the loops need."""
+    """The tape prepared for replay: which slot goes where, in the order the loops need. With `fuse`
+    (and numba), each run of elementwise entries of the step is one generated kernel (fusion.py)."""
 
-    def __init__(self, tape):
+    def __init__(self, tape, fuse=True):
         self.tape = tape
         self.static = [e for e in tape.entries if e.where is STATIC]
         self.rows = [e for e in tape.entries if e.where is ROWS]
@@ -290,12 +292,14 @@ class Program:
             for o in e.outs:
                 where[o] = e.where
         self.where = where
+        for e in self.step:
+            e.deferred = _defers(e, where, tape.values)
+        if fuse and isinstance(tape.values[0], np.ndarray) and fusion.available():
+            self.step = _fused(self.step, tape)
         # the slots a step reads from hoisted arrays (rows t*N .. (t+1)*N of each)
         read = {a for e in self.step for a in e.args} | {tape.h, *tape.state_out}
         self.row_slots = sorted(s for s in read if where[s] is ROWS)
         self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
-        for e in self.step:
-            e.deferred = _defers(e, where, tape.values)
         self.plans = {}  # (x needs, state needs, parameters' needs) → Plan
 
     def plan(self, x_needs, state_needs, param_needs):
@@ -320,7 +324,7 @@ class Plan:
         for s, n in zip(tape.param_slots, param_needs):
             need[s] = n
         self.needs, self.loop_needs = {}, {}  # entry → needs_input_grad, and as the step loop asks for it
-        for e in tape.entries:
+        for e in program.static + program.rows + program.step:  # the step's entries as fused, if they are
             needs = self.needs[e] = tuple(need[a] for a in e.args)
             # a deferred entry's backward in the loop skips the weights: they get one product after it
             self.loop_needs[e] = (needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else needs
@@ -338,6 +342,26 @@ class Plan:
             self.backward_ops.append((i, _plain_backward(e, loop_needs, tape.values),
                                       e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
                                       to_step, to_rest))
+
+
+def _fused(step, tape):
+    """The step's entries with each run of elementwise ones replaced by one entry: its generated kernel."""
+    groups = fusion.find_groups(step, tape.values, tape.kind, {tape.h, *tape.state_out})
+    dtype = tape.values[tape.h].dtype
+    first = {run[0]: (run, group) for run, group in groups}
+    covered = {k for run, _ in groups for k in run}
+    fused = []
+    for i, e in enumerate(step):
+        if i in first:
+            run, group = first[i]
+            op = fusion.compile_group(group, tape.values, tape.kind, dtype)
+            entry = Entry(op, tuple(group.inputs), {}, tuple(group.outputs),
+                          tuple((tape.values[o].shape, tape.values[o].dtype) for o in group.outputs))
+            entry.where = STEP
+            fused.append(entry)
+        elif i not in covered:
+            fused.append(e)
+    return fused
 
 
 def _plain_backward(e, need, values):
