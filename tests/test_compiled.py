@@ -277,8 +277,8 @@ def test_compiled_runs_without_warnings_for_the_example_cells():
 
 
 def test_gradcheck_checks_the_compiled_path():
-    from tinygrad_rnn.runner import teach
-    check = teach.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
+    from tinygrad_rnn.runner import lessons
+    check = lessons.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
     assert check.path == "compiled" and check.ok
 
 

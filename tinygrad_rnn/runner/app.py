@@ -380,7 +380,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
         return
     load_plugins(plugins)
     from .experiment import check_all, resolve
-    from .sweep import plugin_ref
+    from .sweeper import plugin_ref
     base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
                              lr=lr, seed=seed, backend=backend, fused=fused, compiled=compiled or None)
@@ -393,7 +393,7 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
         module("cupy")  # fail now, before any run folder is made
     check_runs_dir(runs_dir)
     check_all(configs)
-    from .runs import RunStore
+    from .store import RunStore
     from .training import train_all
     train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
 
@@ -408,5 +408,5 @@ def runs_dir_option(f):
 
 
 def store_for(ctx, runs_dir):
-    from .runs import RunStore
+    from .store import RunStore
     return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")

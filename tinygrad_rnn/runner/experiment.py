@@ -24,7 +24,7 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..tensor import Tensor
 from ..train import Trainer
-from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
+from .store import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
 
 PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one

@@ -18,7 +18,7 @@ from ..app import cli, run_config, runs_dir_option, store_for
 from ..experiment import PREPROCESSING, build_model
 from ..config import construct
 from ..output import console, print_json
-from ..runs import DamagedRun, read_json
+from ..store import DamagedRun, read_json
 from ... import backend
 from ...errors import ConfigError
 from ...function import no_grad

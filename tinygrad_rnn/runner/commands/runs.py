@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..app import cli, run_config, runs_dir_option, store_for
 from ..output import console, print_json
-from ..runs import DamagedRun
+from ..store import DamagedRun
 from ...errors import ConfigError, DivergedError
 from ...registry import datasets
 
@@ -34,7 +34,7 @@ def list_runs(ctx, runs_dir, sweep, as_json):
     store = store_for(ctx, runs_dir)
     runs = store.runs()
     if sweep:
-        from ..sweep import sweep_runs
+        from ..sweeper import sweep_runs
         runs = sweep_runs(store, sweep)
     rows = [run_row(run) for run in runs]
     if as_json:

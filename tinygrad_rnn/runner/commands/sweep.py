@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ...errors import ConfigError
-from .. import sweep as sweeps
+from .. import sweeper as sweeps
 from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
 from ..config import MAX_EPOCHS, parse_spec
 from ..output import Fail, console, print_json

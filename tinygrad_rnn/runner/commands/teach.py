@@ -79,7 +79,7 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     rnnrun gradcheck --plugin examples/indrnn_cell.py --cell indrnn
     """
     from ..experiment import smoke_test_cell
-    from ..teach import check_cell, has_fused_path
+    from ..lessons import check_cell, has_fused_path
     load_plugins(plugins)
     out = console()
     checks = []
@@ -213,7 +213,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     rnnrun vanish --cell rnn:nonlinearity=relu --data adding:T=100 --reg clip:1.0
     """
     from ..experiment import check_all, resolve
-    from ..teach import Vanish, vanish
+    from ..lessons import Vanish, vanish
     load_plugins(plugins)
     if plot_path and not no_plot:
         _check_plot_path(plot_path)
@@ -290,7 +290,7 @@ def _cell_label(config):
 
 
 def _norms_table(results, configs, first):
-    from ..teach import Vanish
+    from ..lessons import Vanish
     T = len(results[0].init)
     regs = ", ".join(r["name"] for r in first["regularisers"]) or "no regulariser"
     epochs = max((len(r.history) for r in results), default=0)
@@ -422,7 +422,7 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     rnnrun graph --cell gru --steps 2 --dot gru.dot && dot -Tpng gru.dot -o gru.png
     """
     from ..experiment import smoke_test_cell
-    from ..teach import preorder, tiny_model_graph, to_dot
+    from ..lessons import preorder, tiny_model_graph, to_dot
     load_plugins(plugins)
     name, options = with_spec(cell_spec, "cell")
     smoke_test_cell(name, options, input_size, fused=False)

@@ -11,8 +11,8 @@ import sys
 import click
 from rich.table import Table
 
-from .. import sweep as sweeps
-from .. import tune as tuning
+from .. import sweeper as sweeps
+from .. import tuner as tuning
 from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
