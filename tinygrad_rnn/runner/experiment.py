@@ -48,7 +48,7 @@ def resolve(config):
             hint = (f"; it may come from the recorded plugin {', '.join(gone)}, which is gone: "
                     "pass the file where it is now with --plugin FILE")
         else:
-            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin PATH_OR_MODULE"
         raise UnknownPluginError(f"{e}{hint}") from None
     dataset_cls = datasets.get(full["data"])
     for key in FROM_DATASET:

@@ -71,7 +71,7 @@ def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, 
     chosen = (named_plugins("cell", cell_specs) + named_plugins("dataset", data_specs)
               + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs))
     if not chosen and not modules:
-        raise ConfigError("name what to check: --plugin FILE_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
+        raise ConfigError("name what to check: --plugin PATH_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
     chosen = chosen or registered_by(modules)
     for _, _, cls, options in chosen:
         build_plugin(cls, **options)  # options it refuses are a usage error, said once (exit 2)
