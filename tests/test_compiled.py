@@ -298,7 +298,7 @@ def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_pa
 def test_compiled_and_composed_together_are_a_usage_error():
     result = rnnrun("--cell", "gru", "--data", "sine", "--compiled", "--composed")
     assert result.exit_code == 2
-    assert "choose one of --fused, --compiled, --composed" in result.stderr
+    assert "exclude each other; choose one of --path auto|fused|compiled|composed" in result.stderr
 
 
 class ScaledRNN(Module):
