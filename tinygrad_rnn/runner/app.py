@@ -5,8 +5,10 @@
     rnnrun list | runs | show RUN | compare RUN... | forecast RUN --steps 50
 
 Every user mistake becomes one line on stderr and exit code 2; a run that fails exits 1; Ctrl-C
-exits 130 and keeps the run's files. This file holds the group, whose own options train (the driver is
-training.py), and what every command shares:
+exits 130 and keeps the run's files. This file holds the group (its own options are only --plugin,
+--runs-dir and --debug; a command line that names no command is routed to `train`, commands/train.py)
+and what every command shares; the options many commands take are in options.py, and cli.py adds the
+commands to the group:
 
     run_config(run)             a stored run's config, its recorded plugins loaded, checked
     load_run_plugins(run)       only its recorded plugins loaded (a moved file: pass --plugin)
@@ -18,11 +20,11 @@ training.py), and what every command shares:
     output.print_json(doc)      the one way to print --json: strict JSON, NaN and infinity as null
     RnnrunGroup.main            the one error path: every exception → one line + exit code; the
                                 traceback only with --debug or RNNRUN_DEBUG=1
-    SEED                        the click type of every --seed
+    store_for(ctx, runs_dir)    the run store of a command (options.runs_dir_of: the one way to find it)
 
-A new command (a file in commands/) uses these and raises the project's exceptions (ConfigError for a
-usage mistake, exit 2; TinygradRNNError or `Fail` for a run that failed, exit 1); it never prints a
-traceback or catches what the error path handles.
+A new command (a file in commands/, added to the list in cli.py) uses these and raises the project's
+exceptions (ConfigError for a usage mistake, exit 2; TinygradRNNError or `Fail` for a run that failed,
+exit 1); it never prints a traceback or catches what the error path handles.
 """
 import errno
 import os
@@ -39,7 +41,7 @@ from ..optim import SCHEDULES, check_schedule
 from ..registry import REGISTRIES, discover, load_errors, load_plugin
 from . import options as shared
 from .config import check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
-from .options import DEBUG_ENV, SEED, WORKERS, debug_enabled, debug_option  # noqa: F401 (commands import them here)
+from .options import DEBUG_ENV, debug_enabled, debug_option
 from .output import Fail, console, make_streams_tolerant
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
@@ -253,7 +255,7 @@ class RnnrunGroup(click.Group):
         super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        shared._debug[0] = False
+        shared.reset_debug()
         _given_plugins.clear()
         make_streams_tolerant()
         try:
@@ -316,7 +318,8 @@ class RnnrunCli(RnnrunGroup):
 
 
 @click.group(cls=RnnrunCli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@shared.plugin(help="Load plugins from a .py file or an importable module (repeatable), for the command that follows.")
+@shared.plugin(help="Load plugins from a .py file or an importable module (repeatable), for the command "
+                    "that follows.")
 @shared.runs_dir(help=f"Where runs are stored (default ./{shared.DEFAULT_RUNS_DIR}), for the command that follows.")
 @shared.debug()
 @click.version_option(__version__, prog_name="rnnrun")

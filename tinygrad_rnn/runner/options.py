@@ -41,7 +41,8 @@ def shared(*declarations, **attributes):
 # ---- the options of many commands ----------------------------------------------------------------------
 plugin = shared("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
                 help="Load plugins from a .py file or an importable module (repeatable).")
-runs_dir = shared("--runs-dir", default=None, metavar="DIR", help=f"Where runs are stored (default ./{DEFAULT_RUNS_DIR}).")
+runs_dir = shared("--runs-dir", default=None, metavar="DIR",
+                  help=f"Where runs are stored (default ./{DEFAULT_RUNS_DIR}).")
 as_json = shared("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 quiet = shared("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 seed = shared("--seed", type=SEED, metavar="N", help="Seed for data, weights, shuffling and dropout (default 0).")
@@ -52,6 +53,11 @@ _debug = [False]
 def _set_debug(ctx, param, value):
     if value:
         _debug[0] = True
+
+
+def reset_debug():
+    """Forget an earlier --debug: each `rnnrun` invocation (several in one test process) starts without."""
+    _debug[0] = False
 
 
 def debug_enabled():
