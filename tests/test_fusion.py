@@ -70,9 +70,9 @@ def test_an_lstm_step_is_one_product_and_one_kernel(monkeypatch):
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "mgu", "indrnn"])
 def test_gradcheck_passes_on_the_fused_compiled_path(name, monkeypatch):
-    from tinygrad_rnn.runner import teach
+    from tinygrad_rnn.runner import lessons
     monkeypatch.setenv(fusion.ENV, "1")
-    check = teach.check_cell(name, layers=2, bidirectional=True, hidden=3, steps=3, batch=2, path="compiled")
+    check = lessons.check_cell(name, layers=2, bidirectional=True, hidden=3, steps=3, batch=2, path="compiled")
     assert check.ok, check
 
 
