@@ -90,3 +90,16 @@ def test_the_float32_tanh_and_sigmoid_are_within_float32_rounding():
 def test_fusion_switched_off_replays_op_by_op(monkeypatch):
     _, ops = replay("gru", False, np.float32, monkeypatch)
     assert "Sigmoid" in ops and not any(op.startswith("Fused[") for op in ops)
+
+
+def test_by_default_a_tape_is_fused_only_once_it_has_run_often_enough(monkeypatch):
+    monkeypatch.delenv(fusion.ENV, raising=False)  # auto: a short run never pays for numba
+    tg.manual_seed(0)
+    rnn = Recurrent("gru", 2, 4, compiled=True)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)).astype(np.float32))
+    ops = []
+    for _ in range(fusion.AFTER):
+        rnn(x)
+        (tape,) = compile_cell(rnn.cells[0]).tapes.values()
+        ops.append(any(e.cls.__name__.startswith("Fused[") for e in tape.program.step))
+    assert ops == [False] * (fusion.AFTER - 1) + [True]

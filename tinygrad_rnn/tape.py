@@ -268,7 +268,8 @@ def trace(cell, x1, x2, state):
     if difference is not None:
         raise NotTraceable(f"two steps differ: {difference}")
     tape.check_hoisting(tape2)
-    tape.program = Program(tape)
+    tape.program = Program(tape, fuse=fusion.mode() == "now")
+    tape.replays = 0
     return tape
 
 
@@ -277,7 +278,7 @@ class Program:
     """The tape prepared for replay: which slot goes where, in the order the loops need. With `fuse`
     (and numba), each run of elementwise entries of the step is one generated kernel (fusion.py)."""
 
-    def __init__(self, tape, fuse=True):
+    def __init__(self, tape, fuse=False):
         self.tape = tape
         self.static = [e for e in tape.entries if e.where is STATIC]
         self.rows = [e for e in tape.entries if e.where is ROWS]
@@ -721,6 +722,9 @@ class CompiledCell:
         if self.reason is not None or x.shape[1] < 2:
             return unroll(self.cell, x, state, mask)
         mask = mask.data if isinstance(mask, Tensor) else mask
+        tape.replays += 1
+        if tape.replays == fusion.AFTER and fusion.mode() == "auto":  # run often enough to pay for kernels
+            tape.program = Program(tape, fuse=True)
         result = TapeSequence.apply(tape.program, mask, x, *state, *self.cell.parameters())
         return result[0], tuple(result[1:])
 
