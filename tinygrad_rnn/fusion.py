@@ -121,11 +121,12 @@ class Group:
         self.entries, self.width, self.inputs, self.outputs = entries, width, inputs, outputs
 
 
-def find_groups(step, values, kind, returned):
+def find_groups(step, values, kind, returned, entries=()):
     """The runs of `step` (a tape's per-step entries, in order) worth fusing: [(indices, Group)].
 
     `values` and `kind` are the tape's slots (traced value, what each holds); `returned` the slots the
-    step returns (h and the state)."""
+    step returns (h and the state); `entries` all the tape's entries, to read column slices in place."""
+    columns = _column_slices(entries, values)
     readers = {}  # slot → indices of the step entries that read it
     for i, e in enumerate(step):
         for a in e.args:
@@ -136,13 +137,33 @@ def find_groups(step, values, kind, returned):
             run.append(i)
             continue
         while len(run) >= 2:
-            group = _as_group(step, run, values, returned, readers)
+            group = _as_group(step, run, values, returned, readers, columns)
             if group is not None:
                 groups.append((run, group))
                 break
             run = run[1:]  # an op the run's shape cannot take (an LSTM's wide Add used elsewhere): drop it
         run = []
     return groups
+
+
+def _column_slices(entries, values):
+    """slot → (source slot, first column) for each output of a Chunk or a column slice `x[:, a:b]` of a
+    2-D array: a kernel reads the source at the offset instead. The slice is a strided view, which
+    numba's loops do not vectorise; the hoisted source's rows are contiguous."""
+    columns = {}
+    for e in entries:
+        x = values[e.args[0]] if e.args else None
+        if getattr(x, "ndim", 0) != 2:
+            continue
+        if e.cls is _ops.Chunk and len(e.args) == 3 and not e.kwargs and values[e.args[2]] in (1, -1):
+            width = x.shape[1] // values[e.args[1]]
+            columns.update({o: (e.args[0], m * width) for m, o in enumerate(e.outs)})
+        elif e.cls is _ops.GetItem and len(e.args) == 2 and not e.kwargs:
+            index = values[e.args[1]]
+            if isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and \
+                    isinstance(index[1], slice) and index[1].step in (None, 1) and (index[1].start or 0) >= 0:
+                columns[e.outs[0]] = (e.args[0], index[1].start or 0)
+    return columns
 
 
 def _fusable(e, values, kind):
@@ -167,7 +188,7 @@ def _readable(value, kind, shape):
         single and kind in ("const", "value")
 
 
-def _as_group(step, run, values, returned, readers):
+def _as_group(step, run, values, returned, readers, columns):
     """The run as a Group, or None if it does not fit one element grid (N, H)."""
     members, entries = set(run), [step[k] for k in run]
     produced = {o for e in entries for o in e.outs}
@@ -188,16 +209,27 @@ def _as_group(step, run, values, returned, readers):
     for e in chunks:
         if values[e.args[0]].shape[1] != values[e.args[1]] * width:
             return None
-    inputs = []
+    inputs, through = [], {}
     for e in entries:
         for pos, a in enumerate(e.args):
-            if a not in produced and a not in inputs and not (e.cls is _ops.Chunk and pos > 0):
+            if a in produced or (e.cls is _ops.Chunk and pos > 0):
+                continue
+            if a in columns and columns[a][0] not in produced and values[a].shape[0] == width_rows(values, e):
+                through[a] = columns[a]  # read the source at an offset, not the strided slice
+                a = columns[a][0]
+            if a not in inputs:
                 inputs.append(a)
     outside = {a for a, ks in readers.items() if any(k not in members for k in ks)}
     outputs = [o for e in entries for o in e.outs if o in returned or o in outside]
     if not outputs or any(values[o].shape[1] != width for o in outputs):
         return None
-    return Group(entries, width, inputs, outputs)
+    group = Group(entries, width, inputs, outputs)
+    group.through = through
+    return group
+
+
+def width_rows(values, e):
+    return values[e.outs[0]].shape[0]
 
 
 # ---- code generation --------------------------------------------------------------------------------------
@@ -219,6 +251,10 @@ class _Writer:
         key = (slot, col)
         if key in self.names:
             return self.names[key]
+        if slot in self.group.through:
+            source, offset = self.group.through[slot]
+            name = self.names[key] = self.value(source, f"{offset} + {col}")
+            return name
         if slot not in self.made:
             if self.constant(slot):
                 name = self.names[key] = f"T({float(np.asarray(self.values[slot]).ravel()[0])!r})"

@@ -347,7 +347,7 @@ class Plan:
 
 def _fused(step, tape):
     """The step's entries with each run of elementwise ones replaced by one entry: its generated kernel."""
-    groups = fusion.find_groups(step, tape.values, tape.kind, {tape.h, *tape.state_out})
+    groups = fusion.find_groups(step, tape.values, tape.kind, {tape.h, *tape.state_out}, tape.entries)
     dtype = tape.values[tape.h].dtype
     first = {run[0]: (run, group) for run, group in groups}
     covered = {k for run, _ in groups for k in run}
