@@ -12,7 +12,6 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, gradcheck, registry
 from tinygrad_rnn.nn import CompileWarning, Recurrent
 from tinygrad_rnn.tape import TapeSequence
-from tinygrad_rnn.testing.regularisers import EchoData  # noqa: F401  (keeps the kit importable here)
 
 from helpers import restored_registry, rnnrun
 

@@ -115,10 +115,12 @@ def available():
 
 
 class Group:
-    """A run of consecutive elementwise entries of a step, with what it reads and what others read of it."""
+    """A run of consecutive elementwise entries of a step, with what it reads and what others read of it;
+    `through`: the inputs read as columns of another slot (slot → (source, first column))."""
 
-    def __init__(self, entries, width, inputs, outputs):
+    def __init__(self, entries, width, inputs, outputs, through=None):
         self.entries, self.width, self.inputs, self.outputs = entries, width, inputs, outputs
+        self.through = through or {}
 
 
 def find_groups(step, values, kind, returned, entries=()):
@@ -214,7 +216,7 @@ def _as_group(step, run, values, returned, readers, columns):
         for pos, a in enumerate(e.args):
             if a in produced or (e.cls is _ops.Chunk and pos > 0):
                 continue
-            if a in columns and columns[a][0] not in produced and values[a].shape[0] == width_rows(values, e):
+            if a in columns and columns[a][0] not in produced and values[a].shape[0] == values[e.outs[0]].shape[0]:
                 through[a] = columns[a]  # read the source at an offset, not the strided slice
                 a = columns[a][0]
             if a not in inputs:
@@ -223,13 +225,7 @@ def _as_group(step, run, values, returned, readers, columns):
     outputs = [o for e in entries for o in e.outs if o in returned or o in outside]
     if not outputs or any(values[o].shape[1] != width for o in outputs):
         return None
-    group = Group(entries, width, inputs, outputs)
-    group.through = through
-    return group
-
-
-def width_rows(values, e):
-    return values[e.outs[0]].shape[0]
+    return Group(entries, width, inputs, outputs, through)
 
 
 # ---- code generation --------------------------------------------------------------------------------------
