@@ -38,7 +38,7 @@ from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, U
 from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
 from .config import MAX_SEED, check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
-from .output import Fail, console, make_streams_tolerant
+from .output import Fail, console, make_streams_tolerant, stdout_held_for_json
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 SEED = click.IntRange(0, MAX_SEED)
@@ -237,7 +237,8 @@ def report(error):
 
 _LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
     os.path.dirname(os.path.dirname(__file__)),                       # the tinygrad_rnn package
-    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+    *(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))})  # a base venv's too
 
 
 def blame(error):
@@ -278,8 +279,10 @@ class RnnrunGroup(click.Group):
         _debug[0] = False
         _given_plugins.clear()
         make_streams_tolerant()
+        argv = sys.argv[1:] if args is None else list(args)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with stdout_held_for_json("--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv):
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
             sys.stdout.flush()
         except SystemExit as e:  # from a plugin or library that called sys.exit: not a success

@@ -10,24 +10,25 @@ import json
 import math
 import os
 import time
+import traceback
+import warnings
 
 import numpy as np
 
 from .. import __version__, backend
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
-from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
+from ..errors import ConfigError, DivergedError, PluginError, ShapeError, UnknownPluginError
 from ..forecast import forecast
 from ..models import SequenceModel
 from ..nn.recurrent import Recurrent
+from ..nn.tape import CompileWarning
 from ..optim import SCHEDULES, check_schedule, make_schedule
-from ..registry import cells, datasets, optimizers, regularisers
+from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..train import Trainer
-from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
+from .runs import CHECKPOINT, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
-
-PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 
 
 def resolve(config):
@@ -148,9 +149,12 @@ def check_run(config):
 
 def smoke_test_cell(name, options, input_size=1, fused=True):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
-    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
-    PluginError naming its file: both before any run starts."""
+    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises or returns
+    a state of the wrong shape) is a PluginError naming its file and line: both before any run starts."""
     cell_class = cells.get(name)
+    if not callable(getattr(cell_class, "initial_state", None)):
+        raise PluginError(f"cell {name!r} ({where_defined(cell_class)}) has no initial_state(batch_size) method; "
+                          "a cell needs forward(x, state) and initial_state(batch_size) (see docs/04-plugins.md)")
     try:
         rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
     except ConfigError:
@@ -158,16 +162,31 @@ def smoke_test_cell(name, options, input_size=1, fused=True):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cell {name!r}: {e}") from None
     try:
-        out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        with warnings.catch_warnings():  # a forward that raises is reported below, not as "cannot be compiled"
+            warnings.simplefilter("ignore", CompileWarning)
+            out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        if tuple(out.shape) != (1, 2, 2):
+            raise ShapeError(f"its output h has shape {tuple(out.shape[2:])} per step, expected (hidden_size,) "
+                             f"= (2,)")
         out.sum().backward()
     except (ConfigError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as e:
-        try:
-            where = inspect.getsourcefile(cell_class) or cell_class.__module__
-        except TypeError:
-            where = cell_class.__module__
-        raise PluginError(f"cell {name!r} ({where}) fails on a 2-step sequence: {type(e).__name__}: {e}") from e
+        raise PluginError(f"cell {name!r} ({_plugin_line(cell_class, e)}) fails on a 2-step sequence: "
+                          f"{type(e).__name__}: {e}") from e
+
+
+def _plugin_line(cell_class, error):
+    """'file line N' of the innermost frame of `error` in the cell's own file (else where it is defined)."""
+    try:
+        path = os.path.abspath(inspect.getsourcefile(cell_class) or "")
+    except TypeError:
+        return cell_class.__module__
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if os.path.abspath(frame.filename) == path:
+            return f"{path} line {frame.lineno}"
+    forward = getattr(cell_class, "forward", cell_class)
+    return where_defined(forward if inspect.isfunction(forward) else cell_class)
 
 
 # ---- memory: estimated before anything large is allocated ---------------------------------------------
@@ -296,8 +315,11 @@ def prepare_resume(run, epochs=None):
         raise ConfigError(f"run {run.id} diverged: resumed, it would diverge again at the same epoch; start it "
                           f"again with a lower --lr: rnnrun --config {run.file('config.toml')} --lr ...")
     if not run.has_checkpoint():
-        raise ConfigError(f"run {run.id} has no checkpoint: it stopped before its first epoch ended; start it "
-                          f"again with rnnrun --config {run.file('config.toml')}")
+        done = run.summary().get("epochs_done") or 0
+        why = ("it stopped before its first epoch ended" if not done else
+               f"it trained {done} epochs with an rnnrun that wrote none")  # a newer run's loss is DamagedRun
+        raise ConfigError(f"run {run.id} has no checkpoint: {why}; start it again with "
+                          f"rnnrun --config {run.file('config.toml')}")
     meta = config.pop("meta", {})
     try:
         config = resolve(config)
@@ -356,6 +378,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         dataset, model, regs = build(config)
         if not restoring:  # a resumed run has its preprocessing.json already
             _keep_preprocessing(run, dataset, config)
+        if os.path.exists(run.file(PREPROCESSING)):  # recorded, so that losing it later reads as damage
+            summary["has_preprocessing"] = True
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
                        higher_is_better=dataset.higher_is_better, baseline_name=dataset.baseline_name)
 
@@ -365,6 +389,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                 last = trainer.epoch >= trainer.epochs or trainer.should_stop
                 if trainer.epoch % every == 0 or last:
                     run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
+                    summary["checkpoint_epoch"] = trainer.epoch  # a checkpoint.npz missing later is damage
                 summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
                 run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
             if on_epoch:
@@ -381,6 +406,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
             except (ConfigError, KeyError, IndexError, TypeError, ValueError) as e:
                 raise DamagedRun(run, CHECKPOINT, f"does not fit the run of config.toml ({e})") from None
             restoring = False
+            summary["checkpoint_epoch"] = int(checkpoint["epoch"])
             _new_total(run, config)
             run.write_summary(summary)
             run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again

@@ -24,6 +24,7 @@ import datetime
 import io
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -37,7 +38,9 @@ from ..errors import ConfigError, TinygradRNNError
 
 FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz", "checkpoint.npz")
 CHECKPOINT = "checkpoint.npz"
+PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 REQUIRED_SETTINGS = ("cell", "data", "hidden", "layers", "epochs", "batch_size", "lr", "seed")  # in every config.toml
+RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # how RunStore.create names a run folder: <timestamp>-<cell>-<data>
 STALE_SECONDS = 3600  # a run on another host with no heartbeat for this long (and 5 epochs' time) is gone
 
 
@@ -292,15 +295,50 @@ class Run:
         return summary["status"]
 
     def verify(self):
-        """Read every file of the run back; DamagedRun names the first that does not read."""
+        """Read every file of the run back; DamagedRun names the first that does not read, or that is
+        not what this run wrote (weights of another model, a checkpoint that was deleted)."""
         self.config()
         summary = self.summary()
         self.metrics()
-        if summary["status"] == "finished" or os.path.exists(self.file("model.npz")):
-            self.weights()
+        checkpoint = None
         if self.has_checkpoint():
-            self.checkpoint()
+            checkpoint = self.checkpoint()
+        elif isinstance(summary.get("checkpoint_epoch"), int):  # it wrote one (older runs did not record it)
+            raise DamagedRun(self, CHECKPOINT, f"missing (the run wrote one after epoch {summary['checkpoint_epoch']})")
+        if summary["status"] == "finished" or os.path.exists(self.file("model.npz")):
+            self._check_weights(self.weights(), summary, checkpoint)
+        if self.preprocessing() is None and summary.get("has_preprocessing"):
+            raise DamagedRun(self, PREPROCESSING, "missing (the run wrote one; `rnnrun predict` needs it)")
         return self
+
+    def _check_weights(self, weights, summary, checkpoint):
+        """DamagedRun unless model.npz holds this run's model: the names and shapes of the checkpoint's
+        model (where there is one), and at least as many numbers as the run's parameter count."""
+        shapes = {name: tuple(np.shape(a)) for name, a in weights.items()}
+        model = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+        if isinstance(model, dict):
+            expected = {name: tuple(np.shape(a)) for name, a in model.items()}
+            if shapes != expected:
+                names = sorted(set(shapes) ^ set(expected)) or sorted(n for n in shapes if shapes[n] != expected[n])
+                raise DamagedRun(self, "model.npz", f"not this run's model: its arrays differ from the "
+                                                    f"checkpoint's ({', '.join(names[:3])})")
+        params = summary.get("params")
+        if isinstance(params, int) and sum(int(np.prod(s)) for s in shapes.values()) < params:
+            raise DamagedRun(self, "model.npz", f"not this run's model: fewer numbers than its {params} parameters")
+
+    def preprocessing(self):
+        """What the run's dataset fitted (preprocessing.json, written by datasets read from a user's
+        file), or None where there is none."""
+        if not os.path.exists(self.file(PREPROCESSING)):
+            return None
+        text = self._read(PREPROCESSING, "rb")
+        try:
+            doc = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise DamagedRun(self, PREPROCESSING, f"not valid JSON ({_first_line(e)})") from None
+        if not isinstance(doc, dict) or not doc:
+            raise DamagedRun(self, PREPROCESSING, "not a JSON object of fitted values: not what the run wrote")
+        return doc
 
     def check(self):
         """None if every file of the run reads back, else "FILE: reason" of the first that does not."""
@@ -397,10 +435,14 @@ class RunStore:
         found = []
         if not os.path.isdir(self.root):
             return found
-        for folder, _, files in os.walk(self.root):
+        unreadable = []  # folders os.walk cannot list (chmod 000): shown as damaged, never left out
+        for folder, subfolders, files in os.walk(self.root, onerror=unreadable.append):
             present = set(files) & set(FILES)
-            if "sweep.toml" not in files and ("config.toml" in present or len(present) >= 2):
+            empty_run = not files and not subfolders and RUN_NAME.match(os.path.basename(folder))
+            if "sweep.toml" not in files and ("config.toml" in present or len(present) >= 2 or empty_run):
                 found.append(Run(folder))
+        found += [Run(error.filename) for error in unreadable
+                  if error.filename and os.path.normpath(error.filename) != os.path.normpath(self.root)]
         return sorted(found, key=lambda r: (_mtime(r), r.id))
 
     def get(self, run_id):

@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -350,8 +351,14 @@ def run_trial(config, root, group, plugins=(), resume_path=None):
 
 
 def init_worker():
-    """Pool initializer: a worker ignores Ctrl-C while idle; its trial's own handler turns it back on."""
+    """Pool initializer: a worker ignores Ctrl-C while idle; its trial's own handler turns it back on.
+    What a plugin prints in a worker goes to stderr: stdout is the parent's (its --json document)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptors: nothing to redirect
+        pass
 
 
 def _worker_trial(config, root, group, plugins, resume_path=None):
