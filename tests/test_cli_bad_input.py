@@ -306,6 +306,23 @@ class Stateless(Module):
         return x, state
 
 
+@register_cell("{prefix}_shape")
+class WrongShape(Base):
+    def forward(self, x, state):
+        return x, state
+
+
+@register_cell("{prefix}_noisy")
+class Noisy(Base):
+    """Prints, as plugins under development do: never onto a --json document."""
+    def forward(self, x, state):
+        print("debugging print from forward")
+        return super().forward(x, state)
+
+
+print("debugging print on import")
+
+
 @register_cell("{prefix}_late")
 class Late(Base):
     """Fine on one sequence (the pre-run check), broken on a batch: fails inside training."""
@@ -328,11 +345,19 @@ def plugin(tmp_path, request):
 def test_a_broken_plugin_cell_is_one_line_naming_its_file_and_debug_shows_the_traceback(plugin, tmp_path):
     path, prefix = plugin
     data = ["--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--runs-dir", tmp_path / "runs"]
-    for cell, fragment in ((f"{prefix}_boom", "boom in forward"), (f"{prefix}_stateless", "initial_state")):
+    source = open(path).read().splitlines()
+    lines = {"boom": source.index('        raise ValueError("boom in forward")') + 1,
+             "stateless": source.index(f'@register_cell("{prefix}_stateless")') + 1,
+             "shape": source.index('class WrongShape(Base):') + 2}
+    for cell, fragment in ((f"{prefix}_boom", "boom in forward"), (f"{prefix}_stateless", "initial_state"),
+                           (f"{prefix}_shape", "expected (hidden_size,)")):
         result = invoke(["--plugin", path, "--cell", cell, *data])
         assert_clean(result, 2, fragment)
-        assert os.path.basename(path) in result.stderr
-        for command in (["graph"], ["gradcheck"], ["vanish", "--data", "adding:T=5,n_train=8", "--no-plot"]):
+        line = lines[cell.rsplit("_", 1)[1]]
+        assert f"{path} line {line}" in result.stderr  # the plugin's file and line, as the README promises
+        assert result.stderr.count("\n") == 1 and "CompileWarning" not in result.stderr, result.stderr
+        commands = (["graph"], ["gradcheck"], ["vanish", "--data", "adding:T=5,n_train=8", "--no-plot"])
+        for command in commands if not cell.endswith("_shape") else ():  # their input size is the hidden size
             result = invoke([*command, "--plugin", path, "--cell", cell])
             assert_clean(result, 2, fragment)
             assert os.path.basename(path) in result.stderr
@@ -340,6 +365,29 @@ def test_a_broken_plugin_cell_is_one_line_naming_its_file_and_debug_shows_the_tr
     for before, after, env in ((["--debug"], [], None), ([], ["--debug"], None), ([], [], {"RNNRUN_DEBUG": "1"})):
         result = invoke([*before, "graph", "--plugin", path, "--cell", f"{prefix}_boom", *after], env=env)
         assert result.exit_code == 2 and "Traceback" in result.stderr and "boom in forward" in result.stderr
+
+
+def test_check_names_the_plugin_for_a_cell_without_initial_state_and_a_file_that_is_not_python(plugin, tmp_path):
+    path, prefix = plugin
+    result = invoke(["check", "--plugin", path, "--cell", f"{prefix}_stateless"])
+    assert_clean(result, 2, "has no initial_state(batch_size) method")
+    assert path in result.stderr and "internal error" not in result.stderr
+    text = tmp_path / "not_python.txt"
+    text.write_text("hello\n")
+    assert_clean(invoke(["check", "--plugin", text]), 2, "is not a Python file")
+
+
+@pytest.mark.parametrize("command", [["check", "--cell", "{prefix}_noisy"],
+                                     ["--cell", "{prefix}_noisy", *TRAIN[2:]]])
+def test_json_stays_strict_when_a_plugin_prints(plugin, tmp_path, command):
+    """stdout holds the JSON document alone; the plugin's prints go to stderr."""
+    path, prefix = plugin
+    args = ["--runs-dir", tmp_path / "runs", "--plugin", path, *[a.replace("{prefix}", prefix) for a in command],
+            "--json"]
+    result = invoke(args)
+    assert result.exit_code in (0, 1) and "Traceback" not in result.stderr, result.stderr  # check: 1 if a check fails
+    strict_json(result.stdout)
+    assert "debugging print" not in result.stdout and "debugging print" in result.stderr
 
 
 def test_a_plugin_that_fails_during_training_is_one_line_and_exit_1(plugin, tmp_path):

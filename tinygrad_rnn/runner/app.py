@@ -279,6 +279,7 @@ class RnnrunGroup(click.Group):
         _debug[0] = False
         _given_plugins.clear()
         make_streams_tolerant()
+        warnings.showwarning = _warning_line
         argv = sys.argv[1:] if args is None else list(args)
         try:
             with stdout_held_for_json("--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv):
@@ -293,6 +294,19 @@ class RnnrunGroup(click.Group):
             code = report(e)
         code = _flush_or_report(code)
         sys.exit(code)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line on stderr, where it came from at its end, never the source line Python
+    quotes (a NumPy overflow deep in an op reads `warning: overflow encountered in multiply (...)`)."""
+    if debug_enabled():
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+    else:
+        text = f"warning: {message} ({category.__name__}, {_short_path(filename)} line {lineno})\n"
+    try:
+        (file or sys.stderr).write(text)
+    except (OSError, ValueError):  # stderr gone: a warning is not worth failing for
+        pass
 
 
 def _flush_or_report(code):

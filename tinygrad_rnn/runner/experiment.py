@@ -27,7 +27,7 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..train import Trainer
-from .runs import CHECKPOINT, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity
+from .runs import CHECKPOINT, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity, weights_signature
 from .signals import held, why
 
 
@@ -378,6 +378,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         dataset, model, regs = build(config)
         if not restoring:  # a resumed run has its preprocessing.json already
             _keep_preprocessing(run, dataset, config)
+        summary["weights_signature"] = weights_signature({n: tuple(t.shape) for n, t in model.named_tensors()})
         if os.path.exists(run.file(PREPROCESSING)):  # recorded, so that losing it later reads as damage
             summary["has_preprocessing"] = True
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,

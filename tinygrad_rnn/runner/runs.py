@@ -21,6 +21,7 @@ flushed rows. Each reader checks what it reads: a file that is missing, truncate
 """
 import csv
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -300,31 +301,27 @@ class Run:
         self.config()
         summary = self.summary()
         self.metrics()
+        signature = summary.get("weights_signature")  # the model's names and shapes (older runs lack it)
         checkpoint = None
         if self.has_checkpoint():
             checkpoint = self.checkpoint()
+            model = checkpoint.get("model")
+            if signature and (not isinstance(model, dict) or weights_signature(model) != signature):
+                raise DamagedRun(self, CHECKPOINT, "not this run's: its model is another one than summary.json records")
         elif isinstance(summary.get("checkpoint_epoch"), int):  # it wrote one (older runs did not record it)
             raise DamagedRun(self, CHECKPOINT, f"missing (the run wrote one after epoch {summary['checkpoint_epoch']})")
         if summary["status"] == "finished" or os.path.exists(self.file("model.npz")):
-            self._check_weights(self.weights(), summary, checkpoint)
+            weights = self.weights()
+            if signature and weights_signature(weights) != signature:
+                raise DamagedRun(self, "model.npz", "not this run's model: its arrays are not the ones summary.json "
+                                                    "records")
+            if not signature and isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict) \
+                    and weights_signature(weights) != weights_signature(checkpoint["model"]):
+                raise DamagedRun(self, "model.npz", "not this run's model, or checkpoint.npz is not: they hold "
+                                                    "different arrays")
         if self.preprocessing() is None and summary.get("has_preprocessing"):
             raise DamagedRun(self, PREPROCESSING, "missing (the run wrote one; `rnnrun predict` needs it)")
         return self
-
-    def _check_weights(self, weights, summary, checkpoint):
-        """DamagedRun unless model.npz holds this run's model: the names and shapes of the checkpoint's
-        model (where there is one), and at least as many numbers as the run's parameter count."""
-        shapes = {name: tuple(np.shape(a)) for name, a in weights.items()}
-        model = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-        if isinstance(model, dict):
-            expected = {name: tuple(np.shape(a)) for name, a in model.items()}
-            if shapes != expected:
-                names = sorted(set(shapes) ^ set(expected)) or sorted(n for n in shapes if shapes[n] != expected[n])
-                raise DamagedRun(self, "model.npz", f"not this run's model: its arrays differ from the "
-                                                    f"checkpoint's ({', '.join(names[:3])})")
-        params = summary.get("params")
-        if isinstance(params, int) and sum(int(np.prod(s)) for s in shapes.values()) < params:
-            raise DamagedRun(self, "model.npz", f"not this run's model: fewer numbers than its {params} parameters")
 
     def preprocessing(self):
         """What the run's dataset fitted (preprocessing.json, written by datasets read from a user's
@@ -375,6 +372,14 @@ class Run:
             return 0
         epochs = summary.get("epochs_done", summary.get("epochs") if summary["status"] == "finished" else 0)
         return epochs if isinstance(epochs, int) else 0
+
+
+def weights_signature(weights):
+    """A short fingerprint of a model's parameter names and shapes ({name: array or shape}): two files
+    of the same model agree, weights of another model (or not of a model at all) do not."""
+    shapes = sorted((str(name), [int(n) for n in (value if isinstance(value, tuple) else np.shape(value))])
+                    for name, value in weights.items())
+    return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
 
 
 def _first_line(error):
