@@ -28,6 +28,7 @@ import errno
 import os
 import sys
 import sysconfig
+import tempfile
 import traceback
 import warnings
 
@@ -140,8 +141,10 @@ def run_config(run):
 
 
 def check_runs_dir(path, flag="--runs-dir"):
-    """ConfigError unless `path` is (or can be made) a writable directory; creates nothing."""
-    path = os.path.abspath(path)
+    """ConfigError unless `path` is (or can be made) a folder this process can write runs in; leaves
+    nothing behind. Tried for real (a probe folder made and removed): permission bits say nothing for
+    root, a read-only mount or /proc."""
+    path = _runs_dir_path(path, flag)
     probe = path
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)
@@ -151,8 +154,41 @@ def check_runs_dir(path, flag="--runs-dir"):
     if not os.path.isdir(probe):
         what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
         raise ConfigError(f"{flag} {path} {what}; pass a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: {probe} is not writable; pass a folder you can write to")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rnnrun-probe-", dir=probe))
+    except OSError as e:
+        where = "" if probe == path else f": {probe}"
+        raise ConfigError(f"{flag} {path}{where} is not writable ({e.strerror or e}); pass a folder you can "
+                          "write to") from None
+    return path
+
+
+def check_readable_runs_dir(path, flag="--runs-dir"):
+    """ConfigError unless `path` is a folder that can be listed, or does not exist yet (no runs)."""
+    path = _runs_dir_path(path, flag)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {path} is not a folder; pass the folder your runs are in")
+    if os.path.isdir(path):
+        try:
+            os.listdir(path)
+        except OSError as e:
+            raise ConfigError(f"{flag} {path} cannot be read ({e.strerror or e})") from None
+    return path
+
+
+def _runs_dir_path(path, flag):
+    """The absolute path of a --runs-dir, or ConfigError for one no file system takes ('' or too long)."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; pass a folder, e.g. {flag} runs")
+    path = os.path.abspath(path)
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # it does not exist (yet), or lies below a file: the callers say which
+    except OSError as e:  # a name too long, a folder above that cannot be entered
+        raise ConfigError(f"{flag} {path[:80]}{'…' if len(path) > 80 else ''}: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte
+        raise ConfigError(f"{flag} {path!r}: {e}") from None
     return path
 
 
@@ -425,5 +461,9 @@ def runs_dir_option(f):
 
 
 def store_for(ctx, runs_dir):
+    """The RunStore of a command that reads runs: its --runs-dir (or the group's) checked first."""
     from .runs import RunStore
-    return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")
+    given = runs_dir if runs_dir is not None else ctx.obj.get("runs_dir")
+    path = "runs" if given is None else given
+    check_readable_runs_dir(path)
+    return RunStore(path)

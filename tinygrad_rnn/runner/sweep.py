@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
 from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
-from .signals import on_stop, why
+from .signals import interrupt_workers, on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -430,7 +431,9 @@ def _on_pool(trials, workers, root, group, plugins, record):
                 if queue:
                     submit_next()
     except KeyboardInterrupt:
-        # Ctrl-C reached the workers too: their trials save their files and come back at once
+        # Ctrl-C reached the workers too (SIGTERM to this process alone is passed on): their trials save
+        # their files and come back at once
+        interrupt_workers((getattr(pool, "_processes", None) or {}).values())
         finished, _ = futures.wait(running, timeout=10)
         for future in finished:
             record(running[future], _outcome(future))
@@ -442,8 +445,25 @@ def _on_pool(trials, workers, root, group, plugins, record):
     pool.shutdown()
 
 
+SCHEDULER_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_scheduler(address):
+    """ConfigError (exit 2) unless `address` reads as a Dask scheduler's [SCHEME://]HOST:PORT; checked before
+    anything connects or is written, so that a typo is not a 10-second wait for a host that is not there."""
+    if address is None:
+        return None
+    match = SCHEDULER_ADDRESS.match(address.strip())
+    if not match or match["scheme"] not in (None, *SCHEDULER_SCHEMES) or not 1 <= int(match["port"]) <= 65535:
+        raise ConfigError(f"--scheduler {address!r} is not a Dask scheduler address; give tcp://HOST:PORT, "
+                          f"e.g. tcp://10.0.0.5:8786 (schemes: {', '.join(SCHEDULER_SCHEMES)})")
+    return address.strip()
+
+
 def connect(address):
     """A Dask client for the scheduler at `address` (Dask is an optional extra, imported only here)."""
+    address = check_scheduler(address)
     try:
         from distributed import Client
     except ImportError:

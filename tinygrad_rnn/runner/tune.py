@@ -36,7 +36,7 @@ from ..registry import datasets
 from . import sweep as sweeps
 from .config import parse_spec
 from .runs import atomic_write, plain, slug
-from .signals import on_ctrl_c
+from .signals import held, interrupt_workers, on_stop, released
 from .sweep import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
@@ -189,13 +189,15 @@ def storage(url):
 def open_study(job):
     """Create the study, or load it and check that it is the same search (else a usage error)."""
     optuna = require_optuna()
+    made = _missing_folders(job["folder"])
     os.makedirs(job["folder"], exist_ok=True)
     try:
         study = optuna.create_study(study_name=job["study"], storage=storage(job["storage"]),
                                     direction=job["direction"], load_if_exists=True)
-    except Exception as e:  # a malformed URL, a database that cannot be reached or opened
-        with contextlib.suppress(OSError):
-            os.rmdir(job["folder"])  # only if we just made it and it is empty
+    except Exception as e:  # a malformed URL, a database that cannot be reached or opened, a missing driver
+        for folder in made:  # a command that fails its checks leaves no folder behind: runs/, tunes/, the study's
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if still empty
         raise ConfigError(f"cannot open the study's storage {job['storage']}: {first_line(e)}") from None
     stored = study.user_attrs.get("definition")
     if stored is None:
@@ -205,6 +207,18 @@ def open_study(job):
         raise ConfigError(f"study {job['study']!r} was made with different {', '.join(changed)}; "
                           "repeat its command or pick a new --study NAME")
     return study
+
+
+def _missing_folders(path):
+    """The folders os.makedirs(path) would create, deepest first."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 # ---- one trial, and one process's share of the trials -------------------------------------------------
@@ -235,15 +249,17 @@ def objective(trial, job, say=None):
     key = job["objective"]
 
     def on_epoch(trainer, metrics):
-        trial.set_user_attr("epochs", metrics["epoch"])
-        trial.report(metrics[key], metrics["epoch"])
-        if trial.should_prune():
+        with held():  # the study's database is written whole; a stop waits for it
+            trial.set_user_attr("epochs", metrics["epoch"])
+            trial.report(metrics[key], metrics["epoch"])
+            prune = trial.should_prune()
+        if prune:
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
                          f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
 
     store = sweeps.RecordingStore(job["root"])
     try:
-        with sweeps.trial_lock:  # the seeded generator and backend are per process: one trial at a time
+        with sweeps.trial_lock, released():  # one trial at a time per process; a stop ends it at once
             summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
     except KeyboardInterrupt:
         _keep_attrs(trial, store, {"status": "interrupted"})
@@ -278,12 +294,13 @@ def optimize(job, say=None):
     optuna = require_optuna()
     study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]),
                               sampler=make_sampler(job), pruner=make_pruner(job))
-    study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,))
+    with held():  # a stop signal acts inside a trial's training (objective), never mid-write in Optuna
+        study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,))
 
 
 def _worker_optimize(job):
     """optimize in a pool worker or Dask task: Ctrl-C ends the running trial as "interrupted"."""
-    with on_ctrl_c(signal.default_int_handler):
+    with on_stop((signal.SIGINT,)):
         optimize(job)
 
 
@@ -334,8 +351,9 @@ def _on_pool(jobs):
         for future in futures.as_completed(running):
             future.result()
     except KeyboardInterrupt:
-        futures.wait(running, timeout=10)  # Ctrl-C reached the workers too: their trials save and return
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        interrupt_workers(processes)  # a SIGTERM to this process alone is passed on as Ctrl-C
+        futures.wait(running, timeout=10)  # their trials save and return
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()

@@ -66,7 +66,8 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     """
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    root = check_runs_dir(runs_dir or ctx.obj.get("runs_dir") or "runs")
+    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
+    root = check_runs_dir(runs_dir if runs_dir is not None else ctx.obj.get("runs_dir") or "runs")
     group_plugins = list(ctx.obj.get("plugins", ()))
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
     sweeps.load_plugins_once(plugins)

@@ -17,6 +17,7 @@ from ..app import SEED, WORKERS, check_runs_dir, cli, config_from_flags
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
+from ..signals import exit_code, ignoring_stops, on_stop
 from ...errors import ConfigError
 
 BEST_SHOWN = 10
@@ -77,7 +78,8 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     tuning.require_optuna()
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    root = os.path.abspath(runs_dir or ctx.obj.get("runs_dir") or "runs")
+    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
+    root = check_runs_dir(runs_dir if runs_dir is not None else ctx.obj.get("runs_dir") or "runs")
     group_plugins = list(ctx.obj.get("plugins", ()))
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
@@ -98,11 +100,14 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
                       f"({sampler} sampler, {pruner} pruner; {shown(job['folder'])})[/]", soft_wrap=True)
         say = None if as_json or quiet else _say(err)
         try:
-            tuning.run_study(job, workers or 1, client, say)
-        except KeyboardInterrupt:
-            err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
-                      f"adds more ({job['folder']})", soft_wrap=True)
-            sys.exit(130)
+            with on_stop():  # SIGTERM and SIGHUP stop a study as Ctrl-C does: the running trial "interrupted"
+                tuning.run_study(job, workers or 1, client, say)
+        except KeyboardInterrupt as e:
+            with ignoring_stops():  # a second signal must not cut the note or best.toml short
+                tuning.write_best(tuning.summarise(job, new_trials=trials))
+                err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
+                          f"adds more ({job['folder']})", soft_wrap=True)
+            sys.exit(exit_code(e))
     finally:
         if client is not None:
             client.close()
