@@ -177,6 +177,33 @@ def test_paths_that_cannot_be_used_are_refused_before_anything_runs(tmp_path):
         assert_clean(invoke(args), 2, fragment, args)
 
 
+RUNS_DIR_COMMANDS = [  # (args, whether the command writes into the runs dir)
+    (["runs"], False), (["show", "last"], False), (["compare", "a", "b"], False), (["resume", "last"], False),
+    (TRAIN, True), (["sweep", "--cell", "gru", "--data", "sine", "--lr", "1e-3,1e-2"], True),
+    (["tune", "--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-2"], True),
+    (["vanish", "--cell", "rnn", "--data", "adding:T=5,n_train=8", "--epochs", "0"], True),
+]
+
+
+@pytest.mark.parametrize("args, writes", RUNS_DIR_COMMANDS, ids=[a[0] for a, _ in RUNS_DIR_COMMANDS])
+def test_a_runs_dir_that_cannot_be_used_is_refused_up_front_by_every_command(tmp_path, args, writes):
+    """A file, /dev/null, a name no file system takes, '' and (for commands that write) /proc: exit 2
+    naming --runs-dir, before anything is computed or created."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [(a_file, "is not a folder"), ("/dev/null", "is not a folder"), ("", "--runs-dir is empty"),
+             (tmp_path / ("r" * 300), "File name too long")]
+    if writes and os.path.isdir("/proc/self"):
+        cases.append(("/proc/x", "is not writable"))
+    for runs_dir, fragment in cases:
+        flags = ["--runs-dir", runs_dir]
+        result = invoke(args + flags if args[0] in ("sweep", "tune", "vanish", "runs", "show", "compare", "resume")
+                        else flags + args)
+        assert_clean(result, 2, fragment, [*args, runs_dir])
+        assert "--runs-dir" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_an_unwritable_runs_dir_is_refused(tmp_path):
     locked = tmp_path / "locked"
