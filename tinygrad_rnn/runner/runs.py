@@ -208,7 +208,7 @@ class Run:
 
     # ---- reading back (each reader raises DamagedRun naming the file) -------------------------------
     def config(self):
-        import tomllib
+        from .config import tomllib  # tomllib, or tomli on Python 3.10
         text = self._read("config.toml", "rb")
         try:
             config = tomllib.loads(text.decode("utf-8"))
