@@ -494,3 +494,31 @@ def test_output_to_a_full_disk_is_one_line_and_exit_1():
         result = subprocess_rnnrun(["list"], stdout=full)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == ["Error: cannot write the output: No space left on device"]
+
+
+# ---- 12: what happens around the commands: warnings, a reader that goes away ---------------------------
+def test_a_numpy_warning_is_one_line_naming_where_it_came_from(tmp_path):
+    path = tmp_path / "overflowing.py"
+    path.write_text("import numpy as np\nnp.multiply(np.float64(1e300), 1e300)\n")
+    result = invoke(["--plugin", path, "list"])
+    assert_clean(result, 0)
+    warned = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warned == [f"warning: overflow encountered in multiply (RuntimeWarning, {path} line 2)"], result.stderr
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
+def test_a_reader_that_goes_away_ends_rnnrun_quietly_as_sigpipe_would(args):
+    """`rnnrun list | head -0`: no message, status 141 (128 + SIGPIPE), as cat or git give."""
+    proc = subprocess.Popen([RNNRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+
+
+def test_the_memory_estimate_counts_no_batch_larger_than_the_dataset():
+    from tinygrad_rnn.registry import datasets
+    from tinygrad_rnn.runner.experiment import estimate_memory, resolve
+    config = resolve({"cell": "gru", "data": "sine", "data_options": {"n_train": 100}, "batch_size": 10 ** 6})
+    dataset = datasets.get("sine")(seed=0, n_train=100)
+    assert estimate_memory(config, dataset) == estimate_memory({**config, "batch_size": 100}, dataset)
+    assert estimate_memory(config, dataset)["total"] < 2 ** 30

@@ -195,3 +195,15 @@ def test_sweep_resume_continues_a_killed_trial_from_its_checkpoint_in_its_own_fo
         assert trial["status"] == "finished" and trial["run_dir"] == folder  # the same folder, not a new attempt
         assert rnnrun(*args, "--runs-dir", tmp_path / "reference", "--quiet").exit_code == 0
     assert_same_run(folder, run_dir_of(tmp_path / "reference"))
+
+
+def test_a_second_stop_signal_during_cleanup_waits_instead_of_cutting_it_short():
+    """The first signal raises Stopped where the run is; one more while the run's files are being saved is
+    recorded, not raised, so the run is kept whole and the process exits by its own exit code."""
+    from tinygrad_rnn.runner.signals import Stop, Stopped, on_stop
+    with on_stop():
+        with pytest.raises(Stopped) as first:
+            Stop.handler(signal.SIGTERM, None)
+        Stop.handler(signal.SIGTERM, None)  # during the cleanup: nothing raised
+        assert first.value.signum == signal.SIGTERM and Stop.seen == signal.SIGTERM
+    assert Stop.seen is None  # the next command's block starts clean

@@ -45,6 +45,7 @@ USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 SEED = click.IntRange(0, MAX_SEED)
 WORKERS = click.IntRange(1, 4096)  # local worker processes of sweep and tune
 DEBUG_ENV = "RNNRUN_DEBUG"
+BROKEN_PIPE = 141  # `rnnrun runs | head`: quietly, with the status of a tool ended by SIGPIPE (128 + 13), as cat's
 
 
 # ---- plugins and specs --------------------------------------------------------------------------------
@@ -256,8 +257,8 @@ def report(error):
     if isinstance(error, KeyboardInterrupt):
         click.echo("Interrupted.", err=True)
         return 130
-    if isinstance(error, OSError) and error.errno == errno.EPIPE:
-        return 1  # the reader went away (`| head`): nothing to say, nobody to say it to
+    if isinstance(error, ReaderGone) or isinstance(error, OSError) and error.errno == errno.EPIPE:
+        return BROKEN_PIPE  # the reader went away (`| head`): nothing to say, nobody to say it to
     if isinstance(error, MemoryError):
         click.echo("Error: out of memory; use a smaller --hidden, --batch-size or dataset", err=True)
         return 1
@@ -299,6 +300,10 @@ def _short_path(path):
     return relative if not relative.startswith("..") else path
 
 
+class ReaderGone(Exception):
+    """stdout's reader went away (`rnnrun runs | head`): not an error of the command, nothing to say."""
+
+
 class RnnrunGroup(click.Group):
     """A click group whose errors are one line on stderr and an exit code, never a traceback.
 
@@ -310,6 +315,15 @@ class RnnrunGroup(click.Group):
         if not any(param.name == "debug" for param in cmd.params):
             cmd.params.append(debug_option())
         super().add_command(cmd, name)
+
+    def invoke(self, ctx):
+        """click would turn a broken pipe into exit 1; it goes to `report` (BROKEN_PIPE) instead."""
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise ReaderGone() from e
+            raise
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         _debug[0] = False
@@ -354,6 +368,8 @@ def _flush_or_report(code):
     except OSError as e:
         if e.errno != errno.EPIPE:
             click.echo(f"Error: cannot write the output: {e.strerror or e}", err=True)
+        else:
+            code = code or BROKEN_PIPE
         try:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, sys.stdout.fileno())

@@ -198,7 +198,7 @@ def estimate_memory(config, dataset):
     """Bytes a run needs, roughly: {"parameters", "activations", "data", "total"}.
 
         parameters    16 P                  P parameters in float32: weights, gradients, 2 Adam moments
-        activations   4 B T H L d F         batch B, steps T, hidden H, layers L, directions d, and
+        activations   4 B T H L d F         batch B (at most N), steps T, hidden H, layers L, directions d, and
                                             F = ACTIVATION_FLOATS floats kept per unit for BPTT
         data          8 (3/2 N) (T + 1) D   N training sequences, half again for validation and
                                             test, D features, generated in float64
@@ -216,7 +216,8 @@ def estimate_memory(config, dataset):
     steps = _size(dataset, "T") or 1
     sequences = _size(dataset, "n_train")
     parameters = 16 * count
-    activations = 4 * config["batch_size"] * steps * hidden * layers * directions * ACTIVATION_FLOATS
+    batch = min(config["batch_size"], sequences) if sequences else config["batch_size"]  # no batch outgrows the data
+    activations = 4 * batch * steps * hidden * layers * directions * ACTIVATION_FLOATS
     data = 8 * (sequences * 3 // 2) * (steps + 1) * features if sequences else 0
     return {"parameters": parameters, "activations": activations, "data": data,
             "total": parameters + activations + data}

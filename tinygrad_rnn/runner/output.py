@@ -1,6 +1,7 @@
 """What every command prints through: the rich consoles, strict JSON, and `Fail`, a run failure
 already reported (exit 1)."""
 import contextlib
+import errno
 import json
 import math
 import sys
@@ -13,8 +14,16 @@ class Fail(Exception):
     """A run that failed (exit 1), already reported."""
 
 
+class _Console(Console):
+    def on_broken_pipe(self):
+        """rich's default exits 1 on its own; the reader going away (`rnnrun runs | head`) goes through
+        rnnrun's one error path instead, which ends quietly (app.BROKEN_PIPE)."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the output's reader went away")
+
+
 def console(stderr=False):
-    return Console(stderr=stderr, highlight=False)
+    return _Console(stderr=stderr, highlight=False)
 
 
 def make_streams_tolerant():
