@@ -21,8 +21,8 @@ from .config import BASE, FROM_DATASET, check_config, check_options, construct, 
 from ..errors import ConfigError, DivergedError, PluginError, ShapeError, UnknownPluginError
 from ..forecast import forecast
 from ..models import SequenceModel
+from ..nn import CompileWarning
 from ..nn.recurrent import Recurrent
-from ..nn.tape import CompileWarning
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
