@@ -27,7 +27,7 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..train import Trainer
-from .runs import CHECKPOINT, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity, weights_signature
+from .runs import CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity, weights_signature
 from .signals import held, why
 
 
@@ -297,7 +297,7 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
     return _train(run, config, None, on_start, on_epoch, on_batch)
 
 
-def prepare_resume(run, epochs=None):
+def prepare_resume(run, epochs=None, live_workers=None):
     """(config, checkpoint) to continue `run` from its last checkpoint, `epochs` the new total if given.
 
     Everything that can refuse is checked here, before anything is written: a damaged file raises
@@ -307,7 +307,7 @@ def prepare_resume(run, epochs=None):
     if epochs is not None:
         check_config({"epochs": epochs}, "flags")  # the bound --epochs has for training
     config = run.verify().config()
-    status = run.status()
+    status = run.status(live_workers)
     if status == "running":
         summary = run.summary()
         raise ConfigError(f"run {run.id} is still running (pid {summary.get('pid')} on {summary.get('host')}); "
@@ -344,10 +344,10 @@ def prepare_resume(run, epochs=None):
     return {**config, "meta": meta}, checkpoint
 
 
-def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None):
+def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None, live_workers=None):
     """Continue `run` in its own folder from its last checkpoint (see `prepare_resume`); returns its
     summary. On NumPy the numbers are bit for bit those of the same run never interrupted."""
-    config, checkpoint = prepare_resume(run, epochs)
+    config, checkpoint = prepare_resume(run, epochs, live_workers)
     return continue_run(run, config, checkpoint, on_start, on_epoch, on_batch)
 
 
@@ -397,11 +397,21 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
             if on_epoch:
                 on_epoch(trainer, metrics)
 
+        last_beat = [time.time()]
+
+        def batch_done(trainer, batch, batches, loss):
+            if time.time() - last_beat[0] >= HEARTBEAT_SECONDS:  # a heartbeat within long epochs too
+                with held():
+                    summary["last_seen"] = last_beat[0] = time.time()
+                    run.write_summary(summary, durable=False)
+            if on_batch:
+                on_batch(trainer, batch, batches, loss)
+
         trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],
                           optimizer_options=config["optimizer_options"], regularisers=regs,
                           epochs=config["epochs"], batch_size=config["batch_size"],
                           schedule=config.get("schedule"), schedule_options=config.get("schedule_options"),
-                          on_epoch=epoch_done, on_batch=on_batch)
+                          on_epoch=epoch_done, on_batch=batch_done)
         if checkpoint:
             try:
                 trainer.load_state_dict(checkpoint)
@@ -445,7 +455,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     return summary
 
 
-PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")
+PROCESS_KEYS = ("pid", "host", "pid_start", "worker", "last_seen", "epoch_seconds")
 
 
 def _final(summary):

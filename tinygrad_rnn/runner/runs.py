@@ -27,6 +27,7 @@ import json
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 import zipfile
@@ -42,7 +43,8 @@ CHECKPOINT = "checkpoint.npz"
 PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 REQUIRED_SETTINGS = ("cell", "data", "hidden", "layers", "epochs", "batch_size", "lr", "seed")  # in every config.toml
 RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # how RunStore.create names a run folder: <timestamp>-<cell>-<data>
-STALE_SECONDS = 3600  # a run on another host with no heartbeat for this long (and 5 epochs' time) is gone
+HEARTBEAT_SECONDS = 30  # a running run rewrites its summary at least this often (between batches)
+STALE_SECONDS = 600     # a run on another host with no heartbeat for this long is gone
 
 
 class DamagedRun(TinygradRNNError):
@@ -107,8 +109,24 @@ def read_json(path):
 
 # ---- the process that runs a run: is it still there? ----------------------------------------------
 def process_identity():
-    """{"pid", "host", "pid_start"} of this process; pid_start (Linux) tells a reused pid apart."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_start": _start_time(os.getpid())}
+    """{"pid", "host", "pid_start"} of this process; pid_start (Linux) tells a reused pid apart. In a Dask
+    worker, "worker" too: its address, which the scheduler can say is gone wherever the worker ran."""
+    identity = {"pid": os.getpid(), "host": socket.gethostname(), "pid_start": _start_time(os.getpid())}
+    worker = dask_worker_address()
+    if worker:
+        identity["worker"] = worker
+    return identity
+
+
+def dask_worker_address():
+    """The address of the Dask worker this code runs in, or None (not in one, or no Dask at all)."""
+    if "distributed" not in sys.modules:  # never import Dask just to ask
+        return None
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError, AttributeError):  # ValueError: not in a worker
+        return None
 
 
 def _start_time(pid):
@@ -121,11 +139,16 @@ def _start_time(pid):
     return None if fields[0] == "Z" else int(fields[19])  # a zombie has exited already
 
 
-def process_alive(summary):
-    """Whether the process that wrote this "running" summary may still be running it."""
+def process_alive(summary, live_workers=None):
+    """Whether the process that wrote this "running" summary may still be running it.
+
+    `live_workers`: the addresses of the Dask workers the scheduler knows now (None: not asked). A run
+    whose worker is not among them is gone, on whatever host it ran."""
+    if live_workers is not None and summary.get("worker") and summary["worker"] not in live_workers:
+        return False
     if summary.get("host") != socket.gethostname():  # no way to ask another machine: trust the heartbeat
         quiet = time.time() - float(summary.get("last_seen") or 0)
-        return quiet < STALE_SECONDS + 5 * float(summary.get("epoch_seconds") or 0)
+        return quiet < STALE_SECONDS
     pid = summary.get("pid")
     if not isinstance(pid, int):
         return False
@@ -288,10 +311,11 @@ class Run:
         except (KeyError, ValueError, TypeError) as e:
             raise DamagedRun(self, CHECKPOINT, f"not a checkpoint of this program ({_first_line(e)})") from None
 
-    def status(self):
-        """The run's status as it is now: "killed" where summary.json says running but its process is gone."""
+    def status(self, live_workers=None):
+        """The run's status as it is now: "killed" where summary.json says running but its process is gone
+        (see process_alive; `live_workers` are the Dask workers the scheduler knows, where asked)."""
         summary = self.summary()
-        if summary["status"] == "running" and not process_alive(summary):
+        if summary["status"] == "running" and not process_alive(summary, live_workers):
             return "killed"
         return summary["status"]
 

@@ -35,7 +35,7 @@ from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
-from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
+from .runs import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
 from .signals import interrupt_workers, on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
@@ -238,12 +238,14 @@ class Sweep:
                 pass
         return results
 
-    def resumable(self):
-        """{trial key: run folder} of unfinished attempts with a readable checkpoint, the latest per trial."""
+    def resumable(self, live_workers=None):
+        """{trial key: run folder} of unfinished attempts with a readable checkpoint, the latest per trial
+        (`live_workers`: the Dask workers alive now, where known: an attempt of any other one is over)."""
         found = {}
         for run in self.runs():
             try:
-                if run.status() not in DONE + ("running",) and run.has_checkpoint() and run.check() is None:
+                if run.status(live_workers) not in DONE + ("running",) and run.has_checkpoint() and \
+                        run.check() is None:
                     found[trial_key(run.config())] = run.path
             except DamagedRun:
                 pass
@@ -335,9 +337,13 @@ def run_trial(config, root, group, plugins=(), resume_path=None):
         from .experiment import execute, resume
         with trial_lock:
             load_plugins_once(plugins)
+            live = live_dask_workers()
+            if resume_path is None and live is not None and str(group).startswith(SWEEPS + os.sep):
+                # Dask runs a lost worker's task again: continue that attempt rather than start over
+                resume_path = Sweep(root, os.path.basename(group)).resumable(live).get(trial_key(config))
             if resume_path is not None:
                 store.run = Run(resume_path)
-                return resume(store.run)
+                return resume(store.run, live_workers=live)
             return execute(config, store, group=group)
     except KeyboardInterrupt as e:
         status, message = "interrupted", why(e)
@@ -360,6 +366,18 @@ def init_worker():
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no real file descriptors: nothing to redirect
         pass
+
+
+def live_dask_workers():
+    """The addresses of the Dask workers the scheduler knows now, asked from inside a Dask task; None
+    anywhere else (a local run or pool worker)."""
+    if dask_worker_address() is None:
+        return None
+    try:
+        from distributed import get_client
+        return set(get_client().scheduler_info()["workers"])
+    except Exception:  # the scheduler cannot be asked: nothing is known, so nothing is assumed gone
+        return None
 
 
 def _worker_trial(config, root, group, plugins, resume_path=None):
