@@ -25,6 +25,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
 from .runs import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
-from .signals import interrupt_workers, on_stop, why
+from .signals import Stopped, ignoring_stops, interrupt_workers, on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
 SPEC_AXES = ("data", "cell", "optimizer")            # NAME[:k=v] specs
@@ -326,7 +327,54 @@ class RecordingStore(RunStore):
         return self.run
 
 
-def run_trial(config, root, group, plugins=(), resume_path=None):
+class DaskStop:
+    """The stop of a sweep or study whose trials run on Dask workers: Python signals reach the client
+    only, so the client sets a Dask Variable (named per command) to the signal's number, and each trial
+    reads it between batches (at most once a second) and stops as Ctrl-C would stop it here."""
+
+    def __init__(self, name):
+        self.name, self._variable, self._next = name, None, 0.0
+
+    def start(self, client):
+        """Client side, before any trial is submitted."""
+        from distributed import Variable
+        self._variable = Variable(self.name, client=client)
+        self._variable.set(0)
+        return self
+
+    def set(self, signum):
+        """Client side: ask every running trial to stop (and every trial not started yet not to start)."""
+        if self._variable is not None:
+            with contextlib.suppress(Exception):  # a lost scheduler: nothing left to tell
+                self._variable.set(int(signum))
+
+    def seen(self):
+        """Worker side: the signal's number once the client has asked to stop, else 0."""
+        from distributed import Variable
+        if self._variable is None:
+            self._variable = Variable(self.name)
+        try:
+            return int(self._variable.get(timeout=5) or 0)
+        except Exception:  # not set or scheduler unreachable: go on; the client's own loss is handled there
+            return 0
+
+    def check(self, *_):
+        """Worker side, as a trainer's on_batch callback: raise Stopped once asked."""
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + 1.0
+            signum = self.seen()
+            if signum:
+                raise Stopped(signum)
+
+    def __reduce__(self):  # sent to workers by name: the Variable is looked up there
+        return (DaskStop, (self.name,))
+
+
+NOT_STARTED = "not started"  # a Dask trial asked to stop before it began: it stays pending
+
+
+def run_trial(config, root, group, plugins=(), resume_path=None, stop=None):
     """Run one trial with `execute` (or, given the folder of an earlier attempt that has a checkpoint,
     continue it with `resume`); returns its summary whatever happens.
 
@@ -341,10 +389,13 @@ def run_trial(config, root, group, plugins=(), resume_path=None):
             if resume_path is None and live is not None and str(group).startswith(SWEEPS + os.sep):
                 # Dask runs a lost worker's task again: continue that attempt rather than start over
                 resume_path = Sweep(root, os.path.basename(group)).resumable(live).get(trial_key(config))
+            check = stop.check if stop is not None else None
+            if stop is not None and stop.seen():
+                return {"status": NOT_STARTED}
             if resume_path is not None:
                 store.run = Run(resume_path)
-                return resume(store.run, live_workers=live)
-            return execute(config, store, group=group)
+                return resume(store.run, live_workers=live, on_batch=check)
+            return execute(config, store, group=group, on_batch=check)
     except KeyboardInterrupt as e:
         status, message = "interrupted", why(e)
     except Exception as e:  # a broken trial must not stop the sweep: it is recorded and the rest go on
@@ -380,11 +431,12 @@ def live_dask_workers():
         return None
 
 
-def _worker_trial(config, root, group, plugins, resume_path=None):
+def _worker_trial(config, root, group, plugins, resume_path=None, stop=None):
     """run_trial in a pool worker or a Dask task: Ctrl-C ends the trial as "interrupted", not the worker
-    (once the epoch's files are whole). SIGTERM keeps its default: the sweep uses it to end a worker."""
+    (once the epoch's files are whole). SIGTERM keeps its default: the sweep uses it to end a worker.
+    On Dask, `stop` (a DaskStop) is how the client's Ctrl-C or SIGTERM reaches the trial."""
     with on_stop((signal.SIGINT,)):
-        return run_trial(config, root, group, plugins, resume_path)
+        return run_trial(config, root, group, plugins, resume_path, stop)
 
 
 # ---- executors: each calls record(trial, summary) in this process as results arrive ----------------
@@ -493,15 +545,32 @@ def connect(address):
         raise SweepError(f"cannot reach the Dask scheduler at {address}: {message}") from None
 
 
+STOP_WAIT_SECONDS = 30  # how long a stopped Dask sweep waits for its running trials to save and return
+
+
 def _on_dask(trials, client, root, group, plugins, record):
     from distributed import as_completed
-    pending = {client.submit(_worker_trial, t["config"], root, group, list(plugins), t.get("resume"), pure=False): t
-               for t in trials}
+    stop = DaskStop(f"rnnrun-stop-{group}-{os.getpid()}-{time.time_ns()}").start(client)
+    pending = {client.submit(_worker_trial, t["config"], root, group, list(plugins), t.get("resume"), stop,
+                             pure=False): t for t in trials}
+    results = as_completed(pending, loop=client.loop)
     try:
-        for future in as_completed(pending, loop=client.loop):
-            record(pending[future], _outcome(future))
-    except KeyboardInterrupt:
-        client.cancel(list(pending))
+        for future in results:
+            record(pending.pop(future), _outcome(future))
+    except KeyboardInterrupt as e:
+        # the signal reached this process only: the trials on the workers are told through `stop`, save
+        # their files and come back "interrupted"; those not started yet come back at once, still pending
+        stop.set(getattr(e, "signum", signal.SIGINT))
+        with ignoring_stops():
+            try:
+                for future in as_completed(list(pending), timeout=STOP_WAIT_SECONDS, loop=client.loop):
+                    outcome = _outcome(future)
+                    trial = pending.pop(future)
+                    if outcome.get("status") != NOT_STARTED:
+                        record(trial, outcome)
+            except Exception:  # timed out, or the scheduler is gone: what came back is recorded
+                pass
+            client.cancel(list(pending))
         raise
 
 

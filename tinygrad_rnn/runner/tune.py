@@ -29,6 +29,7 @@ import math
 import multiprocessing
 import os
 import signal
+import time
 from concurrent import futures
 
 from ..errors import ConfigError, TinygradRNNError
@@ -36,7 +37,7 @@ from ..registry import datasets
 from . import sweep as sweeps
 from .config import parse_spec
 from .runs import atomic_write, plain, slug
-from .signals import held, interrupt_workers, on_stop, released
+from .signals import held, ignoring_stops, interrupt_workers, on_stop, released
 from .sweep import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
@@ -259,8 +260,10 @@ def objective(trial, job, say=None):
 
     store = sweeps.RecordingStore(job["root"])
     try:
+        stop = job.get("stop")  # on Dask: the client's Ctrl-C or SIGTERM, read between batches
         with sweeps.trial_lock, released():  # one trial at a time per process; a stop ends it at once
-            summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
+            summary = execute(config, store, on_epoch=on_epoch, group=job["group"],
+                              on_batch=stop.check if stop is not None else None)
     except KeyboardInterrupt:
         _keep_attrs(trial, store, {"status": "interrupted"})
         raise
@@ -294,14 +297,25 @@ def optimize(job, say=None):
     optuna = require_optuna()
     study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]),
                               sampler=make_sampler(job), pruner=make_pruner(job))
+    stop = job.get("stop")
+
+    def no_new_trial_once_stopped(study, trial):
+        if stop is not None and stop.seen():
+            study.stop()
     with held():  # a stop signal acts inside a trial's training (objective), never mid-write in Optuna
-        study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,))
+        study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,),
+                       callbacks=[no_new_trial_once_stopped])
 
 
 def _worker_optimize(job):
-    """optimize in a pool worker or Dask task: Ctrl-C ends the running trial as "interrupted"."""
+    """optimize in a pool worker or Dask task: Ctrl-C (or, on Dask, the client's stop) ends the running
+    trial as "interrupted" and the share with it."""
     with on_stop((signal.SIGINT,)):
-        optimize(job)
+        try:
+            optimize(job)
+        except KeyboardInterrupt:
+            return "interrupted"
+    return "done"
 
 
 # ---- where the trials run: here, a local process pool, or a Dask cluster -------------------------------
@@ -333,11 +347,18 @@ def run_study(job, workers=1, client=None, say=None):
 
 
 def _on_dask(jobs, client):
-    pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
+    from distributed import as_completed, wait
+    stop = sweeps.DaskStop(f"rnnrun-stop-{jobs[0]['study']}-{os.getpid()}-{time.time_ns()}").start(client)
+    pending = [client.submit(_worker_optimize, {**j, "stop": stop}, pure=False) for j in jobs]
     try:
-        client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
-    except KeyboardInterrupt:
-        client.cancel(pending)
+        for future in as_completed(pending, loop=client.loop):  # not gather: a stop leaves no task behind
+            future.result()  # a task that raised (e.g. a lost worker) raises here
+    except KeyboardInterrupt as e:
+        stop.set(getattr(e, "signum", signal.SIGINT))  # the running trials save and end "interrupted"
+        with ignoring_stops():
+            with contextlib.suppress(Exception):
+                wait(pending, timeout=sweeps.STOP_WAIT_SECONDS)
+            client.cancel(pending)
         raise
 
 
