@@ -18,11 +18,13 @@ import datetime
 import hashlib
 import itertools
 import json
+import logging
 import math
 import multiprocessing
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -34,7 +36,7 @@ import tomli_w
 
 from .. import __version__
 from .config import load_toml, parse_spec, split_names
-from ..errors import ConfigError, TinygradRNNError
+from ..errors import ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..registry import load_plugin
 from .runs import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
 from .signals import Stopped, ignoring_stops, interrupt_workers, on_stop, why
@@ -52,6 +54,10 @@ RANGE_HELP = "a comma list (1e-3,3e-3) or, with --random, a range LOW:HIGH[:log|
 
 class SweepError(TinygradRNNError, RuntimeError):
     """A sweep that cannot run, e.g. an unreachable Dask scheduler."""
+
+
+class SchedulerLost(SweepError):
+    """The Dask scheduler went away mid-sweep: the trials it had are neither finished nor failed here."""
 
 
 def flag(axis):
@@ -239,6 +245,17 @@ class Sweep:
                 pass
         return results
 
+    def running(self, live_workers=None):
+        """{trial key: Run} of attempts whose process is still at it (the latest per trial)."""
+        found = {}
+        for run in self.runs():
+            try:
+                if run.status(live_workers) == "running":
+                    found[trial_key(run.config())] = run
+            except DamagedRun:
+                pass
+        return found
+
     def resumable(self, live_workers=None):
         """{trial key: run folder} of unfinished attempts with a readable checkpoint, the latest per trial
         (`live_workers`: the Dask workers alive now, where known: an attempt of any other one is over)."""
@@ -251,6 +268,35 @@ class Sweep:
             except DamagedRun:
                 pass
         return found
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep):
+    """Held while a sweep runs (a new one or a --resume): a second rnnrun on the same sweep is refused,
+    so no trial runs twice at once. An advisory lock on the sweep's `.lock` file, released by the system
+    when its process ends however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock to take
+        yield
+        return
+    with open(sweep.file(".lock"), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"sweep {sweep.id} is being run by {holder}; wait for it to end or stop it "
+                              "first (one rnnrun per sweep at a time)") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"rnnrun pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def create_sweep(root, name):
@@ -375,12 +421,19 @@ NOT_STARTED = "not started"  # a Dask trial asked to stop before it began: it st
 
 
 def run_trial(config, root, group, plugins=(), resume_path=None, stop=None):
+    """`_run_trial`, its summary marked, on a Dask worker, with the host and worker it ran on."""
+    summary = _run_trial(config, root, group, plugins, resume_path, stop)
+    worker = dask_worker_address()
+    return {**summary, "host": socket.gethostname(), "worker": worker} if worker else summary
+
+
+def _run_trial(config, root, group, plugins=(), resume_path=None, stop=None):
     """Run one trial with `execute` (or, given the folder of an earlier attempt that has a checkpoint,
     continue it with `resume`); returns its summary whatever happens.
 
     status "finished" or "diverged" (from execute), "failed" (an exception, with its message) or
     "interrupted" (Ctrl-C); the trial's folder keeps its files in every case."""
-    store = RecordingStore(root)
+    store, setup = RecordingStore(root), False
     try:
         from .experiment import execute, resume
         with trial_lock:
@@ -400,11 +453,17 @@ def run_trial(config, root, group, plugins=(), resume_path=None, stop=None):
         status, message = "interrupted", why(e)
     except Exception as e:  # a broken trial must not stop the sweep: it is recorded and the rest go on
         status, message = "failed", f"{type(e).__name__}: {e}"
+        setup = store.run is None and isinstance(e, (PluginError, UnknownPluginError, ImportError, OSError))
+        worker = dask_worker_address()
+        if worker:  # on a cluster, where it failed is half of why
+            message += f" (on host {socket.gethostname()}, Dask worker {worker})"
     try:
         summary = store.run.summary() if store.run is not None else {}
     except DamagedRun:
         summary = {}
     summary.update(status=status, message=message)
+    if setup:  # before its run existed, a plugin or file this worker cannot load: not the trial's fault,
+        summary["setup_failed"] = True  # and another worker may well run it
     return summary
 
 
@@ -538,6 +597,8 @@ def connect(address):
         from distributed import Client
     except ImportError:
         raise ConfigError("--scheduler needs Dask: pip install 'tinygrad_rnn[dask]'") from None
+    # Dask's client logs each failed reconnection with a traceback; rnnrun says what happened in one line
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except Exception as e:
@@ -554,9 +615,29 @@ def _on_dask(trials, client, root, group, plugins, record):
     pending = {client.submit(_worker_trial, t["config"], root, group, list(plugins), t.get("resume"), stop,
                              pure=False): t for t in trials}
     results = as_completed(pending, loop=client.loop)
+    unusable = set()  # workers where a trial could not even start (e.g. a plugin file they cannot see)
+    lost = 0          # trials whose future the scheduler's loss cancelled: their outcome is not known here
     try:
         for future in results:
-            record(pending.pop(future), _outcome(future))
+            if future.status == "cancelled":  # only a lost scheduler cancels here (a stop is handled below)
+                pending.pop(future)
+                lost += 1
+                continue
+            trial, outcome = pending.pop(future), _outcome(future)
+            if outcome.get("setup_failed") and outcome.get("worker"):
+                unusable.add(outcome["worker"])
+                others = sorted(set(client.scheduler_info()["workers"]) - unusable)
+                if others:  # one bad worker must not fail every trial it is handed: the others take it
+                    retry = client.submit(_worker_trial, trial["config"], root, group, list(plugins),
+                                          trial.get("resume"), stop, pure=False, workers=others,
+                                          allow_other_workers=False)
+                    pending[retry] = trial
+                    results.add(retry)
+                    continue
+            record(trial, readable_here(outcome))
+        if lost:
+            raise SchedulerLost(f"lost the Dask scheduler with {lost} trial{'s' if lost > 1 else ''} running or "
+                                "waiting; trials already running on workers may finish in their folders")
     except KeyboardInterrupt as e:
         # the signal reached this process only: the trials on the workers are told through `stop`, save
         # their files and come back "interrupted"; those not started yet come back at once, still pending
@@ -574,6 +655,25 @@ def _on_dask(trials, client, root, group, plugins, record):
         raise
 
 
+def readable_here(summary):
+    """`summary` of a trial that ran on a Dask worker, checked against what this machine can read: a run
+    written where the client cannot see it (no shared file system) is a failure said out loud, not a
+    result that `rnnrun runs` will never find."""
+    run_dir = summary.get("run_dir")
+    if summary.get("status") in (None, NOT_STARTED) or not run_dir:
+        return summary
+    try:
+        here = Run(run_dir).summary().get("run_id") == summary.get("run_id")
+    except DamagedRun:
+        here = False
+    if here:
+        return summary
+    where = f"host {summary['host']}" if summary.get("host") else "a worker"
+    return {**summary, "status": "failed",
+            "message": f"{where} wrote the run to {run_dir}, which this machine cannot read: give the workers "
+                       f"--runs-dir on a file system this machine shares (its result: {summary.get('status')})"}
+
+
 def _outcome(future):
     """A finished future's summary; a lost worker or a task error becomes a failed trial."""
     try:
@@ -588,9 +688,22 @@ def run_sweep(sweep, trials, workers=1, client=None, plugins=(), on_result=None)
 
     summary.json is rewritten after every result. KeyboardInterrupt is re-raised after it is written
     with status "interrupted"."""
+    with sweep_lock(sweep):
+        return _run_sweep(sweep, trials, workers, client, plugins, on_result)
+
+
+def _run_sweep(sweep, trials, workers, client, plugins, on_result):
+    live = set(client.scheduler_info()["workers"]) if client is not None else None
     earlier = sweep.done()
     records = {t["key"]: _record(t, earlier[t["key"]]) for t in trials if t["key"] in earlier}
-    attempts = sweep.resumable()  # an unfinished trial with a checkpoint continues from it
+    for key, run in sweep.running(live).items():  # an attempt still training (an orphaned worker's) is left be
+        if key not in records:
+            summary = run.summary()
+            records[key] = _record(next(t for t in trials if t["key"] == key), {
+                "status": "running", "run_dir": run.path, "run_id": run.id,
+                "message": f"still running in {run.path} (pid {summary.get('pid')} on {summary.get('host')}); "
+                           "--resume again once it ends collects it"})
+    attempts = sweep.resumable(live)  # an unfinished trial with a checkpoint continues from it
     todo = [{**t, "resume": attempts.get(t["key"])} for t in trials if t["key"] not in records]
     resumed = len(records)
 
@@ -606,6 +719,9 @@ def run_sweep(sweep, trials, workers=1, client=None, plugins=(), on_result=None)
     except KeyboardInterrupt:
         sweep.write_summary(summarise(sweep, trials, records, "interrupted", resumed))
         raise
+    except SchedulerLost as e:  # the unknown trials stay pending: --resume collects what the workers finish
+        sweep.write_summary({**summarise(sweep, trials, records, "failed", resumed), "message": str(e)})
+        raise SchedulerLost(f"{e}; rnnrun sweep --resume {sweep.id} collects them and runs the rest") from None
     doc = summarise(sweep, trials, records, "finished", resumed)
     sweep.write_summary(doc)
     return doc
