@@ -82,3 +82,60 @@ def test_sigterm_stops_the_trials_on_the_workers_and_keeps_the_rest_pending(clus
     epochs = [epochs_done(run) for run in runs]
     time.sleep(1)
     assert [epochs_done(run) for run in runs] == epochs  # nothing trains on after the stop
+
+
+PICKY = '''
+from distributed import get_worker
+from tinygrad_rnn.registry import register_cell
+import tinygrad_rnn_plugins.cells.gru as gru
+
+try:
+    name = get_worker().name
+except ValueError:  # the client: not a worker
+    name = None
+if name == 0:  # the first worker lacks a dependency, as a machine without the plugin's packages would
+    raise ImportError("no module named 'secret_dependency'")
+
+
+@register_cell("picky_gru")
+class PickyGRU(gru.GRU):
+    """A GRU whose plugin file loads on one worker only."""
+'''
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_load_the_plugin_does_not_fail_the_sweep(cluster, tmp_path):
+    address, _ = cluster
+    plugin = tmp_path / "picky.py"
+    plugin.write_text(PICKY)
+    result = subprocess.run([RNNRUN, "sweep", "--plugin", str(plugin), "--cell", "picky_gru", "--data",
+                             "sine:n_train=40", "--hidden", "4", "--epochs", "1", "--lr", "1e-3,2e-3,3e-3,4e-3",
+                             "--scheduler", address, "--runs-dir", str(tmp_path / "runs"), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["finished"] == 4 and doc["failed"] == 0
+    assert len({t["worker"] for t in doc["trials"]}) == 1  # all on the worker that can load it
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_is_one_line_and_leaves_the_trials_pending_for_resume(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = 8700 + os.getpid() % 200
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+                                  str(port), "--no-dashboard"], stderr=subprocess.DEVNULL, env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                               "--no-dashboard", "--no-nanny"], stderr=subprocess.DEVNULL, env=env)
+    try:
+        proc = start_sweep(tmp_path, f"tcp://127.0.0.1:{port}", "--lr", "1e-3,2e-3", "--epochs", "1000")
+        wait_for(proc, lambda: trial_runs(tmp_path) and epochs_done(trial_runs(tmp_path)[0]) >= 1)
+        scheduler.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+    assert proc.returncode == 1 and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("Error: lost the Dask scheduler") and "rnnrun sweep --resume" in err
+    doc = json.loads(open(glob.glob(str(tmp_path / "sweeps" / "*" / "summary.json"))[0]).read())
+    assert (doc["status"], doc["pending"], doc["failed"]) == ("failed", 2, 0)
