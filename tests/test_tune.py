@@ -219,3 +219,27 @@ def test_a_signal_stops_tune_cleanly_and_leaves_its_trials_interrupted(tmp_path,
     study_db = glob.glob(str(tmp_path / "tunes" / "*" / "study.db"))[0]
     study = optuna.load_study(study_name=None, storage="sqlite:///" + study_db)
     assert {t.user_attrs.get("status") for t in study.trials} == {"interrupted"}
+
+
+# ---- faults: trials left RUNNING, two commands on one study ---------------------------------------------
+def test_a_trial_left_running_by_a_dead_process_is_failed_by_the_next_command(study, monkeypatch):
+    """Optuna's heartbeat: a RUNNING trial whose process stopped beating is failed when trials start again."""
+    root, doc = study
+    url = doc["study"]["storage"]
+    dead = optuna.load_study(study_name=doc["study"]["name"], storage=tuning.storage(url)).ask()
+    dead.study._storage.record_heartbeat(dead._trial_id)  # it beat once, then its process was killed
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 1)
+    import time
+    time.sleep(1.1)
+    after = tune_json(root, *SEARCH, "--trials", "1")
+    states = {t["number"]: t["state"] for t in after["trials"]}
+    assert states[dead.number] == "fail" and after["study"]["running"] == 0
+
+
+def test_a_second_command_on_the_same_study_is_refused_while_the_first_runs(tmp_path):
+    from tinygrad_rnn.runner.sweep import folder_lock
+    first = tune_json(tmp_path, *SEARCH, "--trials", "1")
+    with folder_lock(first["study"]["path"], "the first command's study"):
+        code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 2 and len(errors) == 1 and "is being run by rnnrun pid" in errors[0], err

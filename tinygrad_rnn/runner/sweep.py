@@ -271,25 +271,24 @@ class Sweep:
 
 
 @contextlib.contextmanager
-def sweep_lock(sweep):
-    """Held while a sweep runs (a new one or a --resume): a second rnnrun on the same sweep is refused,
-    so no trial runs twice at once. An advisory lock on the sweep's `.lock` file, released by the system
-    when its process ends however it ends."""
+def folder_lock(folder, what):
+    """Held while a sweep or a study runs (new or continued): a second rnnrun on the same one is refused,
+    so no trial runs twice at once. An advisory lock on the folder's `.lock` file, which the system
+    releases when its process ends, however it ends. `what` names it in the refusal ("sweep 2026...")."""
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no lock to take
         yield
         return
-    with open(sweep.file(".lock"), "a+") as f:
+    with open(os.path.join(folder, ".lock"), "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise ConfigError(f"sweep {sweep.id} is being run by {holder}; wait for it to end or stop it "
-                              "first (one rnnrun per sweep at a time)") from None
-        f.seek(0)
-        f.truncate()
+            raise ConfigError(f"{what} is being run by {holder}; wait for it to end or stop it first "
+                              "(one rnnrun at a time; for more processes use --workers or --scheduler)") from None
+        f.truncate(0)
         f.write(f"rnnrun pid {os.getpid()} on {socket.gethostname()}\n")
         f.flush()
         try:
@@ -297,6 +296,10 @@ def sweep_lock(sweep):
         finally:
             f.truncate(0)
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def sweep_lock(sweep):
+    return folder_lock(sweep.path, f"sweep {sweep.id}")
 
 
 def create_sweep(root, name):

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import signal
 import time
+import warnings
 from concurrent import futures
 
 from ..errors import ConfigError, TinygradRNNError
@@ -179,12 +180,20 @@ def storage_url(root, name, url=None):
     return url or "sqlite:///" + os.path.join(os.path.abspath(study_folder(root, name)), "study.db")
 
 
+HEARTBEAT_SECONDS = 30   # a running trial tells the study it is alive this often (Optuna's heartbeat) ...
+GRACE_SECONDS = 120      # ... and one silent this long is failed by the next process that starts a trial
+
+
 def storage(url):
-    """An Optuna storage; SQLite waits up to a minute for a lock, so local workers can share one file."""
+    """An Optuna storage with a heartbeat, so that a trial whose process or worker died does not stay
+    RUNNING forever (the next trial to start fails it); SQLite waits up to a minute for a lock, so local
+    workers can share one file."""
     optuna = require_optuna()
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return url
+    connect = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():  # "heartbeat_interval is an experimental feature" (since Optuna 2.9)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=connect, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS)
 
 
 def open_study(job):
@@ -295,8 +304,11 @@ def optimize(job, say=None):
     """Run job["trials"] trials of the study in this process: the CLI's own, a pool worker or a Dask task."""
     sweeps.load_plugins_once(job["plugins"])
     optuna = require_optuna()
-    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]),
-                              sampler=make_sampler(job), pruner=make_pruner(job))
+    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]), pruner=make_pruner(job))
+    optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
+    # a share run again (its Dask worker lost) or started beside another command must not replay the
+    # draws of the trials already there: its seed moves on with the study
+    study.sampler = make_sampler({**job, "sampler_seed": job["sampler_seed"] + len(study.trials)})
     stop = job.get("stop")
 
     def no_new_trial_once_stopped(study, trial):
@@ -328,7 +340,15 @@ def run_study(job, workers=1, client=None, say=None):
     """Add job["trials"] trials to the study: here (one worker), on a spawned pool, or on a Dask cluster.
 
     Each process gets its share of the trials and a sampler seed of its own, so they do not propose
-    the same settings; the database is what they share."""
+    the same settings; the database is what they share. A study in its own folder's SQLite file takes
+    one rnnrun at a time (a second identical command would draw the same settings)."""
+    if job["storage"] == storage_url(job["root"], job["study"]):
+        with sweeps.folder_lock(job["folder"], f"study {job['study']}"):
+            return _run_study(job, workers, client, say)
+    return _run_study(job, workers, client, say)
+
+
+def _run_study(job, workers, client, say):
     if client is not None:
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
@@ -340,7 +360,7 @@ def run_study(job, workers=1, client=None, say=None):
             _on_dask(jobs, client)
         else:
             _on_pool(jobs)
-    except (KeyboardInterrupt, ConfigError):
+    except (KeyboardInterrupt, ConfigError, TuneError):
         raise
     except Exception as e:  # a worker that died: the trials it finished are in the study all the same
         raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
@@ -350,9 +370,16 @@ def _on_dask(jobs, client):
     from distributed import as_completed, wait
     stop = sweeps.DaskStop(f"rnnrun-stop-{jobs[0]['study']}-{os.getpid()}-{time.time_ns()}").start(client)
     pending = [client.submit(_worker_optimize, {**j, "stop": stop}, pure=False) for j in jobs]
+    failures = []
     try:
         for future in as_completed(pending, loop=client.loop):  # not gather: a stop leaves no task behind
-            future.result()  # a task that raised (e.g. a lost worker) raises here
+            if future.status == "cancelled":
+                failures.append("lost the Dask scheduler; trials running on workers may still finish")
+            elif future.status == "error":  # the others run on: rnnrun ends when they have
+                failures.append(share_error(future.exception()))
+        if failures:
+            raise TuneError(f"{failures[0]}{f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''}; "
+                            "the finished trials are kept in the study")
     except KeyboardInterrupt as e:
         stop.set(getattr(e, "signum", signal.SIGINT))  # the running trials save and end "interrupted"
         with ignoring_stops():
@@ -360,6 +387,16 @@ def _on_dask(jobs, client):
                 wait(pending, timeout=sweeps.STOP_WAIT_SECONDS)
             client.cancel(pending)
         raise
+
+
+def share_error(error):
+    """What went wrong with a Dask task running a share of the trials, in words."""
+    name = type(error).__name__
+    if name == "KilledWorker":
+        return f"a Dask worker died running trials ({first_line(error)})"
+    if isinstance(error, TinygradRNNError):  # e.g. a plugin the worker cannot load: its own message says where
+        return first_line(error)
+    return f"a share of the trials failed on a Dask worker: {first_line(error)}"
 
 
 def _on_pool(jobs):
