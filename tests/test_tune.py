@@ -243,3 +243,12 @@ def test_a_second_command_on_the_same_study_is_refused_while_the_first_runs(tmp_
         code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert code == 2 and len(errors) == 1 and "is being run by rnnrun pid" in errors[0], err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_study_file_is_named(tmp_path):
+    first = tune_json(tmp_path, *SEARCH, "--trials", "1")
+    database = os.path.join(first["study"]["path"], "study.db")
+    os.chmod(database, 0o444)
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
+    assert code == 2 and f"the study's database {database} cannot be written" in err, err

@@ -423,8 +423,35 @@ class DaskStop:
 NOT_STARTED = "not started"  # a Dask trial asked to stop before it began: it stays pending
 
 
+def keep_freed_memory():
+    """Undo, for training, what a Dask nanny's MALLOC_TRIM_THRESHOLD_=65536 does to glibc's malloc.
+
+    That setting (it helps Dask report memory) fixes the trim threshold, which also turns off glibc's
+    growing mmap threshold: every NumPy array over 128 KiB is then mapped fresh and its pages faulted in
+    again on each batch. Measured on a GRU (hidden 128, batch 128, 4 epochs of 2000 sine windows, one
+    BLAS thread): 1.37 s of CPU time without the variable, 1.86-1.90 s with it (sys time 0.15 → 0.7 s),
+    1.21 s with it and this call. The process keeps up to 256 MiB of freed memory for the next batch.
+    Once per process; nothing where the variable is unset or malloc is not glibc's."""
+    if _malloc_kept or "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return False
+    _malloc_kept.append(True)
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt  # glibc only (musl has none): AttributeError elsewhere
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_TRIM_THRESHOLD, 256 << 20)) and bool(mallopt(M_MMAP_THRESHOLD, 32 << 20))
+
+
+_malloc_kept = []
+
+
 def run_trial(config, root, group, plugins=(), resume_path=None, stop=None):
     """`_run_trial`, its summary marked, on a Dask worker, with the host and worker it ran on."""
+    keep_freed_memory()
     summary = _run_trial(config, root, group, plugins, resume_path, stop)
     worker = dask_worker_address()
     return {**summary, "host": socket.gethostname(), "worker": worker} if worker else summary
