@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tinygrad_rnn.runner.runs import Run
+from tinygrad_rnn.runner.store import Run
 
 distributed = pytest.importorskip("distributed")
 
@@ -144,10 +144,10 @@ def test_a_lost_scheduler_is_one_line_and_leaves_the_trials_pending_for_resume(t
 @pytest.mark.parametrize("env, kept", [({"MALLOC_TRIM_THRESHOLD_": "65536"}, True), ({}, False)])
 def test_a_trial_undoes_the_nannys_malloc_trim_setting_where_it_is_set(env, kept):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536; a trial's process raises glibc's thresholds again
-    (see sweep.keep_freed_memory for the measurement), and leaves malloc alone where it is unset."""
+    (see sweeper.keep_freed_memory for the measurement), and leaves malloc alone where it is unset."""
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc's mallopt")
-    code = "from tinygrad_rnn.runner.sweep import keep_freed_memory as k; print(k(), k())"
+    code = "from tinygrad_rnn.runner.sweeper import keep_freed_memory as k; print(k(), k())"
     environ = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     out = subprocess.run([sys.executable, "-c", code], env={**environ, **env}, capture_output=True, text=True).stdout
     assert out.split() == [str(kept), "False"]  # once per process

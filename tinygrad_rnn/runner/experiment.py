@@ -27,7 +27,8 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..train import Trainer
-from .runs import CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity, weights_signature
+from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
+                    weights_signature)
 from .signals import held, why
 
 
@@ -49,7 +50,7 @@ def resolve(config):
             hint = (f"; it may come from the recorded plugin {', '.join(gone)}, which is gone: "
                     "pass the file where it is now with --plugin FILE")
         else:
-            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin PATH_OR_MODULE"
         raise UnknownPluginError(f"{e}{hint}") from None
     dataset_cls = datasets.get(full["data"])
     for key in FROM_DATASET:
@@ -102,7 +103,7 @@ def _model(config, dataset, hidden, layers):
     try:
         return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
                              dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
-                             fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
+                             **recurrent_path(config["path"]), **config["cell_options"])
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -144,10 +145,19 @@ def check_run(config):
                           config["optimizer_options"], params=model.parameters(), lr=config["lr"])
     if config.get("schedule"):
         make_schedule(optimizer, config["schedule"], config.get("schedule_options"), config["epochs"])
-    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["fused"])
+    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["path"])
 
 
-def smoke_test_cell(name, options, input_size=1, fused=True):
+def recurrent_path(path):
+    """The config's `path` as the keyword arguments `Recurrent` (and SequenceModel) take.
+
+    Until `Recurrent` takes `path=` itself (the engine branch), it takes two booleans: auto and fused
+    are fused=True (a fused kernel where the cell has one, else its compiled tape), compiled adds
+    compiled=True, composed is fused=False. When it does, this becomes `return {"path": path}`."""
+    return {"fused": path != "composed", "compiled": path == "compiled"}
+
+
+def smoke_test_cell(name, options, input_size=1, path="auto"):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
     value is a ConfigError; a cell that then fails (no initial_state, a forward that raises or returns
     a state of the wrong shape) is a PluginError naming its file and line: both before any run starts."""
@@ -156,7 +166,7 @@ def smoke_test_cell(name, options, input_size=1, fused=True):
         raise PluginError(f"cell {name!r} ({where_defined(cell_class)}) has no initial_state(batch_size) method; "
                           "a cell needs forward(x, state) and initial_state(batch_size) (see docs/04-plugins.md)")
     try:
-        rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
+        rnn = Recurrent(cell_class, input_size, 2, **recurrent_path(path), **options)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -379,7 +389,6 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         dataset, model, regs = build(config)
         if not restoring:  # a resumed run has its preprocessing.json already
             _keep_preprocessing(run, dataset, config)
-        summary["weights_signature"] = weights_signature({n: tuple(t.shape) for n, t in model.named_tensors()})
         if os.path.exists(run.file(PREPROCESSING)):  # recorded, so that losing it later reads as damage
             summary["has_preprocessing"] = True
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
@@ -390,8 +399,12 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                 run.append_metrics(metrics)
                 last = trainer.epoch >= trainer.epochs or trainer.should_stop
                 if trainer.epoch % every == 0 or last:
-                    run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
+                    state = trainer.state_dict()
+                    run.save_checkpoint({**state, "elapsed": time.perf_counter() - started})
                     summary["checkpoint_epoch"] = trainer.epoch  # a checkpoint.npz missing later is damage
+                    # the model's names and shapes as trained (regularisers may add to it): another
+                    # model's weights or checkpoint in this folder are then named as not this run's
+                    summary["weights_signature"] = weights_signature(state["model"])
                 summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
                 run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
             if on_epoch:
@@ -419,6 +432,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                 raise DamagedRun(run, CHECKPOINT, f"does not fit the run of config.toml ({e})") from None
             restoring = False
             summary["checkpoint_epoch"] = int(checkpoint["epoch"])
+            summary["weights_signature"] = weights_signature(checkpoint["model"])
             _new_total(run, config)
             run.write_summary(summary)
             run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again

@@ -35,11 +35,11 @@ from concurrent import futures
 
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
-from . import sweep as sweeps
+from . import sweeper as sweeps
 from .config import parse_spec
-from .runs import atomic_write, plain, slug
+from .store import atomic_write, plain, slug
 from .signals import held, ignoring_stops, interrupt_workers, on_stop, released
-from .sweep import Range
+from .sweeper import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
 INSTALL = "rnnrun tune needs Optuna: pip install 'tinygrad_rnn[tune]'"
@@ -313,7 +313,9 @@ def optimize(job, say=None):
     sweeps.keep_freed_memory()  # a Dask nanny's malloc setting would cost a third more CPU time
     optuna = require_optuna()
     study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]), pruner=make_pruner(job))
-    optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
+    with warnings.catch_warnings():  # "fail_stale_trials is experimental" (since Optuna 2.9)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
     # a share run again (its Dask worker lost) or started beside another command must not replay the
     # draws of the trials already there: its seed moves on with the study
     study.sampler = make_sampler({**job, "sampler_seed": job["sampler_seed"] + len(study.trials)})

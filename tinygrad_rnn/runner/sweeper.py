@@ -38,7 +38,7 @@ from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..registry import load_plugin
-from .runs import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
+from .store import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
 from .signals import Stopped, ignoring_stops, interrupt_workers, on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
