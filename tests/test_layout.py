@@ -133,3 +133,43 @@ def test_every_package_folder_is_installed():
     folders |= {".".join(["tinygrad_rnn_plugins", *p.parent.relative_to(plugins).parts])
                 for p in plugins.rglob("__init__.py")}
     assert folders - listed == set(), f"package folders missing from setup.cfg's packages: {folders - listed}"
+
+
+# The engine is "four short files": this number keeps it true (today's tinygrad keeps one like it in CI).
+ENGINE_LINE_BUDGET = 1000
+ENGINE_CORE = ("tensor.py", "function.py", "ops.py", "backend.py")
+
+
+def test_the_engine_stays_within_its_line_budget():
+    lines = {name: len((PACKAGE / name).read_text().splitlines()) for name in ENGINE_CORE}
+    assert sum(lines.values()) <= ENGINE_LINE_BUDGET, \
+        f"the engine is {sum(lines.values())} lines ({lines}); its budget is {ENGINE_LINE_BUDGET}"
+
+
+def attribute_assignments_to_other_modules(path):
+    """`X.name = ...` at a module's top level where X is a name the module imported: back-patching."""
+    tree = ast.parse(path.read_text())
+    imported = {alias.asname or alias.name.split(".")[0] for node in tree.body
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    return [f"{path.name}:{node.lineno}" for node in tree.body if isinstance(node, (ast.Assign, ast.AugAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            and target.value.id in imported]
+
+
+def test_no_module_patches_another_modules_names():
+    """Tensor is one class whose every method is written in its body (jump to `Tensor.sigmoid` and you
+    find it), and Function knows Tensor without tensor.py setting a global of function.py."""
+    offenders = [hit for p in PACKAGE.rglob("*.py") for hit in attribute_assignments_to_other_modules(p)]
+    assert not offenders, f"module-level assignments to another module's names: {offenders}"
+    import tinygrad_rnn.tensor
+    for method in ("__add__", "__mul__", "__matmul__", "sigmoid", "tanh", "sum", "mean", "reshape", "__getitem__",
+                   "linear", "chunk", "stack", "backward"):
+        assert method in vars(tinygrad_rnn.tensor.Tensor), f"Tensor.{method} is not defined in the class body"
+
+
+def test_the_patch_checker_finds_a_patch(tmp_path):
+    fake = tmp_path / "patch.py"
+    fake.write_text("from . import function as _function\nfrom .tensor import Tensor\n"
+                    "_function._Tensor = Tensor\nTensor.tanh = lambda self: self\n")
+    assert attribute_assignments_to_other_modules(fake) == ["patch.py:3", "patch.py:4"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn.runner import teach
-from tinygrad_rnn.tensor import _topological_order
+from tinygrad_rnn.tensor import topological_order
 
 from helpers import rnnrun
 
@@ -184,7 +184,7 @@ def test_graph_tree_names_ops_shapes_parameters_and_the_input(tmp_path):
 
 def test_each_op_is_expanded_once_and_numbered_in_backwards_order():
     graph, loss = teach.tiny_model_graph("lstm", steps=3)
-    order = list(reversed(_topological_order(loss._ctx)))
+    order = list(reversed(topological_order(loss._ctx)))
     assert len(graph.ops) == len(order)
     assert sorted(n.order for n in graph.ops) == list(range(1, len(order) + 1))
     expanded = [node.key for _, node, first in teach.preorder(graph) if node.kind == "op" and first]

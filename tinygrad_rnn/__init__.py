@@ -3,7 +3,6 @@
 The public API that users and plugins write against lives here, in `tinygrad_rnn.nn`,
 `tinygrad_rnn.registry`, `tinygrad_rnn.data` (datasets) and `tinygrad_rnn.optim` (optimisers).
 """
-from . import ops  # noqa: F401  (attaches the arithmetic to Tensor)
 from .backend import array_module, get_backend, set_backend
 from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)

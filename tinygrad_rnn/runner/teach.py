@@ -20,7 +20,7 @@ from ..function import no_grad
 from ..gradcheck import gradcheck
 from ..nn.recurrent import Recurrent
 from ..regulariser import Regulariser
-from ..tensor import Tensor, _topological_order
+from ..tensor import Tensor, topological_order
 from ..train import detach_state, gradient_norm
 
 PATHS = ("fused", "compiled", "composed")
@@ -275,14 +275,14 @@ def computation_graph(output, parameters=(), inputs=()):
 
     `parameters` and `inputs` are (name, tensor) pairs that name the leaves; other leaves are
     constants (they need no gradient, e.g. the 1 in 1 - z or a zero initial state). Ops are numbered
-    in the order backward() calls them: `tensor._topological_order` reversed, the very list that
+    in the order backward() calls them: `tensor.topological_order` reversed, the very list that
     `Tensor.backward` loops over.
     """
     if output._ctx is None:
         raise ConfigError("the tensor was not computed by any op: there is no graph to show")
     names = {id(t): (name, "parameter") for name, t in parameters}
     names.update({id(t): (name, "input") for name, t in inputs})
-    order = list(reversed(_topological_order(output._ctx)))
+    order = list(reversed(topological_order(output._ctx)))
     place = {id(node): i + 1 for i, node in enumerate(order)}
     nodes, leaf_keys = {}, {}
     for node in order:
