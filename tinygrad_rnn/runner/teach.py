@@ -18,12 +18,11 @@ from .. import random as _random
 from ..errors import ConfigError
 from ..function import no_grad
 from ..gradcheck import gradcheck
-from ..nn.recurrent import Recurrent
+from ..nn.recurrent import PATHS, Recurrent
+from ..registry import cells
 from ..regulariser import Regulariser
 from ..tensor import Tensor, topological_order
 from ..train import detach_state, gradient_norm
-
-PATHS = ("fused", "compiled", "composed")
 
 
 # ---- gradient check of a recurrent layer ------------------------------------------------------------
@@ -40,7 +39,7 @@ class TensorCheck:
 @dataclass
 class CellCheck:
     cell: str
-    path: str            # "fused", "compiled" or "composed"
+    path: str            # "auto", "fused", "compiled" or "composed" (nn.recurrent.PATHS)
     lengths: list
     rows: list = field(default_factory=list)
 
@@ -63,12 +62,13 @@ def check_cell(cell, layers=1, bidirectional=False, hidden=3, input_size=2, step
     """
     if path not in PATHS:
         raise ConfigError(f"unknown path {path!r}; valid paths: {', '.join(PATHS)}")
+    cell = cells.get(cell) if isinstance(cell, str) else cell
     for name, value in (("steps", steps), ("batch", batch)):
         if value < 1:
             raise ConfigError(f"gradcheck: {name} must be a positive integer, got {value}")
     _random.manual_seed(seed)
-    rnn = Recurrent(cell, input_size, hidden, num_layers=layers, bidirectional=bidirectional,
-                    fused=path != "composed", compiled=path == "compiled", **cell_options).to(dtype=np.float64)
+    rnn = Recurrent(cell, input_size, hidden, num_layers=layers, bidirectional=bidirectional, path=path,
+                    **cell_options).to(dtype=np.float64)
     rng = np.random.default_rng(seed)
     lengths = np.array([max(1, steps - i) for i in range(batch)])
     x = Tensor(rng.standard_normal((batch, steps, input_size)), requires_grad=True)
@@ -332,7 +332,8 @@ def tiny_model_graph(cell, steps=3, hidden=2, input_size=1, batch=1, seed=0, **c
     if steps < 1:
         raise ConfigError(f"graph: steps must be a positive integer, got {steps}")
     _random.manual_seed(seed)
-    rnn = Recurrent(cell, input_size, hidden, fused=False, **cell_options)
+    cell = cells.get(cell) if isinstance(cell, str) else cell
+    rnn = Recurrent(cell, input_size, hidden, path="composed", **cell_options)
     rng = np.random.default_rng(seed)
     x = Tensor(rng.standard_normal((batch, steps, input_size)).astype(np.float32), requires_grad=True)
     target = Tensor(np.zeros((batch, hidden), np.float32))
