@@ -222,7 +222,7 @@ def _parameter_count(config, dataset, hidden, layers):
 
 
 def _size(dataset, name):
-    value = getattr(dataset, name, None)
+    value = getattr(dataset, name)  # T or n_train, declared by Dataset (None: unknown)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
@@ -471,7 +471,7 @@ def _forecast(dataset, model, summary):
     """For a time series: the free-running forecast from the last real window, kept in the summary."""
     if not dataset.forecastable:
         return None, None
-    steps = getattr(dataset, "forecast_steps", 50)
+    steps = dataset.forecast_steps
     predictions, truth = forecast(model, dataset, steps)
     listed = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in a[:, 0]]  # noqa: E731
     summary["forecast"] = {"steps": steps, "prediction": listed(predictions), "truth": listed(truth)}
