@@ -148,7 +148,8 @@ class Tensor:
     def stack(tensors, axis=0): return ops.Stack.apply(*tensors, axis=axis)
 
     def __getitem__(self, index):
-        return ops.GetItem.apply(self, tuple(map(_plain_index, index)) if isinstance(index, tuple) else _plain_index(index))
+        index = tuple(map(_plain_index, index)) if isinstance(index, tuple) else _plain_index(index)
+        return ops.GetItem.apply(self, index)
 
     # ---- constructors -------------------------------------------------------------------------------
     @staticmethod

@@ -20,7 +20,7 @@ from ..function import no_grad
 from ..gradcheck import gradcheck
 from ..nn.recurrent import PATHS, Recurrent
 from ..registry import cells
-from ..regulariser import Regulariser
+from ..regulariser import Regularizer
 from ..tensor import Tensor, topological_order
 from ..train import detach_state, gradient_norm
 
@@ -172,7 +172,7 @@ class Vanish:
                 "ratio": ratio, "per_step": float(per_step)}
 
 
-class LastEpochWeights(Regulariser):
+class LastEpochWeights(Regularizer):
     """Keeps a copy of the weights as each epoch ends, so that `vanish` can measure the weights the
     last epoch left rather than the best-validation ones the trainer restores at the end of fit()."""
 
@@ -183,7 +183,7 @@ class LastEpochWeights(Regulariser):
         self.state, self.epoch = trainer.model.state_dict(), metrics["epoch"]
 
 
-class AppliedGradientNorm(Regulariser):
+class AppliedGradientNorm(Regularizer):
     """Records the gradient norm after every other regulariser's after_backward (after clipping):
     the norm the optimiser actually applies. Reported per epoch as applied_grad_norm_mean/max."""
 
