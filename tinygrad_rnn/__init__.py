@@ -18,8 +18,8 @@ from .tensor import Tensor, topological_order
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "topological_order", "gradcheck",
-           "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
-           "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
+           "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin",
+           "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
            "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases
            "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
            "ConfigError", "DivergedError", "__version__"]
