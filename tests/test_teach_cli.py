@@ -1,5 +1,6 @@
 """`rnnrun gradcheck`, `rnnrun vanish` and `rnnrun graph`, and the `teach` functions behind them."""
 import json
+import os
 import re
 
 import numpy as np
@@ -9,6 +10,8 @@ from tinygrad_rnn.runner import lessons
 from tinygrad_rnn.tensor import topological_order
 
 from helpers import rnnrun
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 WRONG_BACKWARD = '''
@@ -84,6 +87,22 @@ def test_a_wrong_backward_fails_and_exits_1(tmp_path, fresh_registry):
     assert result.exit_code == 1
     assert "FAIL" in result.output and "disagree" in result.output
     assert "no fused sequence()" in result.output  # a user cell without sequence(): one path, said so
+
+
+def test_gradcheck_path_takes_the_four_words_of_a_runs_path(fresh_registry):
+    """auto is checked as the path a run takes (fused for gru, the compiled tape for a cell without
+    sequence()); fused on a cell without one is a usage error naming what would work."""
+    def paths(*args):
+        result = rnnrun("gradcheck", *args, "--hidden", "2", "--steps", "2", "--json")
+        assert result.exit_code == 0, result.output + result.stderr
+        return [c["path"] for c in json.loads(result.stdout)]
+    assert paths("--cell", "gru", "--path", "auto") == ["fused"]
+    assert paths("--cell", "gru", "--path", "compiled") == ["compiled"]
+    indrnn = ("--plugin", os.path.join(ROOT, "examples", "indrnn_cell.py"), "--cell", "indrnn")
+    assert paths(*indrnn, "--path", "auto") == ["compiled"]
+    assert paths(*indrnn) == paths(*indrnn, "--path", "both") == ["compiled", "composed"]
+    refused = rnnrun("gradcheck", *indrnn, "--path", "fused")
+    assert refused.exit_code == 2 and "has no fused sequence()" in refused.stderr and "--path" in refused.stderr
 
 
 def test_gradcheck_of_an_unknown_cell_is_a_usage_error():

@@ -101,7 +101,7 @@ def _model(config, dataset, hidden, layers):
     try:
         return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
                              dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
-                             **recurrent_path(config["path"]), **config["cell_options"])
+                             path=config["path"], **config["cell_options"])
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -146,22 +146,13 @@ def check_run(config):
     smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["path"])
 
 
-def recurrent_path(path):
-    """The config's `path` as the keyword arguments `Recurrent` (and SequenceModel) take.
-
-    Until `Recurrent` takes `path=` itself (the engine branch), it takes two booleans: auto and fused
-    are fused=True (a fused kernel where the cell has one, else its compiled tape), compiled adds
-    compiled=True, composed is fused=False. When it does, this becomes `return {"path": path}`."""
-    return {"fused": path != "composed", "compiled": path == "compiled"}
-
-
 def smoke_test_cell(name, options, input_size=1, path="auto"):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
     value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
     PluginError naming its file: both before any run starts."""
     cell_class = cells.get(name)
     try:
-        rnn = Recurrent(cell_class, input_size, 2, **recurrent_path(path), **options)
+        rnn = Recurrent(cell_class, input_size, 2, path=path, **options)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
