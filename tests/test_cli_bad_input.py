@@ -191,7 +191,8 @@ def test_a_runs_dir_that_cannot_be_used_is_refused_up_front_by_every_command(tmp
     naming --runs-dir, before anything is computed or created."""
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    cases = [(a_file, "is not a folder"), ("/dev/null", "is not a folder"), ("", "--runs-dir is empty"),
+    cases = [(a_file, "is not a folder"), (a_file / "below", "which is not a folder"), ("/dev/null", "is not a folder"),
+             ("", "--runs-dir is empty"),
              (tmp_path / ("r" * 300), "File name too long")]
     if writes and os.path.isdir("/proc/self"):
         cases.append(("/proc/x", "is not writable"))

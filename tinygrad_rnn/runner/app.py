@@ -165,8 +165,12 @@ def check_runs_dir(path, flag="--runs-dir"):
 def check_readable_runs_dir(path, flag="--runs-dir"):
     """ConfigError unless `path` is a folder that can be listed, or does not exist yet (no runs)."""
     path = _runs_dir_path(path, flag)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"{flag} {path} is not a folder; pass the folder your runs are in")
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
+        raise ConfigError(f"{flag} {path} {what}; pass the folder your runs are in")
     if os.path.isdir(path):
         try:
             os.listdir(path)
