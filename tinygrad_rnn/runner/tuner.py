@@ -32,6 +32,7 @@ import signal
 import time
 import warnings
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
@@ -372,8 +373,12 @@ def _run_study(job, workers, client, say):
             _on_pool(jobs)
     except (KeyboardInterrupt, ConfigError, TuneError):
         raise
-    except Exception as e:  # a worker that died: the trials it finished are in the study all the same
-        raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
+    except BrokenProcessPool:  # killed (out of memory, SIGKILL): its trials are in the study
+        raise TuneError("a worker process died (killed, or out of memory?); the finished trials are kept in "
+                        "the study, and a trial it left running is failed when trials start again") from None
+    except Exception as e:  # a share that raised: what it said
+        raise TuneError(f"a share of the trials failed: {first_line(e)}; the finished trials are kept in the "
+                        "study") from None
 
 
 def _on_dask(jobs, client):
