@@ -252,3 +252,12 @@ def test_a_read_only_study_file_is_named(tmp_path):
     os.chmod(database, 0o444)
     code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
     assert code == 2 and f"the study's database {database} cannot be written" in err, err
+
+
+def test_trials_whose_runs_this_machine_cannot_read_are_found(study, tmp_path):
+    """A Dask worker without the shared file system: its trials are in the study, their folders are not here."""
+    _, doc = study
+    assert tuning.unreadable_runs(doc) == []
+    moved = {**doc, "trials": [{**doc["trials"][0], "run_dir": str(tmp_path / "elsewhere"), "state": "complete",
+                                "host": "node7"}] + doc["trials"][1:]}
+    assert [t["host"] for t in tuning.unreadable_runs(moved)] == ["node7"]

@@ -29,6 +29,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import time
 import warnings
 from concurrent import futures
@@ -301,6 +302,7 @@ def _keep_attrs(trial, store, summary):
     if store.run is not None:
         trial.set_user_attr("run_dir", os.path.abspath(store.run.path))
         trial.set_user_attr("run_id", store.run.id)
+        trial.set_user_attr("host", socket.gethostname())  # where the run was written (a Dask worker's disk?)
     if "epochs" in summary:
         trial.set_user_attr("epochs", summary["epochs"])
     trial.set_user_attr("status", summary["status"])
@@ -460,7 +462,13 @@ def _trial_row(t):
     return {"number": t.number, "params": t.params, "value": value, "state": t.state.name.lower(),
             "status": t.user_attrs.get("status"), "epochs": t.user_attrs.get("epochs"),
             "run_dir": t.user_attrs.get("run_dir"), "run_id": t.user_attrs.get("run_id"),
-            "message": t.user_attrs.get("message")}
+            "host": t.user_attrs.get("host"), "message": t.user_attrs.get("message")}
+
+
+def unreadable_runs(doc):
+    """The trials whose run folder this machine cannot read (their worker had no shared file system)."""
+    return [t for t in doc["trials"] if t["run_dir"] and t["state"] in ("complete", "pruned")
+            and not os.path.isfile(os.path.join(t["run_dir"], "summary.json"))]
 
 
 def importances(study, complete):

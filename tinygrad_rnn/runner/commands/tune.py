@@ -120,6 +120,12 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
         err.print(f"[red]no trial of study {job['study']} has finished[/]: see the runs' messages "
                   f"(rnnrun runs --runs-dir {root})", soft_wrap=True)
         raise Fail()
+    lost = tuning.unreadable_runs(doc)
+    if lost:  # the study has their values, but `rnnrun runs`, best.toml and resume need the folders
+        where = ", ".join(sorted({t["host"] or "a worker" for t in lost}))
+        raise tuning.TuneError(f"{len(lost)} of the trials wrote their runs where this machine cannot read them "
+                               f"(on {where}, e.g. {lost[0]['run_dir']}): give the workers --runs-dir on a file "
+                               "system this machine shares")
 
 
 def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins):
