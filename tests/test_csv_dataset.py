@@ -224,6 +224,14 @@ def bad_inputs(tmp_path):
     no_id = write(tmp_path / "noid.csv", ["rec", "move", "a"], [("s1", "left", 1), ("", "up", 2)])
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("day,units\n1,2\n2\n3,4\n")
+    unclosed = tmp_path / "unclosed.csv"     # issue 29: the open quote swallowed the 48 lines after it
+    unclosed.write_text("day,units\n" + "".join(f"{d},{d}\n" if d != 11 else '10,"unterminated\n'
+                                                 for d in range(1, 60)))
+    blank_then_ragged = tmp_path / "blank.csv"
+    blank_then_ragged.write_text("day,units\n1,2\n\n2,3\n3,4,5\n")
+    nul = tmp_path / "nul.csv"
+    nul.write_text("day,units\n1,2\n2,\0\n")
+    all_na = write(tmp_path / "all_na.csv", ["day", "units"], [(d, "NA") for d in range(30)])
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "latin1.csv").write_bytes("caf\xe9,units\n1,2\n".encode("latin-1"))
     return [
@@ -242,7 +250,18 @@ def bad_inputs(tmp_path):
         (f"path={mixed},label=move,series=rec", "line 3: series 's1' has labels 'left' and 'up'"),
         (f"path={parts},label=move,series=rec,split=part", "line 3: column 'part' holds 'dev'; valid values: train"),
         (f"path={no_id},label=move,series=rec", "line 3: column 'rec' is empty"),
-        (f"path={ragged},target=units", "line 3 has 1 fields, the lines before 2"),
+        (f"path={ragged},target=units", "line 3 has 1 field, the header 2"),
+        (f"path={unclosed},target=units", "line 12: a quote opened and not closed"),
+        (f"path={blank_then_ragged},target=units", "line 5 has 3 fields, the header 2"),
+        (f"path={nul},target=units", "line 3 holds a NUL byte"),
+        (f"path={all_na},target=units,missing=drop", "no rows left after dropping the rows with missing values "
+                                                    "(missing=drop): column 'units' is missing in every row"),
+        (f"path={good},target=units,test_from=2005", "test_from and val_from compare each target's time: they "
+                                                     "need time=COL"),
+        (f"path={good},target=units,series=store,time=day,test_from=2005-01", "time column 'day' holds numbers; '2005-01' is "
+                                                                 "not one"),
+        (f"path={good},target=units,series=store,time=day,test_from=99", "no test window"),
+        (f"path={good},target=units,val=-0.1", "val must be a fraction from 0 (no validation split)"),
         (f"path={good},label=units", "classification needs series=COL"),
         ("target=units", "needs path=FILE"),
         (f"path={good},target=units,missing=guess", "missing must be one of error, drop, ffill, interpolate"),

@@ -32,7 +32,7 @@ options a run should write back into its config.toml (a file's absolute path and
 """
 import csv
 import hashlib
-import re
+import io
 import sys
 import warnings
 from dataclasses import dataclass
@@ -296,48 +296,81 @@ DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\t": "\t", "|": "|"}
 
 def read_table(path, delimiter=None):
     """(names, columns) of a delimited text file with a header row: columns maps name → (rows,) str array.
+    `read_rows` says how it reads, and gives each row's line number as well."""
+    names, columns, _ = read_rows(path, delimiter)
+    return names, columns
+
+
+def read_rows(path, delimiter=None):
+    """(names, columns, line numbers): `read_table`'s columns, and the (rows,) int64 line number (1-based)
+    of each row in the file, for errors that name a row's line.
 
     The delimiter is sniffed from the first lines (comma, semicolon, tab or bar) unless given; a UTF-8
-    byte-order mark is dropped; quoted fields may hold the delimiter. Any problem is one ConfigError
-    naming the file: missing, empty, not UTF-8, a repeated column name, or a row of the wrong width.
-    The rows are parsed by NumPy's C reader (`np.loadtxt`), about a second per million short rows."""
+    byte-order mark is dropped; quoted fields may hold the delimiter, not a line break. Any problem is
+    one ConfigError naming the file and, where it is one row's, its line: missing, unreadable, empty,
+    not UTF-8, a NUL byte, a repeated column name, a quote left open, a row of the wrong width. Every
+    non-empty line after the header is one row or an error: no row is lost without a word. The rows
+    are parsed by NumPy's C reader (`np.loadtxt`), about a second per million short rows."""
     if delimiter is not None and delimiter not in DELIMITERS:
         raise ConfigError(f"delimiter {delimiter!r} is not one of: {', '.join(repr(d) for d in DELIMITERS)}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            head = [f.readline() for _ in range(20)]
-        blank = next((k for k, line in enumerate(head) if line.strip()), None)
-        if blank is None:
-            raise ConfigError(f"{path} is empty: expected a header row of column names, then data rows")
-        sep = DELIMITERS[delimiter] if delimiter else _sniff([line for line in head if line.strip()])
-        names = [name.strip() for name in next(csv.reader([head[blank]], delimiter=sep))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            body = np.loadtxt(path, dtype=str, delimiter=sep, comments=None, quotechar='"', skiprows=blank + 1,
-                              ndmin=2, encoding="utf-8-sig")
-    except ConfigError:
-        raise
+        with open(path, encoding="utf-8-sig") as f:   # universal newlines: \n, \r\n and \r all end a line
+            lines = f.read().split("\n")
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a folder, not a file") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    except ValueError as e:  # rows of different widths
-        changed = re.search(r"from (\d+) to (\d+) at row (\d+)", str(e))
-        where = f": line {int(changed.group(3)) + blank + 1} has {changed.group(2)} fields, the lines before " \
-                f"{changed.group(1)}" if changed else f": {e}"
-        raise ConfigError(f"{path}{where} (delimiter {sep!r}; pass delimiter=... if that is wrong)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    header = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if header is None:
+        raise ConfigError(f"{path} is empty: expected a header row of column names, then data rows")
+    if lines[-1] == "":
+        lines.pop()   # the end of the last line, not a line
+    nul = next((k for k, line in enumerate(lines) if "\0" in line), None)
+    if nul is not None:   # NumPy's reader would end the field there without a word
+        raise ConfigError(f"{path} line {nul + 1} holds a NUL byte: this is not a text CSV file")
+    head = [line for line in lines[header:header + 20] if line.strip()]
+    sep = DELIMITERS[delimiter] if delimiter else _sniff(head)
+    names = [name.strip() for name in next(csv.reader([lines[header]], delimiter=sep))]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated or "" in names:
         raise ConfigError(f"{path}: the header has {'repeated' if repeated else 'empty'} column names "
                           f"{repeated or ''}; every column needs a name of its own")
-    if not body.size:
+    # the line number (1-based) of each row: NumPy's reader skips empty lines and nothing else
+    row_lines = [k + 1 for k in range(header + 1, len(lines)) if lines[k]]
+    if not row_lines:
         raise ConfigError(f"{path} has a header but no data rows")
-    if body.shape[1] != len(names):
-        raise ConfigError(f"{path}: the rows have {body.shape[1]} fields, the header {len(names)} "
-                          f"(delimiter {sep!r}; pass delimiter=... if that is wrong)")
-    return names, {name: body[:, k] for k, name in enumerate(names)}
+    # a quote opened and not closed would run on over the lines after it, which would then be lost
+    # ("" inside a quoted field is a quote: every line's count stays even)
+    unclosed = next((number for number in row_lines if '"' in lines[number - 1]
+                     and lines[number - 1].count('"') % 2), None)
+    if unclosed is not None:
+        raise ConfigError(f"{path} line {unclosed}: a quote opened and not closed; a quoted field ends on its "
+                          "own line")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported above
+            body = np.loadtxt(io.StringIO("\n".join(lines[header + 1:])), dtype=str, delimiter=sep,
+                              comments=None, quotechar='"', ndmin=2)
+    except ValueError:  # rows of different widths: find the first that differs from the header
+        _raise_bad_width(path, lines, row_lines, sep, len(names))
+    if len(body) != len(row_lines) or body.shape[1] != len(names):
+        _raise_bad_width(path, lines, row_lines, sep, len(names))
+    return names, {name: body[:, k] for k, name in enumerate(names)}, np.array(row_lines, np.int64)
+
+
+def _raise_bad_width(path, lines, row_lines, sep, width):
+    """ConfigError naming the first row whose number of fields is not the header's `width`."""
+    for number in row_lines:
+        fields = next(csv.reader([lines[number - 1]], delimiter=sep), [])
+        if len(fields) != width:
+            raise ConfigError(f"{path} line {number} has {len(fields)} field{'s' * (len(fields) != 1)}, the header "
+                              f"{width} (delimiter {sep!r}; pass delimiter=... if that is wrong)")
+    raise ConfigError(f"{path}: the rows cannot be read as {width} fields each (delimiter {sep!r}; pass "
+                      "delimiter=... if that is wrong)")
 
 
 def _sniff(lines):

@@ -43,12 +43,13 @@ and warns when the file has changed since. What fitting learned (scalers, column
 """
 import difflib
 import os
+import re
 
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import (Dataset, Split, accuracy, majority_baseline, read_table, rmse, sha256_of,
-                               warn)
+from tinygrad_rnn.data import Dataset, Split, accuracy, majority_baseline, read_rows, rmse, sha256_of, warn
+from tinygrad_rnn.times import TimeKey, continuation
 
 MISSING_TOKENS = ["", "na", "nan", "null", "none", "n/a"]
 MISSING_SPELLINGS = [spelling for token in MISSING_TOKENS for spelling in {token, token.upper(), token.title()}]
@@ -71,7 +72,8 @@ class CSVDataset(Dataset):
     # an empty string is an option not given ("" for target: not a forecast; for series: one series ...)
     def __init__(self, seed=0, path="", target="", label="", series="", time="", features="",
                  window=12, horizon=1, season=0, val=0.15, test=0.15, relative=True, transform="auto",
-                 scale="window", missing="error", split="", delimiter="auto", sha256=""):
+                 scale="window", missing="error", split="", delimiter="auto", sha256="", test_from="",
+                 val_from=""):
         super().__init__(seed)
         if not path:
             raise ConfigError("dataset 'csv' needs path=FILE, e.g. --data csv:path=sales.csv,target=units")
@@ -82,9 +84,10 @@ class CSVDataset(Dataset):
         for name, value, low in (("window", window, 1), ("horizon", horizon, 1), ("season", season, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"csv option {name} must be an integer ≥ {low}, got {value!r}")
-        for name, value in (("val", val), ("test", test)):
-            if not 0 < value < 1:
-                raise ConfigError(f"csv option {name} must be a fraction between 0 and 1, got {value!r}")
+        if not 0 <= val < 1:    # val=0: no validation split (the last epoch is kept)
+            raise ConfigError(f"csv option val must be a fraction from 0 (no validation split) up to 1, got {val!r}")
+        if not 0 < test < 1:
+            raise ConfigError(f"csv option test must be a fraction between 0 and 1, got {test!r}")
         if val + test >= 1:
             raise ConfigError(f"csv options val + test must leave rows to train on, got {val} + {test}")
         for name, value, valid in (("transform", transform, TRANSFORMS), ("scale", scale, SCALES),
@@ -99,6 +102,16 @@ class CSVDataset(Dataset):
         self.features = [str(f) for f in str(features).split("+") if f] or None
         self.window, self.horizon, self.season = window, horizon, season
         self.val, self.test = val, test
+        self.times = time.split("+") if time else []     # time=year+quarter: sorted by year, then quarter
+        self.test_from, self.val_from = _name(test_from), _name(val_from)
+        if (self.test_from or self.val_from) and not self.times:
+            raise ConfigError("csv options test_from and val_from compare each target's time: they need time=COL")
+        if self.split_column and (self.test_from or self.val_from):
+            raise ConfigError(f"csv option split={split} says each row's split; test_from and val_from cannot "
+                              "say it too")
+        if label is not None and (self.test_from or self.val_from):
+            raise ConfigError("csv options test_from and val_from split a forecast by time; a classifier's "
+                              "series are split by split=COL or at random")
         self.relative, self.transform, self.scale = relative, transform, scale
         self.missing, self.delimiter = missing, None if delimiter == "auto" else delimiter
         if self.label is not None:
@@ -130,10 +143,12 @@ class CSVDataset(Dataset):
     # ---- the file, read the same way for training and for prediction ----------------------------------
     def load(self, path, training=True):
         """The file's rows, grouped by series and ordered by time, missing values handled:
-        {"ids" (S,) series names, "codes" (n,) series of each row, "starts", "sizes" (S,),
-        "values" (n, C) float64 of `columns`, "columns", "labels" and "splits" (n,) str or None}."""
-        names, table = read_table(path, self.delimiter)
-        wanted = [c for c in (self.target, self.series, self.time) if c]
+        {"ids" (S,) series names in natural order (test-2 before test-10), "codes" (n,) series of each
+        row, "starts", "sizes" (S,), "values" (n, C) float64 of `columns`, "columns", "labels" and
+        "splits" (n,) str or None, "times" (n,) str (a composite key's parts joined by +) or None,
+        "time_key" a TimeKey of the rows or None, "lines" (n,) each row's line in the file}."""
+        names, table, file_lines = read_rows(path, self.delimiter)
+        wanted = [c for c in (self.target, self.series, *self.times) if c]
         for optional in (self.label, self.split_column):   # not needed to predict
             if optional and (training or optional in table):
                 wanted.append(optional)
@@ -146,38 +161,52 @@ class CSVDataset(Dataset):
         columns = list(dict.fromkeys(([self.target] if self.target else []) + features))
         n = len(table[names[0]])
         ids_text = table[self.series] if self.series else np.full(n, "")
-        for column in (self.series, self.time, *(c for c in (self.label, self.split_column) if c in wanted)):
+        for column in (self.series, *self.times, *(c for c in (self.label, self.split_column) if c in wanted)):
             empty = _is_missing(table[column]) if column else None
             if column and empty.any():
-                raise ConfigError(f"{path} line {int(np.flatnonzero(empty)[0]) + 2}: column {column!r} is empty; "
+                raise ConfigError(f"{path} line {file_lines[np.flatnonzero(empty)[0]]}: column {column!r} is empty; "
                                   f"every row needs its {column} (missing= fills only numeric columns)")
-        ids, codes = np.unique(ids_text, return_inverse=True)
-        if self.time:
-            when = _time_key(table[self.time])
-            order = np.lexsort((when, codes))
-            same = (codes[order][1:] == codes[order][:-1]) & (when[order][1:] == when[order][:-1])
+        ids = np.array(sorted(set(ids_text.tolist()), key=_natural), dtype=str)
+        rank = {sid: k for k, sid in enumerate(ids.tolist())}
+        codes = np.array([rank[sid] for sid in ids_text.tolist()], np.int64)
+        time_key = TimeKey([table[c] for c in self.times], self.times) if self.times else None
+        if time_key:
+            order = time_key.order(codes)
+            same = (codes[order][1:] == codes[order][:-1]) & time_key.same(order[1:], order[:-1])
             if same.any():
                 row = order[1:][same][0]
-                raise ConfigError(f"{path} line {row + 2}: time {str(table[self.time][row])!r} appears twice in "
+                when = "+".join(str(table[c][row]) for c in self.times)
+                raise ConfigError(f"{path} line {file_lines[row]}: time {when!r} appears twice in "
                                   f"{_series_text(self.series, ids_text[row])}; times must be unique")
         else:
             order = np.argsort(codes, kind="stable")
-        values = np.stack([_numbers(path, c, table[c]) for c in columns], axis=1)[order]
-        lines, codes = order + 2, codes[order]
+        values = np.stack([_numbers(path, c, table[c], file_lines) for c in columns], axis=1)[order]
+        lines, codes = file_lines[order], codes[order]
         labels = table[self.label][order] if self.label in wanted else None
         splits = table[self.split_column][order] if self.split_column in wanted else None
+        times = _joined([table[c][order] for c in self.times]) if self.times else None
         keep = self._fill_missing(path, values, codes, lines, columns)
         if keep is not None:
+            if not keep.any():
+                gone = [c for k, c in enumerate(columns) if np.isnan(values[:, k]).all()]
+                raise ConfigError(f"{path}: no rows left after dropping the rows with missing values (missing=drop)"
+                                  + (f": column {gone[0]!r} is missing in every row" if gone else
+                                     f"; every row misses one of {', '.join(map(repr, columns))}"))
+            order = order[keep]
             values, codes, lines = values[keep], codes[keep], lines[keep]
             labels = None if labels is None else labels[keep]
             splits = None if splits is None else splits[keep]
+            times = None if times is None else times[keep]
         sizes = np.bincount(codes, minlength=len(ids))
         present = sizes > 0          # a series whose every row was dropped is gone
         ids, sizes = ids[present], sizes[present]
         codes = np.cumsum(present)[codes] - 1
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        if time_key:
+            time_key = TimeKey([table[c][order] for c in self.times], self.times)
         return {"ids": ids, "codes": codes, "starts": starts, "sizes": sizes, "values": values,
-                "columns": columns, "features": features, "labels": labels, "splits": splits, "lines": lines}
+                "columns": columns, "features": features, "labels": labels, "splits": splits, "lines": lines,
+                "times": times, "time_key": time_key}
 
     def _default_features(self, names, table):
         if self.target:
@@ -252,27 +281,79 @@ class CSVDataset(Dataset):
         gy = self._g(y, data["lines"])
         G = self._transformed(data, gy)
         codes, starts, sizes = data["codes"], data["starts"], data["sizes"]
-        n_test = np.round(self.test * sizes).astype(np.int64)
-        val_start = starts + sizes - n_test - np.round(self.val * sizes).astype(np.int64)
-        test_start = starts + sizes - n_test
+        row_split = self._row_splits(data)                                # 0 train, 1 val, 2 test per row
         local = np.arange(len(y)) - starts[codes]
         i = np.flatnonzero((local >= W) & (local <= sizes[codes] - K))        # first target row of each window
-        last, vs, ts = i + K - 1, val_start[codes[i]], test_start[codes[i]]
-        masks = {"train": last < vs, "val": (i >= vs) & (last < ts), "test": i >= ts}
+        targets = i[:, None] + np.arange(K)
+        # a window belongs to the split of its targets, and is dropped where they straddle two
+        whole = (row_split[targets] == row_split[i][:, None]).all(axis=1)
+        masks = {name: whole & (row_split[i] == k) for k, name in enumerate(SPLIT_VALUES)}
         for name, mask in masks.items():
-            if not mask.any():
+            if not mask.any() and not (name == "val" and self.without_validation):
                 raise ConfigError(f"{self.path}: no {name} window (series of {sizes.min()}–{sizes.max()} rows, "
-                                  f"window {W}, horizon {K}, val {self.val}, test {self.test}); use longer series "
-                                  "or a smaller window, horizon or fraction")
-        train_rows = local < (val_start - starts)[codes]
-        self._fit_forecasting(G, gy, i[masks["train"]], train_rows, data["features"])
-        self._rows, splits = {}, {}
+                                  f"window {W}, horizon {K}, {self._split_text()}); use longer series, a smaller "
+                                  "window or horizon, or other split options" + ("; val=0 trains without a "
+                                                                                  "validation split" * (name == "val")))
+        self._fit_forecasting(G, gy, i[masks["train"]], row_split == 0, data["features"])
+        self._rows, self._windows, splits = {}, {}, {}
         for name, mask in masks.items():
             at = i[mask]
             splits[name] = Split(self._inputs(G, gy, at), self._targets(gy, at).astype(np.float32))
             self._rows[name] = self._references(y, gy, at, starts[codes[at]])
+            self._windows[name] = {"series": data["ids"][codes[at]],
+                                   "times": None if data["times"] is None else data["times"][targets[mask]]}
         self.input_size, self.output_size = G.shape[1], K
         return splits
+
+    @property
+    def without_validation(self):
+        """Whether the options allow an empty validation split: val=0, and no val_from naming one."""
+        return self.val == 0 and not self.val_from
+
+    def _split_text(self):
+        if self.split_column:
+            return f"split from column {self.split_column!r}"
+        return ", ".join([f"val_from {self.val_from}" if self.val_from else f"val {self.val}",
+                          f"test_from {self.test_from}" if self.test_from else f"test {self.test}"])
+
+    def _row_splits(self, data):
+        """(n,) 0 train, 1 val, 2 test for each row: from the split column, from the time cutoffs
+        (test_from, val_from), or the last `test` fraction of each series' rows and the `val` before them."""
+        if self.split_column:
+            return self._split_values(data["splits"], data["lines"])
+        codes, starts, sizes = data["codes"], data["starts"], data["sizes"]
+        local = np.arange(len(codes)) - starts[codes]
+        if self.test_from:  # ≥ the cutoff: the last rows of their series, since rows are ordered by time
+            test = data["time_key"].at_least(self.test_from)
+        else:
+            test = local >= (sizes - np.round(self.test * sizes).astype(np.int64))[codes]
+        if self.val_from:
+            val = data["time_key"].at_least(self.val_from) & ~test
+        else:
+            n_test = np.bincount(codes, weights=test, minlength=len(sizes)).astype(np.int64)
+            val_start = sizes - n_test - np.round(self.val * sizes).astype(np.int64)
+            val = (local >= val_start[codes]) & ~test
+        return np.where(test, 2, np.where(val, 1, 0))
+
+    def _split_values(self, text, lines):
+        """(n,) 0 train, 1 val, 2 test from a split column's text; its first other value is an error."""
+        given = np.char.lower(np.char.strip(text))
+        bad = ~np.isin(given, SPLIT_VALUES)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"{self.path} line {lines[row]}: column {self.split_column!r} holds "
+                              f"{str(text[row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
+        return np.where(given == "test", 2, np.where(given == "val", 1, 0))
+
+    def series_and_times(self, name):
+        """(series, times) of the windows of split `name`: each window's series id, and the time of each
+        of its K targets as the file writes it (a composite key's parts joined by +); times None
+        without time=COL."""
+        self.splits()
+        if self.problem == "classification":
+            return self.series_ids(self.splits()[name]), None
+        windows = self._windows[name]
+        return [str(s) for s in windows["series"]], windows["times"]
 
     def _g(self, y, lines):
         if self.fitted["transform"] == "log":
@@ -419,13 +500,7 @@ class CSVDataset(Dataset):
         """(S,) 0 train, 1 val, 2 test per series: from the split column, or stratified by label at random."""
         rng = np.random.default_rng(self.seed)
         if self.split_column:
-            given = np.char.lower(np.char.strip(data["splits"]))
-            bad = ~np.isin(given, SPLIT_VALUES)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise ConfigError(f"{self.path} line {data['lines'][row]}: column {self.split_column!r} holds "
-                                  f"{str(data['splits'][row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
-            assigned = np.array([SPLIT_VALUES.index(v) for v in given[data["starts"]]])
+            assigned = self._split_values(data["splits"], data["lines"])[data["starts"]]
             if not (assigned == 1).any():  # validation drawn from the training series, stratified
                 train = np.flatnonzero(assigned == 0)
                 for c in np.unique(y[train]):
@@ -439,7 +514,7 @@ class CSVDataset(Dataset):
                 assigned[members[:n_test]] = 2
                 assigned[members[n_test:n_test + n_val]] = 1
         for k, name in enumerate(SPLIT_VALUES):
-            if not (assigned == k).any():
+            if not (assigned == k).any() and not (name == "val" and self.without_validation):
                 raise ConfigError(f"{self.path}: no {name} series ({len(y)} series in all, val {self.val}, "
                                   f"test {self.test}); give more series or larger fractions")
         return assigned
@@ -525,8 +600,9 @@ def _is_missing(text):
     return np.isin(text, MISSING_SPELLINGS)
 
 
-def _numbers(path, column, text):
-    """A column's float64 values, NaN where missing; a value that is no number is one error line."""
+def _numbers(path, column, text, lines):
+    """A column's float64 values, NaN where missing; a value that is no number is one error line
+    (`lines`: each row's line in the file)."""
     try:
         values = text.astype(np.float64)
     except ValueError:
@@ -539,12 +615,13 @@ def _numbers(path, column, text):
                 try:
                     float(text[row])
                 except ValueError:
-                    raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a "
+                    raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a "
                                       "number") from None
     bad = np.isinf(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a finite number")
+        raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a finite "
+                          "number")
     return values
 
 
@@ -559,12 +636,17 @@ def _looks_numeric(text):
         return False
 
 
-def _time_key(text):
-    """Times sort as numbers when they all are, otherwise as text (ISO dates sort right as text)."""
-    try:
-        return text.astype(np.float64)
-    except ValueError:
-        return text
+def _joined(columns):
+    """(n,) str: the time of each row as written, a composite key's parts joined by + (2005+3)."""
+    joined = columns[0].astype(str)
+    for column in columns[1:]:
+        joined = np.char.add(np.char.add(joined, "+"), column.astype(str))
+    return joined
+
+
+def _natural(name):
+    """A sort key in which the numbers inside a name count as numbers: test-2 before test-10."""
+    return [int(part) if k % 2 else part for k, part in enumerate(re.split(r"(\d+)", name))]
 
 
 def _all_numbers(names):
