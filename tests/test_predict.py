@@ -61,9 +61,10 @@ def test_forecast_round_trip_each_series_cut_before_its_last_test_window(tmp_pat
     # days 57–59 are each store's last test targets: cut the file just before them
     cut = write(tmp_path / "cut.csv", rows[0], [r for r in rows[1:] if int(r[1]) < 57])
     document = predicted(runs, "--input", cut)
-    assert document["columns"] == ["store", "step", "units"]
-    for store, step, value in document["rows"]:
-        assert value == pytest.approx(last[store][step - 1], rel=1e-5)
+    assert document["columns"] == ["store", "day", "units"]   # the days after 56, continued
+    for store, day, value in document["rows"]:
+        assert value == pytest.approx(last[store][int(day) - 57], rel=1e-5)
+    assert [(store, day) for store, day, _ in document["rows"]] == [(s, str(d)) for s in "ab" for d in (57, 58, 59)]
 
 
 def test_classification_round_trip_on_the_training_file_without_its_label_column(tmp_path):
@@ -87,13 +88,13 @@ def test_steps_feed_the_forecasts_back_and_the_output_file_holds_them(tmp_path):
     runs, *_ = trained(tmp_path, f"csv:path={path},target=units,time=day,window=5")
     one = predicted(runs, "--input", path)["rows"]
     five = predicted(runs, "--input", path, "--steps", "5")["rows"]
-    assert [r[0] for r in five] == [1, 2, 3, 4, 5] and five[0] == one[0]
+    assert [r[0] for r in five] == ["60", "61", "62", "63", "64"] and five[0] == one[0]
     rows = list(csv.reader(open(path)))
     extended = write(tmp_path / "ext.csv", rows[0], rows[1:] + [["a", "60", str(five[0][1]), "0"]])
     assert predicted(runs, "--input", extended)["rows"][0][1] == pytest.approx(five[1][1], rel=1e-5)
     result = rnnrun(runs, "predict", "last", "--input", path, "--steps", "3", "--output", str(tmp_path / "out.csv"))
     assert result.exit_code == 0 and "3 predictions written" in result.output
-    assert list(csv.reader(open(tmp_path / "out.csv")))[0] == ["step", "units"]
+    assert list(csv.reader(open(tmp_path / "out.csv")))[0] == ["day", "units"]
     table = rnnrun(runs, "predict", "last", "--input", path)
     assert table.exit_code == 0 and "units" in table.output
 

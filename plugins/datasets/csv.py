@@ -539,12 +539,35 @@ class CSVDataset(Dataset):
         if source.get("path") and os.path.isfile(source["path"]) and sha256_of(source["path"]) != source["sha256"]:
             warn(f"{source['path']}, which this run was trained on, has changed since")
 
-    def predict_file(self, path, predict, steps=None):
+    def predict_file(self, path, predict, steps=None, split=None):
+        """`split` ("train", "val" or "test"): a classifier predicts only the series its split column marks so."""
         self.features = self.fitted["features"]   # the run's columns, in the run's order
         data = self.load(path, training=False)
+        if split is not None:
+            data = self._only_split(path, data, split)
         if self.fitted["shape"] == "classification":
             return self._predict_labels(data, predict)
         return self._predict_values(data, predict, steps)
+
+    def _only_split(self, path, data, split):
+        """`data` cut to the series whose split column says `split` (in their first row)."""
+        if self.fitted["shape"] != "classification":
+            raise ConfigError("--split picks a classification file's series by their split column; a forecast "
+                              "continues every series from its end")
+        if not self.split_column:
+            raise ConfigError("--split needs the split column the run was trained with; this run split its "
+                              "series at random (it was given no split=COL)")
+        if data["splits"] is None:
+            raise ConfigError(f"{path} has no column {self.split_column!r}, which --split {split} reads")
+        keep = self._split_values(data["splits"], data["lines"])[data["starts"]] == SPLIT_VALUES.index(split)
+        if not keep.any():
+            raise ConfigError(f"{path}: no series has {split!r} in column {self.split_column!r}")
+        rows = keep[data["codes"]]
+        sizes = data["sizes"][keep]
+        return {**data, "ids": data["ids"][keep], "sizes": sizes, "codes": (np.cumsum(keep) - 1)[data["codes"][rows]],
+                "starts": np.concatenate([[0], np.cumsum(sizes)[:-1]]), "values": data["values"][rows],
+                "lines": data["lines"][rows], "splits": data["splits"][rows],
+                "times": None if data["times"] is None else data["times"][rows]}
 
     def _predict_labels(self, data, predict):
         x = self._padded(data["values"], data["codes"], data["starts"], data["sizes"])
@@ -564,26 +587,45 @@ class CSVDataset(Dataset):
             raise ConfigError(f"{_series_text(self.series, data['ids'][s])} has {data['sizes'][s]} rows; "
                               f"predicting needs the last window = {W} of them")
         steps = steps or K
-        if steps > K and self.fitted["features"] != [self.target]:
-            raise ConfigError(f"--steps {steps} feeds predictions back as inputs, which needs the target as the "
-                              f"only input; this run reads {self.fitted['features']} and predicts {K} step(s)")
         y = data["values"][:, 0]
         ends = data["starts"] + data["sizes"]
-        gy = self._g(y, data["lines"])
-        values = self.to_units(predict(self._inputs(self._transformed(data, gy), gy, ends), None), gy[ends - 1])
-        if steps > K:   # the target alone: append the forecasts to each series' last window and go on
-            history = np.concatenate([y[ends[:, None] + np.arange(-W, 0)], values], axis=1)
-            while history.shape[1] - W < steps:
-                recent = history[:, -W:]
-                g = self._g(recent.reshape(-1), np.zeros(recent.size, np.int64))
-                at = np.arange(1, len(recent) + 1) * W
-                more = self.to_units(predict(self._inputs(g[:, None], g, at), None), g[at - 1])
-                history = np.concatenate([history, more], axis=1)
-            values = history[:, W:]
-        columns = ([self.series] if self.series else []) + ["step", self.target]
-        rows = [([str(sid)] if self.series else []) + [k + 1, float(v)]
-                for sid, row in zip(data["ids"], values) for k, v in enumerate(row[:steps])]
+        if steps <= K:
+            gy = self._g(y, data["lines"])
+            values = self.to_units(predict(self._inputs(self._transformed(data, gy), gy, ends), None), gy[ends - 1])
+        else:
+            values = self.continue_series(y[ends[:, None] + np.arange(-W, 0)], predict, steps)
+        times = self._following_times(data, steps)
+        when = [self.time] if times is not None else ["step"]
+        columns = ([self.series] if self.series else []) + when + [self.target]
+        rows = [([str(sid)] if self.series else []) + [times[s][k] if times is not None else k + 1, float(v)]
+                for s, (sid, row) in enumerate(zip(data["ids"], values)) for k, v in enumerate(row[:steps])]
         return columns, rows
+
+    def continue_series(self, recent, predict, steps):
+        """(N, steps) forecasts in the target's units after each row of `recent` (N, W), the target's last
+        W values: K at a time, each forecast appended and fed back as input (the target must be the
+        only input: the other features' future is unknown)."""
+        W, K = self.window, self.horizon
+        if self.fitted["features"] != [self.target]:
+            raise ConfigError(f"{steps} steps ahead feeds forecasts back as inputs, which needs the target as the "
+                              f"only input; this run reads {self.fitted['features']} and predicts {K} step(s)")
+        history = np.asarray(recent, np.float64)
+        while history.shape[1] - W < steps:
+            last = history[:, -W:]
+            g = self._g(last.reshape(-1), np.zeros(last.size, np.int64))
+            at = np.arange(1, len(last) + 1) * W
+            more = self.to_units(predict(self._inputs(g[:, None], g, at), None), g[at - 1])
+            history = np.concatenate([history, more], axis=1)
+        return history[:, W:W + steps]
+
+    def _following_times(self, data, steps):
+        """(S, steps) the time values after each series' last row, where one time column steps regularly
+        in every series (see tinygrad_rnn/times.py); None otherwise (the rows are then numbered 1…K)."""
+        if len(self.times) != 1:
+            return None
+        following = [continuation(data["times"][start:start + size], steps)
+                     for start, size in zip(data["starts"], data["sizes"])]
+        return None if any(f is None for f in following) else following
 
 
 # ---- reading columns ------------------------------------------------------------------------------------
