@@ -120,6 +120,30 @@ class Dataset:
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
                           "time series: it cannot forecast")
 
+    def free_run(self, predict, steps, source="data"):
+        """(predictions (K, 1), truth (K, 1) or None) in the data's units, for a dataset whose model output
+        is not its next input (the csv dataset's models predict changes, K steps at a time), which runs
+        its free-running forecast itself with `predict(x, lengths)` (the model's normalised outputs).
+        None (the default): a forecastable dataset's output is its next input, and `tinygrad_rnn.forecast`
+        feeds it back from `forecast_start`."""
+        return None
+
+    def forecast_picture(self, predict):
+        """What a run's forecast.png draws for a dataset that runs its own `free_run`: {"series" (its id),
+        "time" (the test targets' times), "truth", "prediction" (the model's one-step forecasts of
+        them), "future_time", "future" (forecasts past the end of the data, fed back)}; None: no picture
+        (the default: forecastable datasets draw the free-running forecast of `forecast_start`)."""
+        return None
+
+    # ---- how tables name a run's data -------------------------------------------------------------------
+    @classmethod
+    def data_label(cls, name, options):
+        """How `runs`, `compare`, `sweep` and `tune` name the data of a run of this dataset, `options` its
+        config.toml's data_options: the dataset's name by default. A dataset read from a user's file
+        names the file and the options that shape the task, so that runs on different data never read
+        alike (the csv dataset: `csv:elnino.csv(target=sst,window=24)`)."""
+        return name
+
     # ---- predicting from a file (datasets read from a user's file) --------------------------------------
     def preprocessing(self):
         """What fitting learned from the training rows, as a JSON-able dict (None: nothing to predict with).
@@ -136,7 +160,9 @@ class Dataset:
         """(columns, rows): the model's predictions for the sequences of the file at `path`.
 
         `predict(x, lengths)` returns the model's outputs (normalised, as in training) for inputs built
-        with the restored preprocessing; `steps` asks a forecaster for that many steps ahead."""
+        with the restored preprocessing; `steps` asks a forecaster for that many steps ahead. A dataset
+        whose files mark each sequence's split may take `split=NAME` too (`rnnrun predict --split`),
+        predicting only those sequences."""
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} cannot predict "
                           "from a file")
 
@@ -374,13 +400,17 @@ def _raise_bad_width(path, lines, row_lines, sep, width):
 
 
 def _sniff(lines):
-    """The candidate delimiter that splits the header into the most fields, consistently in the lines after."""
-    best, best_width = ",", 1
+    """The candidate delimiter that splits the header into the most fields, consistently in the lines
+    after; where none is consistent (a ragged row), the one that splits the header into the most, so
+    that the ragged row is then named by its line."""
+    best, best_width, header_best, header_width = None, 1, ",", 1
     for sep in (",", ";", "\t", "|"):
         widths = [len(row) for row in csv.reader(lines, delimiter=sep) if row]
         if widths and widths[0] > best_width and all(w == widths[0] for w in widths):
             best, best_width = sep, widths[0]
-    return best
+        if widths and widths[0] > header_width:
+            header_best, header_width = sep, widths[0]
+    return best or header_best
 
 
 def sha256_of(path):

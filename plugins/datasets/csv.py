@@ -42,6 +42,7 @@ and warns when the file has changed since. What fitting learned (scalers, column
 `preprocessing()`, saved by the run as preprocessing.json for `rnnrun predict`, which never refits.
 """
 import difflib
+import inspect
 import os
 import re
 
@@ -303,6 +304,7 @@ class CSVDataset(Dataset):
             self._windows[name] = {"series": data["ids"][codes[at]],
                                    "times": None if data["times"] is None else data["times"][targets[mask]]}
         self.input_size, self.output_size = G.shape[1], K
+        self._file = {**data, "y": y, "first_test": int(i[masks["test"]][0])}  # for forecast pictures
         return splits
 
     @property
@@ -462,6 +464,64 @@ class CSVDataset(Dataset):
             reference = self._rows[self._split_name(split)]
             extra["seasonal_naive"] = rmse(reference["seasonal"], reference["truth"])
         return extra
+
+    # free-running forecasts: rnnrun forecast and the run's forecast.png ---------------------------------------
+    def free_run(self, predict, steps, source="data"):
+        """From the first test window of the first series with one: `steps` forecasts fed back, K at a
+        time, against the truth that follows (NaN past the end of the file)."""
+        if self.problem == "classification":
+            raise ConfigError("a csv classifier names labels: it has no series to forecast")
+        if source != "data":
+            raise ConfigError(f"a csv forecaster starts from its file's data (--from data), not from {source}: its "
+                              "inputs are changes from the window's last value")
+        self.splits()
+        y, start = self._file["y"], self._file["first_test"]
+        predictions = self.continue_series(y[None, start - self.window:start], predict, steps)[0]
+        truth = np.full(steps, np.nan)
+        end = self._file["starts"][self._file["codes"][start]] + self._file["sizes"][self._file["codes"][start]]
+        known = y[start:min(end, start + steps)]
+        truth[:len(known)] = known
+        return predictions[:, None], truth[:, None]
+
+    def forecast_picture(self, predict, future=None):
+        """The first series with test targets: their truth and the model's forecasts one step ahead, then
+        `future` steps (default: the horizon, or a season where longer) past the file's end, fed back as
+        `rnnrun predict --steps` does (only the horizon where other features are inputs)."""
+        if self.problem == "classification":
+            return None
+        test = self.splits()["test"]
+        f, W, K = self._file, self.window, self.horizon
+        code = f["codes"][f["first_test"]]
+        mine = self._windows["test"]["series"] == f["ids"][code]
+        start, end = f["starts"][code], f["starts"][code] + f["sizes"][code]
+        forecast = self.forecasts(predict(test.x[mine], None), test.subset(np.flatnonzero(mine)))[:, 0]
+        truth = self._rows["test"]["truth"][mine][:, 0]
+        times = self._windows["test"]["times"]
+        label = (lambda k: str(k)) if times is None else (lambda k: str(times[mine][k, 0]))
+        future = future or max(K, self.season)
+        recent = f["y"][None, end - W:end]
+        if self.fitted["features"] != [self.target]:
+            future = K
+            gy = self._g(f["y"], f["lines"])
+            ahead = self.to_units(predict(self._inputs(self._transformed(f, gy), gy, np.array([end])), None),
+                                  gy[end - 1:end])[0]
+        else:
+            ahead = self.continue_series(recent, predict, future)[0]
+        following = (continuation(f["times"][start:end], future) if f["times"] is not None and len(self.times) == 1
+                     else None) or [f"+{k}" for k in range(1, future + 1)]
+        return {"series": str(f["ids"][code]), "time": [label(k) for k in range(len(truth))],
+                "truth": truth.tolist(), "prediction": forecast.tolist(), "future_time": following,
+                "future": ahead[:future].tolist(), "target": self.target}
+
+    @classmethod
+    def data_label(cls, name, options):
+        """`csv:FILE(option=value,...)`: the file's name and every option that differs from its default
+        (not the path's folder, nor the SHA-256, which the config keeps)."""
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        shown = [f"{k}={_option_text(options[k])}" for k in defaults    # in the signature's order
+                 if k in options and k not in ("path", "sha256", "seed") and options[k] != defaults[k]]
+        return f"{name}:{os.path.basename(str(options.get('path', '')))}({','.join(shown)})"
 
     # classification ---------------------------------------------------------------------------------------
     def _classification(self, data):
@@ -676,6 +736,10 @@ def _looks_numeric(text):
         return True
     except (IndexError, ValueError):
         return False
+
+
+def _option_text(value):
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _joined(columns):

@@ -23,7 +23,8 @@ from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..tensor import Tensor
-from ..train import Trainer
+from ..data import warn
+from ..train import Trainer, check_validation
 from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
 
@@ -137,8 +138,12 @@ def check_run(config):
     small = need["parameters"] > SMALL_MODEL_BYTES  # a large model is checked at a small size: same code
     model = _model(config, dataset, min(config["hidden"], 8) if small else config["hidden"],
                    min(config["layers"], 2) if small else config["layers"])
-    for r in config["regularisers"]:
-        construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+    regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+            for r in config["regularisers"]]
+    check_validation(dataset, regs)
+    if not len(dataset.splits()["val"]):
+        warn(f"{config['data']} has no validation split: the last epoch's weights are kept, and choosing between "
+             "runs or epochs has nothing to choose on (only the test split, which must not choose)")
     optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],
                           config["optimizer_options"], params=model.parameters(), lr=config["lr"])
     if config.get("schedule"):
@@ -454,9 +459,12 @@ def _keep(run, trainer, summary, started):
 
 
 def _history_stats(history):
-    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf)
-    return {"epochs": len(history), "train_loss": history[-1]["train_loss"], "val_loss": best["val_loss"],
-            "val_metric": best["val_metric"], "best_epoch": best["epoch"],
+    validated = any(math.isfinite(m["val_loss"]) for m in history)   # not with csv's val=0
+    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf) \
+        if validated else history[-1]
+    return {"epochs": len(history), "train_loss": history[-1]["train_loss"],
+            "val_loss": best["val_loss"] if validated else None,
+            "val_metric": best["val_metric"] if validated else None, "best_epoch": best["epoch"],
             "val_losses": [m["val_loss"] for m in history],
             "grad_norm_mean": sum(m["grad_norm_mean"] for m in history) / len(history),
             "grad_norm_max": max(m["grad_norm_max"] for m in history),
