@@ -130,6 +130,117 @@ def test_log_of_a_value_that_is_not_positive_is_an_error_naming_the_line(tmp_pat
         d.splits()
 
 
+# ---- splits users need (issue 25 item 5) -----------------------------------------------------------------
+def monthly_file(tmp_path, months=120, name="monthly.csv"):
+    """A value per month from 2000-01, the value naming its month: 0, 1, 2, ..."""
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1:02d}", m) for m in range(months)]
+    return write(tmp_path / name, ["month", "y"], rows)
+
+
+def target_months(dataset, name):
+    """The set of months (as written) of every target of split `name`."""
+    return set(dataset.series_and_times(name)[1].ravel())
+
+
+def test_test_from_and_val_from_cut_by_date_and_windows_straddling_a_cut_are_dropped(tmp_path):
+    d = csv_dataset(path=monthly_file(tmp_path), target="y", time="month", window=6, horizon=3,
+                    val_from="2007-01", test_from="2008-07", transform="none")
+    assert min(target_months(d, "test")) == "2008-07" and max(target_months(d, "test")) == "2009-12"
+    assert min(target_months(d, "val")) == "2007-01" and max(target_months(d, "val")) == "2008-06"
+    assert max(target_months(d, "train")) == "2006-12"
+    truth = d.references(d.splits()["test"])["truth"]
+    assert truth.min() == 102 and len(truth) == 18 - 3 + 1     # 2008-07 is month 102; whole windows only
+
+
+def test_dates_compare_as_dates_and_numbers_as_numbers(tmp_path):
+    # months written without a leading zero: as text "2000-10" < "2000-9", as dates it is later
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1}-1", m) for m in range(48)]
+    d = csv_dataset(path=write(tmp_path / "d.csv", ["day", "y"], rows), target="y", time="day", window=3,
+                    test_from="2003-1-1", val=0.1)
+    assert d.references(d.splits()["test"])["truth"].min() == 36
+    numbers = [(t, t) for t in range(1, 41)]   # 9 < 10 as numbers, not as text
+    n = csv_dataset(path=write(tmp_path / "n.csv", ["t", "y"], numbers), target="y", time="t", window=3,
+                    test_from=10, val_from=5)
+    assert sorted(set(n.references(n.splits()["val"])["truth"].ravel())) == [5, 6, 7, 8, 9]
+    assert n.references(n.splits()["test"])["truth"].min() == 10
+
+
+def test_a_split_column_splits_a_forecast_and_a_window_belongs_to_its_targets_split(tmp_path):
+    parts = ["train"] * 30 + ["val"] * 10 + ["train"] * 5 + ["test"] * 15
+    rows = [(t, t, part) for t, part in enumerate(parts)]
+    d = csv_dataset(path=write(tmp_path / "s.csv", ["t", "y", "part"], rows), target="y", time="t", window=4,
+                    horizon=2, split="part", transform="none")
+    targets = {name: set(d.references(d.splits()[name])["truth"].ravel()) for name in ("train", "val", "test")}
+    assert targets["val"] == set(range(30, 40)) and targets["test"] == set(range(45, 60))
+    assert targets["train"] == set(range(4, 30)) | set(range(40, 45))   # rows 4.. (the first window), both runs
+    assert 39 not in {v for w in d.references(d.splits()["train"])["truth"] for v in w}
+
+
+def test_val_0_has_no_validation_split_and_refuses_early_stopping(tmp_path):
+    d = csv_dataset(path=monthly_file(tmp_path), target="y", time="month", window=6, val=0)
+    assert len(d.splits()["val"]) == 0 and len(d.splits()["train"]) and len(d.splits()["test"])
+    c = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec", val=0)
+    assert len(c.splits()["val"]) == 0
+    runs = tmp_path / "runs"
+    path = monthly_file(tmp_path)
+    result = CliRunner().invoke(cli, ["--runs-dir", str(runs), "--cell", "gru", "--data",
+                                      f"csv:path={path},target=y,time=month,window=6,val=0", "--epochs", "2",
+                                      "--hidden", "4", "--json"], prog_name="rnnrun")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["val_loss"] is None
+    assert "has no validation split" in result.stderr and "nothing to choose on" in result.stderr
+    from tinygrad_rnn.runner.runs import RunStore
+    run = RunStore(str(runs)).get("last")
+    summary = run.summary()
+    assert summary.get("val_loss") is None and summary["best_epoch"] == 2   # the last epoch is kept
+    config = run.config()
+    config.pop("meta")
+    from tinygrad_rnn.runner.experiment import build
+    dataset, model, _ = build(config)
+    model.load_state_dict(run.weights())
+    assert dataset.metric(_outputs(model, dataset.splits()["test"]), dataset.splits()["test"]) == \
+        pytest.approx(summary["test_metric"], rel=1e-6)
+    stopping = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path / "none"), "--cell", "gru", "--data",
+                                        f"csv:path={path},target=y,time=month,window=6,val=0", "--reg",
+                                        "early_stopping"], prog_name="rnnrun")
+    assert stopping.exit_code == 2 and len(stopping.stderr.strip().splitlines()) == 1
+    assert "early_stopping stops on the validation loss" in stopping.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def _outputs(model, split):
+    from tinygrad_rnn import Tensor, no_grad
+    model.eval()
+    with no_grad():
+        return model.predict(Tensor(split.x), lengths=split.lengths).numpy()
+
+
+def test_a_composite_time_key_sorts_by_its_columns_in_order(tmp_path):
+    rows = [(2000 + q // 4, q % 4 + 1, q) for q in range(40)]
+    shuffled = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
+    d = csv_dataset(path=write(tmp_path / "q.csv", ["year", "quarter", "y"], shuffled), target="y",
+                    time="year+quarter", window=4, test_from="2008+2", val_from=2007, transform="none")
+    test = d.references(d.splits()["test"])["truth"]
+    assert test.ravel().tolist() == list(range(33, 40))                 # 2008 Q2 is quarter 33
+    assert d.series_and_times("test")[1][0, 0] == "2008+2"
+    assert d.references(d.splits()["val"])["truth"].ravel().tolist() == [28, 29, 30, 31, 32]
+
+
+def test_series_are_in_natural_order(tmp_path):
+    rows = [(f"test-{k}", t, k * 100 + t) for k in (10, 2, 1) for t in range(20)]
+    d = csv_dataset(path=write(tmp_path / "n.csv", ["id", "t", "y"], rows), target="y", series="id", time="t",
+                    window=3)
+    series, _ = d.series_and_times("test")
+    assert list(dict.fromkeys(series)) == ["test-1", "test-2", "test-10"]
+
+
+def test_the_data_label_names_the_file_and_the_options_that_shape_the_task():
+    label = datasets.get("csv").data_label("csv", {"path": "/data/elnino.csv", "target": "sst", "window": 24,
+                                                  "val": 0.15, "sha256": "ab12", "relative": False})
+    assert label == "csv:elnino.csv(target=sst,window=24,relative=false)"
+    assert datasets.get("sine").data_label("sine", {"T": 50}) == "sine"
+
+
 # ---- classification ------------------------------------------------------------------------------------
 def test_one_padded_sequence_per_series_with_its_label_and_class_names(tmp_path):
     d = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec", time="t")

@@ -20,7 +20,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-ISO_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?$")
+# 2005-01, 2005-01-31, 2005-01-31T12:00[:00[.5]] (a space for the T, and one-digit months and days, allowed)
+ISO_DATE = re.compile(r"^\d{4}-\d{1,2}(-\d{1,2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?$")
 
 
 class TimeColumn:
@@ -88,9 +89,16 @@ class TimeKey:
 def _dates(text):
     """ISO date strings → datetime64 at their finest unit (a bare year counts as its first day)."""
     try:
-        return np.array([value.replace(" ", "T") for value in text], dtype="datetime64")
+        return np.array([_padded(value) for value in text], dtype="datetime64")
     except ValueError as e:
         raise ConfigError(f"not a valid date: {e}") from None
+
+
+def _padded(value):
+    """2005-1-5 12:00 → 2005-01-05T12:00, as NumPy reads it."""
+    date, _, clock = value.replace(" ", "T").partition("T")
+    date = "-".join(part.zfill(2) for part in date.split("-"))
+    return date + ("T" + clock if clock else "")
 
 
 def continuation(times, steps):

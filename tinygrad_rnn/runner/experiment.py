@@ -465,7 +465,7 @@ def _history_stats(history):
     return {"epochs": len(history), "train_loss": history[-1]["train_loss"],
             "val_loss": best["val_loss"] if validated else None,
             "val_metric": best["val_metric"] if validated else None, "best_epoch": best["epoch"],
-            "val_losses": [m["val_loss"] for m in history],
+            "val_losses": [m["val_loss"] for m in history] if validated else [],
             "grad_norm_mean": sum(m["grad_norm_mean"] for m in history) / len(history),
             "grad_norm_max": max(m["grad_norm_max"] for m in history),
             "clip_rate": sum(m.get("clipped_rate", 0.0) for m in history) / len(history)}
