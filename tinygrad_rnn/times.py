@@ -10,7 +10,7 @@ comes after `1949-9`'s month and 10 after 9; other text compares as text. A comp
     axis.at_least("1949-02")   # [False, True, True]
     continuation(["1949-01", "1949-02", "1949-03"], 2)   # ["1949-04", "1949-05"]: monthly, continued
 
-`continuation` recognises a regular step — integer or any constant number, and for dates daily,
+`continuation` (and `composite_continuation`, for `year+quarter`) recognises a regular step — integer or any constant number, and for dates daily,
 weekly or any constant number of days, monthly, quarterly or yearly — and continues it; where the
 step is irregular it answers None, and the caller numbers the steps 1…K instead.
 """
@@ -132,3 +132,26 @@ def continuation(times, steps):
     if step[0] > np.timedelta64(0) and (step == step[0]).all():            # daily, weekly, every n days
         return [str(np.datetime_as_string(dates[-1] + step[0] * k, unit=unit)) for k in range(1, steps + 1)]
     return None
+
+
+def composite_continuation(times, steps):
+    """`continuation` for a two-column key written `major+minor` (`2009+3`: year and quarter, or year
+    and month) whose minor part counts whole numbers lo…hi within each major one: the series must show
+    every minor value, and step regularly through major·P + minor (P = hi − lo + 1); None otherwise."""
+    try:
+        pairs = np.array([[int(part) for part in str(t).split("+")] for t in times])
+    except ValueError:
+        return None
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) < 2:
+        return None
+    lo, hi = pairs[:, 1].min(), pairs[:, 1].max()
+    period = hi - lo + 1
+    if len(np.unique(pairs[:, 1])) != period or len(np.unique(pairs[:, 0])) < 2:   # a whole cycle, and a wrap
+        return None
+    ordinal = pairs[:, 0] * period + pairs[:, 1] - lo
+    step = np.diff(ordinal)
+    if step[0] <= 0 or (step != step[0]).any():
+        return None
+    following = ordinal[-1] + step[0] * np.arange(1, steps + 1)
+    return [f"{o // period}+{o % period + lo}" for o in following]
+

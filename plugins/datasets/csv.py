@@ -50,7 +50,7 @@ import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
 from tinygrad_rnn.data import Dataset, Split, accuracy, majority_baseline, read_rows, rmse, sha256_of, warn
-from tinygrad_rnn.times import TimeKey, continuation
+from tinygrad_rnn.times import TimeKey, composite_continuation, continuation
 
 MISSING_TOKENS = ["", "na", "nan", "null", "none", "n/a"]
 MISSING_SPELLINGS = [spelling for token in MISSING_TOKENS for spelling in {token, token.upper(), token.title()}]
@@ -507,8 +507,8 @@ class CSVDataset(Dataset):
                                   gy[end - 1:end])[0]
         else:
             ahead = self.continue_series(recent, predict, future)[0]
-        following = (continuation(f["times"][start:end], future) if f["times"] is not None and len(self.times) == 1
-                     else None) or [f"+{k}" for k in range(1, future + 1)]
+        following = (self._following_times({**f, "starts": [start], "sizes": [end - start]}, future) or
+                     [[f"+{k}" for k in range(1, future + 1)]])[0]
         return {"series": str(f["ids"][code]), "time": [label(k) for k in range(len(truth))],
                 "truth": truth.tolist(), "prediction": forecast.tolist(), "future_time": following,
                 "future": ahead[:future].tolist(), "target": self.target}
@@ -681,9 +681,10 @@ class CSVDataset(Dataset):
     def _following_times(self, data, steps):
         """(S, steps) the time values after each series' last row, where one time column steps regularly
         in every series (see tinygrad_rnn/times.py); None otherwise (the rows are then numbered 1…K)."""
-        if len(self.times) != 1:
+        if not self.times or len(self.times) > 2:
             return None
-        following = [continuation(data["times"][start:start + size], steps)
+        follow = continuation if len(self.times) == 1 else composite_continuation
+        following = [follow(data["times"][start:start + size], steps)
                      for start, size in zip(data["starts"], data["sizes"])]
         return None if any(f is None for f in following) else following
 
