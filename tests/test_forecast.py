@@ -48,3 +48,60 @@ def test_the_true_continuation_is_only_returned_never_fed_in():
     predictions, truth = forecast(Recorder(), PoisonedTruth(), steps=6)
     assert np.isfinite(predictions).all() and np.isnan(truth).all()
     np.testing.assert_array_equal(predictions[:, 0], [2, 3, 4, 5, 6, 7])
+
+
+# ---- a csv forecaster runs its own loop: its model predicts changes, K steps at a time -------------------
+def persistence_model(dataset):
+    """predict(x, lengths) whose forecasts, mapped back, repeat each window's last value (a change of 0)."""
+    def predict(x, lengths=None):
+        fitted = dataset.fitted   # fitted when the splits are made
+        return np.tile((0 - np.asarray(fitted["target_mean"])) / fitted["target_std"], (len(x), 1))
+    return predict
+
+
+def monthly_csv(tmp_path):
+    from tinygrad_rnn.registry import datasets, discover
+    discover()
+    path = tmp_path / "m.csv"
+    path.write_text("month,y\n" + "".join(f"{2000 + m // 12}-{m % 12 + 1:02d},{10 + m % 7}\n" for m in range(60)))
+    return datasets.get("csv")(path=str(path), target="y", time="month", window=6, horizon=2, season=12,
+                               transform="none")
+
+
+def test_a_csv_free_run_starts_at_the_first_test_target_and_feeds_its_forecasts_back(tmp_path):
+    dataset = monthly_csv(tmp_path)
+    dataset.splits()
+    predictions, truth = dataset.free_run(persistence_model(dataset), steps=15)
+    first_test = dataset.references(dataset.splits()["test"])["truth"][0, 0]
+    y = np.array([10 + m % 7 for m in range(60)], float)
+    start = 60 - 9   # the test targets: the last 15% of 60 rows
+    assert truth[0, 0] == first_test == y[start]
+    np.testing.assert_array_equal(truth[:9, 0], y[start:])          # then the record ends: NaN
+    assert np.isnan(truth[9:, 0]).all() and predictions.shape == (15, 1)
+    np.testing.assert_allclose(predictions[:, 0], y[start - 1], rtol=1e-6)   # persistence, fed back: constant
+
+
+def test_a_csv_forecast_picture_has_the_test_months_then_the_months_after_the_file(tmp_path):
+    dataset = monthly_csv(tmp_path)
+    picture = dataset.forecast_picture(persistence_model(dataset))
+    assert picture["time"][0] == "2004-04" and picture["time"][-1] == "2004-12"   # one-step targets of the test windows
+    assert picture["future_time"] == [f"2005-{m:02d}" for m in range(1, 13)]      # a season ahead
+    assert picture["truth"] == [10 + m % 7 for m in range(51, 60)][:len(picture["truth"])]
+    np.testing.assert_allclose(picture["future"], 10 + 59 % 7, rtol=1e-6)
+
+
+def test_the_generic_forecast_dispatches_to_a_datasets_own_free_run(tmp_path):
+    dataset = monthly_csv(tmp_path)
+    dataset.splits()
+
+    class Model:   # what `predictor` calls: eval, train, predict(Tensor) -> Tensor
+        def eval(self):
+            pass
+
+        def train(self):
+            pass
+
+        def predict(self, x, lengths=None):
+            return Tensor(persistence_model(dataset)(x.numpy()).astype(np.float32))
+    predictions, truth = forecast(Model(), dataset, 5)
+    np.testing.assert_allclose(predictions[:, 0], dataset.free_run(persistence_model(dataset), 5)[0][:, 0], rtol=1e-6)

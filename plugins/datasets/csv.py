@@ -484,7 +484,8 @@ class CSVDataset(Dataset):
         return predictions[:, None], truth[:, None]
 
     def forecast_picture(self, predict, future=None):
-        """The first series with test targets: their truth and the model's forecasts one step ahead, then
+        """The first series with test targets: their truth and the model's forecasts (each from the window
+        just before it; the last window's later steps K−1, …, 2 ahead), then
         `future` steps (default: the horizon, or a season where longer) past the file's end, fed back as
         `rnnrun predict --steps` does (only the horizon where other features are inputs)."""
         if self.problem == "classification":
@@ -494,10 +495,14 @@ class CSVDataset(Dataset):
         code = f["codes"][f["first_test"]]
         mine = self._windows["test"]["series"] == f["ids"][code]
         start, end = f["starts"][code], f["starts"][code] + f["sizes"][code]
-        forecast = self.forecasts(predict(test.x[mine], None), test.subset(np.flatnonzero(mine)))[:, 0]
-        truth = self._rows["test"]["truth"][mine][:, 0]
+        # each test target as forecast by the window just before it; the last window's later steps too
+        forecast = self.to_units(predict(test.x[mine], None), self._rows["test"]["anchor"][mine])
+        forecast = np.concatenate([forecast[:, 0], forecast[-1, 1:]])
+        truth = self._rows["test"]["truth"][mine]
+        truth = np.concatenate([truth[:, 0], truth[-1, 1:]])
         times = self._windows["test"]["times"]
-        label = (lambda k: str(k)) if times is None else (lambda k: str(times[mine][k, 0]))
+        times = None if times is None else np.concatenate([times[mine][:, 0], times[mine][-1, 1:]])
+        label = (lambda k: f"t{k + 1}") if times is None else (lambda k: str(times[k]))
         future = future or max(K, self.season)
         recent = f["y"][None, end - W:end]
         if self.fitted["features"] != [self.target]:

@@ -17,7 +17,7 @@ from .. import __version__, backend
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
 from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
-from ..forecast import forecast
+from ..forecast import forecast, predictor
 from ..models import SequenceModel
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
@@ -395,7 +395,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         summary.update(_results(trainer), status="finished")
         run.save_weights(model.state_dict())
         predictions, truth = _forecast(dataset, model, summary)
-        _plots(run, trainer, predictions, truth)
+        _plots(run, trainer, predictions, truth, dataset.forecast_picture(predictor(model)))
     except KeyboardInterrupt as e:
         if restoring:
             raise
@@ -489,11 +489,15 @@ def _forecast(dataset, model, summary):
     return predictions, truth
 
 
-def _plots(run, trainer, predictions, truth):
+def _plots(run, trainer, predictions, truth, picture=None):
+    """loss.png, and forecast.png: a time series' free-running forecast, or the picture a dataset that
+    runs its own forecasts draws (csv: the test targets, then the steps after the file)."""
     try:
         from . import plots
     except ImportError:  # matplotlib is an optional extra
         return
     plots.loss_plot(run.file("loss.png"), trainer.history)
-    if predictions is not None:
+    if picture is not None:
+        plots.picture_plot(run.file("forecast.png"), picture)
+    elif predictions is not None:
         plots.forecast_plot(run.file("forecast.png"), predictions, truth)
