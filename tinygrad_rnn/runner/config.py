@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
-from ..errors import PluginError
-from ..registry import load_plugin, plugin_options
+from ..errors import PluginError, UnknownPluginError
+from ..registry import datasets, load_plugin, plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
@@ -297,3 +297,14 @@ def validate(config):
 def signature_text(cls):
     """'T=100, n_train=2000' for `rnnrun list`."""
     return ", ".join(f"{k}={v!r}" if v is not None else k for k, v in plugin_options(cls).items())
+
+
+def data_label(config):
+    """How tables name a run's data: its dataset's `data_label` (csv: `csv:elnino.csv(target=sst,...)`),
+    or the dataset's name where its plugin is not loaded."""
+    name = config.get("data") or "?"
+    try:
+        cls = datasets.get(name)
+    except UnknownPluginError:   # a plugin not loaded here: the name still tells it apart
+        return name
+    return str(cls.data_label(name, config.get("data_options") or {}))
