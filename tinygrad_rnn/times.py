@@ -25,7 +25,7 @@ ISO_DATE = re.compile(r"^\d{4}-\d{1,2}(-\d{1,2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)
 
 
 class TimeColumn:
-    """One column's values (a (n,) str array) read as a time: `kind` is "number", "date" or "text",
+    """One column's values (a (n,) str array) read as a time: `kind` is "number", "date" or "other" (text),
     and `key` an array that sorts like the times (float64 for numbers and dates, the text itself else)."""
 
     def __init__(self, text, name="time"):
@@ -39,7 +39,7 @@ class TimeColumn:
             if len(stripped) and all(ISO_DATE.match(value) for value in np.unique(stripped)):
                 self.key, self.kind = _dates(stripped).astype("datetime64[s]").astype(np.float64) / 86400, "date"
             else:
-                self.key, self.kind = stripped, "text"
+                self.key, self.kind = stripped, "other"
 
     def value_key(self, value):
         """A cutoff `value` (as written in an option) on this column's scale; ConfigError where it is not."""
@@ -105,7 +105,7 @@ def continuation(times, steps):
     """The `steps` time values after `times` (one series' times, ordered, as str), continuing their
     regular step; None where there is none (fewer than two values, or steps that differ)."""
     column = TimeColumn(times)
-    if len(column.text) < 2 or column.kind == "text":
+    if len(column.text) < 2 or column.kind == "other":
         return None
     if column.kind == "number":
         values = column.key
