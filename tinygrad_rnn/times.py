@@ -30,12 +30,17 @@ class TimeColumn:
 
     def __init__(self, text, name="time"):
         self.name, self.text = name, np.asarray(text, dtype=str)
-        stripped = np.char.strip(self.text)
+        stripped = self.text
         try:
-            self.key, self.kind = stripped.astype(np.float64), "number"
+            try:
+                self.key, self.kind = self.text.astype(np.float64), "number"
+            except ValueError:   # " 12" reads, where NumPy's parser would not
+                stripped = np.char.strip(self.text)
+                self.key, self.kind = stripped.astype(np.float64), "number"
             if not np.isfinite(self.key).all():
                 raise ValueError
         except ValueError:
+            stripped = np.char.strip(self.text)
             if len(stripped) and all(ISO_DATE.match(value) for value in np.unique(stripped)):
                 self.key, self.kind = _dates(stripped).astype("datetime64[s]").astype(np.float64) / 86400, "date"
             else:
@@ -63,6 +68,16 @@ class TimeKey:
 
     def __init__(self, columns, names):
         self.columns = [TimeColumn(text, name) for text, name in zip(columns, names)]
+
+    def take(self, rows):
+        """The same key for the rows `rows` (an int or bool array), in that order."""
+        taken = TimeKey.__new__(TimeKey)
+        taken.columns = []
+        for column in self.columns:
+            part = TimeColumn.__new__(TimeColumn)
+            part.name, part.kind, part.text, part.key = column.name, column.kind, column.text[rows], column.key[rows]
+            taken.columns.append(part)
+        return taken
 
     def order(self, first):
         """Row order by `first` (the series), then by each time column in turn (np.lexsort's last key first)."""

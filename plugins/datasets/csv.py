@@ -167,9 +167,11 @@ class CSVDataset(Dataset):
             if column and empty.any():
                 raise ConfigError(f"{path} line {file_lines[np.flatnonzero(empty)[0]]}: column {column!r} is empty; "
                                   f"every row needs its {column} (missing= fills only numeric columns)")
-        ids = np.array(sorted(set(ids_text.tolist()), key=_natural), dtype=str)
-        rank = {sid: k for k, sid in enumerate(ids.tolist())}
-        codes = np.array([rank[sid] for sid in ids_text.tolist()], np.int64)
+        ids, codes = np.unique(ids_text, return_inverse=True)
+        natural = np.array(sorted(range(len(ids)), key=lambda k: _natural(str(ids[k]))), np.int64)
+        rank = np.empty(len(ids), np.int64)
+        rank[natural] = np.arange(len(ids))
+        ids, codes = ids[natural], rank[codes.reshape(-1)]     # series in natural order: test-2 before test-10
         time_key = TimeKey([table[c] for c in self.times], self.times) if self.times else None
         if time_key:
             order = time_key.order(codes)
@@ -204,7 +206,7 @@ class CSVDataset(Dataset):
         codes = np.cumsum(present)[codes] - 1
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         if time_key:
-            time_key = TimeKey([table[c][order] for c in self.times], self.times)
+            time_key = time_key.take(order)
         return {"ids": ids, "codes": codes, "starts": starts, "sizes": sizes, "values": values,
                 "columns": columns, "features": features, "labels": labels, "splits": splits, "lines": lines,
                 "times": times, "time_key": time_key}
