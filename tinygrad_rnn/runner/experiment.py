@@ -110,23 +110,24 @@ def _model(config, dataset, hidden, layers):
 
 
 # ---- every run of a command, checked before the first one starts --------------------------------------
-def check_all(configs):
+def check_all(configs, choosing=False):
     """Build every dataset, model, regulariser, optimiser and schedule that `configs` describe, estimate
     each run's memory, and run each cell once on a tiny input; raise ConfigError (or PluginError) at
     the first that fails. Call it before anything is trained or written, so that a command whose
     third run is misconfigured fails at once, with no run folder made (exit 2).
 
     Configurations that differ only in their seed (a sweep's) are checked once; the models built here
-    are small or discarded."""
+    are small or discarded. Data without a validation split (csv's val=0) is a warning, and an error
+    where the command is `choosing` on validation (tune)."""
     seen = set()
     for config in configs:
         key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("meta", "seed")))
         if key not in seen:
             seen.add(key)
-            check_run(config)
+            check_run(config, choosing)
 
 
-def check_run(config):
+def check_run(config, choosing=False):
     """check_all for one resolved config: build, estimate memory, run the cell once."""
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
@@ -142,6 +143,9 @@ def check_run(config):
             for r in config["regularisers"]]
     check_validation(dataset, regs)
     if not len(dataset.splits()["val"]):
+        if choosing:   # rnnrun tune: its objective is a validation value
+            raise ConfigError(f"{config['data']} has no validation split (val=0), and tune chooses on validation; "
+                              "give the data one (val=0.15, val_from=...)")
         warn(f"{config['data']} has no validation split: the last epoch's weights are kept, and choosing between "
              "runs or epochs has nothing to choose on (only the test split, which must not choose)")
     optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],

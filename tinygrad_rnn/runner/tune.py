@@ -164,7 +164,7 @@ def check_search(job):
     dataset, the number of epochs)."""
     from .experiment import check_all
     configs = [trial_config(job, settings) for settings in edges(job)]
-    check_all(configs)
+    check_all(configs, choosing=True)
     return configs[0]
 
 
