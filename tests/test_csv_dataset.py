@@ -4,6 +4,7 @@ Each test writes a small CSV to tmp_path. The `rnnrun predict` round trips are i
 """
 import itertools
 import json
+import os
 import re
 
 import numpy as np
@@ -409,6 +410,16 @@ def test_a_run_records_the_files_path_and_hash_and_warns_when_it_changed(tmp_pat
         f.write("a,60,1060,0.5\n")
     changed = CliRunner().invoke(cli, argv[:-6] + ["--config", f"{run_dir}/config.toml", "--quiet"])
     assert changed.exit_code == 0 and "has changed since the run that recorded it" in changed.stderr
+    # compare never ranks runs on a file that changed, nor on other options, against each other
+    other = CliRunner().invoke(cli, argv + ["--data", f"csv:path={path},target=units,series=store,window=5"])
+    assert other.exit_code == 0, other.output
+    ids = sorted(os.listdir(runs))
+    compared = CliRunner().invoke(cli, ["--runs-dir", str(runs), "compare", *ids], terminal_width=250)
+    assert compared.exit_code == 0, compared.output
+    text = " ".join(compared.stdout.split())    # titles wrap to their table's width
+    assert text.count("Comparison on ") == 3 and "3 tables" in text
+    assert text.count("Comparison on csv:sales.csv(target=units,series=store), file SHA-256 ") == 2
+    assert "Comparison on csv:sales.csv(target=units,series=store,window=5) (rmse)" in text
 
 
 def test_the_shipped_long_vowels_file_is_the_vowels_data():

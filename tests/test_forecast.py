@@ -1,5 +1,6 @@
 """Free-running forecasts feed the model its own predictions, and nothing else, after the seed window."""
 import numpy as np
+import pytest
 
 from tinygrad_rnn import Tensor
 from tinygrad_rnn.forecast import forecast, free_run
@@ -105,3 +106,34 @@ def test_the_generic_forecast_dispatches_to_a_datasets_own_free_run(tmp_path):
             return Tensor(persistence_model(dataset)(x.numpy()).astype(np.float32))
     predictions, truth = forecast(Model(), dataset, 5)
     np.testing.assert_allclose(predictions[:, 0], dataset.free_run(persistence_model(dataset), 5)[0][:, 0], rtol=1e-6)
+
+
+def test_rnnrun_forecast_and_the_forecast_picture_work_for_a_csv_run(tmp_path):
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from tinygrad_rnn.runner.cli import cli
+    path = tmp_path / "m.csv"
+    path.write_text("month,y\n" + "".join(f"{2000 + m // 12}-{m % 12 + 1:02d},{10 + m % 7}\n" for m in range(60)))
+    runs = str(tmp_path / "runs")
+
+    def rnnrun(*argv):
+        return CliRunner().invoke(cli, ["--runs-dir", runs, *argv], prog_name="rnnrun")
+    trained = rnnrun("--cell", "gru", "--data", f"csv:path={path},target=y,time=month,window=6,horizon=2,season=12",
+                     "--epochs", "2", "--hidden", "4", "--quiet")
+    assert trained.exit_code == 0, trained.output
+    folder = [os.path.join(runs, name) for name in os.listdir(runs)][0]
+    pytest.importorskip("matplotlib")
+    assert os.path.exists(os.path.join(folder, "forecast.png"))
+    result = rnnrun("forecast", "last", "--steps", "12", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert len(document["predictions"]) == 12
+    assert [row[0] for row in document["truth"][:9]] == [10 + m % 7 for m in range(51, 60)]   # the test months
+    assert document["truth"][9:] == [[None]] * 3                                                # past the file
+    zeros = rnnrun("forecast", "last", "--from", "zeros")
+    assert zeros.exit_code == 2 and "starts from its file's data" in zeros.stderr
+    listed = rnnrun("runs", "--json")
+    assert json.loads(listed.stdout)[0]["data"] == "csv:m.csv(target=y,time=month,window=6,horizon=2,season=12)"
