@@ -179,6 +179,11 @@ class Dataset:
                 raise ConfigError(f"{type(self).__name__}.make_splits() returned no {sorted(missing)} split")
         return self._splits
 
+    @property
+    def splits_made(self):
+        """Whether `splits()` has built the splits already (a check that reads them need not build them)."""
+        return self._splits is not None
+
     def describe(self):
         s = self.splits()
         return {"kind": self.kind, "problem": self.problem, "metric": self.metric_name,

@@ -299,6 +299,15 @@ def signature_text(cls):
     return ", ".join(f"{k}={v!r}" if v is not None else k for k, v in plugin_options(cls).items())
 
 
+def spec_label(spec):
+    """`data_label` of a --data spec as written (`csv:path=f.csv,target=y`): how sweep and tune name it."""
+    try:
+        name, _, options = parse_spec(spec, "dataset")
+    except ConfigError:
+        return str(spec)
+    return data_label({"data": name, "data_options": options})
+
+
 def data_label(config):
     """How tables name a run's data: its dataset's `data_label` (csv: `csv:elnino.csv(target=sst,...)`),
     or the dataset's name where its plugin is not loaded."""

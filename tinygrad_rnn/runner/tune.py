@@ -34,7 +34,7 @@ from concurrent import futures
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
 from . import sweep as sweeps
-from .config import parse_spec
+from .config import parse_spec, spec_label
 from .runs import atomic_write, plain, slug
 from .signals import on_ctrl_c
 from .sweep import Range
@@ -356,7 +356,8 @@ def summarise(job, new_trials=0):
         best = _trial_row(b) | {"config": os.path.join(job["folder"], "best.toml")}
     counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
     epochs = sum(t["epochs"] or 0 for t in trials)
-    return {"study": {"name": job["study"], "path": job["folder"], "storage": job["storage"],
+    return {"study": {"name": job["study"], "data": spec_label(job["definition"]["fixed"].get("data", "")),
+                      "path": job["folder"], "storage": job["storage"],
                       "objective": job["objective"], "direction": job["direction"], "trials": len(trials),
                       "new_trials": new_trials, **counts, "epochs": epochs,
                       "max_epochs": len(trials) * job["epochs"],
