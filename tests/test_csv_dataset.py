@@ -190,7 +190,7 @@ def test_val_0_has_no_validation_split_and_refuses_early_stopping(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["val_loss"] is None
     assert "has no validation split" in result.stderr and "nothing to choose on" in result.stderr
-    from tinygrad_rnn.runner.runs import RunStore
+    from tinygrad_rnn.runner.store import RunStore
     run = RunStore(str(runs)).get("last")
     summary = run.summary()
     assert summary.get("val_loss") is None and summary["best_epoch"] == 2   # the last epoch is kept
