@@ -151,10 +151,22 @@ def data_rows(text):
     return sum(1 for line in lines[1:] if line)
 
 
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A trained forecaster of column y over time t, window 1: `rnnrun predict` reads the random files too."""
+    root = tmp_path_factory.mktemp("csvrun")
+    data = root / "train.csv"
+    data.write_text("t,y,g\n" + "".join(f"{k},{k % 5},{k % 3}\n" for k in range(40)))
+    result = CliRunner().invoke(cli, ["--runs-dir", str(root), "--cell", "gru", "--hidden", "2", "--epochs", "1",
+                                      "--data", f"csv:path={data},target=y,time=t,window=1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(content=csv_files(), missing=st.sampled_from(["error", "drop", "ffill", "interpolate"]))
-def test_every_csv_file_is_read_whole_or_refused_naming_the_problem(tmp_path, content, missing):
+def test_every_csv_file_is_read_whole_or_refused_naming_the_problem(tmp_path, csv_run, content, missing):
     from tinygrad_rnn import ConfigError
     from tinygrad_rnn.data import read_rows
     from tinygrad_rnn.registry import datasets, discover
@@ -183,3 +195,5 @@ def test_every_csv_file_is_read_whole_or_refused_naming_the_problem(tmp_path, co
         runs = stub_training(monkeypatch, tmp_path)
         assert_clean(CliRunner().invoke(cli, runs + ["--cell", "gru", "--data", f"csv:path={path},target=y,time=t,"
                                                      f"window=1,missing={missing}"]))
+    assert_clean(CliRunner().invoke(cli, ["--runs-dir", str(csv_run), "predict", "last", "--input", str(path),
+                                          "--steps", "2"]))
