@@ -235,6 +235,15 @@ def test_series_are_in_natural_order(tmp_path):
     assert list(dict.fromkeys(series)) == ["test-1", "test-2", "test-10"]
 
 
+def test_series_and_times_without_a_time_column_give_series_only(tmp_path):
+    d = csv_dataset(path=series_file(tmp_path), target="units", series="store", window=4)
+    series, times = d.series_and_times("val")
+    assert times is None and set(series) == {"a", "b"} and len(series) == len(d.splits()["val"])
+    c = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec")
+    series, times = c.series_and_times("test")
+    assert times is None and series == c.series_ids(c.splits()["test"])
+
+
 def test_the_data_label_names_the_file_and_the_options_that_shape_the_task():
     label = datasets.get("csv").data_label("csv", {"path": "/data/elnino.csv", "target": "sst", "window": 24,
                                                   "val": 0.15, "sha256": "ab12", "relative": False})
@@ -374,6 +383,12 @@ def bad_inputs(tmp_path):
                                                                  "not one"),
         (f"path={good},target=units,series=store,time=day,test_from=99", "no test window"),
         (f"path={good},target=units,val=-0.1", "val must be a fraction from 0 (no validation split)"),
+        (f"path={good},target=units,series=store,time=day,split=store,test_from=50", "test_from and val_from "
+                                                                                     "cannot say it too"),
+        (f"path={good},target=units,series=store,time=day,split=store", "line 2: column 'store' holds 'a'; valid "
+                                                                        "values: train, val, test"),
+        (f"path={good},target=units,series=store,time=day,test_from=55,val_from=58", "no val window"),
+        (f"path={good},target=units,series=store,time=day+store,test_from=50+a+1", "has 3 parts, the time key 2"),
         (f"path={good},label=units", "classification needs series=COL"),
         ("target=units", "needs path=FILE"),
         (f"path={good},target=units,missing=guess", "missing must be one of error, drop, ffill, interpolate"),
