@@ -452,3 +452,9 @@ def test_the_shipped_long_vowels_file_is_the_vowels_data():
     speakers = np.concatenate([raw["y_train"], raw["y_test"]]) + 1
     assert (table["speaker"] == np.repeat([f"speaker{s}" for s in speakers], lengths)).all()
     assert (table["set"] == "test").sum() == raw["len_test"].sum()
+
+
+def test_rnnrun_check_holds_a_csv_dataset_without_validation_to_the_protocol(tmp_path):
+    path = monthly_file(tmp_path)
+    result = CliRunner().invoke(cli, ["check", "--data", f"csv:path={path},target=y,time=month,window=6,val=0"])
+    assert result.exit_code == 0 and "checks that apply pass" in " ".join(result.stdout.split()), result.output

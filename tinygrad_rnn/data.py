@@ -76,6 +76,9 @@ class Dataset:
     # shuffling), uses `streams` as the batch size and carries the recurrent state across batches.
     stateful = False
     streams = None
+    # True where the options ask for no validation split (the csv dataset's val=0): "val" is then an
+    # empty Split, the trainer keeps the last epoch, and early stopping and tune refuse the data
+    without_validation = False
     # What makes `rnnrun --cell gru --data NAME` a good run on a 2-core CPU in well under a minute.
     defaults = {"hidden": 32, "epochs": 20, "lr": 1e-2, "batch_size": 32}
 
