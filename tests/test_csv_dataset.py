@@ -455,6 +455,7 @@ def test_the_shipped_long_vowels_file_is_the_vowels_data():
 
 
 def test_rnnrun_check_holds_a_csv_dataset_without_validation_to_the_protocol(tmp_path):
-    path = monthly_file(tmp_path)
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1:02d}", round(10 + 3 * np.sin(m) + 0.1 * m, 4)) for m in range(120)]
+    path = write(tmp_path / "wavy.csv", ["month", "y"], rows)
     result = CliRunner().invoke(cli, ["check", "--data", f"csv:path={path},target=y,time=month,window=6,val=0"])
     assert result.exit_code == 0 and "checks that apply pass" in " ".join(result.stdout.split()), result.output
