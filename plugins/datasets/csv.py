@@ -2,10 +2,14 @@
 
     --data csv:path=sales.csv,target=units,series=store,time=date,window=28,horizon=7,season=7
     --data csv:path=gestures.csv,label=gesture,series=recording,time=t,features=acc_x+acc_y+acc_z
+    --data csv:path=macro.csv,target=unemp,time=year+quarter,test_from=2000,val_from=1993
 
 The file has a header row; the delimiter (comma, semicolon, tab, bar) is sniffed or given
-(`delimiter=;` or `delimiter=tab`); column lists join names with `+`. Rows are grouped by `series`
-(one sequence each; without it the file is one series) and ordered by `time` within a series (a
+(`delimiter=;` or `delimiter=tab`); column lists join names with `+`. Every non-empty line is a row
+or an error naming its line (a quote left open, a row of the wrong width): no row is lost without a
+word. Rows are grouped by `series` (one sequence each, in natural order: s2 before s10; without it
+the file is one series) and ordered by `time` within a series: numbers as numbers, ISO dates as dates
+(tinygrad_rnn/times.py), a key of several columns (`time=year+quarter`) by each in turn (a
 duplicate time is an error; without it, file order). Missing values (empty, NA, NaN, null) are an
 error unless `missing=drop` (the row goes), `ffill` (the last value before it, within the series)
 or `interpolate` (linear within the series; gaps at either end take the nearest value).
@@ -13,8 +17,9 @@ or `interpolate` (linear within the series; gaps at either end take the nearest 
 **Forecasting** (`target=COL`). Window i of a series reads rows i−W … i−1 of `features` (default:
 the target alone) and predicts the target y at rows i … i+K−1 (W = `window`, K = `horizon`). The
 last `test` fraction of each series' rows are test targets, the `val` fraction before them
-validation; a window belongs to the split of its targets and is dropped where they straddle two, so
-no target is in two splits. With g the target transform (`transform=log`, `none`, or `auto`: log
+validation; or the rows whose time is ≥ `test_from` (≥ `val_from`) are; or a column `split=COL`
+says each row's split. `val=0` means no validation split. A window belongs to the split of its
+targets and is dropped where they straddle two, so no target is in two splits. With g the target transform (`transform=log`, `none`, or `auto`: log
 when every value of the target is positive, else none) and
 a = g(y_{i−1}) the last observed value, the model sees and predicts
 
@@ -38,8 +43,11 @@ the training series). Features are standardised with the training series' rows. 
 the majority class; the class names are kept for `rnnrun predict`.
 
 A run records the file's absolute path and SHA-256 (options `path`, `sha256` of its config.toml),
-and warns when the file has changed since. What fitting learned (scalers, columns, class names) is
-`preprocessing()`, saved by the run as preprocessing.json for `rnnrun predict`, which never refits.
+and warns when the file has changed since; tables name its data `csv:FILE(options)` (`data_label`).
+What fitting learned (scalers, columns, class names) is `preprocessing()`, saved by the run as
+preprocessing.json for `rnnrun predict`, which never refits; its forecasts continue the file's
+times where they step regularly (else they are numbered 1…K), and `free_run` and
+`forecast_picture` give `rnnrun forecast` and the run's forecast.png.
 """
 import difflib
 import inspect
