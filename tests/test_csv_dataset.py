@@ -379,8 +379,8 @@ def bad_inputs(tmp_path):
                                                     "(missing=drop): column 'units' is missing in every row"),
         (f"path={good},target=units,test_from=2005", "test_from and val_from compare each target's time: they "
                                                      "need time=COL"),
-        (f"path={good},target=units,series=store,time=day,test_from=2005-01", "time column 'day' holds numbers; '2005-01' is "
-                                                                 "not one"),
+        (f"path={good},target=units,series=store,time=day,test_from=2005-01",
+         "time column 'day' holds numbers; '2005-01' is not one"),
         (f"path={good},target=units,series=store,time=day,test_from=99", "no test window"),
         (f"path={good},target=units,val=-0.1", "val must be a fraction from 0 (no validation split)"),
         (f"path={good},target=units,series=store,time=day,split=store,test_from=50", "test_from and val_from "

@@ -10,9 +10,10 @@ comes after `1949-9`'s month and 10 after 9; other text compares as text. A comp
     axis.at_least("1949-02")   # [False, True, True]
     continuation(["1949-01", "1949-02", "1949-03"], 2)   # ["1949-04", "1949-05"]: monthly, continued
 
-`continuation` (and `composite_continuation`, for `year+quarter`) recognises a regular step — integer or any constant number, and for dates daily,
-weekly or any constant number of days, monthly, quarterly or yearly — and continues it; where the
-step is irregular it answers None, and the caller numbers the steps 1…K instead.
+`continuation` (and `composite_continuation`, for `year+quarter`) recognises a regular step —
+integer or any constant number, and for dates daily, weekly or any constant number of days,
+monthly, quarterly or yearly — and continues it; where the step is irregular it answers None, and
+the caller numbers the steps 1…K instead.
 """
 import re
 

@@ -313,7 +313,8 @@ def check_validation(dataset, regularisers=(), patience=None):
     early stopping (a regulariser with `needs_validation`, or `patience`)."""
     if len(dataset.splits()["val"]):
         return
-    needing = [getattr(r, "plugin_name", type(r).__name__) for r in regularisers if getattr(r, "needs_validation", False)]
+    needing = [getattr(r, "plugin_name", type(r).__name__) for r in regularisers
+               if getattr(r, "needs_validation", False)]
     if needing or patience is not None:
         what = f"regulariser {needing[0]}" if needing else "patience"
         raise ConfigError(f"{what} stops on the validation loss, and this data has no validation split (val=0); "

@@ -19,9 +19,9 @@ the target alone) and predicts the target y at rows i … i+K−1 (W = `window`,
 last `test` fraction of each series' rows are test targets, the `val` fraction before them
 validation; or the rows whose time is ≥ `test_from` (≥ `val_from`) are; or a column `split=COL`
 says each row's split. `val=0` means no validation split. A window belongs to the split of its
-targets and is dropped where they straddle two, so no target is in two splits. With g the target transform (`transform=log`, `none`, or `auto`: log
-when every value of the target is positive, else none) and
-a = g(y_{i−1}) the last observed value, the model sees and predicts
+targets and is dropped where they straddle two, so no target is in two splits. With g the target
+transform (`transform=log`, `none`, or `auto`: log when every value of the target is positive, else
+none) and a = g(y_{i−1}) the last observed value, the model sees and predicts
 
     x_target = g(y_{i−W..i−1}) − a       (scale=window: every window starts from its own level)
                g(y_{i−W..i−1})           (scale=global)
