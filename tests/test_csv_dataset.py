@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from tinygrad_rnn import ConfigError
@@ -459,3 +461,24 @@ def test_rnnrun_check_holds_a_csv_dataset_without_validation_to_the_protocol(tmp
     path = write(tmp_path / "wavy.csv", ["month", "y"], rows)
     result = CliRunner().invoke(cli, ["check", "--data", f"csv:path={path},target=y,time=month,window=6,val=0"])
     assert result.exit_code == 0 and "checks that apply pass" in " ".join(result.stdout.split()), result.output
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(20, 60), window=st.integers(1, 5), horizon=st.integers(1, 3), cut=st.data())
+def test_time_cutoffs_put_every_whole_window_in_the_split_of_its_targets(tmp_path, n, window, horizon, cut):
+    """Times 0..n−1 (y = t): each window whose targets lie on one side of the cutoffs is kept, in that split."""
+    test_from = cut.draw(st.integers(window + horizon + 2, n - horizon))
+    val_from = cut.draw(st.integers(window + horizon, test_from - 1))
+    path = write(tmp_path / "t.csv", ["t", "y"], [(t, t) for t in range(n)])
+    try:
+        d = csv_dataset(path=path, target="y", time="t", window=window, horizon=horizon, transform="none",
+                        test_from=test_from, val_from=val_from)
+        splits = d.splits()
+    except ConfigError as e:
+        assert "no val window" in str(e) or "no train window" in str(e)
+        return
+    expected = {"train": (window, val_from), "val": (val_from, test_from), "test": (test_from, n)}
+    for name, (low, high) in expected.items():
+        truth = d.references(splits[name])["truth"]
+        firsts = sorted(truth[:, 0].astype(int).tolist())
+        assert firsts == list(range(low, high - horizon + 1)), name     # every whole window, and only those
