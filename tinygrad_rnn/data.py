@@ -173,6 +173,13 @@ class Dataset:
         """Options the run writes back into its config.toml after building the dataset ({} by default)."""
         return {}
 
+    def series_and_times(self, name):
+        """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
+        N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;
+        a date string or a number), or None where the dataset has no clock. Default: (None, None).
+        (The same hook as branch `results` declares; the csv dataset gives its file's times.)"""
+        return None, None
+
     # ---- used by the trainer ------------------------------------------------------------------------
     def splits(self):
         if self._splits is None:
