@@ -137,3 +137,18 @@ def test_rnnrun_forecast_and_the_forecast_picture_work_for_a_csv_run(tmp_path):
     assert zeros.exit_code == 2 and "starts from its file's data" in zeros.stderr
     listed = rnnrun("runs", "--json")
     assert json.loads(listed.stdout)[0]["data"] == "csv:m.csv(target=y,time=month,window=6,horizon=2,season=12)"
+
+
+def test_a_csv_picture_with_other_features_looks_only_a_horizon_ahead_and_numbers_steps_without_times(tmp_path):
+    from tinygrad_rnn.registry import datasets, discover
+    discover()
+    path = tmp_path / "f.csv"
+    path.write_text("y,x\n" + "".join(f"{10 + k % 7},{k % 3}\n" for k in range(60)))
+    dataset = datasets.get("csv")(path=str(path), target="y", features="y+x", window=6, horizon=3, season=12,
+                                  transform="none")
+    picture = dataset.forecast_picture(persistence_model(dataset))
+    assert len(picture["future"]) == 3 and picture["future_time"] == ["+1", "+2", "+3"]   # the horizon only
+    assert picture["time"][0] == "t1" and len(picture["time"]) == len(picture["truth"]) == len(picture["prediction"])
+    from tinygrad_rnn import ConfigError
+    with pytest.raises(ConfigError, match="needs the target as the only input"):
+        dataset.free_run(persistence_model(dataset), 5)
