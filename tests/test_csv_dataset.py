@@ -482,3 +482,16 @@ def test_time_cutoffs_put_every_whole_window_in_the_split_of_its_targets(tmp_pat
         truth = d.references(splits[name])["truth"]
         firsts = sorted(truth[:, 0].astype(int).tolist())
         assert firsts == list(range(low, high - horizon + 1)), name     # every whole window, and only those
+
+
+def test_a_quote_inside_a_field_is_text_and_only_an_opening_quote_left_open_is_an_error(tmp_path):
+    from tinygrad_rnn.data import read_table
+    fine = tmp_path / "fine.csv"
+    fine.write_text('size,units\n5" screen,1\n"a, b",2\n"say ""hi""",3\n')
+    names, table = read_table(str(fine))
+    assert table["size"].tolist() == ['5" screen', "a, b", 'say "hi"'] and table["units"].tolist() == ["1", "2", "3"]
+    for text, line in (('size,units\n"a""b,1\n2,3\n', 2), ('size,units\n1,2\n3,"""\n', 3)):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=f"line {line}: a quote opened and not closed"):
+            read_table(str(bad))

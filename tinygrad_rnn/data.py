@@ -385,9 +385,8 @@ def read_rows(path, delimiter=None):
     if not row_lines:
         raise ConfigError(f"{path} has a header but no data rows")
     # a quote opened and not closed would run on over the lines after it, which would then be lost
-    # ("" inside a quoted field is a quote: every line's count stays even)
     unclosed = next((number for number in row_lines if '"' in lines[number - 1]
-                     and lines[number - 1].count('"') % 2), None)
+                     and _leaves_a_quote_open(lines[number - 1], sep)), None)
     if unclosed is not None:
         raise ConfigError(f"{path} line {unclosed}: a quote opened and not closed; a quoted field ends on its "
                           "own line")
@@ -401,6 +400,29 @@ def read_rows(path, delimiter=None):
     if len(body) != len(row_lines) or body.shape[1] != len(names):
         _raise_bad_width(path, lines, row_lines, sep, len(names))
     return names, {name: body[:, k] for k, name in enumerate(names)}, np.array(row_lines, np.int64)
+
+
+def _leaves_a_quote_open(line, sep):
+    """Whether a field of `line` opens a quote that the line does not close. As NumPy's reader reads
+    it: a quote opens only as a field's first character; inside, "" is a quote and " closes."""
+    quoted, start, k = False, True, 0
+    while k < len(line):
+        char = line[k]
+        if quoted:
+            if char == '"':
+                if line[k + 1:k + 2] == '"':
+                    k += 1
+                else:
+                    quoted = False
+        elif char == sep:
+            start = True
+            k += 1
+            continue
+        elif char == '"' and start:
+            quoted = True
+        start = False
+        k += 1
+    return quoted
 
 
 def _raise_bad_width(path, lines, row_lines, sep, width):
