@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import Tensor
+from tinygrad_rnn.data import Dataset
 from tinygrad_rnn.forecast import forecast, free_run
 
 
@@ -34,7 +35,7 @@ def test_after_the_seed_window_only_the_models_own_outputs_go_in():
     np.testing.assert_array_equal(model.windows[3][:, 0], [3, 4, 5, 6, 7])
 
 
-class PoisonedTruth:
+class PoisonedTruth(Dataset):
     """A dataset whose true continuation is NaN: if the loop ever read it, the forecast would be NaN."""
     forecastable = True
 

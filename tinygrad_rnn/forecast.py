@@ -13,8 +13,7 @@ from .tensor import Tensor
 def forecast(model, dataset, steps, source="data"):
     """(predictions (K, D), truth (K, D) or None), both in original units. A dataset whose model output
     is not its next input (csv) runs its own loop, `Dataset.free_run`."""
-    own = getattr(dataset, "free_run", None)
-    own = own(predictor(model), steps, source) if own else None
+    own = dataset.free_run(predictor(model), steps, source)
     if own is not None:
         return own
     window, truth = dataset.forecast_start(source=source, steps=steps)

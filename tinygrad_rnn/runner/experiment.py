@@ -142,9 +142,9 @@ def check_run(config, choosing=False):
     regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
             for r in config["regularisers"]]
     # data without a validation split (csv's val=0) is known once its splits are made, as a file's are here
-    if getattr(dataset, "splits_made", False):
+    if dataset.splits_made:
         check_validation(dataset, regs)
-    if getattr(dataset, "splits_made", False) and not len(dataset.splits()["val"]):
+    if dataset.splits_made and not len(dataset.splits()["val"]):
         if choosing:   # rnnrun tune: its objective is a validation value
             raise ConfigError(f"{config['data']} has no validation split (val=0), and tune chooses on validation; "
                               "give the data one (val=0.15, val_from=...)")

@@ -20,7 +20,7 @@ def build(cls, options, seed=0):
 
 def required(dataset):
     """The splits that must hold sequences: all three, but val where the dataset is built without one."""
-    return tuple(k for k in SPLITS if not (k == "val" and getattr(dataset, "without_validation", False)))
+    return tuple(k for k in SPLITS if not (k == "val" and dataset.without_validation))
 
 
 # ---- the checks -----------------------------------------------------------------------------------

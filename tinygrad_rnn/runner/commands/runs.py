@@ -180,8 +180,8 @@ def compare(ctx, run_ids, runs_dir):
 def _forecasts(dataset):
     """Whether a dataset (class or instance) forecasts: a time series, or one that runs its own free run (csv)."""
     from ...data import Dataset
-    return dataset.forecastable or getattr(type(dataset) if not isinstance(dataset, type) else dataset,
-                                           "free_run", Dataset.free_run) is not Dataset.free_run
+    cls = dataset if isinstance(dataset, type) else type(dataset)
+    return cls.forecastable or cls.free_run is not Dataset.free_run
 
 
 @click.command("forecast")
