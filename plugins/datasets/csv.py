@@ -357,16 +357,6 @@ class CSVDataset(Dataset):
                               f"{str(text[row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
         return np.where(given == "test", 2, np.where(given == "val", 1, 0))
 
-    def series_and_times(self, name):
-        """(series, times) of the windows of split `name`: each window's series id, and the time of each
-        of its K targets as the file writes it (a composite key's parts joined by +); times None
-        without time=COL."""
-        self.splits()
-        if self.problem == "classification":
-            return self.series_ids(self.splits()[name]), None
-        windows = self._windows[name]
-        return [str(s) for s in windows["series"]], windows["times"]
-
     def _g(self, y, lines):
         if self.fitted["transform"] == "log":
             bad = np.flatnonzero(y <= 0)
@@ -450,6 +440,16 @@ class CSVDataset(Dataset):
     def forecasts(self, outputs, split):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
         return self.to_units(outputs, self._rows[self._split_name(split)]["anchor"])
+
+    def series_and_times(self, name):
+        """(series, times) of the windows of split `name`: each window's series id, and the time of each
+        of its K targets as the file writes it (a composite key's parts joined by +); times None
+        without time=COL."""
+        self.splits()
+        if self.problem == "classification":
+            return self.series_ids(self.splits()[name]), None
+        windows = self._windows[name]
+        return [str(s) for s in windows["series"]], windows["times"]
 
     def metric(self, outputs, split):
         if self.problem == "classification":
