@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 import tinygrad_rnn as tg
 from tinygrad_rnn.nn import Recurrent
-from tinygrad_rnn.registry import discover
+from tinygrad_rnn.registry import cells, discover
 from tinygrad_rnn import Tensor
 
 SIZES = [(32, 32), (32, 64), (64, 128), (64, 256), (128, 256), (64, 512), (128, 512)]  # (batch, hidden)
@@ -42,7 +42,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for batch, hidden in SIZES:
         tg.manual_seed(0)
-        model = Recurrent("lstm", D, hidden)
+        model = Recurrent(cells.get("lstm"), D, hidden)
         x = Tensor(np.random.default_rng(0).standard_normal((batch, T, D)).astype(np.float32))
         step_time(model, x, 1)  # warm-up
         one, two = step_time(model, x, 1), step_time(model, x, 2)

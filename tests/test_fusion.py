@@ -34,7 +34,7 @@ def replay(name, fuse, dtype, monkeypatch, bidirectional=False):
     monkeypatch.setenv(fusion.ENV, "1" if fuse else "0")
     cell, _, option = name.partition(":")
     tg.manual_seed(0)
-    rnn = Recurrent(cell, 2, 5, num_layers=2, bidirectional=bidirectional, compiled=True,
+    rnn = Recurrent(registry.cells.get(cell), 2, 5, num_layers=2, bidirectional=bidirectional, path="compiled",
                     **dict([option.split("=")] if option else [])).to(dtype=dtype)
     x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)).astype(dtype), requires_grad=True)
     out, final = rnn(x, lengths=[6, 4, 1])
@@ -95,7 +95,7 @@ def test_fusion_switched_off_replays_op_by_op(monkeypatch):
 def test_by_default_a_tape_is_fused_only_once_it_has_run_often_enough(monkeypatch):
     monkeypatch.delenv(fusion.ENV, raising=False)  # auto: a short run never pays for numba
     tg.manual_seed(0)
-    rnn = Recurrent("gru", 2, 4, compiled=True)
+    rnn = Recurrent(registry.cells.get("gru"), 2, 4, path="compiled")
     x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)).astype(np.float32))
     ops = []
     for _ in range(fusion.AFTER):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from tinygrad_rnn import Regulariser, register_regulariser, threads
+from tinygrad_rnn import Regularizer, register_regularizer, threads
 from tinygrad_rnn.errors import ConfigError
 from tinygrad_rnn.nn import Recurrent
-from tinygrad_rnn.registry import discover
+from tinygrad_rnn.registry import cells, discover
 
 from helpers import restored_registry, rnnrun
 
@@ -36,7 +36,7 @@ def test_a_bad_thread_count_says_what_is_valid(text):
 def test_auto_is_one_thread_for_small_products_or_a_busy_machine(monkeypatch):
     discover()
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
-    small, big = Recurrent("lstm", 1, 32), Recurrent("lstm", 1, 512)
+    small, big = Recurrent(cells.get("lstm"), 1, 32), Recurrent(cells.get("lstm"), 1, 512)
     assert threads.largest_product(small, 32) == 32 * 128 * 32
     assert threads.auto_threads(small, 32, load=0.0) == 1
     assert threads.largest_product(big, 64) >= threads.THRESHOLD
@@ -67,8 +67,8 @@ def test_the_summary_records_the_count_auto_chose(tmp_path):
 def test_threads_flag_and_environment_set_the_count_in_force_while_training(tmp_path):
     seen = []
     with restored_registry():
-        @register_regulariser("record_threads")
-        class RecordThreads(Regulariser):
+        @register_regularizer("record_threads")
+        class RecordThreads(Regularizer):
             def on_epoch_end(self, trainer, metrics):
                 seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
 

@@ -38,8 +38,8 @@ def zoneout(p=0.3, p_c=None):
 
 def layer(cell, path, layers=1, bidirectional=False, p=0.3, training=True, recurrent_dropout=0.0):
     tg.manual_seed(0)
-    rnn = Recurrent(cell, 2, 3, num_layers=layers, bidirectional=bidirectional, fused=path != "composed",
-                    compiled=path == "compiled").to(dtype=np.float64)
+    path = "auto" if path == "fused" else path  # the default: a fused kernel where the cell has one
+    rnn = Recurrent(registry.cells.get(cell), 2, 3, num_layers=layers, bidirectional=bidirectional, path=path).to(dtype=np.float64)
     rnn.step_masks.append(_rule(p))
     rnn.recurrent_dropout = recurrent_dropout
     rnn.train(training)
@@ -51,7 +51,7 @@ def _rule(p, p_c=None):
     z = zoneout(p, p_c)
 
     class Trainer:  # what on_model_built reads
-        model = Recurrent("rnn", 1, 1)
+        model = Recurrent(registry.cells.get("rnn"), 1, 1)
     Trainer.model.step_masks = []
     z.on_model_built(Trainer)
     return Trainer.model.step_masks[0]
@@ -149,3 +149,10 @@ def test_rnnrun_with_zoneout_runs_compiled_without_a_compile_warning(cell, tmp_p
         result = rnnrun(*args)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "finished"
+
+
+def test_step_masks_on_the_fused_path_say_it_cannot_take_them():
+    rnn = Recurrent(registry.cells.get("gru"), 2, 3, path="fused")
+    rnn.step_masks.append(_rule(0.1))
+    with pytest.raises(tg.ConfigError, match="step masks .* need the compiled or composed path"):
+        rnn(Tensor(np.zeros((2, 4, 2), np.float32)))

@@ -20,7 +20,7 @@ same masks; the regulariser itself keeps no state.
     rnnrun --cell gru --data sine --reg zoneout:p=0.1
     rnnrun --cell lstm --data sine --reg zoneout:p=0.05,p_c=0.5
 """
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 from tinygrad_rnn.nn import Recurrent, bernoulli
 
 
@@ -51,8 +51,8 @@ class ZoneoutMasks:
         return new[0], new
 
 
-@register_regulariser("zoneout")
-class Zoneout(Regulariser):
+@register_regularizer("zoneout")
+class Zoneout(Regularizer):
     """Each state unit keeps its previous value with probability p in training (expectation in eval)."""
 
     def __init__(self, p=0.1, p_c=None):
