@@ -1,21 +1,16 @@
 """The numbers in the docs' prose come from the outputs the docs quote, or are computed from them here.
 
 tests/test_docs_commands.py runs every command (training ones shortened to one epoch) and checks the
-quoted source; this file checks the prose against the quoted outputs of docs/02 (the vanishing-
-gradient walk-through, the page with the most numbers), and re-runs its initialisation-only
-`rnnrun vanish` commands as written to check that their quoted tables are what they print now.
+quoted source; tests/test_docs_outputs.py re-runs every command whose output a page quotes, as written,
+and compares; this file checks the prose against the quoted outputs of docs/02 (the vanishing-
+gradient walk-through, the page with the most numbers).
 """
 import math
 import os
 import re
-import shlex
 
 import pytest
-from click.testing import CliRunner
 
-from tinygrad_rnn.runner.cli import cli
-
-from helpers import restored_registry
 from test_docs_commands import fenced_blocks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,24 +103,6 @@ def test_the_powers_in_the_prose_are_computed_right(claim, value):
     mantissa, _, exponent = stated.partition("10")
     stated = float(mantissa.strip(" ·") or 1) * 10 ** int(exponent.translate(exponents))
     assert math.log10(value) == pytest.approx(math.log10(stated), abs=0.05 if mantissa.strip() else 0.5)
-
-
-def initialisation_only_commands():
-    for body in CONSOLE:
-        for chunk in re.split(r"^(?=\$ )", body, flags=re.M):
-            first = chunk.splitlines()[0] if chunk else ""
-            if first.startswith("$ rnnrun vanish") and "--epochs 0" in first and "--plugin" not in first:
-                yield first[2:], chunk.split("\n", 1)[1]
-
-
-@pytest.mark.parametrize("command, quoted", list(initialisation_only_commands()), ids=lambda v: None)
-def test_the_quoted_initialisation_tables_are_what_the_commands_print_now(command, quoted, tmp_path):
-    with restored_registry():
-        result = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path)] + shlex.split(command)[1:],
-                                    catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    now = [line.rstrip() for line in result.stdout.splitlines()]
-    assert now == [line.rstrip() for line in quoted.rstrip("\n").splitlines()], f"`{command}` now prints:\n{result.stdout}"
 
 
 def test_the_float64_reason_is_float32s_normal_range():
