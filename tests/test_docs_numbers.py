@@ -158,3 +158,14 @@ def test_every_entry_of_the_relu_rows_first_gradient_is_subnormal_in_float32():
         dh = (dh * open_[t]) @ w_hh
     assert np.linalg.norm(dh) == pytest.approx(t1("rnn:relu"), rel=0.05)
     assert np.abs(dh).max() < np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("page", ["09-deep-and-bidirectional.md"])
+def test_every_measured_number_in_the_prose_of_the_page_is_in_its_quoted_outputs(page):
+    """As for docs/02 above: a number like 1.4e-09 in the prose must be in one of the page's outputs,
+    which tests/test_docs_outputs.py keeps current."""
+    text = open(os.path.join(ROOT, "docs", page)).read()
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    outputs = "\n".join(body for info, body in fenced_blocks(text) if info == "console")
+    numbers = set(re.findall(r"\d\.\de[+-]\d\d", prose))
+    assert numbers and not {n for n in numbers if n not in outputs}

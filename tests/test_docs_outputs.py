@@ -322,4 +322,4 @@ if __name__ == "__main__":
     pages = [os.path.abspath(p) for p in sys.argv[2:]] or DOCUMENTS
     left = update(pages, Folders())
     print("\n".join(["quotes with `...` to update by hand (see `pytest tests/test_docs_outputs.py`):"] + left)
-          if left else "every quote is current")
+          if left else "every quote without `...` is current now (`git diff` shows what was rewritten)")
