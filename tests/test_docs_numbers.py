@@ -71,7 +71,8 @@ DERIVED = {"0.58": 1 / math.sqrt(3), "1.15": 2 / math.sqrt(3), "0.73": 1 / (1 + 
            "0.57": 0.60 * 0.95, "0.41": 0.60 * 0.68, "1.18": 2.00 * 0.59, "0.083": 1 / 12,
            "0.167": 1 / 6, "0.01": 0.01, "0.5": 0.5,
            "1.75": 1.05 / 0.60, "1.81": 1.97 / 1.09,  # largest singular value / radius: default, Xavier
-           "0.95": 1 / (1 + math.exp(-3)), "12.8": 50 * 32 * 8 / 1000}  # σ(3); one step's h in kB
+           "0.95": 1 / (1 + math.exp(-3)), "12.8": 50 * 32 * 8 / 1000,  # σ(3); one step's h in kB
+           "0.3": 0.3}  # the loss-cliff picture's bias (docs/pictures/make_pictures.py)
 
 
 def test_every_decimal_in_the_prose_is_quoted_or_derived():
