@@ -52,7 +52,7 @@ def vanish_numbers(name):
     """{"title", "series": {label: [||dLoss/dh_t|| for t = 1..T]}} for one VANISH picture."""
     from tinygrad_rnn.runner.app import config_from_flags, load_plugins, with_spec
     from tinygrad_rnn.runner.experiment import resolve
-    from tinygrad_rnn.runner.teach import vanish
+    from tinygrad_rnn.runner.lessons import vanish
     load_plugins(())
     title, data, curves = VANISH[name]
     series = {}
@@ -71,7 +71,7 @@ def vanish_numbers(name):
 def graph_dot(name):
     """The DOT text `rnnrun graph --cell CELL --steps STEPS --dot FILE` writes."""
     from tinygrad_rnn.runner.app import load_plugins
-    from tinygrad_rnn.runner.teach import tiny_model_graph, to_dot
+    from tinygrad_rnn.runner.lessons import tiny_model_graph, to_dot
     load_plugins(())
     cell, steps = GRAPHS[name]
     graph, _ = tiny_model_graph(cell, steps=steps)
@@ -163,7 +163,7 @@ def draw_flow(data, path, title):
 
 def unrolled_rnn():
     """The ops of `rnnrun graph --cell rnn --steps 3`, counted per step: what the unrolled picture shows."""
-    from tinygrad_rnn.runner.teach import tiny_model_graph
+    from tinygrad_rnn.runner.lessons import tiny_model_graph
     counts = [len(tiny_model_graph("rnn", steps=s)[0].ops) for s in (1, 2, 3)]
     return {"steps": 3, "ops_for_1_2_3_steps": counts, "ops_per_step": counts[1] - counts[0]}
 
@@ -200,7 +200,7 @@ def draw_unrolled(data, path):
 def tape_and_graph():
     """One RNN step: the graph backward() walks (`rnnrun graph --cell rnn --steps 1`, as a tree) and
     the tape the compiled path replays (`compile_cell(cell).tape_for`)."""
-    from tinygrad_rnn.runner.teach import preorder, tiny_model_graph
+    from tinygrad_rnn.runner.lessons import preorder, tiny_model_graph
     graph, _ = tiny_model_graph("rnn", steps=1)
     tree = []
     for depth, node, first in preorder(graph):
