@@ -162,7 +162,7 @@ def test_every_entry_of_the_relu_rows_first_gradient_is_subnormal_in_float32():
     assert np.abs(dh).max() < np.finfo(np.float32).tiny
 
 
-@pytest.mark.parametrize("page", ["09-deep-and-bidirectional.md"])
+@pytest.mark.parametrize("page", ["03-cells.md", "09-deep-and-bidirectional.md"])
 def test_every_measured_number_in_the_prose_of_the_page_is_in_its_quoted_outputs(page):
     """As for docs/02 above: a number like 1.4e-09 in the prose must be in one of the page's outputs,
     which tests/test_docs_outputs.py keeps current."""
