@@ -25,7 +25,7 @@ from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import SPARK
 from ...errors import ConfigError
-from ...registry import cells
+from ...registry import cells, datasets
 
 
 def _cell_specs(values):
@@ -177,8 +177,9 @@ def _check_table(check, layers, bidirectional):
 @click.command("vanish")
 @click.option("--cell", "cell_specs", multiple=True, required=True,
               metavar="NAME[:k=v],...", help="Cells to compare, e.g. rnn,lstm,gru or rnn:nonlinearity=relu.")
-@click.option("--data", default="adding", show_default=True, metavar="NAME[:k=v,...]",
-              help="Dataset with long sequences, e.g. adding:T=200 (adding's default T is 100).")
+@click.option("--data", metavar="NAME[:k=v,...]",
+              help="Dataset with long sequences, e.g. adding:T=200 (default: the dataset a plugin declared "
+                   "the default, the adding problem at T = 100).")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
               help="Regulariser, repeatable, as in a run: xavier, orthogonal, clip:1.0, batchnorm, tbptt:k=20.")
 @click.option("--epochs", default=1, show_default=True, type=click.IntRange(0, MAX_EPOCHS),
@@ -221,6 +222,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, layers, bidirectional
     load_plugins(plugins)
     if plot_path and not no_plot:
         _check_plot_path(plot_path)
+    data = data or datasets.default  # the dataset plugin registered with default=True
     base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=layers,
                              bidirectional=bidirectional, epochs=max(epochs, 1), batch_size=batch_size, lr=lr,
                              seed=seed, backend=None, fused=None)
