@@ -109,16 +109,18 @@ def plugin_options(cls, skip=("self", "input_size", "hidden_size", "params", "op
             if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
+# Public names are spelt as PyTorch and NumPy spell theirs (-ize: optimizer, regularizer, standardize);
+# the British spellings of earlier releases stay as aliases of the same objects.
 cells = Registry("cell")
 datasets = Registry("dataset")
-regularisers = Registry("regulariser")
+regularizers = regularisers = Registry("regulariser")
 optimizers = Registry("optimizer")
 # The four registries by the word a spec, a message or `rnnrun list` calls them (in that order).
 REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
 
 register_cell = cells.register
 register_dataset = datasets.register
-register_regulariser = regularisers.register
+register_regularizer = register_regulariser = regularizers.register
 register_optimizer = optimizers.register
 
 # Problems met while discovering plugins: (where, message). The CLI prints them as warnings.
@@ -163,6 +165,8 @@ def load_plugin(path_or_module):
             raise PluginError(f"plugin file not found: {target}")
         name = "tinygrad_rnn_user_plugin_" + os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # Python imports .py (and compiled) files only
+            raise PluginError(f"plugin {target} is not a Python file: pass a .py file or an importable module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
@@ -218,6 +222,16 @@ def _one_line(error, path=None):
 def _same_definition(old, new):
     """The same class defined again by the same module (a plugin file loaded a second time)."""
     return (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
+
+
+def where_defined(obj):
+    """'path/to/file.py line N' where a plugin's class or function is defined (its module where not known)."""
+    try:
+        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
+        line = inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return getattr(obj, "__module__", repr(obj))
+    return f"{path} line {line}"
 
 
 def _where(cls):

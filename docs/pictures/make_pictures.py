@@ -60,7 +60,7 @@ def vanish_numbers(name):
         cell, options = with_spec(spec, "cell")
         base = config_from_flags(None, data=data, optimizer=None, reg=tuple(regs), hidden=None, layers=None,
                                  bidirectional=None, epochs=1, batch_size=None, lr=None, seed=None, backend=None,
-                                 fused=None)
+                                 path=None)
         config = resolve({**base, "cell": cell, "cell_options": options})
         config["epochs"] = 0  # initialisation only, as `rnnrun vanish --epochs 0`
         label = spec + "".join(f" --reg {r}" for r in regs)
@@ -83,11 +83,12 @@ def cell_tape(name):
     import numpy as np
     from tinygrad_rnn import Tensor, manual_seed
     from tinygrad_rnn.nn import Recurrent, compile_cell
+    from tinygrad_rnn.registry import cells
     from tinygrad_rnn.runner.app import load_plugins
     load_plugins(())
     cell_name, gates = CELLS[name]
     manual_seed(0)
-    cell = Recurrent(cell_name, 1, 2).cells[0]
+    cell = Recurrent(cells.get(cell_name), 1, 2).cells[0]
     tape = compile_cell(cell).tape_for(Tensor(np.ones((1, 3, 1), np.float32)), cell.initial_state(1))
     state_names = ["h_{t-1}", "c_{t-1}"][:len(tape.state_in)]
     label = {0: "x_t"}

@@ -13,7 +13,7 @@ def exercise_1():
     """One GRU step by hand: H = 2, D = 1, x_1 = 1.0, h_0 = 0, every weight 0.5 and every bias 0. Then
     h_0 = 0 makes W_hh's share just b_hh = 0: r = z = σ(0.5) ≈ 0.6225, n = tanh(0.5 + r · 0) ≈ 0.4621,
     h_1 = (1 − z) n + z · 0 ≈ 0.3775 · 0.4621 ≈ 0.1745 in both units."""
-    rnn = Recurrent("gru", 1, 2)
+    rnn = Recurrent(cells.get("gru"), 1, 2)
     cell = rnn.cells[0]
     for p in (cell.weight_ih, cell.weight_hh):
         p.data = np.full(p.shape, 0.5, np.float32)

@@ -55,7 +55,7 @@ def exercise_4():
     causal = {}
     for bidirectional in (False, True):
         manual_seed(0)
-        rnn = Recurrent("gru", 1, 3, num_layers=2, bidirectional=bidirectional)
+        rnn = Recurrent(cells.get("gru"), 1, 3, num_layers=2, bidirectional=bidirectional)
         with no_grad():
             before = rnn(Tensor(x))[0].numpy()
             ok = True

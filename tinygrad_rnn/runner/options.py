@@ -80,7 +80,10 @@ def runs_dir_of(ctx, runs_dir):
     """The runs folder a command uses: its own --runs-dir, else the group's (`rnnrun --runs-dir R
     show`), else ./runs. A path only; app.check_runs_dir checks it before anything is written."""
     root = ctx.find_root().obj or {}
-    return runs_dir or root.get("runs_dir") or DEFAULT_RUNS_DIR
+    for given in (runs_dir, root.get("runs_dir")):
+        if given is not None:  # '' too: given, and refused by the check, not quietly ./runs
+            return given
+    return DEFAULT_RUNS_DIR
 
 
 def plugins_of(ctx, plugins):
@@ -95,8 +98,9 @@ path = shared("--path", type=click.Choice(PATHS), default=None,
                    "fused, compiled (its traced step replayed, built-in cells too) or composed (the "
                    "readable cells op by op).")
 # The old spellings of --path, kept for one release: each sets path; path_of says if they disagree.
-fused_alias = shared("--fused", "fused_alias", is_flag=True, default=False, help="Same as --path fused "
-                     "(deprecated alias, kept for one release).")
+fused_alias = shared("--fused", "fused_alias", is_flag=True, default=False, help="Same as --path auto, "
+                     "what it always meant: a cell's fused kernel where it has one (deprecated alias, kept "
+                     "for one release).")
 composed_alias = shared("--composed", "composed_alias", is_flag=True, default=False,
                         help="Same as --path composed (deprecated alias, kept for one release).")
 compiled_alias = shared("--compiled", "compiled_alias", is_flag=True, default=False,
@@ -105,7 +109,7 @@ compiled_alias = shared("--compiled", "compiled_alias", is_flag=True, default=Fa
 
 def path_of(path, fused=False, composed=False, compiled=False):
     """--path and its aliases → one path (None when none was given); two that disagree are a usage error."""
-    given = [p for p, flag in (("fused", fused), ("composed", composed), ("compiled", compiled)) if flag]
+    given = [p for p, flag in (("auto", fused), ("composed", composed), ("compiled", compiled)) if flag]
     given += [path] if path else []
     if len(set(given)) > 1:
         raise ConfigError(f"--path {', '.join(sorted(set(given)))} exclude each other; choose one of "
