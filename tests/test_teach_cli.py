@@ -188,6 +188,87 @@ def test_last_step_norm_is_the_gradient_of_the_head_input():
     assert norms[-1] == pytest.approx(np.linalg.norm(dy @ w), rel=1e-4)
 
 
+# ---- vanish per layer and direction ----------------------------------------------------------------------
+def deep_model(T=8, n_train=20, hidden=3, seed=0):
+    """A 2-layer bidirectional GRU on the adding problem, its trainer and measured batch (float32)."""
+    from tinygrad_rnn.runner.experiment import build, resolve
+    from tinygrad_rnn.train import Trainer
+    config = resolve({"cell": "gru", "data": "adding", "data_options": {"T": T, "n_train": n_train},
+                      "hidden": hidden, "layers": 2, "bidirectional": True, "seed": seed})
+    dataset, model, regs = build(config)
+    return model, Trainer(model, dataset, regularisers=regs, epochs=1, batch_size=4), \
+        lessons.measurement_batch(dataset, 4)
+
+
+def test_the_backward_direction_is_the_forward_one_on_the_reversed_sequence():
+    """Swap each layer's two cells (and the head's two halves), reverse the input in time: the model
+    computes the same thing, and the backward direction's norms at t are the forward ones' at T + 1 - t."""
+    from tinygrad_rnn.runner.experiment import build, resolve
+    model, trainer, (x, y, lengths) = deep_model()
+    swapped, _, _ = deep_model()
+    for layer in range(2):
+        fwd, bwd = model.rnn.cells[2 * layer], model.rnn.cells[2 * layer + 1]
+        for (name, p), (_, q) in zip(fwd.named_parameters(), bwd.named_parameters()):
+            dict(swapped.rnn.cells[2 * layer + 1].named_parameters())[name].data = p.data.copy()
+            dict(swapped.rnn.cells[2 * layer].named_parameters())[name].data = q.data.copy()
+    for layer in (1,):  # layer 1's input is layer 0's two directions side by side: swap those halves too
+        for cell in swapped.rnn.cells[2 * layer:2 * layer + 2]:
+            w = cell.weight_ih.data
+            cell.weight_ih.data = np.concatenate([w[:, 3:], w[:, :3]], axis=1)
+    head = model.head.weight.data
+    swapped.head.weight.data = np.concatenate([head[:, 3:], head[:, :3]], axis=1)
+    swapped.head.bias.data = model.head.bias.data.copy()
+    for layer in (0, 1):
+        backward = lessons.step_gradient_norms(model, trainer, x, y, lengths, layer=layer, direction=1)
+        forward_on_reversed = lessons.step_gradient_norms(swapped, trainer, x[:, ::-1], y, lengths, layer=layer,
+                                                        direction=0)
+        np.testing.assert_allclose(backward, forward_on_reversed[::-1], rtol=1e-9)
+        assert (backward > 0).all()
+
+
+def test_in_a_padded_batch_each_backward_step_is_counted_at_its_own_time():
+    """The batch's norm at t is the root of the sum of each sequence's squared norm at t, measured alone
+    (the loss is a mean over the batch, hence the 1/N), although the backward direction runs each
+    sequence reversed within its own length."""
+    model, trainer, (x, y, _) = deep_model()
+    lengths = np.array([8, 5, 3, 6])
+    x = x * (np.arange(8)[None, :, None] < lengths[:, None, None])
+    batch = lessons.step_gradient_norms(model, trainer, x, y, lengths, layer=0, direction=1)
+    alone = [lessons.step_gradient_norms(model, trainer, x[i:i + 1, :n], y[i:i + 1], None, layer=0, direction=1)
+             for i, n in enumerate(lengths)]
+    squares = np.zeros(8)
+    for norms in alone:
+        squares[:len(norms)] += (norms / len(lengths)) ** 2
+    np.testing.assert_allclose(batch, np.sqrt(squares), rtol=1e-6)
+
+
+def test_the_issues_command_prints_layer_0_backward_and_both_ends_get_gradient():
+    result = rnnrun("vanish", "--cell", "lstm", "--layers", "2", "--bidirectional", "--layer", "0",
+                    "--direction", "backward", "--data", "adding:T=40,n_train=50", "--epochs", "0", "--no-plot")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "layer 0 of 2, backward" in result.stdout and "t=20" in result.stdout
+    cells = vanish_json("--cell", "lstm", "--layers", "2", "--bidirectional", "--layer", "0", "--direction",
+                        "backward", "--data", "adding:T=40,n_train=50", "--epochs", "0")
+    norms = np.array(cells["lstm"]["init"])
+    assert cells["lstm"]["layer"] == 0 and cells["lstm"]["direction"] == "backward"
+    assert norms[0] > 1e3 * norms[20] and norms[-1] > 1e3 * norms[20]  # the layer above feeds both ends
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "2", "--layers", "2"], "--layer 2: the model has 2 layers (--layer 0 to 1"),
+    (["--layer", "1"], "--layer 1: the model has 1 layer (--layer 0 to 0"),
+    (["--direction", "backward"], "--direction backward needs --bidirectional"),
+    (["--direction", "sideways"], "'sideways' is not one of 'forward', 'backward'"),
+    (["--layer", "-1"], "-1 is not in the range x>=0"),
+])
+def test_a_layer_or_direction_the_model_has_not_is_one_line_and_exit_2(args, message, tmp_path):
+    result = rnnrun("--runs-dir", str(tmp_path / "runs"), "vanish", "--cell", "rnn", "--data", "adding:T=10",
+                    *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output + result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 # ---- graph ----------------------------------------------------------------------------------------------
 def test_graph_tree_names_ops_shapes_parameters_and_the_input(tmp_path):
     result = rnnrun("graph", "--cell", "gru", "--steps", "3", "--hidden", "2", "--input-size", "1",

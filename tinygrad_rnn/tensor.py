@@ -231,10 +231,10 @@ def topological_order(root):
     while stack:
         node, parents = stack[-1]
         for p in parents:
-            child = getattr(p, "_ctx", None)
-            if child is not None and id(child) not in visited:
-                visited.add(id(child))
-                stack.append((child, iter(child.parents)))
+            maker = getattr(p, "_ctx", None)
+            if maker is not None and id(maker) not in visited:
+                visited.add(id(maker))
+                stack.append((maker, iter(maker.parents)))
                 break
         else:
             stack.pop()

@@ -32,18 +32,20 @@ def unroll(cell, x, state, mask=None, on_step=None):
 
     This composed loop is the reference path and every cell's fallback for `sequence`.
     `mask` is None or an (N, T) array of 1 (real step) and 0 (padding).
-    `on_step(t, h)` is called with the hidden state after each step.
+    `on_step(t, h)` is called with the hidden state the cell computed at each step: the tensor both the
+    output and the next step are computed from, so that its gradient is the whole dLoss/dh_t (under a
+    mask the output and the kept state are two tensors made from it; a padded step's gets 0).
     """
     outputs = []
     for t in range(x.shape[1]):
         h, new_state = cell(x[:, t], state)
+        if on_step is not None:
+            on_step(t, h)
         if mask is not None:
             # padding keeps the old state: state + keep * (new - state) is new where keep = 1, old where 0
             keep = Tensor(mask[:, t:t + 1])
             new_state = tuple(old + keep * (new - old) for new, old in zip(new_state, state))
             h = h * keep
         state = tuple(new_state)
-        if on_step is not None:
-            on_step(t, state[0])
         outputs.append(h)
     return Tensor.stack(outputs, axis=1), state

@@ -17,7 +17,7 @@ from tinygrad_rnn import ConfigError, register_dataset
 from tinygrad_rnn.data import Dataset, Split
 
 
-@register_dataset("adding")
+@register_dataset("adding", default=True)  # what `rnnrun vanish` measures when no --data is given
 class Adding(Dataset):
     """The adding problem: sum the two marked values of a sequence of T (long memory)."""
 

@@ -87,29 +87,39 @@ def check_cell(cell, layers=1, bidirectional=False, hidden=3, input_size=2, step
 
 
 # ---- gradient norms per time step ---------------------------------------------------------------------
-def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None):
+def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None, direction=0):
     """||dLoss/dh_t|| (over the batch) for every step t of the batch, as the trainer would backpropagate.
 
     `model` is a SequenceModel with a recurrent layer `model.rnn` (seq2vec or seq2seq tasks); the h_t
-    measured are those of its top layer (or `layer`), forward direction. The recurrent layer's step
-    hook calls `retain_grad()` on each h_t, which makes it take the step-by-step path. The sequence is
-    cut into chunks as the trainer's regularisers ask (truncated BPTT): a step that no gradient
-    reaches has norm 0. Computed in float64, so that norms of 1e-30 do not underflow to 0; the model
-    is put back in its dtype afterwards. Nothing is updated.
+    measured are those of its top layer (or `layer`, 0 = the one reading x), in the forward direction
+    (`direction` 0) or the backward one (1, of a bidirectional layer). Either way the norms are indexed
+    by input time t: the backward direction's h_t is the state after it has read x_T ... x_t (within
+    each sequence's own length). The recurrent layer's step hook calls `retain_grad()` on each h_t,
+    which makes it take the step-by-step path. The sequence is cut into chunks as the trainer's
+    regularisers ask (truncated BPTT): a step that no gradient reaches has norm 0. Computed in
+    float64, so that norms of 1e-30 do not underflow to 0; the model is put back in its dtype
+    afterwards. Nothing is updated.
     """
     if model.kind not in ("seq2vec", "seq2seq"):
         raise ConfigError(f"vanish measures sequence-reading models (seq2vec or seq2seq tasks); "
                           f"this dataset's task is {model.kind}")
     rnn = model.rnn
     layer = rnn.num_layers - 1 if layer is None else layer
+    if not 0 <= layer < rnn.num_layers or direction not in range(rnn.num_directions):
+        raise ConfigError(f"vanish: the model has layers 0 to {rnn.num_layers - 1} and "
+                          f"{rnn.num_directions} direction(s); layer {layer}, direction {direction} is not one")
     total = x.shape[1]
     chunks = trainer.chunks(total)
     dtype = model.parameters()[0].dtype
-    seen = {}
+    seen, reversed_steps = {}, []   # forward: input time -> h; backward: (chunk start, lengths, step, h)
 
-    def hook(hook_layer, direction, t, h):
-        if hook_layer == layer and direction == 0:
+    def hook(hook_layer, hook_direction, t, h):
+        if hook_layer != layer or hook_direction != direction:
+            return
+        if direction == 0:
             seen[offset + t] = h.retain_grad()
+        else:
+            reversed_steps.append((offset, chunk_lengths, t, h.retain_grad()))
 
     model.to(dtype=np.float64)
     previous_hook, rnn.step_hook = rnn.step_hook, hook
@@ -120,6 +130,7 @@ def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None):
             offset = start
             xs = Tensor(np.ascontiguousarray(x[:, start:stop], dtype=np.float64))
             lens = None if lengths is None else np.clip(lengths - start, 0, stop - start)
+            chunk_lengths = np.full(x.shape[0], stop - start) if lens is None else lens
             if model.kind == "seq2vec" and i < len(chunks) - 1:
                 with no_grad():
                     _, state = model(xs, lengths=lens, state=state)
@@ -136,6 +147,15 @@ def step_gradient_norms(model, trainer, x, y, lengths=None, layer=None):
         for t, h in seen.items():
             if h.grad is not None:
                 norms[t] = float(np.sqrt((np.asarray(h.grad, np.float64) ** 2).sum()))
+        if reversed_steps:  # step k of a reversed run is input time start + length - 1 - k, per sequence
+            squares = np.zeros(total)
+            for start, lens, k, h in reversed_steps:
+                if h.grad is None:
+                    continue
+                per_sequence = (np.asarray(h.grad, np.float64) ** 2).sum(axis=1)
+                real = k < lens  # a padded sequence's reversed run starts past its end: nothing to add
+                np.add.at(squares, start + lens[real] - 1 - k, per_sequence[real])
+            norms = np.sqrt(squares)
         model.zero_grad()
         return norms
     finally:
@@ -152,23 +172,27 @@ class Vanish:
     """
     cell: str
     init: np.ndarray
+    direction: int = 0                             # 1: the backward direction, whose loss end is t = 1
     trained: np.ndarray = None
     trained_epoch: int = None
     history: list = field(default_factory=list)   # the trainer's per-epoch metrics
     diverged: str = None                           # the message, when training blew up
 
     @staticmethod
-    def summary(norms):
-        """The numbers the table shows: t=1, t=T/2, t=T, the ratio t=1 / t=T, and the per-step factor.
+    def summary(norms, direction=0):
+        """The numbers the table shows: t=1, t=T/2, t=T, the ratio far / near, and the per-step factor.
 
         If every step back multiplied the norm by the same factor q, then ||dL/dh_1|| = q^(T-1) ||dL/dh_T||:
-        q = (t1/tT)^(1/(T-1)) is that factor, the geometric mean of the T - 1 step-to-step ratios.
+        q = (t1/tT)^(1/(T-1)) is that factor, the geometric mean of the T - 1 step-to-step ratios. For
+        the backward direction (1) "back" runs the other way, from t = 1 (where a seq2vec head reads it)
+        to t = T: the ratio is tT/t1 and q = (tT/t1)^(1/(T-1)).
         """
         T = len(norms)
-        last = norms[-1]
-        ratio = float(norms[0] / last) if last > 0 else float("nan")
+        last = norms[0] if direction else norms[-1]
+        far = norms[-1] if direction else norms[0]
+        ratio = float(far / last) if last > 0 else float("nan")
         per_step = ratio ** (1 / (T - 1)) if T > 1 and ratio >= 0 else float("nan")
-        return {"t=1": float(norms[0]), "t=T/2": float(norms[max(T // 2, 1) - 1]), "t=T": float(last),
+        return {"t=1": float(norms[0]), "t=T/2": float(norms[max(T // 2, 1) - 1]), "t=T": float(norms[-1]),
                 "ratio": ratio, "per_step": float(per_step)}
 
 
@@ -212,9 +236,10 @@ def measurement_batch(dataset, size):
     return x, y, lengths
 
 
-def vanish(config, on_epoch=None):
+def vanish(config, on_epoch=None, layer=None, direction=0):
     """Per-step gradient norms of one resolved run config, before and after `config['epochs']` epochs
-    (measured at the weights of the last epoch, whichever epoch had the best validation loss).
+    (measured at the weights of the last epoch, whichever epoch had the best validation loss), of
+    `layer` (default: the top one) in `direction` (0 forward, 1 backward: see step_gradient_norms).
 
     The model, dataset and regularisers are built exactly as `rnnrun` builds them (`experiment.build`),
     and trained by the ordinary `Trainer`, so every `--reg` (xavier, orthogonal, clip, batchnorm,
@@ -230,7 +255,8 @@ def vanish(config, on_epoch=None):
                       regularisers=regs + [AppliedGradientNorm(), last],
                       epochs=max(1, config["epochs"]), batch_size=config["batch_size"], on_epoch=on_epoch)
     batch = measurement_batch(dataset, config["batch_size"])
-    result = Vanish(config["cell"], step_gradient_norms(model, trainer, *batch))
+    result = Vanish(config["cell"], step_gradient_norms(model, trainer, *batch, layer=layer, direction=direction),
+                    direction)
     if config["epochs"] < 1:
         return result
     try:
@@ -241,7 +267,8 @@ def vanish(config, on_epoch=None):
         return result
     result.history = trainer.history
     model.load_state_dict(last.state)  # fit() restored the best epoch's weights; the footer names the last
-    result.trained, result.trained_epoch = step_gradient_norms(model, trainer, *batch), last.epoch
+    result.trained = step_gradient_norms(model, trainer, *batch, layer=layer, direction=direction)
+    result.trained_epoch = last.epoch
     return result
 
 

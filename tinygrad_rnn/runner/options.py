@@ -48,6 +48,8 @@ runs_dir = shared("--runs-dir", default=None, metavar="DIR",
 as_json = shared("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 quiet = shared("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 seed = shared("--seed", type=SEED, metavar="N", help="Seed for data, weights, shuffling and dropout (default 0).")
+layers = shared("--layers", type=int, help="Stacked recurrent layers (default 1).")
+bidirectional = shared("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
 
 _debug = [False]
 
@@ -143,8 +145,8 @@ TRAINING = [
     shared("--schedule", metavar="NAME[:k=v]",
            help="Learning-rate schedule per epoch: cosine (over all epochs) or step:step_size=10,gamma=0.5."),
     shared("--hidden", type=int, help="Hidden units per layer and direction (default: the dataset's)."),
-    shared("--layers", type=int, help="Stacked recurrent layers (default 1)."),
-    shared("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions."),
+    layers,
+    bidirectional,
     shared("--epochs", type=int, help="Training epochs (default: the dataset's)."),
     shared("--batch-size", type=int, help="Sequences per batch (default: the dataset's)."),
     shared("--lr", type=float, help="Learning rate (default: the dataset's)."),

@@ -157,7 +157,7 @@ def check_sequence_matches_step_by_step(cls, options):
     """sequence(x, state, mask) equals the step-by-step unroll of forward(): outputs, final state and
     every gradient, without and with a padding mask."""
     if not hasattr(cls, "sequence"):
-        raise SkipCheck("the cell has no sequence(); Recurrent runs its forward() step by step")
+        raise SkipCheck("the cell has no sequence(): it runs as its compiled tape (checked below) or step by step")
     cell = make(cls, options)
     x, state = inputs(), random_state(cell)
     params = cell.named_parameters()

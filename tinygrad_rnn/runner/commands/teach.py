@@ -25,7 +25,7 @@ from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import SPARK
 from ...errors import ConfigError
-from ...registry import cells
+from ...registry import cells, datasets
 
 
 def _cell_specs(values):
@@ -182,13 +182,20 @@ def _check_table(check, layers, bidirectional):
 @click.command("vanish")
 @click.option("--cell", "cell_specs", multiple=True, required=True,
               metavar="NAME[:k=v],...", help="Cells to compare, e.g. rnn,lstm,gru or rnn:nonlinearity=relu.")
-@click.option("--data", required=True, metavar="NAME[:k=v,...]",
-              help="Dataset with long sequences, e.g. adding:T=200.")
+@click.option("--data", metavar="NAME[:k=v,...]",
+              help="Dataset with long sequences, e.g. adding:T=200 (default: the dataset a plugin declared "
+                   "the default, the adding problem at T = 100).")
 @click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
               help="Regulariser, repeatable, as in a run: xavier, orthogonal, clip:1.0, batchnorm, tbptt:k=20.")
 @click.option("--epochs", default=1, show_default=True, type=click.IntRange(0, MAX_EPOCHS),
               help="Training epochs between the two measurements (0: initialisation only).")
 @click.option("--hidden", type=int, help="Hidden units (default: the dataset's).")
+@shared.layers()
+@shared.bidirectional()
+@click.option("--layer", "measured_layer", type=click.IntRange(0, None), metavar="L",
+              help="The layer whose h_t is measured, 0 = the one reading x (default: the top one).")
+@click.option("--direction", type=click.Choice(["forward", "backward"]), default="forward", show_default=True,
+              help="The direction measured; backward needs --bidirectional.")
 @click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
 @click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam).")
 @click.option("--batch-size", type=int,
@@ -201,17 +208,19 @@ def _check_table(check, layers, bidirectional):
 @shared.runs_dir()
 @shared.as_json(help="Print JSON instead of tables.")
 @click.pass_context
-def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_size, seed, plot_path, no_plot,
-               plugins, runs_dir, as_json):
+def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, layers, bidirectional, measured_layer, direction, lr,
+               optimizer, batch_size, seed, plot_path, no_plot, plugins, runs_dir, as_json):
     """How the gradient ||dLoss/dh_t|| fades (or grows) back through time, per cell.
 
     For each cell, the norm over a batch of dLoss/dh_t at every step t of the dataset's sequences
-    (top layer, forward direction), at initialisation and after a short ordinary training with the
-    given regularisers; and the gradient norm of every epoch, before and after clipping.
+    (the top layer's forward direction, or --layer and --direction), at initialisation and after a
+    short ordinary training with the given regularisers; and the gradient norm of every epoch, before
+    and after clipping.
 
     \b
     rnnrun vanish --cell rnn,lstm,gru --data adding:T=100
     rnnrun vanish --cell rnn:nonlinearity=relu --data adding:T=100 --reg clip:1.0
+    rnnrun vanish --cell lstm --layers 2 --bidirectional --layer 0 --direction backward
     """
     from ..experiment import check_all, resolve
     from ..lessons import Vanish, vanish
@@ -220,10 +229,12 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
         _check_plot_path(plot_path)
     elif not no_plot:  # the plot goes to the runs dir: a dir that cannot take it is refused before measuring
         check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
-    base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=None,
-                             bidirectional=None, epochs=max(epochs, 1), batch_size=batch_size, lr=lr, seed=seed,
-                             backend=None, path=None)
+    data = data or datasets.default  # the dataset plugin registered with default=True
+    base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=layers,
+                             bidirectional=bidirectional, epochs=max(epochs, 1), batch_size=batch_size, lr=lr,
+                             seed=seed, backend=None, path=None)
     configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in _cell_specs(cell_specs)]
+    measured = _measured(configs[0], measured_layer, direction)
     check_all(configs)  # every cell built and sized before the first is measured
     for config in configs:
         config["epochs"] = epochs
@@ -234,7 +245,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
             err.print(f"[dim]{config['cell']}: measuring at initialisation"
                       + (f", training {epochs} epoch{'s' if epochs != 1 else ''}, measuring again" if epochs else "")
                       + "...[/]")
-        results.append(vanish(config))
+        results.append(vanish(config, layer=measured[0], direction=measured[1]))
     label = _cell_label
     # the results print first: a plot that cannot be written must not cost the measurements
     plot, plot_error = None, None
@@ -245,16 +256,17 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
             plot_error = f"the plot was not written: {getattr(e, 'strerror', None) or e}"
     if as_json:
         print_json({"data": data, "plot": plot, "cells": [
-            {"cell": label(c), "init": r.init.tolist(), "init_summary": Vanish.summary(r.init),
+            {"cell": label(c), "layer": measured[0], "direction": direction,
+             "init": r.init.tolist(), "init_summary": Vanish.summary(r.init, r.direction),
              "trained": None if r.trained is None else r.trained.tolist(),
-             "trained_summary": None if r.trained is None else Vanish.summary(r.trained),
+             "trained_summary": None if r.trained is None else Vanish.summary(r.trained, r.direction),
              "trained_epoch": r.trained_epoch,
              "history": r.history, "diverged": r.diverged} for r, c in zip(results, configs)]})
         _plot_failed(plot_error, plot_path)
         return
     out = console()
     first = configs[0]
-    table, caption = _norms_table(results, configs, first)
+    table, caption = _norms_table(results, configs, first, measured)
     out.print(table)
     out.print(caption)
     if epochs:
@@ -265,6 +277,18 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     if plot:
         out.print(f"[dim]plot: {plot}[/]")
     _plot_failed(plot_error, plot_path)
+
+
+def _measured(config, layer, direction):
+    """(layer, direction index) that vanish measures, checked against the model's --layers and
+    --bidirectional before anything is built (exit 2 on a layer or direction the model has not)."""
+    layers, directions = config["layers"], 2 if config["bidirectional"] else 1
+    if layer is not None and layer >= layers:
+        raise ConfigError(f"--layer {layer}: the model has {layers} layer{'s' if layers != 1 else ''} "
+                          f"(--layer 0 to {layers - 1}; --layers N for more)")
+    if direction == "backward" and directions == 1:
+        raise ConfigError("--direction backward needs --bidirectional: the model reads each sequence forward only")
+    return (layers - 1 if layer is None else layer), (1 if direction == "backward" else 0)
 
 
 def _check_plot_path(path):
@@ -292,24 +316,34 @@ def _cell_label(config):
     return config["cell"] + (f":{options}" if options else "")
 
 
-def _norms_table(results, configs, first):
+def _norms_table(results, configs, first, measured=(None, 0)):
     from ..lessons import Vanish
     T = len(results[0].init)
     regs = ", ".join(r["name"] for r in first["regularisers"]) or "no regulariser"
     epochs = max((len(r.history) for r in results), default=0)
+    layer, direction = measured
+    deep = first["layers"] > 1 or first["bidirectional"]
+    where = (f"layer {layer} of {first['layers']}, {'backward' if direction else 'forward'} direction"
+             if deep else "top layer")
+    ratio = "tT/t1" if direction else "t1/tT"
     # the caption is printed after the table, not as its caption: rich crops a caption's last word
     # when the table is exactly as wide as the terminal
     caption = (f"hidden {first['hidden']}, {regs}; norms over a batch of {first['batch_size']}, "
-               + (f"top layer; 'trained' is at the weights after epoch {epochs}, the last "
-                  "(not the best-validation ones a run keeps). " if epochs else "top layer. ")
-               + "'per step' = (t1/tT)^(1/(T-1)): the mean factor of one step back. The "
+               + (f"{where}; 'trained' is at the weights after epoch {epochs}, the last "
+                  "(not the best-validation ones a run keeps). " if epochs else f"{where}. ")
+               + (f"The backward direction reads x_T first: its steps back run from t=1 to t={T}. "
+                  if direction else "")
+               + f"'per step' = ({ratio})^(1/(T-1)): the mean factor of one step back. The "
                  "sparklines share one log scale: lower is smaller.")
     table = Table(title=f"||dLoss/dh_t|| on {first['data']}{_options_text(first['data_options'])}",
                   title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("cell", width=max(4, min(max(len(_cell_label(c)) for c in configs), 9)), no_wrap=True)
     table.add_column("", no_wrap=True, min_width=7)
     table.add_column(f"t = 1 … {T}", no_wrap=True, min_width=16)
-    for column in ("t=1", f"t={T}", "t1/tT"):  # (t=T/2 is in --json)
+    # a deep or bidirectional model's lower layers get gradient at both ends (from the layer above at
+    # every t), so its middle step is shown instead of the ratio, which per step already says
+    columns = ("t=1", f"t={max(T // 2, 1)}", f"t={T}") if deep else ("t=1", f"t={T}", ratio)  # (t=T/2: --json)
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True, min_width=7)
     table.add_column("per step", justify="right", no_wrap=True, min_width=8)
     rows = []
@@ -324,9 +358,10 @@ def _norms_table(results, configs, first):
         if norms is None:
             table.add_row(cell, when, "", "–", "–", "–", "–")
             continue
-        s = Vanish.summary(norms)
-        table.add_row(cell, when, lines.pop(0), _sci(s["t=1"]), _sci(s["t=T"]), _sci(s["ratio"]),
-                      _factor(s["per_step"]))
+        s = Vanish.summary(norms, direction)
+        middle = s["t=T/2"] if deep else s["ratio"]
+        table.add_row(cell, when, lines.pop(0), _sci(s["t=1"]), *((_sci(middle), _sci(s["t=T"])) if deep else
+                      (_sci(s["t=T"]), _sci(middle))), _factor(s["per_step"]))
     return table, caption
 
 
