@@ -144,6 +144,29 @@ class Dataset:
         """Options the run writes back into its config.toml after building the dataset ({} by default)."""
         return {}
 
+    # ---- results a user takes out: baselines and predictions.csv ------------------------------------------
+    season = 0   # a seasonal series' period in steps (12 for monthly data): enables the seasonal-naive baseline
+    # The input features that hold the target series itself, in y's order and y's scale (what a
+    # forecaster's window is made of): enables the persistence and seasonal-naive baselines. None:
+    # feature 0 for a forecastable dataset, none otherwise.
+    target_inputs = None
+
+    def baselines(self, name="test"):
+        """{baseline name: the dataset's metric of that simple predictor on split `name`}, every one fitted on
+        the training split only and scored exactly as the model is (`tinygrad_rnn.baselines.standard`):
+        persistence, seasonal naive, training mean and ridge `linear` for forecasting; majority and `1-nn`
+        for sequence classification; and always this dataset's own `baseline` under `baseline_name`.
+        A dataset adds its own by extending the dict."""
+        from .baselines import standard
+        return standard(self, name)
+
+    def series_and_times(self, name):
+        """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
+        N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;
+        a date string or a number), or None where the dataset has no clock. Default: (None, None), and
+        predictions.csv numbers the rows' series 0 and leaves `time` empty."""
+        return None, None
+
     # ---- used by the trainer ------------------------------------------------------------------------
     def splits(self):
         if self._splits is None:
