@@ -13,6 +13,7 @@ from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
 from .registry import load_plugin, register_cell, register_dataset, register_optimizer, register_regulariser
 from .regulariser import Regulariser
+from .selection import selection_key
 from .tensor import Tensor
 
 __version__ = "0.1.0"
@@ -21,4 +22,4 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "arr
            "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
            "register_dataset", "register_optimizer", "register_regulariser", "Regulariser",
            "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
-           "ConfigError", "DivergedError", "__version__"]
+           "ConfigError", "DivergedError", "selection_key", "__version__"]

@@ -33,6 +33,7 @@ class Airline(Dataset):
     forecastable = True
     synthetic = False              # a fixed record: the seed changes nothing in the data
     forecast_steps = 24
+    season = 12                    # monthly data: the seasonal-naive baseline looks back a year
     defaults = {"hidden": 32, "epochs": 150, "lr": 1e-2, "batch_size": 16}
 
     def __init__(self, seed=0, window=12, test_months=24, val_months=12):

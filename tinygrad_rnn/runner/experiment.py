@@ -22,6 +22,7 @@ from ..models import SequenceModel
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
+from ..selection import pick_best
 from ..tensor import Tensor
 from ..train import Trainer
 from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
@@ -443,7 +444,7 @@ def _keep(run, trainer, summary, started):
     if trainer is not None:
         summary["epochs"] = summary["epochs_done"] = len(trainer.history)
         if trainer.history:
-            summary.update(_history_stats(trainer.history))
+            summary.update(_history_stats(trainer.history, trainer.dataset.higher_is_better))
         try:
             run.save_weights(trainer.model.state_dict())
         except Exception:  # weights with NaN still save; anything else must not hide the real error
@@ -453,8 +454,8 @@ def _keep(run, trainer, summary, started):
     run.write_summary(summary)
 
 
-def _history_stats(history):
-    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf)
+def _history_stats(history, higher_is_better=False):
+    best = pick_best(history, higher_is_better)  # the epoch the trainer keeps: best validation metric
     return {"epochs": len(history), "train_loss": history[-1]["train_loss"], "val_loss": best["val_loss"],
             "val_metric": best["val_metric"], "best_epoch": best["epoch"],
             "val_losses": [m["val_loss"] for m in history],
@@ -464,7 +465,7 @@ def _history_stats(history):
 
 
 def _results(trainer):
-    return {**_history_stats(trainer.history), **trainer.test()}
+    return {**_history_stats(trainer.history, trainer.dataset.higher_is_better), **trainer.test()}
 
 
 def _forecast(dataset, model, summary):

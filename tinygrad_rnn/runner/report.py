@@ -4,6 +4,7 @@ import math
 from rich.table import Table
 
 from ..models import summary_rows
+from ..selection import pick_best
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -68,8 +69,10 @@ def model_table(model, title="Model"):
 def results_table(summaries, title="Results"):
     """Runs side by side, one column each (a table that stays narrow however many fields it shows).
 
-    The best run by test metric is marked with ★ when there are several."""
-    table = Table(title=title, title_justify="left")
+    The best run by *validation* metric (selection.selection_key) is marked with ★ when there are several;
+    the test rows are reported, never used to choose, and the caption says so."""
+    table = Table(title=title, title_justify="left",
+                  caption=SELECTION_CAPTION if len(summaries) > 1 else None, caption_justify="left")
     table.add_column("")
     best = _best_index(summaries)
     for i, s in enumerate(summaries):
@@ -87,6 +90,8 @@ def results_table(summaries, title="Results"):
         (f"val {metric}", lambda s: fmt(s.get("val_metric"))),
         (f"test {metric}", lambda s: fmt(s.get("test_metric"))),
         (f"baseline ({baseline_name})", lambda s: fmt(s.get("baseline"))),
+        ("strongest baseline", lambda s: _strongest(s)),
+        ("beats it", lambda s: fmt(beats_baseline(s))),
         ("grad norm mean / max", lambda s: f"{fmt(s.get('grad_norm_mean'), 3)} / {fmt(s.get('grad_norm_max'), 3)}"),
         ("clipped batches", lambda s: f"{s['clip_rate']:.0%}" if s.get("clip_rate") else "–"),
         ("epochs", lambda s: fmt(s.get("epochs"))),
@@ -94,19 +99,35 @@ def results_table(summaries, title="Results"):
         ("val loss per epoch", lambda s: sparkline(s.get("val_losses", []))),
     ]
     extras = sorted({k for s in summaries for k in s if k.startswith("test_") and k not in ("test_metric", "test_loss")})
-    rows[5:5] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
+    rows[7:7] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
     for label, value in rows:
         table.add_row(label, *(value(s) for s in summaries))
     return table
 
 
-def _best_index(summaries):
-    scored = [(i, s["test_metric"]) for i, s in enumerate(summaries)
-              if isinstance(s.get("test_metric"), (int, float)) and math.isfinite(s["test_metric"])]
-    if not scored:
+SELECTION_CAPTION = "★ best on validation; test is reported, never used to choose"
+
+
+def _strongest(summary):
+    best = summary.get("best_baseline")
+    return f"{best['name']} {fmt(best['value'])}" if best else "–"
+
+
+def beats_baseline(summary):
+    """True when the run's test metric is better than its strongest baseline's; None when either is missing."""
+    best, value = summary.get("best_baseline"), summary.get("test_metric")
+    if not best or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    higher = summaries[scored[0][0]].get("higher_is_better", False)
-    return (max if higher else min)(scored, key=lambda item: item[1])[0]
+    return value > best["value"] if summary.get("higher_is_better") else value < best["value"]
+
+
+def _best_index(summaries):
+    """The index of the run with the best validation metric (the loss where no metric is finite)."""
+    finished = [i for i, s in enumerate(summaries) if s.get("status", "finished") == "finished"]
+    if not finished:
+        return None
+    higher = summaries[finished[0]].get("higher_is_better", False)
+    return pick_best(finished, higher, key=lambda i: summaries[i])
 
 
 def dict_table(title, mapping):

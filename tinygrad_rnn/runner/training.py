@@ -81,7 +81,7 @@ def _drive(jobs, as_json, quiet):
     if as_json:
         keys = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric",
                 "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
-                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast")
+                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast", "baselines", "best_baseline")
         docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
         print_json(docs[0] if len(docs) == 1 else docs)  # a diverged run's NaN losses: null
     else:
