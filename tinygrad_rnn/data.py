@@ -160,6 +160,12 @@ class Dataset:
         from .baselines import standard
         return standard(self, name)
 
+    def target_units(self, outputs, name):
+        """Regression `outputs` (or targets) of split `name` in the target's own units, as the metric reads
+        them: what predictions.csv and per-step scores show. Default: `denormalize(outputs)`; a dataset
+        whose model predicts something else (a change from the window's last value) maps it back here."""
+        return self.denormalize(outputs)
+
     def series_and_times(self, name):
         """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
         N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;

@@ -358,6 +358,17 @@ class CSVDataset(Dataset):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
         return self.to_units(outputs, self._rows[self._split_name(split)]["anchor"])
 
+    def target_units(self, outputs, name):
+        return self.forecasts(outputs, self.splits()[name])
+
+    def class_names(self):
+        return self.fitted["classes"]
+
+    def series_and_times(self, name):
+        if self.problem == "classification":
+            return self.series_ids(self.splits()[name]), None
+        return None, None
+
     def metric(self, outputs, split):
         if self.problem == "classification":
             return accuracy(outputs, split)
