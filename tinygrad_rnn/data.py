@@ -170,7 +170,7 @@ class Dataset:
         """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
         N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;
         a date string or a number), or None where the dataset has no clock. Default: (None, None), and
-        predictions.csv numbers the rows' series 0 and leaves `time` empty."""
+        predictions.csv names each row by its index in the split and leaves `time` empty."""
         return None, None
 
     # ---- used by the trainer ------------------------------------------------------------------------
@@ -277,6 +277,15 @@ def next_step_windows(z, window, val_start, test_start):
     return {"train": split.subset(targets < val_start),
             "val": split.subset((targets >= val_start) & (targets < test_start)),
             "test": split.subset(targets >= test_start)}
+
+
+def next_step_times(times, window, val_start, test_start):
+    """`Dataset.series_and_times` for `next_step_windows`: {split name: (N, 1) array of each window's
+    target time}, `times` the series' own time values (the file's month or year column, say)."""
+    targets = np.arange(window, len(times))
+    when = np.asarray(times)[targets][:, None]
+    return {"train": when[targets < val_start], "val": when[(targets >= val_start) & (targets < test_start)],
+            "test": when[targets >= test_start]}
 
 
 def series_forecast_start(z, window, test_start, source, steps):

@@ -139,6 +139,10 @@ class Weather(Dataset):
             self.target_hours[name] = targets
         return splits
 
+    def series_and_times(self, name):
+        self.splits()
+        return None, self.target_hours[name]   # hours since the record's start, one per step ahead
+
     @staticmethod
     def month_and_hour(hours):
         day = (hours // 24) % 365

@@ -5,7 +5,9 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 its last weights; a diverged run is kept and marked as such. Every epoch it writes a checkpoint, from
 which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
+import csv
 import inspect
+import io
 import json
 import math
 import os
@@ -13,7 +15,7 @@ import time
 
 import numpy as np
 
-from .. import __version__, backend
+from .. import __version__, backend, breakdowns
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
 from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
@@ -390,6 +392,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         trainer.fit()
         summary.update(_results(trainer), status="finished")
         run.save_weights(model.state_dict())
+        _keep_predictions(run, dataset, trainer, summary)
         predictions, truth = _forecast(dataset, model, summary)
         _plots(run, trainer, predictions, truth)
     except KeyboardInterrupt as e:
@@ -436,6 +439,34 @@ def _keep_preprocessing(run, dataset, config):
     preprocessing = dataset.preprocessing()
     if preprocessing is not None:
         atomic_write(run.file(PREPROCESSING), json.dumps(plain(preprocessing), indent=2) + "\n")
+
+
+PREDICTIONS = "predictions.csv"   # every val and test prediction of a finished run, in the target's units
+OUTPUTS = "outputs.npz"           # the same, as the model's raw outputs: what an ensemble averages
+
+
+def _keep_predictions(run, dataset, trainer, summary):
+    """The breakdowns of the test score in the summary (per step ahead, per class, the confusion
+    matrix), and the run's predictions.csv and outputs.npz for its val and test splits."""
+    outputs = {name: trainer.outputs(dataset.splits()[name]) for name in ("val", "test")
+               if len(dataset.splits()[name])}
+    if "test" in outputs:
+        steps = breakdowns.per_step(dataset, outputs["test"], "test")
+        if steps is not None:
+            summary["test_metric_per_step"] = steps
+        if dataset.problem == "classification" and dataset.kind in ("seq2vec", "seq2seq"):
+            labels = breakdowns.class_labels(dataset)
+            summary["test_per_class"] = breakdowns.per_class(outputs["test"], dataset.splits()["test"], labels)
+            summary["test_confusion"] = breakdowns.confusion(outputs["test"], dataset.splits()["test"], labels)
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    writer.writerow(breakdowns.prediction_columns(dataset))
+    for name, out in outputs.items():
+        writer.writerows(breakdowns.prediction_rows(dataset, out, name))
+    atomic_write(run.file(PREDICTIONS), lines.getvalue())
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    atomic_write(run.file(OUTPUTS), buffer.getvalue(), mode="wb")
 
 
 def _keep(run, trainer, summary, started):

@@ -148,3 +148,44 @@ def rows_table(title, rows, columns=None):
     for row in rows:
         table.add_row(*(fmt(row.get(c)) for c in columns))
     return table
+
+
+def breakdown_tables(summary):
+    """`rnnrun show`'s tables of a run's test score taken apart: the baselines beside it, the metric per
+    step ahead, and per class with the confusion matrix (those the summary holds)."""
+    metric = summary.get("metric", "metric")
+    tables = []
+    if summary.get("baselines"):
+        table = Table(title=f"Test {metric} beside the baselines (fitted on train, chosen on val)", title_justify="left")
+        table.add_column("predictor")
+        table.add_column(f"test {metric}", justify="right")
+        table.add_row(f"the model ({summary.get('cell', '?')})", fmt(summary.get("test_metric")))
+        best = (summary.get("best_baseline") or {}).get("name")
+        for name, value in summary["baselines"].items():
+            table.add_row(f"{name}{' (strongest)' if name == best else ''}", fmt(value))
+        tables.append(table)
+    steps = summary.get("test_metric_per_step")
+    if steps:
+        table = Table(title=f"Test {metric} per step ahead", title_justify="left")
+        for k in range(len(steps)):
+            table.add_column(str(k + 1), justify="right")
+        table.add_row(*(fmt(v) for v in steps))
+        tables.append(table)
+    per_class = summary.get("test_per_class")
+    if per_class:
+        table = Table(title="Test per class", title_justify="left")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, row in per_class.items():
+            table.add_row(label, *(fmt(row[k]) for k in ("precision", "recall", "f1")), str(row["support"]))
+        tables.append(table)
+    confusion = summary.get("test_confusion")
+    if confusion:
+        table = Table(title="Test confusion (row: true, column: predicted)", title_justify="left")
+        table.add_column("")
+        for label in confusion["labels"]:
+            table.add_column(label, justify="right")
+        for label, row in zip(confusion["labels"], confusion["matrix"]):
+            table.add_row(label, *(str(v) for v in row))
+        tables.append(table)
+    return tables

@@ -120,7 +120,7 @@ def settings_text(config):
 @click.pass_context
 def show(ctx, run_id, runs_dir, as_json):
     """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
-    from ..report import dict_table, rows_table
+    from ..report import breakdown_tables, dict_table, rows_table
     run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config, metrics, summary = run.config(), run.metrics(), run.summary()
     summary["status"] = run.status()
@@ -141,7 +141,10 @@ def show(ctx, run_id, runs_dir, as_json):
                   "grad_norm_max": "grad max", "clipped_rate": "clipped", "lr": "lr", "seconds": "s"}
         columns = {c: label for c, label in labels.items() if c in metrics[0]}
         out.print(rows_table("Per-epoch metrics", metrics, columns))
-    out.print(dict_table("Results", {k: v for k, v in summary.items() if k != "val_losses"}))
+    shown_apart = ("val_losses", "test_metric_per_step", "test_per_class", "test_confusion", "baselines")
+    out.print(dict_table("Results", {k: v for k, v in summary.items() if k not in shown_apart}))
+    for table in breakdown_tables(summary):
+        out.print(table)
     if summary["status"] in RESUMABLE and run.has_checkpoint():
         out.print(f"{run.id} is {summary['status']}: continue it with {run.resume_command()}", soft_wrap=True)
 
