@@ -311,8 +311,8 @@ def _flush_or_report(code):
 
 # ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
 TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "layers", "bidirectional", "epochs",
-                    "batch_size", "lr", "seed", "backend", "fused", "compiled", "config_file", "checkpoint_every",
-                    "as_json", "quiet")
+                    "batch_size", "lr", "seed", "seeds", "backend", "fused", "compiled", "config_file",
+                    "checkpoint_every", "as_json", "quiet")
 
 
 @click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -331,6 +331,8 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
 @click.option("--batch-size", type=int, help="Sequences per batch (default: the dataset's).")
 @click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
 @click.option("--seed", type=int, help="Seed for data, weights, shuffling and dropout (default 0).")
+@click.option("--seeds", type=click.IntRange(1, 1000), metavar="N",
+              help="Train seeds SEED..SEED+N-1 of each cell; show mean ± sd over them and their ensemble.")
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy).")
 @click.option("--fused/--composed", default=None,
               help="Fused whole-sequence cell kernels (default) or the readable composed cells.")
@@ -350,8 +352,8 @@ TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "l
               help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
-def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, compiled, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
+def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, seeds,
+        backend, fused, compiled, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
@@ -391,11 +393,14 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
     if configs[0]["backend"] == "cupy":
         from ..backend import module
         module("cupy")  # fail now, before any run folder is made
+    if seeds:
+        from .seeds import expand_seeds
+        configs = expand_seeds(configs, seeds)
     check_runs_dir(runs_dir)
     check_all(configs)
     from .runs import RunStore
     from .training import train_all
-    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
+    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every, seeds=seeds)
 
 
 def _flag_of(ctx, name):

@@ -189,3 +189,35 @@ def breakdown_tables(summary):
             table.add_row(label, *(str(v) for v in row))
         tables.append(table)
     return tables
+
+
+def seeds_table(groups, title="Over seeds"):
+    """One row per cell: n seeds, validation and test metric as mean ± sd, the ensemble's test metric,
+    the strongest baseline and whether the ensemble beats it; ★ marks the best cell on validation."""
+    metric = next((g["metric"] for g in groups if g.get("metric")), "metric")
+    higher = next((g.get("higher_is_better", False) for g in groups), False)
+    best = pick_best(groups, higher, key=lambda g: {"val_metric": g.get("val_metric_mean"),
+                                                    "val_loss": g.get("val_loss_mean")}) if len(groups) > 1 else None
+    caption = ("mean ± sd over n seeds; ensemble: the runs' mean prediction on the same test split; beats it: "
+               "the ensemble beats the strongest baseline")
+    if best is not None:
+        caption += "; " + SELECTION_CAPTION
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for column in ("cell", "n", f"val {metric}", f"test {metric}", "ensemble test", "strongest baseline", "beats it"):
+        table.add_column(column, justify="left" if column == "cell" else "right", no_wrap=column != "cell")
+    for g in groups:
+        cell = f"[bold green]★ {g['cell']}[/]" if g is best else g["cell"]
+        strongest = g.get("best_baseline")
+        table.add_row(cell, str(g["n"]), plus_minus(g.get("val_metric_mean"), g.get("val_metric_std")),
+                      plus_minus(g.get("test_metric_mean"), g.get("test_metric_std")),
+                      fmt(g.get("ensemble_test_metric")),
+                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else "–",
+                      fmt(g.get("ensemble_beats_best_baseline")))
+    return table
+
+
+def plus_minus(mean, std):
+    """'0.812 ± 0.041', or the mean alone (one seed), or – (none)."""
+    if mean is None:
+        return "–"
+    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
