@@ -145,6 +145,10 @@ class Dataset:
         return {}
 
     # ---- results a user takes out: baselines and predictions.csv ------------------------------------------
+    # Options that change only what the model reads (a window's length, a transform), never which
+    # targets are scored or in what units: runs that differ only there are still ranked together
+    # (runner/comparable.py), so `tune` may search them.
+    input_options = ()
     season = 0   # a seasonal series' period in steps (12 for monthly data): enables the seasonal-naive baseline
     # The input features that hold the target series itself, in y's order and y's scale (what a
     # forecaster's window is made of): enables the persistence and seasonal-naive baselines. None:

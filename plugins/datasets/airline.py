@@ -31,6 +31,7 @@ class Airline(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "seasonal naive"
     forecastable = True
+    input_options = ("window",)    # the test and validation targets are the same whatever the window
     synthetic = False              # a fixed record: the seed changes nothing in the data
     forecast_steps = 24
     season = 12                    # monthly data: the seasonal-naive baseline looks back a year

@@ -63,6 +63,8 @@ class CSVDataset(Dataset):
     """Your own CSV file: forecast a column (target=COL) or classify sequences (label=COL, series=COL)."""
 
     kind = "seq2vec"
+    # what the model reads, not which targets are scored: the targets are assigned by their own row
+    input_options = ("window", "features", "relative", "transform", "scale")
     # a forecaster's; an instance given label= is a classifier (accuracy against the majority class)
     problem, metric_name, higher_is_better, baseline_name = "regression", "rmse", False, "persistence"
     synthetic = False              # a user's file: the seed changes the split of a classifier, not the data

@@ -30,7 +30,7 @@ class Sunspots(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "persistence"
     forecastable = True
-    forecastable = True
+    input_options = ("window",)    # the test and validation targets are the same whatever the window
     synthetic = False              # a fixed record: the seed changes nothing in the data
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 

@@ -66,11 +66,12 @@ def model_table(model, title="Model"):
     return table
 
 
-def results_table(summaries, title="Results"):
+def results_table(summaries, title="Results", settings=None):
     """Runs side by side, one column each (a table that stays narrow however many fields it shows).
 
     The best run by *validation* metric (selection.selection_key) is marked with ★ when there are several;
-    the test rows are reported, never used to choose, and the caption says so."""
+    the test rows are reported, never used to choose, and the caption says so. `settings` ({name: [value
+    per run]}, e.g. the settings that differ between compared runs) are the first rows."""
     table = Table(title=title, title_justify="left",
                   caption=SELECTION_CAPTION if len(summaries) > 1 else None, caption_justify="left")
     table.add_column("")
@@ -100,6 +101,9 @@ def results_table(summaries, title="Results"):
     ]
     extras = sorted({k for s in summaries for k in s if k.startswith("test_") and k not in ("test_metric", "test_loss")})
     rows[7:7] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
+    for name, values in (settings or {}).items():
+        table.add_row(f"[bold]{name.replace('_', ' ')}[/]", *(fmt(v) if not isinstance(v, (dict, list)) else str(v)
+                                                              for v in values))
     for label, value in rows:
         table.add_row(label, *(value(s) for s in summaries))
     return table

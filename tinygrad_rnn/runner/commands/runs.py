@@ -152,10 +152,12 @@ def show(ctx, run_id, runs_dir, as_json):
 @cli.command("compare")
 @click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
 @runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the tables as one JSON document.")
 @click.pass_context
-def compare(ctx, run_ids, runs_dir):
-    """Several runs side by side; runs scored by different metrics go in separate tables (one per
-    metric and dataset), since a best run across metrics means nothing."""
+def compare(ctx, run_ids, runs_dir, as_json):
+    """Several runs side by side. Only comparable runs are ranked together: runs whose data (dataset, its
+    options, a file's SHA-256) or metric differ go in separate tables. ★ marks the best on validation."""
+    from ..comparable import comparison_key, differing_settings
     from ..report import results_table
     store = store_for(ctx, runs_dir)
     groups = {}
@@ -165,15 +167,48 @@ def compare(ctx, run_ids, runs_dir):
         summary.setdefault("cell", config.get("cell"))
         summary.setdefault("data", config.get("data"))
         summary["status"] = run.status()
-        summary["cell"] = f"{summary['cell']} ({run.id})"
-        groups.setdefault((summary.get("metric") or "metric", summary.get("data") or "?"), []).append(summary)
+        summary["run_id"] = run.id
+        groups.setdefault(comparison_key(config, summary), []).append((summary, config))
+    tables = []
+    for (spec, metric), members in groups.items():
+        summaries = [s for s, _ in members]
+        differing = differing_settings([c for _, c in members])
+        best = _best_index(summaries)
+        tables.append({"data": spec, "metric": metric or "metric", "differing": sorted(differing),
+                       "best": summaries[best]["run_id"] if best is not None and len(summaries) > 1 else None,
+                       "runs": [{"run_id": s["run_id"], "cell": s.get("cell"),
+                                 "settings": {k: v[i] for k, v in differing.items()},
+                                 **{k: s.get(k) for k in COMPARED}} for i, s in enumerate(summaries)]})
+    if as_json:
+        print_json({"chosen_on": "validation", "tables": tables})
+        return
     out = console()
-    for (metric, data), summaries in groups.items():
-        title = "Comparison" if len(groups) == 1 else f"Comparison on {data} ({metric})"
-        out.print(results_table(summaries, title=title))
-    if len(groups) > 1:
-        out.print(f"[dim]{len(groups)} tables: runs on different datasets or metrics are not ranked "
-                  "against each other[/]")
+    for table, members in zip(tables, groups.values()):
+        summaries = [{**summary, "cell": f"{summary['cell']} ({summary['run_id']})"} for summary, _ in members]
+        settings = {k: [_short(row["settings"][k]) for row in table["runs"]] for k in table["differing"] if k != "cell"}
+        title = "Comparison" if len(tables) == 1 else f"Comparison on {table['data']} ({table['metric']})"
+        out.print(results_table(summaries, title=title, settings=settings))
+    if len(tables) > 1:
+        out.print(f"[dim]{len(tables)} tables: runs on different data (dataset, options or file) or metrics are "
+                  "not ranked against each other[/]", soft_wrap=True)
+
+
+# what compare --json gives of each run
+COMPARED = ("status", "data", "metric", "higher_is_better", "params", "epochs", "best_epoch", "val_loss", "val_metric",
+            "test_loss", "test_metric", "baseline", "baseline_name", "baselines", "best_baseline", "seconds")
+
+
+def _best_index(summaries):
+    from ..report import _best_index as best
+    return best(summaries)
+
+
+def _short(value):
+    """A setting as a table cell: numbers as they are, long text (a path, a spec) cut to 24 characters."""
+    if not isinstance(value, str) and not isinstance(value, (dict, list)):
+        return value
+    text = str(value)
+    return text if len(text) <= 24 else text[:21] + "…"
 
 
 @cli.command("forecast")

@@ -1,0 +1,54 @@
+"""Which runs may be ranked against each other: the same data, scored by the same metric.
+
+A score means something only beside scores of the same targets in the same units. Two runs are
+comparable when their dataset, its options (a file's path and SHA-256 among them, which a dataset
+read from a file records) and their metric are the same, except the options the dataset declares in
+`input_options`: those change only what the model reads (a csv window, a transform), not which
+targets are scored, so trials that differ there (a tune over `window`) are ranked together.
+
+`compare`, `sweep` and `tune` rank only within one `comparison_key`; `differing_settings` names the
+settings that tell runs apart, for compare's columns.
+"""
+from ..errors import UnknownPluginError
+from ..registry import datasets
+
+SETTINGS = ("cell", "cell_options", "data", "data_options", "optimizer", "optimizer_options", "schedule",
+            "schedule_options", "regularisers", "hidden", "layers", "bidirectional", "epochs", "batch_size", "lr",
+            "seed", "backend", "fused", "compiled")
+
+
+def input_options(data):
+    """The options of dataset `data` that change only its inputs (its class's `input_options`)."""
+    try:
+        return tuple(getattr(datasets.get(data), "input_options", ()) or ())
+    except UnknownPluginError:  # a run of a plugin not loaded now: every option counts
+        return ()
+
+
+def data_spec(data, options, skip=()):
+    """'airline' or 'csv(path=/d/f.csv,sha256=…,target=y)': a dataset and its options, sorted, as text."""
+    shown = {k: v for k, v in sorted((options or {}).items()) if k not in skip}
+    return data + (f"({','.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
+
+
+def comparison_key(config, summary=None):
+    """(data spec without its input options, metric): runs with equal keys may be ranked together."""
+    data = config.get("data") or (summary or {}).get("data") or "?"
+    metric = (summary or {}).get("metric")
+    return data_spec(data, config.get("data_options"), input_options(data)), metric
+
+
+def differing_settings(configs):
+    """{setting: [value per config]} of the settings (config keys, and each data option) that differ."""
+    found = {}
+    keys = [k for k in SETTINGS if k != "data_options"]
+    for key in keys:
+        values = [c.get(key) for c in configs]
+        if len({repr(v) for v in values}) > 1:
+            found[key] = values
+    options = sorted({k for c in configs for k in (c.get("data_options") or {})})
+    for option in options:
+        values = [(c.get("data_options") or {}).get(option) for c in configs]
+        if len({repr(v) for v in values}) > 1:
+            found[f"data.{option}"] = values
+    return found
