@@ -97,7 +97,7 @@ def test_best_toml_repeats_the_best_trial(study, tmp_path):
     _, doc = study
     code, out, err = rnnrun("--runs-dir", tmp_path, "--config", doc["best"]["config"], "--json")
     assert code == 0, err
-    assert json.loads(out)["val_loss"] == pytest.approx(doc["best"]["value"], rel=1e-6)
+    assert json.loads(out)["val_metric"] == pytest.approx(doc["best"]["value"], rel=1e-6)  # the default objective
 
 
 def test_the_same_command_continues_the_study_on_two_local_workers_and_warmup_spares_the_first_epochs(study):

@@ -30,6 +30,9 @@ import numpy as np
 import tomli_w
 
 from .. import __version__
+from ..baselines import best as best_baseline
+from ..selection import pick_best
+from .comparable import comparison_key
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
@@ -514,12 +517,15 @@ def summarise(sweep, trials, records, status, resumed=0):
 
 
 def aggregate(trials, records):
-    """One row per configuration: mean ± std over its seeds of the test metric and the validation loss.
+    """One row per configuration: mean ± std over its seeds of the validation and test metrics and losses.
 
     std is the sample standard deviation (n - 1), None with fewer than two finished seeds. The best
-    configuration (per dataset, by mean test metric, respecting `higher_is_better`) has best=True."""
-    rows = {}
+    configuration among comparable ones (same data spec and metric, comparable.comparison_key) by mean
+    *validation* metric (selection.selection_key; the test metric is reported, never used to choose)
+    has best=True."""
+    rows, configs = {}, {}
     for trial in trials:
+        configs.setdefault(trial["config_key"], trial["config"])
         row = rows.setdefault(trial["config_key"], {
             "config_key": trial["config_key"], "settings": trial["settings"], "data": trial["config"]["data"],
             "trials": 0, "finished": 0, "failed": 0, "_done": []})
@@ -537,14 +543,28 @@ def aggregate(trials, records):
         first = done[0] if done else {}
         row.update(metric=first.get("metric"), higher_is_better=first.get("higher_is_better", False),
                    baseline_name=first.get("baseline_name"), params=first.get("params"), best=False)
-        for name in ("test_metric", "val_loss", "test_loss", "baseline", "seconds"):
+        for name in ("val_metric", "test_metric", "val_loss", "test_loss", "baseline", "seconds"):
             row[f"{name}_mean"], row[f"{name}_std"] = mean_std([s.get(name) for s in done])
-    for data in {row["data"] for row in rows.values()}:
-        scored = [r for r in rows.values() if r["data"] == data and r["test_metric_mean"] is not None]
-        if scored:
-            pick = max if scored[0]["higher_is_better"] else min
-            pick(scored, key=lambda r: r["test_metric_mean"])["best"] = True
+        best = best_baseline({name: mean_std(values)[0] for name, values in _baseline_values(done).items()},
+                             row["higher_is_better"])
+        row["best_baseline"] = best
+        row["comparable"] = "{} ({})".format(*comparison_key(configs[row["config_key"]], first))
+    for comparable in {row["comparable"] for row in rows.values()}:
+        scored = [r for r in rows.values() if r["comparable"] == comparable and r["finished"]]
+        chosen = pick_best(scored, scored[0]["higher_is_better"] if scored else False,
+                           key=lambda r: {"val_metric": r["val_metric_mean"], "val_loss": r["val_loss_mean"]})
+        if chosen is not None:
+            chosen["best"] = True
     return list(rows.values())
+
+
+def _baseline_values(summaries):
+    """{baseline name: [value per run]} of the runs' `baselines`."""
+    found = {}
+    for s in summaries:
+        for name, value in (s.get("baselines") or {}).items():
+            found.setdefault(name, []).append(value)
+    return found
 
 
 def mean_std(values):

@@ -233,13 +233,19 @@ def objective(trial, job, say=None):
     settings = {axis: suggest(trial, axis, values) for axis, values in job["tuned"].items()}
     config = trial_config(job, settings)
     key = job["objective"]
+    better = max if job["direction"] == "maximize" else min
+    best_so_far = []
 
     def on_epoch(trainer, metrics):
+        # the pruner sees the best value so far, which is what the trial keeps (its best epoch's
+        # weights), not the epoch's own noisy value: a trial is not stopped for one bad epoch
+        value = metrics[key] if math.isfinite(metrics[key]) else None
+        best_so_far[:] = [better(best_so_far + [value]) if value is not None else (best_so_far or [math.nan])[0]]
         trial.set_user_attr("epochs", metrics["epoch"])
-        trial.report(metrics[key], metrics["epoch"])
+        trial.report(best_so_far[0], metrics["epoch"])
         if trial.should_prune():
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
-                         f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
+                         f"best {key} so far {best_so_far[0]!r} is worse than the pruner's bar")
 
     store = sweeps.RecordingStore(job["root"])
     try:

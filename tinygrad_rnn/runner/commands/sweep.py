@@ -187,18 +187,24 @@ def sweep_table(doc):
         axes = [a for a in sweeps.AXES if any(a in r["settings"] for r in rows)]
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
     best = [sweeps.label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
-    caption = "mean ± std over seeds" + (f"; best (bold): {', '.join(best)}" if best and len(rows) > 1 else "")
+    caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "
+                                         "never used to choose" if best and len(rows) > 1 else "")
+    if len({r.get("comparable") for r in rows}) > 1:
+        caption += "; one best per comparable data and metric"
     table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
     for axis in axes:
         table.add_column(axis.replace("_", " "))
-    for column in ("seeds", f"test {metric}", "val loss", "baseline", "params", "s/trial"):
+    for column in ("seeds", f"val {metric}", f"test {metric}", "strongest baseline", "params", "s/trial"):
         table.add_column(column, justify="left" if column == "seeds" else "right",
-                         no_wrap=column in (f"test {metric}", "val loss"))
+                         no_wrap=column in (f"test {metric}", f"val {metric}"))
     for r in rows:
         seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        strongest = r.get("best_baseline")
         table.add_row(*(str(r["settings"].get(a, "–")) for a in axes), seeds,
-                      _pm(r["test_metric_mean"], r["test_metric_std"]), _pm(r["val_loss_mean"], r["val_loss_std"]),
-                      fmt(r["baseline_mean"]), f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
+                      _pm(r.get("val_metric_mean"), r.get("val_metric_std")),
+                      _pm(r["test_metric_mean"], r["test_metric_std"]),
+                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else fmt(r["baseline_mean"]),
+                      f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
                       style="bold green" if r["best"] and len(rows) > 1 else None)
     return table
 
