@@ -125,9 +125,9 @@ def test_dask_workers_share_one_study(tmp_path):
     (["--cell", "gru", "--data", "sine", "--lr", "1e-3"], "nothing to tune"),
     (["--cell", "gru", "--data", "sine", "--lr", "1e-1:1e-4"], "LOW < HIGH"),
     (["--cell", "gru", "--data", "sine", "--hidden", "0:8"], "must be positive"),
-    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--direction", "maximize"], "a loss is lower-is-better"),
-    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--objective", "val_metric", "--direction", "maximize"],
-     "rmse is lower-is-better"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--objective", "val_loss", "--direction", "maximize"],
+     "a loss is lower-is-better"),
+    (["--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-1", "--direction", "maximize"], "rmse is lower-is-better"),
     (["--cell", "gru", "--data", "sine,adding", "--lr", "1e-3:1e-1"], "one dataset at a time"),
     (["--cell", "gru,grux", "--data", "sine", "--lr", "1e-3:1e-1"], "unknown cell 'grux'"),
     # every edge of the search is built before the study exists: a choice, a fixed option, the largest trial
