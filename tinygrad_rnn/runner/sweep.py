@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from concurrent import futures
@@ -33,7 +34,7 @@ from .. import __version__
 from ..baselines import best as best_baseline
 from ..selection import pick_best
 from .comparable import comparison_key
-from .config import load_toml, parse_spec, split_names
+from .config import load_toml, parse_spec, parse_value, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
 from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
@@ -55,6 +56,8 @@ class SweepError(TinygradRNNError, RuntimeError):
 
 
 def flag(axis):
+    if "." in axis:  # a plugin's option (data.window): named as the user wrote it
+        return f"option {axis}"
     return "--" + axis.replace("_", "-")
 
 
@@ -128,12 +131,84 @@ def _parse_range(axis, text):
     return Range(low, high, log, NUMBER_AXES[axis] is int)
 
 
+# ---- a plugin's option as an axis: --data "csv:...,window=12|24|48", --reg "dropout:p=0.1|0.3" ----------
+NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+OPTION_RANGE = re.compile(rf"({NUMBER}):({NUMBER})(:(log|linear))?")
+
+
+def option_choices(spec):
+    """(the spec without its searched options, {option: [choices] or Range}) of one NAME:k=v,... spec.
+
+    An option value `a|b|c` is a choice; `lo:hi[:log|linear]` of two numbers a range (for tune and
+    --random; uniform unless :log, integers when both ends are). Other options stay in the spec."""
+    name, _, rest = spec.partition(":")
+    kept, searched = [], {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, equals, value = item.partition("=")
+        value = value.strip()
+        if equals and "|" in value:
+            choices = [parse_value(v) for v in value.split("|") if v.strip()]
+            if len(choices) < 2:
+                raise ConfigError(f"option {key.strip()}={value!r} in {spec!r}: write two or more choices a|b")
+            searched[key.strip()] = list(dict.fromkeys(choices))
+        elif equals and OPTION_RANGE.fullmatch(value):
+            match = OPTION_RANGE.fullmatch(value)
+            low, high = parse_value(match.group(1)), parse_value(match.group(4))
+            if not low < high:
+                raise ConfigError(f"option {key.strip()}={value!r} in {spec!r}: a range needs LOW < HIGH")
+            searched[key.strip()] = Range(low, high, match.group(8) == "log",
+                                          isinstance(low, int) and isinstance(high, int))
+        else:
+            kept.append(item)
+    return name + (":" + ",".join(kept) if kept else ""), searched
+
+
+def option_axes(axes, regs=()):
+    """(axes, regularisers, option axes): the searched options of the spec axes (data, cell, optimizer,
+    when the flag gives one spec) and of the --reg specs taken out as axes of their own, named
+    `data.window`, `cell.nonlinearity`, `reg.dropout.p`; what remains are plain specs."""
+    found, axes = {}, dict(axes)
+    for axis in SPEC_AXES:
+        if axis not in axes:
+            continue
+        stripped = [option_choices(spec) for spec in axes[axis]]
+        if any(searched for _, searched in stripped):
+            if len(stripped) > 1:
+                raise ConfigError(f"{flag(axis)}: options with choices (a|b) or ranges need a single {axis} spec; "
+                                  f"give one, or list whole specs: {flag(axis)} NAME:k=1,NAME:k=2")
+            axes[axis] = [stripped[0][0]]
+            found.update({f"{axis}.{option}": values for option, values in stripped[0][1].items()})
+    plain_regs = []
+    for spec in regs:
+        stripped, searched = option_choices(spec)
+        plain_regs.append(stripped)
+        name = stripped.partition(":")[0].strip()
+        found.update({f"reg.{name}.{option}": values for option, values in searched.items()})
+    return axes, plain_regs, found
+
+
+def _set_option(partial, axis, value):
+    """Put an option axis's value into a trial's partial config (data.window → data_options["window"])."""
+    kind, _, option = axis.partition(".")
+    if kind == "reg":
+        name, _, option = option.partition(".")
+        partial["regularisers"] = [{**r, "options": {**r.get("options", {}), option: value}} if r["name"] == name
+                                   else r for r in partial.get("regularisers", [])]
+    else:
+        partial[f"{kind}_options"] = {**(partial.get(f"{kind}_options") or {}), option: value}
+
+
+def axis_order(axes):
+    """The grid's order: the plain axes (AXES), then the option axes by name."""
+    return [a for a in AXES if a in axes] + sorted(a for a in axes if a not in AXES)
+
+
 def configurations(axes, samples=None, sample_seed=0):
     """The settings of every configuration: the grid's product, or `samples` random draws.
 
     A random draw takes each Range's sample and one value of each list, so `--cell rnn,gru --random 8`
     draws the cell too. Repeated draws are dropped (they would be the same trials)."""
-    names = [a for a in AXES if a in axes]
+    names = axis_order(axes)
     if samples is None:
         for a in names:
             if isinstance(axes[a], Range):
@@ -168,8 +243,11 @@ def plan(base, settings_list, seeds):
         for axis, value in settings.items():
             if axis in SPEC_AXES:
                 partial[axis], partial[f"{axis}_options"] = _spec(axis, value)
-            else:
+            elif axis in AXES:
                 partial[axis] = value
+        for axis, value in settings.items():  # a plugin's option, after the spec it belongs to
+            if axis not in AXES:
+                _set_option(partial, axis, value)
         for seed in seeds:
             config = resolve({**partial, "seed": seed})
             trials.append({"key": trial_key(config), "config_key": configuration_key(config), "seed": seed,

@@ -97,7 +97,9 @@ def _new(root, plugins, d):
     axes = {axis: sweeps.parse_axis(axis, d[axis]) for axis in sweeps.AXES if d[axis]}
     if "cell" not in axes or "data" not in axes:
         raise ConfigError("a sweep needs --cell and --data, e.g. rnnrun sweep --cell rnn,gru --data adding:T=100")
-    base = config_from_flags(None, data=None, optimizer=None, reg=d["reg"], epochs=d["epochs"],
+    axes, regs, option_axes = sweeps.option_axes(axes, d["reg"])  # window=12|24 → an axis data.window
+    axes.update(option_axes)
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, epochs=d["epochs"],
                              bidirectional=d["bidirectional"])
     seeds = list(range(d["seeds"] or 1))
     sample_seed = d["sample_seed"] or 0
@@ -182,9 +184,8 @@ def _print(doc):
 def sweep_table(doc):
     """One row per configuration: mean ± std over seeds; the best configuration in bold green."""
     rows = doc["configurations"]
-    axes = [a for a in sweeps.AXES if len({str(r["settings"].get(a)) for r in rows}) > 1]
-    if not axes:
-        axes = [a for a in sweeps.AXES if any(a in r["settings"] for r in rows)]
+    every = sweeps.axis_order({a for r in rows for a in r["settings"]})
+    axes = [a for a in every if len({str(r["settings"].get(a)) for r in rows}) > 1] or every
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
     best = [sweeps.label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
     caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "

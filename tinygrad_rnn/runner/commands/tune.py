@@ -124,9 +124,11 @@ def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study
     axes = {axis: sweeps.parse_axis(axis, flags[axis]) for axis in sweeps.AXES if flags[axis]}
     if "cell" not in axes or "data" not in axes:
         raise ConfigError("tune needs --cell and --data, e.g. rnnrun tune --cell gru --data sine --lr 1e-4:1e-1")
+    axes, regs, option_axes = sweeps.option_axes(axes, flags["reg"])  # window=12|24, p=0.1:0.5 → axes of their own
+    axes.update(option_axes)
     fixed, tuned = tuning.search_space(axes)
     direction = tuning.check_direction(fixed["data"], objective, direction)
-    base = config_from_flags(None, data=None, optimizer=None, reg=flags["reg"], schedule=flags["schedule"],
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, schedule=flags["schedule"],
                              epochs=flags["epochs"], bidirectional=flags["bidirectional"])
     definition = tuning.definition(fixed, tuned, base, objective, direction, seed, plugins)
     name = study_name or tuning.default_study_name(definition)
