@@ -170,14 +170,14 @@ def breakdown_tables(summary):
         tables.append(table)
     steps = summary.get("test_metric_per_step")
     if steps:
-        table = Table(title=f"Test {metric} per step ahead", title_justify="left")
+        table = Table(title=f"Test {metric} per step ahead", title_justify="left", min_width=40)
         for k in range(len(steps)):
             table.add_column(str(k + 1), justify="right")
         table.add_row(*(fmt(v) for v in steps))
         tables.append(table)
     per_class = summary.get("test_per_class")
     if per_class:
-        table = Table(title="Test per class", title_justify="left")
+        table = Table(title="Test per class", title_justify="left", min_width=40)
         for column in ("class", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "class" else "right")
         for label, row in per_class.items():
@@ -185,7 +185,7 @@ def breakdown_tables(summary):
         tables.append(table)
     confusion = summary.get("test_confusion")
     if confusion:
-        table = Table(title="Test confusion (row: true, column: predicted)", title_justify="left")
+        table = Table(title="Test confusion (row: true, column: predicted)", title_justify="left", min_width=48)
         table.add_column("")
         for label in confusion["labels"]:
             table.add_column(label, justify="right")
