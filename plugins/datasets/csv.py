@@ -360,6 +360,18 @@ class CSVDataset(Dataset):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
         return self.to_units(outputs, self._rows[self._split_name(split)]["anchor"])
 
+    def baselines(self, name="test"):
+        """The standard ones, with seasonal naive (given `season`) in the target's units; with relative=true
+        the model predicts changes, so the training mean of its targets is the mean change ("mean drift")."""
+        scores = super().baselines(name)
+        if self.problem == "regression":
+            if self.relative and "training mean" in scores:
+                scores["mean drift"] = scores.pop("training mean")
+            if self.season:
+                reference = self._rows[name]
+                scores["seasonal naive"] = rmse(reference["seasonal"], reference["truth"])
+        return scores
+
     def target_units(self, outputs, name):
         return self.forecasts(outputs, self.splits()[name])
 
