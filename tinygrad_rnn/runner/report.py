@@ -99,8 +99,9 @@ def results_table(summaries, title="Results", settings=None):
         ("seconds", lambda s: fmt(s.get("seconds"), 3)),
         ("val loss per epoch", lambda s: sparkline(s.get("val_losses", []))),
     ]
-    extras = sorted({k for s in summaries for k in s if k.startswith("test_") and k not in ("test_metric", "test_loss")})
-    rows[7:7] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
+    extras = sorted({k for s in summaries for k, v in s.items() if k.startswith("test_") and
+                     k not in ("test_metric", "test_loss") and not isinstance(v, (dict, list))})  # breakdowns: `show`
+    rows[5:5] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
     for name, values in (settings or {}).items():
         table.add_row(f"[bold]{name.replace('_', ' ')}[/]", *(fmt(v) if not isinstance(v, (dict, list)) else str(v)
                                                               for v in values))
