@@ -19,9 +19,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERIES = {  # name: (data spec with its searched window, tune flags)
-    "airline": ("airline:window=12|24", []),
-    "sunspots": ("sunspots:window=10|20|30", []),
+SERIES = {  # name: (data spec with its searched window, tune flags); every one read by the csv dataset, as a
+    # practitioner would (its default relative targets: the model predicts the change from the window's end)
+    "airline": ("csv:path={data}/airline_passengers_1949_1960.csv,target=passengers,time=month,season=12,"
+                "window=12|24", []),
+    "sunspots": ("csv:path={data}/sunspots_yearly_1700_2008.csv,target=sunactivity,time=year,window=10|20|30", []),
     "elnino": ("csv:path={data}/elnino_sst_1950_2010.csv,target=sst,time=month,season=12,horizon=12,window=24|36", []),
     "unemployment": ("csv:path={data}/us_macro_quarterly_1959_2009.csv,target=unemp,features=unemp+infl+tbilrate,"
                      "window=4|8|12", []),
