@@ -201,7 +201,9 @@ def best_table(doc):
     ranked = sorted(scored, key=lambda t: (t["state"] != "complete", -t["value"] if reverse else t["value"]))
     names = list(dict.fromkeys(k for t in doc["trials"] for k in t["params"]))
     table = Table(title=f"Best trials of study {study['name']} ({len(ranked[:BEST_SHOWN])} of {study['trials']})",
-                  title_justify="left")
+                  title_justify="left", caption_justify="left",
+                  caption=f"ranked by {study['objective'].replace('_', ' ')}: chosen on validation; the test split "
+                          "is never used to choose")
     table.add_column("trial", justify="right")
     for name in names:
         table.add_column(name.replace("_", " "), justify="right")
