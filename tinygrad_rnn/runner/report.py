@@ -203,13 +203,15 @@ def seeds_table(groups, title="Over seeds"):
     higher = next((g.get("higher_is_better", False) for g in groups), False)
     best = pick_best(groups, higher, key=lambda g: {"val_metric": g.get("val_metric_mean"),
                                                     "val_loss": g.get("val_loss_mean")}) if len(groups) > 1 else None
-    caption = ("mean ± sd over n seeds; ensemble: the runs' mean prediction on the same test split; beats it: "
-               "the ensemble beats the strongest baseline")
+    caption = ("mean ± sd over n seeds; ensemble: the test metric of the runs' mean prediction; best baseline: "
+               "the strongest on test; beats it: the ensemble beats it")
     if best is not None:
         caption += "; " + SELECTION_CAPTION
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    for column in ("cell", "n", f"val {metric}", f"test {metric}", "ensemble test", "strongest baseline", "beats it"):
-        table.add_column(column, justify="left" if column == "cell" else "right", no_wrap=column != "cell")
+    widest = max([len(g["cell"]) + 2 for g in groups] + [4])
+    for column in ("cell", "n", f"val {metric}", f"test {metric}", "ensemble", "best baseline", "beats it"):
+        table.add_column(column, justify="left" if column == "cell" else "right", no_wrap=True,
+                         min_width=widest if column == "cell" else None)
     for g in groups:
         cell = f"[bold green]★ {g['cell']}[/]" if g is best else g["cell"]
         strongest = g.get("best_baseline")
