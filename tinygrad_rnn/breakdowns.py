@@ -130,8 +130,13 @@ def prediction_rows(dataset, outputs, name):
     for i in range(n):
         for k in range(truth.shape[1]):
             when = "" if times is None else times[i][k]
-            rows.append([name, series[i], when, k + 1, float(truth[i, k]), float(prediction[i, k])])
+            rows.append([name, series[i], when, k + 1, readable(truth[i, k]), readable(prediction[i, k])])
     return rows
+
+
+def readable(value, digits=10):
+    """A float to 10 significant digits: the float32 targets mapped back read 355, not 354.9999999569949."""
+    return float(f"{float(value):.{digits}g}")
 
 
 # ---- several runs as one model --------------------------------------------------------------------------
