@@ -205,8 +205,9 @@ def best_table(doc):
                   caption=f"ranked by {study['objective'].replace('_', ' ')}: chosen on validation; the test split "
                           "is never used to choose")
     table.add_column("trial", justify="right")
-    for name in names:
-        table.add_column(name.replace("_", " "), justify="right")
+    for name in names:  # exact values, never cut: typed back, they repeat the trial
+        widest = max([len(exact(t["params"].get(name))) for t in ranked[:BEST_SHOWN]] + [len(name)])
+        table.add_column(name.replace("_", " "), justify="right", no_wrap=True, min_width=widest)
     table.add_column(study["objective"].replace("_", " "), justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
