@@ -19,8 +19,8 @@ from .. import breakdowns
 from ..baselines import best as best_baseline
 from ..registry import datasets
 from .config import construct
-from .runs import Run
-from .sweep import mean_std
+from .store import Run
+from .sweeper import mean_std
 
 OUTPUTS = "outputs.npz"   # experiment.OUTPUTS: each run's raw val and test outputs
 

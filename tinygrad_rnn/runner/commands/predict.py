@@ -14,11 +14,12 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from ..app import cli, run_config, runs_dir_option, store_for
+from .. import options as shared
+from ..app import run_config, store_for
 from ..experiment import PREPROCESSING, build_model
 from ..config import construct
 from ..output import console, print_json
-from ..runs import DamagedRun, read_json
+from ..store import DamagedRun, read_json
 from ... import backend
 from ...errors import ConfigError
 from ...function import no_grad
@@ -26,7 +27,7 @@ from ...registry import datasets
 from ...tensor import Tensor
 
 
-@cli.command("predict")
+@click.command("predict")
 @click.argument("run_ids", nargs=-1, required=True, metavar="RUN [RUN...]")
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
@@ -34,8 +35,8 @@ from ...tensor import Tensor
 @click.option("--steps", type=click.IntRange(min=1),
               help="Forecast this many steps (default: the run's horizon); past the horizon the forecasts "
                    "are fed back as inputs, which needs the target as the only input.")
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of a table.")
+@shared.runs_dir()
+@shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
 def predict_cmd(ctx, run_ids, input_path, output_path, steps, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a

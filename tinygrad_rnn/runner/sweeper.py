@@ -37,7 +37,7 @@ from .comparable import comparison_key
 from .config import load_toml, parse_spec, parse_value, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
-from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
+from .store import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
 from .signals import on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
