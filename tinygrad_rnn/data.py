@@ -29,6 +29,14 @@ fresh instance without reading the training data; `predict_file(path, predict, s
 the model to a new file of the same columns, never refitting anything. `recorded_options()` names the
 options a run should write back into its config.toml (a file's absolute path and SHA-256, say).
 `read_table`, `sha256_of` and `warn` below are the helpers such a dataset reads files with.
+
+What a run reports beside its score comes from the dataset as well. `baselines(name)` gives the
+metric of strong simple predictors on a split (`tinygrad_rnn/baselines.py`: persistence, seasonal
+naive, training mean and a ridge `linear` model for forecasting, majority and `1-nn` for sequence
+classification), which a dataset may extend; `season` and `target_inputs` say which of them apply.
+`input_options` names the options that change only what the model reads (a window): runs that differ
+there are still ranked together. `target_units(outputs, name)` and `series_and_times(name)` give the
+run's predictions.csv its units, series ids and times.
 """
 import csv
 import hashlib
