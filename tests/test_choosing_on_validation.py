@@ -62,14 +62,14 @@ class FakeTrainer:
 
 def test_early_stopping_waits_for_the_validation_metric_not_the_loss():
     with restored_registry():
-        from tinygrad_rnn.registry import regularisers
-        stop = regularisers.get("early_stopping")(patience=2)
+        from tinygrad_rnn.registry import regularizers
+        stop = regularizers.get("early_stopping")(patience=2)
         trainer = FakeTrainer()
         # the loss keeps falling while the metric gets worse: the metric decides
         for epoch, (loss, metric) in enumerate([(1.0, 0.5), (0.9, 0.6), (0.8, 0.7)], 1):
             stop.on_epoch_end(trainer, {"epoch": epoch, "val_loss": loss, "val_metric": metric})
         assert trainer.should_stop
-        stop, trainer = regularisers.get("early_stopping")(patience=2), FakeTrainer()
+        stop, trainer = regularizers.get("early_stopping")(patience=2), FakeTrainer()
         for epoch, (loss, metric) in enumerate([(1.0, 0.5), (1.1, 0.4), (1.2, 0.3)], 1):
             stop.on_epoch_end(trainer, {"epoch": epoch, "val_loss": loss, "val_metric": metric})
         assert not trainer.should_stop

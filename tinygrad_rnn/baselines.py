@@ -127,7 +127,7 @@ def resample(split, length):
     return out
 
 
-def z_normalise(x):
+def z_normalize(x):
     """Each feature of each sequence to mean 0, sd 1 over its steps (a flat feature stays 0)."""
     std = x.std(axis=1, keepdims=True)
     return (x - x.mean(axis=1, keepdims=True)) / np.where(std < 1e-8, 1.0, std)
@@ -136,8 +136,8 @@ def z_normalise(x):
 def nearest_neighbour(train, split, classes):
     """(N, C) log-probabilities of 1-NN: nearly all mass on the nearest training sequence's label."""
     length = int(train.x.shape[1] if train.lengths is None else max(int(train.lengths.max()), 1))
-    a = z_normalise(resample(train, length)).reshape(len(train.x), -1)
-    b = z_normalise(resample(split, length)).reshape(len(split.x), -1)
+    a = z_normalize(resample(train, length)).reshape(len(train.x), -1)
+    b = z_normalize(resample(split, length)).reshape(len(split.x), -1)
     # ‖b − a‖² = ‖b‖² − 2 b·a + ‖a‖², in blocks of rows to bound memory
     nearest = np.concatenate([
         np.argmin((b[i:i + 512] ** 2).sum(1)[:, None] - 2 * b[i:i + 512] @ a.T + (a ** 2).sum(1)[None], axis=1)

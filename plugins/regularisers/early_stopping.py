@@ -7,11 +7,11 @@ loss where the metric is not a finite number. The trainer then restores the best
 """
 import math
 
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser, selection_key
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer, selection_key
 
 
-@register_regulariser("early_stopping")
-class EarlyStopping(Regulariser):
+@register_regularizer("early_stopping")
+class EarlyStopping(Regularizer):
     """Stop when the validation metric stops improving for `patience` epochs."""
 
     def __init__(self, patience=5, min_delta=0.0):
