@@ -32,7 +32,8 @@ def val_metrics(run_dir):
 
 
 def test_the_selection_key_orders_by_the_validation_metric_in_its_direction_then_the_loss():
-    assert selection_key({"val_metric": 0.3, "val_loss": 9.0}, False) < selection_key({"val_metric": 0.4, "val_loss": 0.1}, False)
+    assert selection_key({"val_metric": 0.3, "val_loss": 9.0}, False) < \
+        selection_key({"val_metric": 0.4, "val_loss": 0.1}, False)
     assert selection_key({"val_metric": 0.9}, True) < selection_key({"val_metric": 0.8}, True)
     # no finite metric: the loss decides, and any finite metric beats none
     assert selection_key({"val_metric": float("nan"), "val_loss": 1.0}, False) < \

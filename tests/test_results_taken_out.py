@@ -89,7 +89,8 @@ def test_predictions_csv_has_every_val_and_test_window_dated_in_passengers(seede
     test = [r for r in rows[1:] if r[0] == "test"]
     assert len(test) == 24 and [r for r in rows[1:] if r[0] == "val"]
     assert test[0][2] == "1959-01" and test[-1][2] == "1960-12"
-    passengers = {line.split(",")[0]: float(line.split(",")[1]) for line in open(AIRLINE_FILE).read().split()[1:]}
+    lines = open(AIRLINE_FILE).read().split()[1:]
+    passengers = {line.split(",")[0]: float(line.split(",")[1]) for line in lines}
     assert all(float(r[4]) == pytest.approx(passengers[r[2]], rel=1e-5) for r in test)
     errors = np.array([float(r[5]) - float(r[4]) for r in test])
     assert np.sqrt(np.mean(errors ** 2)) == pytest.approx(run["test_metric"], rel=1e-5)
@@ -151,9 +152,15 @@ def test_compare_never_ranks_runs_on_different_data_together(tmp_path):
     # window changes only the inputs (an input option): a and b share a table; test_months changes what is scored
     assert sorted(len(t["runs"]) for t in tables) == [1, 2]
     shared = next(t for t in tables if len(t["runs"]) == 2)
-    assert shared["differing"] == ["data.window"] and [r["settings"]["data.window"] for r in shared["runs"]] == [None, 24]
+    assert shared["differing"] == ["data.window"]
+    assert [r["settings"]["data.window"] for r in shared["runs"]] == [12, 24]  # the default filled in
     single = next(t for t in tables if len(t["runs"]) == 1)
     assert single["best"] is None and "test_months=12" in single["data"]
+    # an option given at its default is no difference: `airline:test_months=24` is `airline`
+    d = run_json(tmp_path, "--cell", "gru", "--data", "airline:test_months=24", "--epochs", "1")
+    code, out, err = console_script("--runs-dir", tmp_path, "compare", a["run_id"], d["run_id"], "--json")
+    table, = json.loads(out)["tables"]
+    assert table["data"] == "airline" and len(table["runs"]) == 2
 
 
 # ---- plugin options as axes ------------------------------------------------------------------------------
@@ -167,7 +174,9 @@ def test_a_sweep_searches_dataset_and_regulariser_options_and_records_them(tmp_p
                         for w in (12, 24) for m in (0.5, 1.0)]
     for t in doc["trials"]:
         config = open(os.path.join(t["run_dir"], "config.toml")).read()
-        assert f"window = {t['settings']['data.window']}" in config and f"threshold = {t['settings']['reg.clip.threshold']}" in config
+        settings = t["settings"]
+        assert f"window = {settings['data.window']}" in config
+        assert f"threshold = {settings['reg.clip.threshold']}" in config
     assert sum(r["best"] for r in doc["configurations"]) == 1
 
 
@@ -178,7 +187,8 @@ def test_tune_searches_an_input_option_over_a_range_and_best_toml_repeats_the_ex
     assert code == 0, err
     best_line = next(line for line in out.splitlines() if line.startswith("best: trial"))
     lr = float(best_line.split("lr=")[1].split()[0])
-    best_toml = open(next(os.path.join(d, "best.toml") for d, _, files in os.walk(tmp_path) if "best.toml" in files)).read()
+    found = next(os.path.join(d, "best.toml") for d, _, files in os.walk(tmp_path) if "best.toml" in files)
+    best_toml = open(found).read()
     assert f"lr = {lr!r}" in best_toml  # the printed value is the trial's, to the last digit
     window = int(best_line.split("data.window=")[1].split()[0])
     assert f"window = {window}" in best_toml and 8 <= window <= 30

@@ -25,9 +25,25 @@ def input_options(data):
         return ()
 
 
+def with_defaults(data, options):
+    """A run's data options with the dataset's defaults filled in: `airline` and `airline:window=12` are
+    the same data (options given as their default are not a difference)."""
+    try:
+        defaults = datasets.options(data)
+    except UnknownPluginError:
+        defaults = {}
+    return {**defaults, **(options or {})}
+
+
 def data_spec(data, options, skip=()):
-    """'airline' or 'csv(path=/d/f.csv,sha256=…,target=y)': a dataset and its options, sorted, as text."""
-    shown = {k: v for k, v in sorted((options or {}).items()) if k not in skip}
+    """'airline' or 'csv(path=/d/f.csv,sha256=…,target=y)': a dataset and the options that differ from its
+    defaults, sorted, as text."""
+    try:
+        defaults = datasets.options(data)
+    except UnknownPluginError:
+        defaults = {}
+    shown = {k: v for k, v in sorted((options or {}).items())
+             if k not in skip and not (k in defaults and defaults[k] == v)}
     return data + (f"({','.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
 
 
@@ -46,9 +62,9 @@ def differing_settings(configs):
         values = [c.get(key) for c in configs]
         if len({repr(v) for v in values}) > 1:
             found[key] = values
-    options = sorted({k for c in configs for k in (c.get("data_options") or {})})
-    for option in options:
-        values = [(c.get("data_options") or {}).get(option) for c in configs]
+    filled = [with_defaults(c.get("data") or "?", c.get("data_options")) for c in configs]
+    for option in sorted({k for options in filled for k in options}):
+        values = [options.get(option) for options in filled]
         if len({repr(v) for v in values}) > 1:
             found[f"data.{option}"] = values
     return found

@@ -161,8 +161,8 @@ def breakdown_tables(summary):
     metric = summary.get("metric", "metric")
     tables = []
     if summary.get("baselines"):
-        table = Table(title=f"Test {metric} beside the baselines (fitted on train, chosen on val)", title_justify="left",
-                      min_width=60)
+        table = Table(title=f"Test {metric} beside the baselines (fitted on train, chosen on val)",
+                      title_justify="left", min_width=60)
         table.add_column("predictor")
         table.add_column(f"test {metric}", justify="right")
         table.add_row(f"the model ({summary.get('cell', '?')})", fmt(summary.get("test_metric")))
