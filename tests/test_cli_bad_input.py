@@ -419,3 +419,68 @@ def test_output_to_a_full_disk_is_one_line_and_exit_1():
         result = subprocess_rnnrun(["list"], stdout=full)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == ["Error: cannot write the output: No space left on device"]
+
+
+# ---- issue 29 items 3 and 11: predict's --steps is bounded, and its --input is checked like training's ----
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A runs folder with one finished csv forecaster, and the file it was trained on."""
+    root = tmp_path_factory.mktemp("csvruns")
+    data = root / "monthly.csv"
+    data.write_text("month,y\n" + "".join(f"{2000 + m // 12}-{m % 12 + 1:02d},{10 + m % 7}\n" for m in range(60)))
+    result = invoke(["--cell", "gru", "--data", f"csv:path={data},target=y,time=month,window=6", "--epochs", "1",
+                     "--hidden", "4", "--quiet", "--runs-dir", root])
+    assert result.exit_code == 0, result.output
+    return root, data
+
+
+def test_predict_steps_has_the_bound_of_forecast_steps(csv_run):
+    root, data = csv_run
+    for steps in ("0", "-3", "1000001", "9223372036854775808", "1" * 30):
+        assert_clean(invoke(["predict", "last", "--input", data, "--steps", steps, "--runs-dir", root]), 2,
+                     "is not in the range 1<=x<=1000000", ["--steps", steps])
+    assert_clean(invoke(["predict", "last", "--input", data, "--steps", "1e3", "--runs-dir", root]), 2,
+                 "is not a valid integer")
+
+
+def test_predict_input_that_cannot_be_read_is_exit_2_as_in_training(csv_run, tmp_path):
+    root, data = csv_run
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"month,y\n\xff\xfe,1\n")
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text(data.read_text().replace("2001-03,", '2001-03,"', 1))
+    cases = [(tmp_path / "missing.csv", "no such file"), (tmp_path, "is a folder, not a file"),
+             (binary, "is not UTF-8 text"), (unclosed, "line 16: a quote opened and not closed")]
+    for path, fragment in cases:
+        args = ["predict", "last", "--input", path, "--runs-dir", root]
+        assert_clean(invoke(args), 2, fragment, args)
+    args = ["predict", "last", "--input", data, "--split", "test", "--runs-dir", root]
+    assert_clean(invoke(args), 2, "--split picks a classification file's series", args)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+def test_predict_input_without_read_permission_is_exit_2(csv_run, tmp_path):
+    root, data = csv_run
+    locked = tmp_path / "locked.csv"
+    shutil.copy(data, locked)
+    locked.chmod(0o000)
+    try:
+        assert_clean(invoke(["predict", "last", "--input", locked, "--runs-dir", root]), 2, "cannot read")
+    finally:
+        locked.chmod(0o600)
+
+
+def test_reading_a_file_without_permission_is_a_config_error(tmp_path, monkeypatch):
+    """The same as the test above for root, who may read anything: open() made to refuse."""
+    from tinygrad_rnn import ConfigError
+    from tinygrad_rnn.data import read_table
+    import builtins
+    real_open = builtins.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path).endswith("locked.csv"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", refusing)
+    with pytest.raises(ConfigError, match="cannot read .*locked.csv: Permission denied"):
+        read_table(str(tmp_path / "locked.csv"))

@@ -16,6 +16,8 @@ from helpers import console_script as rnnrun
 
 optuna = pytest.importorskip("optuna")
 
+AIRLINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "datasets", "data",
+                       "airline_passengers_1949_1960.csv")
 SEARCH = ["--cell", "gru", "--data", "sine:n_train=64", "--lr", "1e-4:1e-1", "--hidden", "4:16", "--epochs", "2"]
 
 
@@ -138,6 +140,9 @@ def test_dask_workers_share_one_study(tmp_path):
     (["--cell", "gru", "--data", "sine", "--hidden", "4:100000"], "would need about"),
     # fine alone, too large together: hidden 4096 with 256 layers
     (["--cell", "gru,lstm", "--data", "sine", "--hidden", "4:4096", "--layers", "1:256"], "would need about"),
+    # csv's val=0: nothing to choose on
+    (["--cell", "gru", "--data", f"csv:path={AIRLINE},target=passengers,val=0", "--lr", "1e-3:1e-1"],
+     "has no validation split (val=0), and tune chooses on validation"),
 ])
 def test_a_bad_search_is_one_line_and_exit_2_before_any_folder(tmp_path, args, says):
     code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *args)

@@ -19,14 +19,15 @@ from .. import __version__, backend, breakdowns
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
 from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
-from ..forecast import forecast
+from ..forecast import forecast, predictor
 from ..models import SequenceModel
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..selection import pick_best
 from ..tensor import Tensor
-from ..train import Trainer
+from ..data import warn
+from ..train import Trainer, check_validation
 from .store import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
 
@@ -112,23 +113,24 @@ def _model(config, dataset, hidden, layers):
 
 
 # ---- every run of a command, checked before the first one starts --------------------------------------
-def check_all(configs):
+def check_all(configs, choosing=False):
     """Build every dataset, model, regulariser, optimiser and schedule that `configs` describe, estimate
     each run's memory, and run each cell once on a tiny input; raise ConfigError (or PluginError) at
     the first that fails. Call it before anything is trained or written, so that a command whose
     third run is misconfigured fails at once, with no run folder made (exit 2).
 
     Configurations that differ only in their seed (a sweep's) are checked once; the models built here
-    are small or discarded."""
+    are small or discarded. Data without a validation split (csv's val=0) is a warning, and an error
+    where the command is `choosing` on validation (tune)."""
     seen = set()
     for config in configs:
         key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("meta", "seed")))
         if key not in seen:
             seen.add(key)
-            check_run(config)
+            check_run(config, choosing)
 
 
-def check_run(config):
+def check_run(config, choosing=False):
     """check_all for one resolved config: build, estimate memory, run the cell once."""
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
@@ -140,8 +142,17 @@ def check_run(config):
     small = need["parameters"] > SMALL_MODEL_BYTES  # a large model is checked at a small size: same code
     model = _model(config, dataset, min(config["hidden"], 8) if small else config["hidden"],
                    min(config["layers"], 2) if small else config["layers"])
-    for r in config["regularisers"]:
-        construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+    regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+            for r in config["regularisers"]]
+    # data without a validation split (csv's val=0) is known once its splits are made, as a file's are here
+    if dataset.splits_made:
+        check_validation(dataset, regs)
+    if dataset.splits_made and not len(dataset.splits()["val"]):
+        if choosing:   # rnnrun tune: its objective is a validation value
+            raise ConfigError(f"{config['data']} has no validation split (val=0), and tune chooses on validation; "
+                              "give the data one (val=0.15, val_from=...)")
+        warn(f"{config['data']} has no validation split: the last epoch's weights are kept, and choosing between "
+             "runs or epochs has nothing to choose on (only the test split, which must not choose)")
     optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],
                           config["optimizer_options"], params=model.parameters(), lr=config["lr"])
     if config.get("schedule"):
@@ -394,7 +405,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         run.save_weights(model.state_dict())
         _keep_predictions(run, dataset, trainer, summary)
         predictions, truth = _forecast(dataset, model, summary)
-        _plots(run, trainer, predictions, truth)
+        _plots(run, trainer, predictions, truth, dataset.forecast_picture(predictor(model)))
     except KeyboardInterrupt as e:
         if restoring:
             raise
@@ -486,10 +497,13 @@ def _keep(run, trainer, summary, started):
 
 
 def _history_stats(history, higher_is_better=False):
-    best = pick_best(history, higher_is_better)  # the epoch the trainer keeps: best validation metric
-    return {"epochs": len(history), "train_loss": history[-1]["train_loss"], "val_loss": best["val_loss"],
-            "val_metric": best["val_metric"], "best_epoch": best["epoch"],
-            "val_losses": [m["val_loss"] for m in history],
+    validated = any(math.isfinite(m["val_loss"]) for m in history)   # not with csv's val=0
+    # the epoch the trainer keeps: its best validation metric; the last one without validation
+    best = pick_best(history, higher_is_better) if validated else history[-1]
+    return {"epochs": len(history), "train_loss": history[-1]["train_loss"],
+            "val_loss": best["val_loss"] if validated else None,
+            "val_metric": best["val_metric"] if validated else None, "best_epoch": best["epoch"],
+            "val_losses": [m["val_loss"] for m in history] if validated else [],
             "grad_norm_mean": sum(m["grad_norm_mean"] for m in history) / len(history),
             "grad_norm_max": max(m["grad_norm_max"] for m in history),
             "clip_rate": sum(m.get("clipped_rate", 0.0) for m in history) / len(history)}
@@ -513,11 +527,15 @@ def _forecast(dataset, model, summary):
     return predictions, truth
 
 
-def _plots(run, trainer, predictions, truth):
+def _plots(run, trainer, predictions, truth, picture=None):
+    """loss.png, and forecast.png: a time series' free-running forecast, or the picture a dataset that
+    runs its own forecasts draws (csv: the test targets, then the steps after the file)."""
     try:
         from . import plots
     except ImportError:  # matplotlib is an optional extra
         return
     plots.loss_plot(run.file("loss.png"), trainer.history)
-    if predictions is not None:
+    if picture is not None:
+        plots.picture_plot(run.file("forecast.png"), picture)
+    elif predictions is not None:
         plots.forecast_plot(run.file("forecast.png"), predictions, truth)

@@ -31,6 +31,7 @@ def resume_run(run, epochs, as_json, quiet):
 
 
 def _drive(jobs, as_json, quiet, seeds=None):
+    from .config import data_label
     from .report import forecast_lines, model_table, results_table
     out, err = console(), console(stderr=True)
     show = not as_json and not quiet
@@ -84,7 +85,7 @@ def _drive(jobs, as_json, quiet, seeds=None):
     elif as_json:
         print_json(json_docs(summaries)[0] if len(summaries) == 1 else json_docs(summaries))  # NaN: null
     else:
-        out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
+        out.print(results_table(summaries, title=f"Results on {data_label(configs[0])}"))
         for s in summaries:
             if s.get("forecast"):
                 out.print(forecast_lines(s))
@@ -108,6 +109,7 @@ def json_docs(summaries):
 
 def _show_seeds(summaries, configs, as_json, quiet):
     """--seeds: {"runs", "groups"} as JSON, or the runs' table then one row per cell over its seeds."""
+    from .config import data_label
     from .report import seeds_table
     from .seeds import seed_groups
     groups = seed_groups(summaries, configs)
@@ -117,13 +119,14 @@ def _show_seeds(summaries, configs, as_json, quiet):
     out = console()
     if not quiet:
         out.print(results_table_of(summaries, configs))
-    out.print(seeds_table(groups, title=f"Over seeds on {configs[0]['data']}"))
+    out.print(seeds_table(groups, title=f"Over seeds on {data_label(configs[0])}"))
     for g in groups:
         if g.get("ensemble_note"):
             out.print(f"[dim]{g['cell']}: no ensemble: {g['ensemble_note']}[/]", soft_wrap=True)
 
 
 def results_table_of(summaries, configs):
+    from .config import data_label
     from .report import results_table
     shown = [{**s, "cell": f"{s.get('cell')} seed {c['seed']}"} for s, c in zip(summaries, configs)]
-    return results_table(shown, title=f"Results on {configs[0]['data']}, every seed")
+    return results_table(shown, title=f"Results on {data_label(configs[0])}, every seed")

@@ -38,7 +38,7 @@ from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
 from . import comparable
 from . import sweeper as sweeps
-from .config import parse_spec
+from .config import parse_spec, spec_label
 from .store import atomic_write, plain, slug
 from .signals import on_ctrl_c
 from .sweeper import Range
@@ -177,7 +177,7 @@ def check_search(job):
     dataset, the number of epochs)."""
     from .experiment import check_all
     configs = [trial_config(job, settings) for settings in edges(job)]
-    check_all(configs)
+    check_all(configs, choosing=True)
     return configs[0]
 
 
@@ -375,7 +375,8 @@ def summarise(job, new_trials=0):
         best = _trial_row(b) | {"config": os.path.join(job["folder"], "best.toml")}
     counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
     epochs = sum(t["epochs"] or 0 for t in trials)
-    return {"study": {"name": job["study"], "path": job["folder"], "storage": job["storage"],
+    return {"study": {"name": job["study"], "data": spec_label(job["definition"]["fixed"].get("data", "")),
+                      "path": job["folder"], "storage": job["storage"],
                       "objective": job["objective"], "direction": job["direction"], "trials": len(trials),
                       "new_trials": new_trials, **counts, "epochs": epochs,
                       "max_epochs": len(trials) * job["epochs"],

@@ -7,6 +7,7 @@ The preprocessing the run fitted on its training rows (scalers, column order, cl
 back from its preprocessing.json and applied as it is: nothing is refitted on the new file.
 """
 import csv
+import inspect
 import os
 
 import click
@@ -17,7 +18,7 @@ from rich.table import Table
 from .. import options as shared
 from ..app import run_config, store_for
 from ..experiment import PREPROCESSING, build_model
-from ..config import construct
+from ..config import MAX_FORECAST_STEPS, construct
 from ..output import console, print_json
 from ..store import DamagedRun, read_json
 from ... import backend
@@ -32,13 +33,16 @@ from ...tensor import Tensor
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
 @click.option("--output", "output_path", metavar="OUT.csv", help="Write the predictions here as CSV.")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--steps", type=click.IntRange(1, MAX_FORECAST_STEPS),
               help="Forecast this many steps (default: the run's horizon); past the horizon the forecasts "
                    "are fed back as inputs, which needs the target as the only input.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="A classifier: predict only the series the file's split column (the run's split=COL) "
+                   "marks so.")
 @shared.runs_dir()
 @shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
-def predict_cmd(ctx, run_ids, input_path, output_path, steps, runs_dir, as_json):
+def predict_cmd(ctx, run_ids, input_path, output_path, steps, split, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities.
 
@@ -55,7 +59,9 @@ def predict_cmd(ctx, run_ids, input_path, output_path, steps, runs_dir, as_json)
                               "averages runs of the same data only")
     predictors = [_predictor(model) for _, _, (_, model), _ in loaded]
     predict = predictors[0] if len(predictors) == 1 else _ensemble(predictors, dataset.problem)
-    columns, rows = dataset.predict_file(input_path, predict, steps)
+    if split and "split" not in inspect.signature(dataset.predict_file).parameters:
+        raise ConfigError(f"--split: dataset {config['data']!r} marks no splits in its files; it predicts them whole")
+    columns, rows = dataset.predict_file(input_path, predict, steps, **({"split": split} if split else {}))
     if output_path:
         _write_csv(output_path, columns, rows)
     what = run.id if len(loaded) == 1 else f"the ensemble of {len(loaded)} runs ({', '.join(r.id for r, *_ in loaded)})"

@@ -13,12 +13,11 @@ from rich.table import Table
 
 from .. import options as shared
 from ..app import run_config, store_for
+from ..config import MAX_FORECAST_STEPS, data_label
 from ..output import console, print_json
 from ..store import DamagedRun
 from ...errors import ConfigError, DivergedError
 from ...registry import datasets
-
-MAX_FORECAST_STEPS = 10 ** 6
 
 
 @click.command("runs")
@@ -97,7 +96,7 @@ RESUMABLE = ("killed", "interrupted", "failed")
 
 def _config_part(run):
     c = run.config()
-    return {"cell": c.get("cell"), "data": c.get("data"), "settings": settings_text(c)}
+    return {"cell": c.get("cell"), "data": data_label(c), "settings": settings_text(c)}
 
 
 def _summary_part(run):
@@ -175,7 +174,8 @@ def compare(ctx, run_ids, runs_dir, as_json):
         summaries = [s for s, _ in members]
         differing = differing_settings([c for _, c in members])
         best = _best_index(summaries)
-        tables.append({"data": spec, "metric": metric or "metric", "differing": sorted(differing),
+        tables.append({"data": spec, "label": data_label(members[0][1]), "metric": metric or "metric",
+                       "differing": sorted(differing),
                        "best": summaries[best]["run_id"] if best is not None and len(summaries) > 1 else None,
                        "runs": [{"run_id": s["run_id"], "cell": s.get("cell"),
                                  "settings": {k: v[i] for k, v in differing.items()},
@@ -187,7 +187,10 @@ def compare(ctx, run_ids, runs_dir, as_json):
     for table, members in zip(tables, groups.values()):
         summaries = [{**summary, "cell": f"{summary['cell']} ({summary['run_id']})"} for summary, _ in members]
         settings = {k: [_short(row["settings"][k]) for row in table["runs"]] for k in table["differing"] if k != "cell"}
-        title = "Comparison" if len(tables) == 1 else f"Comparison on {table['data']} ({table['metric']})"
+        # tables name the data as runs do (a csv run: its file and options); two alike in name: the full spec
+        alike = sum(t["label"] == table["label"] and t["metric"] == table["metric"] for t in tables) > 1
+        title = "Comparison" if len(tables) == 1 else \
+            f"Comparison on {table['data'] if alike else table['label']} ({table['metric']})"
         out.print(results_table(summaries, title=title, settings=settings))
     if len(tables) > 1:
         out.print(f"[dim]{len(tables)} tables: runs on different data (dataset, options or file) or metrics are "
@@ -212,6 +215,13 @@ def _short(value):
     return text if len(text) <= 24 else text[:21] + "…"
 
 
+def _forecasts(dataset):
+    """Whether a dataset (class or instance) forecasts: a time series, or one that runs its own free run (csv)."""
+    from ...data import Dataset
+    cls = dataset if isinstance(dataset, type) else type(dataset)
+    return cls.forecastable or cls.free_run is not Dataset.free_run
+
+
 @click.command("forecast")
 @click.argument("run_id", metavar="RUN")
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(1, MAX_FORECAST_STEPS),
@@ -228,10 +238,10 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     run = store_for(ctx, runs_dir).get(run_id).verify()
     config = run_config(run)
     dataset, model, _ = build(config)
-    if not dataset.forecastable:
+    if not _forecasts(dataset) or dataset.problem == "classification":
         raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "
                           "forecast needs one of: " + ", ".join(n for n in datasets.names()
-                                                                if datasets.get(n).forecastable))
+                                                                if _forecasts(datasets.get(n))))
     run.load_weights_into(model)
     predictions, truth = forecast(model, dataset, steps, source)
     if not np.isfinite(predictions).all():

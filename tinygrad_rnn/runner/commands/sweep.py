@@ -19,7 +19,7 @@ from ...errors import ConfigError
 from .. import sweeper as sweeps
 from .. import options as shared
 from ..app import check_runs_dir, config_from_flags
-from ..config import MAX_EPOCHS, parse_spec
+from ..config import MAX_EPOCHS, parse_spec, spec_label
 from ..output import Fail, console, print_json
 from ..report import fmt
 from ..signals import exit_code, on_stop
@@ -187,21 +187,23 @@ def sweep_table(doc):
     every = sweeps.axis_order({a for r in rows for a in r["settings"]})
     axes = [a for a in every if len({str(r["settings"].get(a)) for r in rows}) > 1] or every
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    best = [sweeps.label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
+    shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
+        r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
+    best = [sweeps.label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
     caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "
                                          "never used to choose" if best and len(rows) > 1 else "")
     if len({r.get("comparable") for r in rows}) > 1:
         caption += "; one best per comparable data and metric"
     table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
     for axis in axes:
-        table.add_column(axis.replace("_", " "))
+        table.add_column(axis.replace("_", " "), overflow="fold")
     for column in ("seeds", f"val {metric}", f"test {metric}", "strongest baseline", "params", "s/trial"):
         table.add_column(column, justify="left" if column == "seeds" else "right",
                          no_wrap=column in (f"test {metric}", f"val {metric}"))
     for r in rows:
         seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         strongest = r.get("best_baseline")
-        table.add_row(*(str(r["settings"].get(a, "–")) for a in axes), seeds,
+        table.add_row(*(str(shown(r, a)) for a in axes), seeds,
                       _pm(r.get("val_metric_mean"), r.get("val_metric_std")),
                       _pm(r["test_metric_mean"], r["test_metric_std"]),
                       f"{strongest['name']} {fmt(strongest['value'])}" if strongest else fmt(r["baseline_mean"]),

@@ -166,7 +166,7 @@ def _print(doc, best_toml, plots):
             table.add_row(name, f"{share:.2f}", "█" * round(20 * share))
         out.print(table)
     epochs = f"{study['epochs']} epochs trained of {study['max_epochs']} without pruning"
-    out.print(f"[dim]study {study['name']}: {study['trials']} trials ({study['complete']} finished, "
+    out.print(f"[dim]study {study['name']} on {study['data']}: {study['trials']} trials ({study['complete']} finished, "
               f"{study['pruned']} pruned, {study['fail']} failed), {epochs}; {shown(study['path'])}[/]", soft_wrap=True)
     if doc["best"]:
         best = doc["best"]
