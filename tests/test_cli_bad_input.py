@@ -244,7 +244,7 @@ def test_compare_across_metrics_puts_each_metric_in_its_own_table(store):
     ids = sorted(p.name for p in store.iterdir() if (p / "config.toml").exists())
     result = invoke(["compare", *ids, "--runs-dir", store])
     assert_clean(result, 0)
-    assert "Comparison on sine(n_train=40) (rmse)" in result.stdout and "Comparison on agreement" in result.stdout
+    assert "Comparison on sine (rmse)" in result.stdout and "Comparison on agreement (accuracy)" in result.stdout
     assert "★" not in result.stdout  # one run per metric: nothing to rank
 
 

@@ -146,21 +146,26 @@ def test_compare_never_ranks_runs_on_different_data_together(tmp_path):
     a = run_json(tmp_path, "--cell", "gru", "--data", "airline", "--epochs", "1")
     b = run_json(tmp_path, "--cell", "gru", "--data", "airline:window=24", "--epochs", "1")
     c = run_json(tmp_path, "--cell", "gru", "--data", "airline:test_months=12", "--epochs", "1")
-    code, out, err = console_script("--runs-dir", tmp_path, "compare", a["run_id"], b["run_id"], c["run_id"], "--json")
+    d = run_json(tmp_path, "--cell", "gru", "--data", "airline:test_months=24", "--epochs", "1", "--lr", "0.003")
+    code, out, err = console_script("--runs-dir", tmp_path, "compare", *(r["run_id"] for r in (a, b, c, d)), "--json")
     assert code == 0, err
     tables = json.loads(out)["tables"]
-    # window changes only the inputs (an input option): a and b share a table; test_months changes what is scored
-    assert sorted(len(t["runs"]) for t in tables) == [1, 2]
+    # any option that differs is different data; an option given at its default (test_months=24) is not
+    assert sorted(len(t["runs"]) for t in tables) == [1, 1, 2]
     shared = next(t for t in tables if len(t["runs"]) == 2)
-    assert shared["differing"] == ["data.window"]
-    assert [r["settings"]["data.window"] for r in shared["runs"]] == [12, 24]  # the default filled in
-    single = next(t for t in tables if len(t["runs"]) == 1)
-    assert single["best"] is None and "test_months=12" in single["data"]
-    # an option given at its default is no difference: `airline:test_months=24` is `airline`
-    d = run_json(tmp_path, "--cell", "gru", "--data", "airline:test_months=24", "--epochs", "1")
-    code, out, err = console_script("--runs-dir", tmp_path, "compare", a["run_id"], d["run_id"], "--json")
-    table, = json.loads(out)["tables"]
-    assert table["data"] == "airline" and len(table["runs"]) == 2
+    assert shared["data"] == "airline" and shared["differing"] == ["lr"]
+    assert [r["settings"]["lr"] for r in shared["runs"]] == [0.01, 0.003]
+    assert all(t["best"] is None for t in tables if len(t["runs"]) == 1)
+    assert {t["data"] for t in tables} == {"airline", "airline(window=24)", "airline(test_months=12)"}
+
+
+def test_a_sweep_ranks_trials_across_a_datasets_input_options_only():
+    from tinygrad_rnn.runner.comparable import comparison_key
+    window = [{"data": "airline", "data_options": {"window": w}} for w in (12, 24)]
+    assert comparison_key(window[0], across_inputs=True) == comparison_key(window[1], across_inputs=True)
+    assert comparison_key(window[0]) != comparison_key(window[1])
+    months = [{"data": "airline", "data_options": {"test_months": m}} for m in (12, 24)]
+    assert comparison_key(months[0], across_inputs=True) != comparison_key(months[1], across_inputs=True)
 
 
 # ---- plugin options as axes ------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 A score means something only beside scores of the same targets in the same units. Two runs are
 comparable when their dataset, its options (a file's path and SHA-256 among them, which a dataset
-read from a file records) and their metric are the same, except the options the dataset declares in
-`input_options`: those change only what the model reads (a csv window, a transform), not which
-targets are scored, so trials that differ there (a tune over `window`) are ranked together.
+read from a file records; an option given at its default is no difference) and their metric are the
+same. A sweep or a study that searches one of the options the dataset declares in `input_options`
+(they change only what the model reads, a csv window or transform, not which targets are scored)
+ranks its trials across them; `compare` does not.
 
 `compare`, `sweep` and `tune` rank only within one `comparison_key`; `differing_settings` names the
 settings that tell runs apart, for compare's columns.
@@ -47,11 +48,13 @@ def data_spec(data, options, skip=()):
     return data + (f"({','.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
 
 
-def comparison_key(config, summary=None):
-    """(data spec without its input options, metric): runs with equal keys may be ranked together."""
+def comparison_key(config, summary=None, across_inputs=False):
+    """(data spec, metric): runs with equal keys may be ranked together. `compare` holds every option to
+    be equal; a sweep or a study, which searches the inputs on purpose, leaves out the dataset's
+    `input_options` (`across_inputs=True`): its trials are scored on the same targets."""
     data = config.get("data") or (summary or {}).get("data") or "?"
     metric = (summary or {}).get("metric")
-    return data_spec(data, config.get("data_options"), input_options(data)), metric
+    return data_spec(data, config.get("data_options"), input_options(data) if across_inputs else ()), metric
 
 
 def differing_settings(configs):

@@ -626,7 +626,7 @@ def aggregate(trials, records):
         best = best_baseline({name: mean_std(values)[0] for name, values in _baseline_values(done).items()},
                              row["higher_is_better"])
         row["best_baseline"] = best
-        row["comparable"] = "{} ({})".format(*comparison_key(configs[row["config_key"]], first))
+        row["comparable"] = "{} ({})".format(*comparison_key(configs[row["config_key"]], first, across_inputs=True))
     for comparable in {row["comparable"] for row in rows.values()}:
         scored = [r for r in rows.values() if r["comparable"] == comparable and r["finished"]]
         chosen = pick_best(scored, scored[0]["higher_is_better"] if scored else False,

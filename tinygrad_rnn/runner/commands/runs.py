@@ -155,8 +155,8 @@ def show(ctx, run_id, runs_dir, as_json):
 @shared.as_json(help="Print the tables as one JSON document.")
 @click.pass_context
 def compare(ctx, run_ids, runs_dir, as_json):
-    """Several runs side by side. Only comparable runs are ranked together: runs whose data (dataset, its
-    options, a file's SHA-256) or metric differ go in separate tables. ★ marks the best on validation."""
+    """Several runs side by side. Only comparable runs are ranked together: runs whose data (dataset, any
+    option, a file's SHA-256) or metric differ go in separate tables. ★ marks the best on validation."""
     from ..comparable import comparison_key, differing_settings
     from ..report import results_table
     store = store_for(ctx, runs_dir)
@@ -187,10 +187,13 @@ def compare(ctx, run_ids, runs_dir, as_json):
     for table, members in zip(tables, groups.values()):
         summaries = [{**summary, "cell": f"{summary['cell']} ({summary['run_id']})"} for summary, _ in members]
         settings = {k: [_short(row["settings"][k]) for row in table["runs"]] for k in table["differing"] if k != "cell"}
-        # tables name the data as runs do (a csv run: its file and options); two alike in name: the full spec
+        # tables name the data as runs do (a csv run: its file and options); two alike in name: a file that
+        # changed between the runs, told apart by its SHA-256
         alike = sum(t["label"] == table["label"] and t["metric"] == table["metric"] for t in tables) > 1
-        title = "Comparison" if len(tables) == 1 else \
-            f"Comparison on {table['data'] if alike else table['label']} ({table['metric']})"
+        sha256 = (members[0][1].get("data_options") or {}).get("sha256")
+        data = f"{table['label']}, file SHA-256 {sha256[:12]}…" if alike and sha256 else \
+            table["data"] if alike else table["label"]
+        title = "Comparison" if len(tables) == 1 else f"Comparison on {data} ({table['metric']})"
         out.print(results_table(summaries, title=title, settings=settings))
     if len(tables) > 1:
         out.print(f"[dim]{len(tables)} tables: runs on different data (dataset, options or file) or metrics are "
