@@ -134,8 +134,9 @@ def prediction_rows(dataset, outputs, name):
     return rows
 
 
-def readable(value, digits=10):
-    """A float to 10 significant digits: the float32 targets mapped back read 355, not 354.9999999569949."""
+def readable(value, digits=8):
+    """A float to 8 significant digits (float32 holds about 7): the targets mapped back read 355, not
+    354.9999999569949."""
     return float(f"{float(value):.{digits}g}")
 
 
