@@ -22,9 +22,14 @@ the plugin's constructor (known names, the defaults' types, finite numbers).
 import difflib
 import math
 import os
-import tomllib
+import sys
 from dataclasses import dataclass
 from typing import Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli from PyPI, the parser the standard library adopted as tomllib in 3.11
+    import tomli as tomllib
 
 from ..errors import ConfigError
 from ..errors import PluginError, UnknownPluginError

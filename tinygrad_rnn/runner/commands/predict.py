@@ -17,12 +17,12 @@ from rich.table import Table
 
 from .. import options as shared
 from ..app import run_config, store_for
-from ..experiment import PREPROCESSING, build_model
+from ..experiment import build_model
 from ..config import MAX_FORECAST_STEPS, construct
 from ..output import console, print_json
-from ..store import DamagedRun, read_json
+from ..store import PREPROCESSING, DamagedRun
 from ... import backend
-from ...errors import ConfigError
+from ...errors import ConfigError, TinygradRNNError
 from ...function import no_grad
 from ...registry import datasets
 from ...tensor import Tensor
@@ -85,18 +85,24 @@ def _load(store, run_id):
     if status not in ("finished", "interrupted"):
         raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
                           "see `rnnrun show " + run.id + "`")
-    try:
-        preprocessing = read_json(run.file(PREPROCESSING))
-    except (ValueError, OSError) as e:  # garbage or unreadable: the run is damaged, the others are not
-        raise DamagedRun(run, PREPROCESSING, f"cannot be read ({str(e).splitlines()[0]})") from None
-    if not preprocessing:
+    dataset_class = datasets.get(config["data"])
+    preprocessing = run.preprocessing()  # garbage or not a JSON object: DamagedRun naming the file
+    if preprocessing is None and _predicts(dataset_class):
+        raise DamagedRun(run, PREPROCESSING, f"missing (dataset {config['data']!r} saves one with every run; "
+                                             "without it the run's scaling is lost: train the run again)")
+    if preprocessing is None:
         able = [n for n in datasets.names() if _predicts(datasets.get(n))]
-        raise ConfigError(f"run {run.id} (dataset {config.get('data')!r}) has no {PREPROCESSING}: its dataset "
-                          f"does not predict from files; predict works for runs on: {', '.join(able)}")
+        raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, which does not predict from files; "
+                          f"predict works for runs on: {', '.join(able)}")
     backend.set_backend(config.get("backend", "numpy"))
-    dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
-                        seed=config["seed"])
-    dataset.restore(preprocessing)
+    dataset = construct(dataset_class, "dataset", config["data"], config["data_options"], seed=config["seed"])
+    try:
+        dataset.restore(preprocessing)
+    except TinygradRNNError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
+        raise DamagedRun(run, PREPROCESSING, f"does not fit dataset {config['data']!r} "
+                                             f"({type(e).__name__}: {e}); not what the run wrote") from None
     model = build_model(config, dataset)
     if not os.path.exists(run.file("model.npz")):
         raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")

@@ -66,6 +66,7 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     """
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
+    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
     root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
