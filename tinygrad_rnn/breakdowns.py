@@ -24,10 +24,8 @@ def in_units(dataset, outputs, name):
 
 
 def class_labels(dataset):
-    """The class names a dataset declares (`class_names`), else "0", "1", ...: the labels of reports."""
-    names = getattr(dataset, "class_names", None)
-    if callable(names):
-        names = names()
+    """The class names a dataset declares (`Dataset.class_names`), else "0", "1", ...: the labels of reports."""
+    names = dataset.class_names()
     return [str(n) for n in names] if names is not None else [str(k) for k in range(int(dataset.output_size))]
 
 

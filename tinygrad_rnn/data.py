@@ -225,6 +225,11 @@ class Dataset:
         from .baselines import standard
         return standard(self, name)
 
+    def class_names(self):
+        """A classifier's class names in label order (for per-class reports and predictions.csv's
+        probability columns), or None: the labels are then shown as 0, 1, ..."""
+        return None
+
     def target_units(self, outputs, name):
         """Regression `outputs` (or targets) of split `name` in the target's own units, as the metric reads
         them: what predictions.csv and per-step scores show. Default: `denormalize(outputs)`; a dataset

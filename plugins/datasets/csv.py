@@ -459,7 +459,7 @@ class CSVDataset(Dataset):
         return self.forecasts(outputs, self.splits()[name])
 
     def class_names(self):
-        return self.fitted["classes"]
+        return self.fitted["classes"] if self.problem == "classification" else None
 
     def series_and_times(self, name):
         """(series, times) of the windows of split `name`: each window's series id, and the time of each

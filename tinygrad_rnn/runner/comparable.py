@@ -21,7 +21,7 @@ SETTINGS = ("cell", "cell_options", "data", "data_options", "optimizer", "optimi
 def input_options(data):
     """The options of dataset `data` that change only its inputs (its class's `input_options`)."""
     try:
-        return tuple(getattr(datasets.get(data), "input_options", ()) or ())
+        return tuple(datasets.get(data).input_options)
     except UnknownPluginError:  # a run of a plugin not loaded now: every option counts
         return ()
 
