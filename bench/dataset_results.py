@@ -60,7 +60,7 @@ def run_one(name, spec, flags, runs_dir):
     shown = f"rnnrun --cell {CELLS} --data {spec}" + "".join(f" {f}" for f in flags)
     return {"name": name, "command": shown, "load_before": before, "load_after": load(),
             "runs": [{k: d.get(k) for k in ("cell", "test_metric", "metric", "baseline", "baseline_name",
-                                            "seconds", "epochs", "params", "status")}
+                                            "baselines", "best_baseline", "seconds", "epochs", "params", "status")}
                      for d in docs]}
 
 
@@ -70,9 +70,29 @@ def fmt(value):
     return f"{value:.4g}" if abs(value) >= 1e-3 else f"{value:.2e}"
 
 
+def strongest(run):
+    """'linear 15.77': the strongest baseline of a run (baselines.py), or – for results without one."""
+    best = run.get("best_baseline")
+    return f"{best['name']} {fmt(best['value'])}" if best else "–"
+
+
+def beaten_by(results_row, dataset):
+    """The cells whose test metric beats the strongest baseline, e.g. 'lstm, gru', or 'none'."""
+    won = []
+    for run in results_row["runs"]:
+        best = run.get("best_baseline")
+        if best and run["test_metric"] is not None:
+            better = run["test_metric"] > best["value"] if dataset.higher_is_better else run["test_metric"] < best["value"]
+            if better:
+                won.append(run["cell"])
+    return ", ".join(won) or "none"
+
+
 def summary(results):
-    """One row per command: the metric each cell reaches beside the baseline."""
-    lines = ["| data | metric | baseline | rnn | lstm | gru | slowest run (s) |", "|---|---|---|---|---|---|---|"]
+    """One row per command: the metric each cell reaches beside the dataset's own baseline and the strongest
+    simple one (tinygrad_rnn/baselines.py), and which cells beat that."""
+    lines = ["| data | metric | baseline | strongest baseline | rnn | lstm | gru | beats the strongest | slowest run (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         by_cell = {run["cell"]: run for run in r["runs"]}
         first = r["runs"][0]
@@ -80,7 +100,7 @@ def summary(results):
         better = "higher" if dataset.higher_is_better else "lower"
         cells = [fmt(by_cell[c]["test_metric"]) if c in by_cell else "–" for c in CELLS.split(",")]
         lines.append(f"| `{r['name']}` | {first['metric']} ({better} is better) | {first['baseline_name']} "
-                     f"{fmt(first['baseline'])} | {' | '.join(cells)} | "
+                     f"{fmt(first['baseline'])} | {strongest(first)} | {' | '.join(cells)} | {beaten_by(r, dataset)} | "
                      f"{max(run['seconds'] for run in r['runs']):.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -91,12 +111,15 @@ def markdown(results):
         first = r["runs"][0]
         lines += [f"### `{r['name']}`", "", f"`{r['command']}` — load average {r['load_before']:.1f} → "
                   f"{r['load_after']:.1f}", "",
-                  f"| cell | test {first['metric']} | {first['baseline_name']} | seconds |",
-                  "|---|---|---|---|"]
+                  f"| cell | test {first['metric']} | {first['baseline_name']} | strongest baseline | seconds |",
+                  "|---|---|---|---|---|"]
         for run in r["runs"]:
             status = "" if run["status"] == "finished" else f" ({run['status']})"
             lines.append(f"| {run['cell']} | {fmt(run['test_metric'])}{status} | {fmt(run['baseline'])} | "
-                         f"{run['seconds']:.1f} |")
+                         f"{strongest(run)} | {run['seconds']:.1f} |")
+        if first.get("baselines"):
+            lines += ["", "Every baseline (test " + first["metric"] + "): " +
+                      ", ".join(f"{name} {fmt(value)}" for name, value in first["baselines"].items())]
         lines.append("")
     return "\n".join(lines)
 

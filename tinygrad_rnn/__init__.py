@@ -13,6 +13,7 @@ from .random import manual_seed
 from .registry import (load_plugin, register_cell, register_dataset, register_optimizer, register_regularizer,
                        register_regulariser)
 from .regulariser import Regularizer, Regulariser
+from .selection import selection_key
 from .tensor import Tensor, topological_order
 
 __version__ = "0.1.0"
@@ -22,5 +23,4 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "to
            "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
            "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases
            "TinygradRNNError", "ShapeError", "DTypeError", "BackendError", "GraphError", "UnknownPluginError",
-           "PluginError",
-           "ConfigError", "DivergedError", "__version__"]
+           "PluginError", "ConfigError", "DivergedError", "selection_key", "__version__"]

@@ -29,6 +29,14 @@ fresh instance without reading the training data; `predict_file(path, predict, s
 the model to a new file of the same columns, never refitting anything. `recorded_options()` names the
 options a run should write back into its config.toml (a file's absolute path and SHA-256, say).
 `read_table`, `sha256_of` and `warn` below are the helpers such a dataset reads files with.
+
+What a run reports beside its score comes from the dataset as well. `baselines(name)` gives the
+metric of strong simple predictors on a split (`tinygrad_rnn/baselines.py`: persistence, seasonal
+naive, training mean and a ridge `linear` model for forecasting, majority and `1-nn` for sequence
+classification), which a dataset may extend; `season` and `target_inputs` say which of them apply.
+`input_options` names the options that change only what the model reads (a window): runs that differ
+there are still ranked together. `target_units(outputs, name)` and `series_and_times(name)` give the
+run's predictions.csv its units, series ids and times.
 """
 import csv
 import hashlib
@@ -197,11 +205,42 @@ class Dataset:
         """Options the run writes back into its config.toml after building the dataset ({} by default)."""
         return {}
 
+    # ---- results a user takes out: baselines and predictions.csv ------------------------------------------
+    # Options that change only what the model reads (a window's length, a transform), never which
+    # targets are scored or in what units: runs that differ only there are still ranked together
+    # (runner/comparable.py), so `tune` may search them.
+    input_options = ()
+    season = 0   # a seasonal series' period in steps (12 for monthly data): enables the seasonal-naive baseline
+    # The input features that hold the target series itself, in y's order and y's scale (what a
+    # forecaster's window is made of): enables the persistence and seasonal-naive baselines. None:
+    # feature 0 for a forecastable dataset, none otherwise.
+    target_inputs = None
+
+    def baselines(self, name="test"):
+        """{baseline name: the dataset's metric of that simple predictor on split `name`}, every one fitted on
+        the training split only and scored exactly as the model is (`tinygrad_rnn.baselines.standard`):
+        persistence, seasonal naive, training mean and ridge `linear` for forecasting; majority and `1-nn`
+        for sequence classification; and always this dataset's own `baseline` under `baseline_name`.
+        A dataset adds its own by extending the dict."""
+        from .baselines import standard
+        return standard(self, name)
+
+    def class_names(self):
+        """A classifier's class names in label order (for per-class reports and predictions.csv's
+        probability columns), or None: the labels are then shown as 0, 1, ..."""
+        return None
+
+    def target_units(self, outputs, name):
+        """Regression `outputs` (or targets) of split `name` in the target's own units, as the metric reads
+        them: what predictions.csv and per-step scores show. Default: `denormalize(outputs)`; a dataset
+        whose model predicts something else (a change from the window's last value) maps it back here."""
+        return self.denormalize(outputs)
+
     def series_and_times(self, name):
         """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
         N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;
-        a date string or a number), or None where the dataset has no clock. Default: (None, None).
-        (The same hook as branch `results` declares; the csv dataset gives its file's times.)"""
+        a date string or a number), or None where the dataset has no clock. Default: (None, None), and
+        predictions.csv names each row by its index in the split and leaves `time` empty."""
         return None, None
 
     # ---- used by the trainer ------------------------------------------------------------------------
@@ -313,6 +352,15 @@ def next_step_windows(z, window, val_start, test_start):
     return {"train": split.subset(targets < val_start),
             "val": split.subset((targets >= val_start) & (targets < test_start)),
             "test": split.subset(targets >= test_start)}
+
+
+def next_step_times(times, window, val_start, test_start):
+    """`Dataset.series_and_times` for `next_step_windows`: {split name: (N, 1) array of each window's
+    target time}, `times` the series' own time values (the file's month or year column, say)."""
+    targets = np.arange(window, len(times))
+    when = np.asarray(times)[targets][:, None]
+    return {"train": when[targets < val_start], "val": when[(targets >= val_start) & (targets < test_start)],
+            "test": when[targets >= test_start]}
 
 
 def series_forecast_start(z, window, test_start, source, steps):

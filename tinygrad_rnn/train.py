@@ -5,7 +5,8 @@
     results = trainer.test()           # test loss, the dataset's metric and its baseline
 
 Regularisers change training only through the hooks documented in `regulariser.py`; the trainer
-names none of them. The best weights (lowest validation loss) are restored at the end of `fit`.
+names none of them. The best weights (best validation metric, see `selection_key`) are restored at
+the end of `fit`.
 
 Between epochs the whole trainer fits in `state_dict()`: weights, optimiser and schedule, the random
 generator, the epoch, the history, the best result and its weights, every regulariser's state.
@@ -23,11 +24,13 @@ import numpy as np
 
 from . import backend
 from . import random as _random
+from .baselines import best as best_baseline
 from .errors import ConfigError, DivergedError
 from .function import no_grad
 from .losses import cross_entropy, mse
 from .optim import make_schedule
 from .registry import optimizers
+from .selection import selection_key
 from .tensor import Tensor
 
 DIVERGED_HINT = "lower the learning rate (--lr), clip gradients (--reg clip:1.0) or use a gated cell"
@@ -46,6 +49,7 @@ class Trainer:
         self.backend = backend.get_backend()
         self.history, self.should_stop, self.epoch = [], False, 0
         self.best_val_loss, self.best_epoch, self.best_state = math.inf, None, None
+        self._best_key = None
         self.grad_norm = None
         self._counters = {}
         self._batch_events = {}
@@ -226,8 +230,9 @@ class Trainer:
     def _keep_best(self, metrics):
         if not self.validating:
             return   # best_state stays None: the last epoch's weights are kept
-        if metrics["val_loss"] < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = metrics["val_loss"], self.epoch
+        key = selection_key(metrics, self.dataset.higher_is_better)
+        if self.best_epoch is None or key < self._best_key:
+            self.best_val_loss, self.best_epoch, self._best_key = metrics["val_loss"], self.epoch, key
             self.best_state = self.model.state_dict()
         elif self.patience is not None and self.epoch - self.best_epoch >= self.patience:
             self.should_stop = True
@@ -258,6 +263,8 @@ class Trainer:
         self.epoch, self.should_stop = int(state["epoch"]), bool(state["should_stop"])
         self.history = [dict(m) for m in state["history"]]
         self.best_val_loss, self.best_epoch = float(state["best_val_loss"]), state["best_epoch"]
+        if self.best_epoch is not None:  # the chosen epoch's key, from its row of the history
+            self._best_key = selection_key(self.history[int(self.best_epoch) - 1], self.dataset.higher_is_better)
         self.best_state = state["best_state"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -304,6 +311,8 @@ class Trainer:
         split = self.dataset.splits()["test"]
         result = {f"test_{k}": v for k, v in self.evaluate("test").items()}
         result["baseline"] = float(self.dataset.baseline(split))
+        result["baselines"] = self.dataset.baselines("test")
+        result["best_baseline"] = best_baseline(result["baselines"], self.dataset.higher_is_better)
         return result
 
 

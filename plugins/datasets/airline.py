@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start, series_predictions
+from tinygrad_rnn.data import Dataset, next_step_times, next_step_windows, rmse, series_forecast_start, series_predictions
 
 DATA = Path(__file__).with_name("data") / "airline_passengers_1949_1960.csv"
 
@@ -31,8 +31,10 @@ class Airline(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "seasonal naive"
     forecastable = True
+    input_options = ("window",)    # the test and validation targets are the same whatever the window
     synthetic = False              # a fixed record: the seed changes nothing in the data
     forecast_steps = 24
+    season = 12                    # monthly data: the seasonal-naive baseline looks back a year
     defaults = {"hidden": 32, "epochs": 150, "lr": 1e-2, "batch_size": 16}
 
     def __init__(self, seed=0, window=12, test_months=24, val_months=12):
@@ -59,7 +61,13 @@ class Airline(Dataset):
         self.normalizer = (log[:val_start].mean(), log[:val_start].std())
         z = ((log - self.normalizer[0]) / self.normalizer[1]).astype(np.float32)
         self._z, self.test_start = z, test_start
+        self._times = next_step_times(np.loadtxt(DATA, delimiter=",", skiprows=1, usecols=0, dtype=str),
+                                      self.window, val_start, test_start)
         return next_step_windows(z, self.window, val_start, test_start)
+
+    def series_and_times(self, name):
+        self.splits()
+        return None, self._times[name]   # the month of each target
 
     def denormalize(self, y):
         mean, std = self.normalizer

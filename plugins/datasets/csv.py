@@ -73,6 +73,8 @@ class CSVDataset(Dataset):
     """Your own CSV file: forecast a column (target=COL) or classify sequences (label=COL, series=COL)."""
 
     kind = "seq2vec"
+    # what the model reads, not which targets are scored: the targets are assigned by their own row
+    input_options = ("window", "features", "relative", "transform", "scale")
     # a forecaster's; an instance given label= is a classifier (accuracy against the majority class)
     problem, metric_name, higher_is_better, baseline_name = "regression", "rmse", False, "persistence"
     synthetic = False              # a user's file: the seed changes the split of a classifier, not the data
@@ -440,6 +442,24 @@ class CSVDataset(Dataset):
     def forecasts(self, outputs, split):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
         return self.to_units(outputs, self._rows[self._split_name(split)]["anchor"])
+
+    def baselines(self, name="test"):
+        """The standard ones, with seasonal naive (given `season`) in the target's units; with relative=true
+        the model predicts changes, so the training mean of its targets is the mean change ("mean drift")."""
+        scores = super().baselines(name)
+        if self.problem == "regression":
+            if self.relative and "training mean" in scores:
+                scores["mean drift"] = scores.pop("training mean")
+            if self.season:
+                reference = self._rows[name]
+                scores["seasonal naive"] = rmse(reference["seasonal"], reference["truth"])
+        return scores
+
+    def target_units(self, outputs, name):
+        return self.forecasts(outputs, self.splits()[name])
+
+    def class_names(self):
+        return self.fitted["classes"] if self.problem == "classification" else None
 
     def series_and_times(self, name):
         """(series, times) of the windows of split `name`: each window's series id, and the time of each

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import Dataset, next_step_windows, rmse, series_forecast_start, series_predictions
+from tinygrad_rnn.data import Dataset, next_step_times, next_step_windows, rmse, series_forecast_start, series_predictions
 
 DATA = Path(__file__).with_name("data") / "sunspots_yearly_1700_2008.csv"
 
@@ -30,7 +30,7 @@ class Sunspots(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "persistence"
     forecastable = True
-    forecastable = True
+    input_options = ("window",)    # the test and validation targets are the same whatever the window
     synthetic = False              # a fixed record: the seed changes nothing in the data
     defaults = {"hidden": 32, "epochs": 100, "lr": 1e-2, "batch_size": 16}
 
@@ -55,7 +55,13 @@ class Sunspots(Dataset):
         self.normalizer = (spots[:val_start].mean(), spots[:val_start].std())
         z = ((spots - self.normalizer[0]) / self.normalizer[1]).astype(np.float32)
         self._z, self.test_start = z, test_start
+        self._times = next_step_times(np.loadtxt(DATA, delimiter=",", skiprows=1, usecols=0, dtype=str),
+                                      self.window, val_start, test_start)
         return next_step_windows(z, self.window, val_start, test_start)
+
+    def series_and_times(self, name):
+        self.splits()
+        return None, self._times[name]   # the year of each target
 
     def denormalize(self, y):
         mean, std = self.normalizer

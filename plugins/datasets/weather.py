@@ -53,6 +53,7 @@ class Weather(Dataset):
     metric_name, higher_is_better = "rmse", False
     baseline_name = "persistence"
     synthetic = True
+    target_inputs = [0]            # input feature 0 is the standardised temperature y is made of
     defaults = {"hidden": 32, "epochs": 10, "lr": 1e-2, "batch_size": 32}
 
     def __init__(self, seed=0, T=48, K=6, train_years=2, stride=11, front_every=96.0):
@@ -137,6 +138,10 @@ class Weather(Dataset):
             splits[name] = Split(features[inputs], z[targets, 0].astype(np.float32))
             self.target_hours[name] = targets
         return splits
+
+    def series_and_times(self, name):
+        self.splits()
+        return None, self.target_hours[name]   # hours since the record's start, one per step ahead
 
     @staticmethod
     def month_and_hour(hours):

@@ -1,16 +1,18 @@
-"""Early stopping: end training when the validation loss has not improved by at least `min_delta`
-for `patience` epochs. The trainer then restores the best epoch's weights, as it always does.
+"""Early stopping: end training when the dataset's validation metric has not improved by at least
+`min_delta` (in the metric's units, its direction respected) for `patience` epochs; the validation
+loss where the metric is not a finite number. The trainer then restores the best epoch's weights
+(chosen the same way), as it always does.
 
     rnnrun --cell gru --data airline --epochs 200 --reg early_stopping:patience=10
 """
 import math
 
-from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer, selection_key
 
 
 @register_regularizer("early_stopping")
 class EarlyStopping(Regularizer):
-    """Stop when the validation loss stops improving for `patience` epochs."""
+    """Stop when the validation metric stops improving for `patience` epochs."""
 
     needs_validation = True   # a dataset without a validation split (csv's val=0) refuses it
 
@@ -21,8 +23,10 @@ class EarlyStopping(Regularizer):
         self._best, self._waited = math.inf, 0
 
     def on_epoch_end(self, trainer, metrics):
-        if metrics["val_loss"] < self._best - self.min_delta:
-            self._best, self._waited = metrics["val_loss"], 0
+        kind, value = selection_key(metrics, trainer.dataset.higher_is_better)  # smaller is better
+        value = value + kind * 1e300  # an epoch without a finite metric never beats one with it
+        if value < self._best - self.min_delta:
+            self._best, self._waited = value, 0
         else:
             self._waited += 1
             if self._waited >= self.patience:

@@ -229,13 +229,13 @@ def parse_spec(spec, what="option"):
 def split_names(values):
     """Repeated and comma-separated specs: ('rnn,lstm', 'gru:variant=cho') → ['rnn', 'lstm', 'gru:variant=cho'].
 
-    A comma-separated item holding '=' but no ':' is an option of the spec before it."""
+    A comma-separated item holding '=' and no ':' before it is an option of the spec before it."""
     specs = []
     for value in values:
         for item in (part.strip() for part in value.split(",")):
             if not item:
                 continue
-            if "=" in item and ":" not in item and specs:
+            if "=" in item and ":" not in item.partition("=")[0] and specs:  # k=lo:hi is an option too
                 specs[-1] += "," + item
             else:
                 specs.append(item)

@@ -6,7 +6,9 @@ its last weights; a diverged run is kept and marked as such. Every epoch it writ
 which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
 import contextlib
+import csv
 import inspect
+import io
 import json
 import math
 import os
@@ -16,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from .. import __version__, backend
+from .. import __version__, backend, breakdowns
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
 from ..errors import ConfigError, DivergedError, PluginError, ShapeError, UnknownPluginError
@@ -26,6 +28,7 @@ from ..nn import CompileWarning
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
+from ..selection import pick_best
 from ..tensor import Tensor
 from ..data import warn
 from ..threads import blas_threads, choose_threads
@@ -448,6 +451,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         trainer.fit()
         summary.update(_results(trainer), status="finished")
         run.save_weights(model.state_dict())
+        _keep_predictions(run, dataset, trainer, summary)
         predictions, truth = _forecast(dataset, model, summary)
         _plots(run, trainer, predictions, truth, dataset.forecast_picture(predictor(model)))
     except KeyboardInterrupt as e:
@@ -498,13 +502,41 @@ def _keep_preprocessing(run, dataset, config):
         atomic_write(run.file(PREPROCESSING), json.dumps(plain(preprocessing), indent=2) + "\n")
 
 
+PREDICTIONS = "predictions.csv"   # every val and test prediction of a finished run, in the target's units
+OUTPUTS = "outputs.npz"           # the same, as the model's raw outputs: what an ensemble averages
+
+
+def _keep_predictions(run, dataset, trainer, summary):
+    """The breakdowns of the test score in the summary (per step ahead, per class, the confusion
+    matrix), and the run's predictions.csv and outputs.npz for its val and test splits."""
+    outputs = {name: trainer.outputs(dataset.splits()[name]) for name in ("val", "test")
+               if len(dataset.splits()[name])}
+    if "test" in outputs:
+        steps = breakdowns.per_step(dataset, outputs["test"], "test")
+        if steps is not None:
+            summary["test_metric_per_step"] = steps
+        if dataset.problem == "classification" and dataset.kind in ("seq2vec", "seq2seq"):
+            labels = breakdowns.class_labels(dataset)
+            summary["test_per_class"] = breakdowns.per_class(outputs["test"], dataset.splits()["test"], labels)
+            summary["test_confusion"] = breakdowns.confusion(outputs["test"], dataset.splits()["test"], labels)
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    writer.writerow(breakdowns.prediction_columns(dataset))
+    for name, out in outputs.items():
+        writer.writerows(breakdowns.prediction_rows(dataset, out, name))
+    atomic_write(run.file(PREDICTIONS), lines.getvalue())
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    atomic_write(run.file(OUTPUTS), buffer.getvalue(), mode="wb")
+
+
 def _keep(run, trainer, summary, started):
     """Save what an unfinished run has: its metrics so far (already on disk), last weights, summary."""
     summary["seconds"] = time.perf_counter() - started
     if trainer is not None:
         summary["epochs"] = summary["epochs_done"] = len(trainer.history)
         if trainer.history:
-            summary.update(_history_stats(trainer.history))
+            summary.update(_history_stats(trainer.history, trainer.dataset.higher_is_better))
         try:
             run.save_weights(trainer.model.state_dict())
         except Exception:  # weights with NaN still save; anything else must not hide the real error
@@ -514,10 +546,10 @@ def _keep(run, trainer, summary, started):
     run.write_summary(summary)
 
 
-def _history_stats(history):
+def _history_stats(history, higher_is_better=False):
     validated = any(math.isfinite(m["val_loss"]) for m in history)   # not with csv's val=0
-    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf) \
-        if validated else history[-1]
+    # the epoch the trainer keeps: its best validation metric; the last one without validation
+    best = pick_best(history, higher_is_better) if validated else history[-1]
     return {"epochs": len(history), "train_loss": history[-1]["train_loss"],
             "val_loss": best["val_loss"] if validated else None,
             "val_metric": best["val_metric"] if validated else None, "best_epoch": best["epoch"],
@@ -528,7 +560,7 @@ def _history_stats(history):
 
 
 def _results(trainer):
-    return {**_history_stats(trainer.history), **trainer.test()}
+    return {**_history_stats(trainer.history, trainer.dataset.higher_is_better), **trainer.test()}
 
 
 def _forecast(dataset, model, summary):

@@ -151,6 +151,8 @@ TRAINING = [
     shared("--batch-size", type=int, help="Sequences per batch (default: the dataset's)."),
     shared("--lr", type=float, help="Learning rate (default: the dataset's)."),
     seed,
+    shared("--seeds", type=click.IntRange(1, 1000), metavar="N",
+           help="Train seeds SEED..SEED+N-1 of each cell; show mean ± sd over them and their ensemble."),
     shared("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy)."),
     path, fused_alias, composed_alias, compiled_alias,
     plugin,

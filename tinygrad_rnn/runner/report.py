@@ -4,6 +4,7 @@ import math
 from rich.table import Table
 
 from ..models import summary_rows
+from ..selection import pick_best
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -65,11 +66,14 @@ def model_table(model, title="Model"):
     return table
 
 
-def results_table(summaries, title="Results"):
+def results_table(summaries, title="Results", settings=None):
     """Runs side by side, one column each (a table that stays narrow however many fields it shows).
 
-    The best run by test metric is marked with ★ when there are several."""
-    table = Table(title=title, title_justify="left")
+    The best run by *validation* metric (selection.selection_key) is marked with ★ when there are several;
+    the test rows are reported, never used to choose, and the caption says so. `settings` ({name: [value
+    per run]}, e.g. the settings that differ between compared runs) are the first rows."""
+    table = Table(title=title, title_justify="left",
+                  caption=SELECTION_CAPTION if len(summaries) > 1 else None, caption_justify="left")
     table.add_column("")
     best = _best_index(summaries)
     for i, s in enumerate(summaries):
@@ -87,26 +91,48 @@ def results_table(summaries, title="Results"):
         (f"val {metric}", lambda s: fmt(s.get("val_metric"))),
         (f"test {metric}", lambda s: fmt(s.get("test_metric"))),
         (f"baseline ({baseline_name})", lambda s: fmt(s.get("baseline"))),
+        ("strongest baseline", lambda s: _strongest(s)),
+        ("beats it", lambda s: fmt(beats_baseline(s))),
         ("grad norm mean / max", lambda s: f"{fmt(s.get('grad_norm_mean'), 3)} / {fmt(s.get('grad_norm_max'), 3)}"),
         ("clipped batches", lambda s: f"{s['clip_rate']:.0%}" if s.get("clip_rate") else "–"),
         ("epochs", lambda s: fmt(s.get("epochs"))),
         ("seconds", lambda s: fmt(s.get("seconds"), 3)),
         ("val loss per epoch", lambda s: sparkline(s.get("val_losses", []))),
     ]
-    extras = sorted({k for s in summaries for k in s if k.startswith("test_") and k not in ("test_metric", "test_loss")})
+    extras = sorted({k for s in summaries for k, v in s.items() if k.startswith("test_") and
+                     k not in ("test_metric", "test_loss") and not isinstance(v, (dict, list))})  # breakdowns: `show`
     rows[5:5] = [(k.replace("_", " "), lambda s, k=k: fmt(s.get(k))) for k in extras]
+    for name, values in (settings or {}).items():
+        table.add_row(f"[bold]{name.replace('_', ' ')}[/]", *(fmt(v) if not isinstance(v, (dict, list)) else str(v)
+                                                              for v in values))
     for label, value in rows:
         table.add_row(label, *(value(s) for s in summaries))
     return table
 
 
-def _best_index(summaries):
-    scored = [(i, s["test_metric"]) for i, s in enumerate(summaries)
-              if isinstance(s.get("test_metric"), (int, float)) and math.isfinite(s["test_metric"])]
-    if not scored:
+SELECTION_CAPTION = "★ best on validation; test is reported, never used to choose"
+
+
+def _strongest(summary):
+    best = summary.get("best_baseline")
+    return f"{best['name']} {fmt(best['value'])}" if best else "–"
+
+
+def beats_baseline(summary):
+    """True when the run's test metric is better than its strongest baseline's; None when either is missing."""
+    best, value = summary.get("best_baseline"), summary.get("test_metric")
+    if not best or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    higher = summaries[scored[0][0]].get("higher_is_better", False)
-    return (max if higher else min)(scored, key=lambda item: item[1])[0]
+    return value > best["value"] if summary.get("higher_is_better") else value < best["value"]
+
+
+def _best_index(summaries):
+    """The index of the run with the best validation metric (the loss where no metric is finite)."""
+    finished = [i for i, s in enumerate(summaries) if s.get("status", "finished") == "finished"]
+    if not finished:
+        return None
+    higher = summaries[finished[0]].get("higher_is_better", False)
+    return pick_best(finished, higher, key=lambda i: summaries[i])
 
 
 def dict_table(title, mapping):
@@ -127,3 +153,79 @@ def rows_table(title, rows, columns=None):
     for row in rows:
         table.add_row(*(fmt(row.get(c)) for c in columns))
     return table
+
+
+def breakdown_tables(summary):
+    """`rnnrun show`'s tables of a run's test score taken apart: the baselines beside it, the metric per
+    step ahead, and per class with the confusion matrix (those the summary holds)."""
+    metric = summary.get("metric", "metric")
+    tables = []
+    if summary.get("baselines"):
+        table = Table(title=f"Test {metric} beside the baselines (fitted on train, chosen on val)",
+                      title_justify="left", min_width=60)
+        table.add_column("predictor")
+        table.add_column(f"test {metric}", justify="right")
+        table.add_row(f"the model ({summary.get('cell', '?')})", fmt(summary.get("test_metric")))
+        best = (summary.get("best_baseline") or {}).get("name")
+        for name, value in summary["baselines"].items():
+            table.add_row(f"{name}{' (strongest)' if name == best else ''}", fmt(value))
+        tables.append(table)
+    steps = summary.get("test_metric_per_step")
+    if steps:
+        table = Table(title=f"Test {metric} per step ahead", title_justify="left", min_width=40)
+        for k in range(len(steps)):
+            table.add_column(str(k + 1), justify="right")
+        table.add_row(*(fmt(v) for v in steps))
+        tables.append(table)
+    per_class = summary.get("test_per_class")
+    if per_class:
+        table = Table(title="Test per class", title_justify="left", min_width=40)
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for label, row in per_class.items():
+            table.add_row(label, *(fmt(row[k]) for k in ("precision", "recall", "f1")), str(row["support"]))
+        tables.append(table)
+    confusion = summary.get("test_confusion")
+    if confusion:
+        table = Table(title="Test confusion (row: true, column: predicted)", title_justify="left", min_width=48)
+        table.add_column("")
+        for label in confusion["labels"]:
+            table.add_column(label, justify="right")
+        for label, row in zip(confusion["labels"], confusion["matrix"]):
+            table.add_row(label, *(str(v) for v in row))
+        tables.append(table)
+    return tables
+
+
+def seeds_table(groups, title="Over seeds"):
+    """One row per cell: n seeds, validation and test metric as mean ± sd, the ensemble's test metric,
+    the strongest baseline and whether the ensemble beats it; ★ marks the best cell on validation."""
+    metric = next((g["metric"] for g in groups if g.get("metric")), "metric")
+    higher = next((g.get("higher_is_better", False) for g in groups), False)
+    best = pick_best(groups, higher, key=lambda g: {"val_metric": g.get("val_metric_mean"),
+                                                    "val_loss": g.get("val_loss_mean")}) if len(groups) > 1 else None
+    caption = ("mean ± sd over n seeds; ensemble: the test metric of the runs' mean prediction; best baseline: "
+               "the strongest on test; beats it: the ensemble beats it")
+    if best is not None:
+        caption += "; " + SELECTION_CAPTION
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    widest = max([len(g["cell"]) + 2 for g in groups] + [4])
+    for column in ("cell", "n", f"val {metric}", f"test {metric}", "ensemble", "best baseline", "beats it"):
+        table.add_column(column, justify="left" if column == "cell" else "right", no_wrap=True,
+                         min_width=widest if column == "cell" else None)
+    for g in groups:
+        cell = f"[bold green]★ {g['cell']}[/]" if g is best else g["cell"]
+        strongest = g.get("best_baseline")
+        table.add_row(cell, str(g["n"]), plus_minus(g.get("val_metric_mean"), g.get("val_metric_std")),
+                      plus_minus(g.get("test_metric_mean"), g.get("test_metric_std")),
+                      fmt(g.get("ensemble_test_metric")),
+                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else "–",
+                      fmt(g.get("ensemble_beats_best_baseline")))
+    return table
+
+
+def plus_minus(mean, std):
+    """'0.812 ± 0.041', or the mean alone (one seed), or – (none)."""
+    if mean is None:
+        return "–"
+    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")

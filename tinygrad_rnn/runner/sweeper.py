@@ -35,7 +35,10 @@ import numpy as np
 import tomli_w
 
 from .. import __version__
-from .config import load_toml, parse_spec, split_names
+from ..baselines import best as best_baseline
+from ..selection import pick_best
+from .comparable import comparison_key
+from .config import load_toml, parse_spec, parse_value, split_names
 from ..errors import ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..threads import ENV as THREADS_ENV
 from ..registry import load_plugin
@@ -62,6 +65,8 @@ class SchedulerLost(SweepError):
 
 
 def flag(axis):
+    if "." in axis:  # a plugin's option (data.window): named as the user wrote it
+        return f"option {axis}"
     return "--" + axis.replace("_", "-")
 
 
@@ -135,12 +140,84 @@ def _parse_range(axis, text):
     return Range(low, high, log, NUMBER_AXES[axis] is int)
 
 
+# ---- a plugin's option as an axis: --data "csv:...,window=12|24|48", --reg "dropout:p=0.1|0.3" ----------
+NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+OPTION_RANGE = re.compile(rf"({NUMBER}):({NUMBER})(:(log|linear))?")
+
+
+def option_choices(spec):
+    """(the spec without its searched options, {option: [choices] or Range}) of one NAME:k=v,... spec.
+
+    An option value `a|b|c` is a choice; `lo:hi[:log|linear]` of two numbers a range (for tune and
+    --random; uniform unless :log, integers when both ends are). Other options stay in the spec."""
+    name, _, rest = spec.partition(":")
+    kept, searched = [], {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, equals, value = item.partition("=")
+        value = value.strip()
+        if equals and "|" in value:
+            choices = [parse_value(v) for v in value.split("|") if v.strip()]
+            if len(choices) < 2:
+                raise ConfigError(f"option {key.strip()}={value!r} in {spec!r}: write two or more choices a|b")
+            searched[key.strip()] = list(dict.fromkeys(choices))
+        elif equals and OPTION_RANGE.fullmatch(value):
+            match = OPTION_RANGE.fullmatch(value)
+            low, high = parse_value(match.group(1)), parse_value(match.group(4))
+            if not low < high:
+                raise ConfigError(f"option {key.strip()}={value!r} in {spec!r}: a range needs LOW < HIGH")
+            searched[key.strip()] = Range(low, high, match.group(8) == "log",
+                                          isinstance(low, int) and isinstance(high, int))
+        else:
+            kept.append(item)
+    return name + (":" + ",".join(kept) if kept else ""), searched
+
+
+def option_axes(axes, regs=()):
+    """(axes, regularisers, option axes): the searched options of the spec axes (data, cell, optimizer,
+    when the flag gives one spec) and of the --reg specs taken out as axes of their own, named
+    `data.window`, `cell.nonlinearity`, `reg.dropout.p`; what remains are plain specs."""
+    found, axes = {}, dict(axes)
+    for axis in SPEC_AXES:
+        if axis not in axes:
+            continue
+        stripped = [option_choices(spec) for spec in axes[axis]]
+        if any(searched for _, searched in stripped):
+            if len(stripped) > 1:
+                raise ConfigError(f"{flag(axis)}: options with choices (a|b) or ranges need a single {axis} spec; "
+                                  f"give one, or list whole specs: {flag(axis)} NAME:k=1,NAME:k=2")
+            axes[axis] = [stripped[0][0]]
+            found.update({f"{axis}.{option}": values for option, values in stripped[0][1].items()})
+    plain_regs = []
+    for spec in regs:
+        stripped, searched = option_choices(spec)
+        plain_regs.append(stripped)
+        name = stripped.partition(":")[0].strip()
+        found.update({f"reg.{name}.{option}": values for option, values in searched.items()})
+    return axes, plain_regs, found
+
+
+def _set_option(partial, axis, value):
+    """Put an option axis's value into a trial's partial config (data.window → data_options["window"])."""
+    kind, _, option = axis.partition(".")
+    if kind == "reg":
+        name, _, option = option.partition(".")
+        partial["regularisers"] = [{**r, "options": {**r.get("options", {}), option: value}} if r["name"] == name
+                                   else r for r in partial.get("regularisers", [])]
+    else:
+        partial[f"{kind}_options"] = {**(partial.get(f"{kind}_options") or {}), option: value}
+
+
+def axis_order(axes):
+    """The grid's order: the plain axes (AXES), then the option axes by name."""
+    return [a for a in AXES if a in axes] + sorted(a for a in axes if a not in AXES)
+
+
 def configurations(axes, samples=None, sample_seed=0):
     """The settings of every configuration: the grid's product, or `samples` random draws.
 
     A random draw takes each Range's sample and one value of each list, so `--cell rnn,gru --random 8`
     draws the cell too. Repeated draws are dropped (they would be the same trials)."""
-    names = [a for a in AXES if a in axes]
+    names = axis_order(axes)
     if samples is None:
         for a in names:
             if isinstance(axes[a], Range):
@@ -175,8 +252,11 @@ def plan(base, settings_list, seeds):
         for axis, value in settings.items():
             if axis in SPEC_AXES:
                 partial[axis], partial[f"{axis}_options"] = _spec(axis, value)
-            else:
+            elif axis in AXES:
                 partial[axis] = value
+        for axis, value in settings.items():  # a plugin's option, after the spec it belongs to
+            if axis not in AXES:
+                _set_option(partial, axis, value)
         for seed in seeds:
             config = resolve({**partial, "seed": seed})
             trials.append({"key": trial_key(config), "config_key": configuration_key(config), "seed": seed,
@@ -777,12 +857,15 @@ def summarise(sweep, trials, records, status, resumed=0):
 
 
 def aggregate(trials, records):
-    """One row per configuration: mean ± std over its seeds of the test metric and the validation loss.
+    """One row per configuration: mean ± std over its seeds of the validation and test metrics and losses.
 
     std is the sample standard deviation (n - 1), None with fewer than two finished seeds. The best
-    configuration (per dataset, by mean test metric, respecting `higher_is_better`) has best=True."""
-    rows = {}
+    configuration among comparable ones (same data spec and metric, comparable.comparison_key) by mean
+    *validation* metric (selection.selection_key; the test metric is reported, never used to choose)
+    has best=True."""
+    rows, configs = {}, {}
     for trial in trials:
+        configs.setdefault(trial["config_key"], trial["config"])
         row = rows.setdefault(trial["config_key"], {
             "config_key": trial["config_key"], "settings": trial["settings"], "data": trial["config"]["data"],
             "trials": 0, "finished": 0, "failed": 0, "_done": []})
@@ -800,14 +883,28 @@ def aggregate(trials, records):
         first = done[0] if done else {}
         row.update(metric=first.get("metric"), higher_is_better=first.get("higher_is_better", False),
                    baseline_name=first.get("baseline_name"), params=first.get("params"), best=False)
-        for name in ("test_metric", "val_loss", "test_loss", "baseline", "seconds"):
+        for name in ("val_metric", "test_metric", "val_loss", "test_loss", "baseline", "seconds"):
             row[f"{name}_mean"], row[f"{name}_std"] = mean_std([s.get(name) for s in done])
-    for data in {row["data"] for row in rows.values()}:
-        scored = [r for r in rows.values() if r["data"] == data and r["test_metric_mean"] is not None]
-        if scored:
-            pick = max if scored[0]["higher_is_better"] else min
-            pick(scored, key=lambda r: r["test_metric_mean"])["best"] = True
+        best = best_baseline({name: mean_std(values)[0] for name, values in _baseline_values(done).items()},
+                             row["higher_is_better"])
+        row["best_baseline"] = best
+        row["comparable"] = "{} ({})".format(*comparison_key(configs[row["config_key"]], first, across_inputs=True))
+    for comparable in {row["comparable"] for row in rows.values()}:
+        scored = [r for r in rows.values() if r["comparable"] == comparable and r["finished"]]
+        chosen = pick_best(scored, scored[0]["higher_is_better"] if scored else False,
+                           key=lambda r: {"val_metric": r["val_metric_mean"], "val_loss": r["val_loss_mean"]})
+        if chosen is not None:
+            chosen["best"] = True
     return list(rows.values())
+
+
+def _baseline_values(summaries):
+    """{baseline name: [value per run]} of the runs' `baselines`."""
+    found = {}
+    for s in summaries:
+        for name, value in (s.get("baselines") or {}).items():
+            found.setdefault(name, []).append(value)
+    return found
 
 
 def mean_std(values):

@@ -9,14 +9,15 @@ from .output import Fail, console, print_json
 from .signals import Stop, exit_code, on_stop
 
 
-def train_all(configs, store, as_json, quiet, checkpoint_every=1):
-    """Train every config in a new run folder of `store`."""
+def train_all(configs, store, as_json, quiet, checkpoint_every=1, seeds=None):
+    """Train every config in a new run folder of `store`; with `seeds` (the configs come from
+    seeds.expand_seeds), the results are shown per cell over the seeds, with their ensemble."""
     from .experiment import execute
 
     def job(config):
         return lambda **hooks: execute(config, store, checkpoint_every=checkpoint_every, **hooks)
     with on_stop():
-        return _drive([(config, job(config)) for config in configs], as_json, quiet)
+        return _drive([(config, job(config)) for config in configs], as_json, quiet, seeds)
 
 
 def resume_run(run, epochs, as_json, quiet):
@@ -29,7 +30,7 @@ def resume_run(run, epochs, as_json, quiet):
         return _drive([(config, lambda **hooks: continue_run(run, config, checkpoint, **hooks))], as_json, quiet)
 
 
-def _drive(jobs, as_json, quiet):
+def _drive(jobs, as_json, quiet, seeds=None):
     from .config import data_label
     from .report import forecast_lines, model_table, results_table
     out, err = console(), console(stderr=True)
@@ -79,12 +80,10 @@ def _drive(jobs, as_json, quiet):
         summaries.append(summary)
         if summary["status"] == "diverged":
             err.print(f"[red]diverged:[/] {summary['message']} (run kept in {summary['run_dir']})", soft_wrap=True)
-    if as_json:
-        keys = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric",
-                "test_loss", "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status",
-                "grad_norm_mean", "grad_norm_max", "clip_rate", "seed", "forecast")
-        docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
-        print_json(docs[0] if len(docs) == 1 else docs)  # a diverged run's NaN losses: null
+    if seeds:
+        _show_seeds(summaries, configs, as_json, quiet)
+    elif as_json:
+        print_json(json_docs(summaries)[0] if len(summaries) == 1 else json_docs(summaries))  # NaN: null
     else:
         out.print(results_table(summaries, title=f"Results on {data_label(configs[0])}"))
         for s in summaries:
@@ -95,3 +94,39 @@ def _drive(jobs, as_json, quiet):
                 out.print(f"[dim]{s['cell']}: {s['run_dir']}[/]")
     if any(s["status"] != "finished" for s in summaries):
         raise Fail()
+
+
+JSON_KEYS = ("cell", "data", "params", "epochs", "train_loss", "val_loss", "val_metric", "test_metric", "test_loss",
+             "metric", "baseline", "baseline_name", "seconds", "run_dir", "run_id", "status", "grad_norm_mean",
+             "grad_norm_max", "clip_rate", "seed", "forecast", "baselines", "best_baseline")
+
+
+def json_docs(summaries):
+    """What --json prints of each run: the keys above and every test_* result."""
+    return [{k: s.get(k) for k in JSON_KEYS} | {k: v for k, v in s.items() if k.startswith("test_")}
+            for s in summaries]
+
+
+def _show_seeds(summaries, configs, as_json, quiet):
+    """--seeds: {"runs", "groups"} as JSON, or the runs' table then one row per cell over its seeds."""
+    from .config import data_label
+    from .report import seeds_table
+    from .seeds import seed_groups
+    groups = seed_groups(summaries, configs)
+    if as_json:
+        print_json({"runs": json_docs(summaries), "groups": groups})
+        return
+    out = console()
+    if not quiet:
+        out.print(results_table_of(summaries, configs))
+    out.print(seeds_table(groups, title=f"Over seeds on {data_label(configs[0])}"))
+    for g in groups:
+        if g.get("ensemble_note"):
+            out.print(f"[dim]{g['cell']}: no ensemble: {g['ensemble_note']}[/]", soft_wrap=True)
+
+
+def results_table_of(summaries, configs):
+    from .config import data_label
+    from .report import results_table
+    shown = [{**s, "cell": f"{s.get('cell')} seed {c['seed']}"} for s, c in zip(summaries, configs)]
+    return results_table(shown, title=f"Results on {data_label(configs[0])}, every seed")

@@ -10,6 +10,9 @@
 
 The axes use the sweep's syntax (`sweep.parse_axis`): a comma list is a categorical choice, a range
 LOW:HIGH[:log|linear] a float or integer distribution; an axis with a single value is a fixed setting.
+A plugin's option is an axis too (`sweep.option_axes`): `--data sunspots:window=8:40` or
+`--reg dropout:p=0.1|0.3` search `data.window` and `reg.dropout.p`; a dataset option only where the
+dataset lists it in `input_options` (the trials must be scored on the same targets to be ranked).
 A trial suggests one value per axis, resolves the config, and runs it with `experiment.execute`; after
 every epoch its callback reports the validation value to the pruner (`trial.report`), and when the pruner
 says stop (`trial.should_prune`) it raises `experiment.Pruned`, so the run is kept with status "pruned".
@@ -37,6 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
+from . import comparable
 from . import sweeper as sweeps
 from .config import parse_spec, spec_label
 from .store import atomic_write, plain, slug
@@ -89,6 +93,15 @@ def search_space(axes):
     if "data" in tuned:
         raise ConfigError("tune searches one dataset at a time (their losses are not comparable); "
                           "give --data one dataset and run one study per dataset")
+    data_options = [axis.partition(".")[2] for axis in tuned if axis.startswith("data.")]
+    if data_options:
+        name = parse_spec(fixed["data"], "dataset")[0]
+        allowed = comparable.input_options(name)
+        scored = [option for option in data_options if option not in allowed]
+        if scored:
+            raise ConfigError(f"tune ranks trials by their validation score, so they must be scored on the same "
+                              f"targets; {name}'s option {scored[0]!r} changes what is scored (options tune may "
+                              f"search: {', '.join(allowed) or 'none'}); run one study per value instead")
     if not tuned:
         raise ConfigError("nothing to tune: give at least one axis several values or a range, "
                           "e.g. --lr 1e-4:1e-1 --hidden 8:128 --cell lstm,gru")
@@ -266,15 +279,21 @@ def objective(trial, job, say=None):
     settings = {axis: suggest(trial, axis, values) for axis, values in job["tuned"].items()}
     config = trial_config(job, settings)
     key = job["objective"]
+    better = max if job["direction"] == "maximize" else min
+    best_so_far = []
 
     def on_epoch(trainer, metrics):
+        # the pruner sees the best value so far, which is what the trial keeps (its best epoch's
+        # weights), not the epoch's own noisy value: a trial is not stopped for one bad epoch
+        value = metrics[key] if math.isfinite(metrics[key]) else None
+        best_so_far[:] = [better(best_so_far + [value]) if value is not None else (best_so_far or [math.nan])[0]]
         with held():  # the study's database is written whole; a stop waits for it
             trial.set_user_attr("epochs", metrics["epoch"])
-            trial.report(metrics[key], metrics["epoch"])
+            trial.report(best_so_far[0], metrics["epoch"])
             prune = trial.should_prune()
         if prune:
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
-                         f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
+                         f"best {key} so far {best_so_far[0]!r} is worse than the pruner's bar")
 
     store = sweeps.RecordingStore(job["root"])
     try:

@@ -211,7 +211,22 @@ def check_perfect_prediction_beats_the_baseline(cls, options):
             f"got {perfect:.6g}"
 
 
+def check_baselines_are_finite_and_include_its_own(cls, options):
+    """baselines("test") is {name: finite score}, holding the dataset's own baseline under its baseline_name
+    with the value baseline() gives (what `best_baseline` and the results tables are made of)."""
+    dataset, splits = build(cls, options)
+    scores = dataset.baselines("test")
+    assert isinstance(scores, dict) and scores, f"expected baselines('test') to be a non-empty dict, got {scores!r}"
+    for name, value in scores.items():
+        assert isinstance(name, str) and math.isfinite(float(value)), \
+            f"expected every baseline a finite number, got {name!r}: {value!r}"
+    own = float(dataset.baseline(splits["test"]))
+    assert dataset.baseline_name in scores and math.isclose(float(scores[dataset.baseline_name]), own,
+                                                            rel_tol=1e-9, abs_tol=1e-12), \
+        f"expected baselines('test') to hold {dataset.baseline_name!r}: {own:.6g} (baseline()), got {scores}"
+
+
 CHECKS = [check_declares_its_task, check_bad_options_raise_config_error, check_splits_exist, check_shapes_and_dtypes,
           check_sizes_match_the_arrays, check_values_are_finite, check_same_seed_same_data,
           check_seed_changes_the_data, check_no_sequence_in_two_splits, check_windows_share_no_target,
-          check_perfect_prediction_beats_the_baseline]
+          check_perfect_prediction_beats_the_baseline, check_baselines_are_finite_and_include_its_own]

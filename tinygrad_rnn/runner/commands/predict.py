@@ -29,7 +29,7 @@ from ...tensor import Tensor
 
 
 @click.command("predict")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN [RUN...]")
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
 @click.option("--output", "output_path", metavar="OUT.csv", help="Write the predictions here as CSV.")
@@ -42,10 +42,44 @@ from ...tensor import Tensor
 @shared.runs_dir()
 @shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
-def predict_cmd(ctx, run_id, input_path, output_path, steps, split, runs_dir, as_json):
+def predict_cmd(ctx, run_ids, input_path, output_path, steps, split, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
-    forecaster each series' next values, for a classifier each series' label and class probabilities."""
-    run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
+    forecaster each series' next values, for a classifier each series' label and class probabilities.
+
+    Several RUNs of the same data (dataset, options, file and fitted preprocessing: e.g. the seeds of
+    `rnnrun --seeds 5`) predict as one ensemble: the mean of their outputs (of their probabilities for
+    a classifier). Runs on different data are refused."""
+    store = store_for(ctx, runs_dir)
+    loaded = [_load(store, run_id) for run_id in run_ids]
+    run, config, (dataset, _), _ = loaded[0]
+    for other, other_config, _, other_preprocessing in loaded[1:]:
+        differs = _different_data(config, loaded[0][3], other_config, other_preprocessing)
+        if differs:
+            raise ConfigError(f"runs {run.id} and {other.id} are on different data ({differs}); an ensemble "
+                              "averages runs of the same data only")
+    predictors = [_predictor(model) for _, _, (_, model), _ in loaded]
+    predict = predictors[0] if len(predictors) == 1 else _ensemble(predictors, dataset.problem)
+    if split and "split" not in inspect.signature(dataset.predict_file).parameters:
+        raise ConfigError(f"--split: dataset {config['data']!r} marks no splits in its files; it predicts them whole")
+    columns, rows = dataset.predict_file(input_path, predict, steps, **({"split": split} if split else {}))
+    if output_path:
+        _write_csv(output_path, columns, rows)
+    what = run.id if len(loaded) == 1 else f"the ensemble of {len(loaded)} runs ({', '.join(r.id for r, *_ in loaded)})"
+    if as_json:
+        several = {"runs": [r.id for r, *_ in loaded]} if len(loaded) > 1 else {}
+        print_json({"run": run.id, **several, "columns": columns, "rows": rows})
+    elif output_path:
+        console().print(f"{len(rows)} predictions written to {output_path}")
+    else:
+        out = console()
+        out.print(f"Predictions of {'run ' if len(loaded) == 1 else ''}{what} for {os.path.basename(input_path)}:",
+                  soft_wrap=True)
+        out.print(_table(columns, rows))
+
+
+def _load(store, run_id):
+    """(run, config, (dataset, model), preprocessing) of a finished run, its weights loaded."""
+    run = store.get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config = run_config(run)  # its recorded plugins loaded, its names and options checked
     status = run.status()
     if status not in ("finished", "interrupted"):
@@ -73,19 +107,29 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, split, runs_dir, as
     if not os.path.exists(run.file("model.npz")):
         raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
     run.load_weights_into(model)
-    if split and "split" not in inspect.signature(dataset.predict_file).parameters:
-        raise ConfigError(f"--split: dataset {config['data']!r} marks no splits in its files; it predicts them whole")
-    columns, rows = dataset.predict_file(input_path, _predictor(model), steps, **({"split": split} if split else {}))
-    if output_path:
-        _write_csv(output_path, columns, rows)
-    if as_json:
-        print_json({"run": run.id, "columns": columns, "rows": rows})
-    elif output_path:
-        console().print(f"{len(rows)} predictions written to {output_path}")
-    else:
-        out = console()
-        out.print(f"Predictions of run {run.id} for {os.path.basename(input_path)}:", soft_wrap=True)
-        out.print(_table(columns, rows))
+    return run, config, (dataset, model), preprocessing
+
+
+def _different_data(config, preprocessing, other_config, other_preprocessing):
+    """What differs between two runs' data ('' when nothing): the dataset, an option, or what was fitted."""
+    if config["data"] != other_config["data"]:
+        return f"datasets {config['data']!r} and {other_config['data']!r}"
+    for key in sorted(set(config["data_options"]) | set(other_config["data_options"])):
+        a, b = config["data_options"].get(key), other_config["data_options"].get(key)
+        if a != b:
+            return f"option {key}: {a!r} and {b!r}"
+    if preprocessing != other_preprocessing:
+        return "their preprocessing.json, fitted on different training rows"
+    return ""
+
+
+def _ensemble(predictors, problem):
+    """predict(x, lengths) → the mean of several models' outputs (`breakdowns.ensemble`)."""
+    from ...breakdowns import ensemble
+
+    def predict(x, lengths=None):
+        return ensemble([p(x, lengths) for p in predictors], problem).astype(np.float32)
+    return predict
 
 
 def _predictor(model, batch_size=256):

@@ -120,7 +120,7 @@ def settings_text(config):
 @click.pass_context
 def show(ctx, run_id, runs_dir, as_json):
     """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
-    from ..report import dict_table, rows_table
+    from ..report import breakdown_tables, dict_table, rows_table
     run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
     config, metrics, summary = run.config(), run.metrics(), run.summary()
     summary["status"] = run.status()
@@ -141,7 +141,10 @@ def show(ctx, run_id, runs_dir, as_json):
                   "grad_norm_max": "grad max", "clipped_rate": "clipped", "lr": "lr", "seconds": "s"}
         columns = {c: label for c, label in labels.items() if c in metrics[0]}
         out.print(rows_table("Per-epoch metrics", metrics, columns))
-    out.print(dict_table("Results", {k: v for k, v in summary.items() if k != "val_losses"}))
+    shown_apart = ("val_losses", "test_metric_per_step", "test_per_class", "test_confusion", "baselines")
+    out.print(dict_table("Results", {k: v for k, v in summary.items() if k not in shown_apart}))
+    for table in breakdown_tables(summary):
+        out.print(table)
     if summary["status"] in RESUMABLE and run.has_checkpoint():
         out.print(f"{run.id} is {summary['status']}: continue it with {run.resume_command()}", soft_wrap=True)
 
@@ -149,10 +152,12 @@ def show(ctx, run_id, runs_dir, as_json):
 @click.command("compare")
 @click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
 @shared.runs_dir()
+@shared.as_json(help="Print the tables as one JSON document.")
 @click.pass_context
-def compare(ctx, run_ids, runs_dir):
-    """Several runs side by side; runs scored by different metrics go in separate tables (one per
-    metric and dataset), since a best run across metrics means nothing."""
+def compare(ctx, run_ids, runs_dir, as_json):
+    """Several runs side by side. Only comparable runs are ranked together: runs whose data (dataset, any
+    option, a file's SHA-256) or metric differ go in separate tables. ★ marks the best on validation."""
+    from ..comparable import comparison_key, differing_settings
     from ..report import results_table
     store = store_for(ctx, runs_dir)
     groups = {}
@@ -162,19 +167,55 @@ def compare(ctx, run_ids, runs_dir):
         summary.setdefault("cell", config.get("cell"))
         summary.setdefault("data", config.get("data"))
         summary["status"] = run.status()
-        summary["cell"] = f"{summary['cell']} ({run.id})"
-        # the data as named (a csv run: its file and options) and the file's hash: never ranked across either
-        sha256 = (config.get("data_options") or {}).get("sha256")
-        groups.setdefault((summary.get("metric") or "metric", data_label(config), sha256), []).append(summary)
+        summary["run_id"] = run.id
+        groups.setdefault(comparison_key(config, summary), []).append((summary, config))
+    tables = []
+    for (spec, metric), members in groups.items():
+        summaries = [s for s, _ in members]
+        differing = differing_settings([c for _, c in members])
+        best = _best_index(summaries)
+        tables.append({"data": spec, "label": data_label(members[0][1]), "metric": metric or "metric",
+                       "differing": sorted(differing),
+                       "best": summaries[best]["run_id"] if best is not None and len(summaries) > 1 else None,
+                       "runs": [{"run_id": s["run_id"], "cell": s.get("cell"),
+                                 "settings": {k: v[i] for k, v in differing.items()},
+                                 **{k: s.get(k) for k in COMPARED}} for i, s in enumerate(summaries)]})
+    if as_json:
+        print_json({"chosen_on": "validation", "tables": tables})
+        return
     out = console()
-    for (metric, data, sha256), summaries in groups.items():
-        same_name = sum(key[:2] == (metric, data) for key in groups) > 1   # one file, changed between runs
-        data = f"{data}, file SHA-256 {sha256[:12]}…" if same_name and sha256 else data
-        title = "Comparison" if len(groups) == 1 else f"Comparison on {data} ({metric})"
-        out.print(results_table(summaries, title=title))
-    if len(groups) > 1:
-        out.print(f"[dim]{len(groups)} tables: runs on different data (dataset, options or file) or metrics are "
+    for table, members in zip(tables, groups.values()):
+        summaries = [{**summary, "cell": f"{summary['cell']} ({summary['run_id']})"} for summary, _ in members]
+        settings = {k: [_short(row["settings"][k]) for row in table["runs"]] for k in table["differing"] if k != "cell"}
+        # tables name the data as runs do (a csv run: its file and options); two alike in name: a file that
+        # changed between the runs, told apart by its SHA-256
+        alike = sum(t["label"] == table["label"] and t["metric"] == table["metric"] for t in tables) > 1
+        sha256 = (members[0][1].get("data_options") or {}).get("sha256")
+        data = f"{table['label']}, file SHA-256 {sha256[:12]}…" if alike and sha256 else \
+            table["data"] if alike else table["label"]
+        title = "Comparison" if len(tables) == 1 else f"Comparison on {data} ({table['metric']})"
+        out.print(results_table(summaries, title=title, settings=settings))
+    if len(tables) > 1:
+        out.print(f"[dim]{len(tables)} tables: runs on different data (dataset, options or file) or metrics are "
                   "not ranked against each other[/]", soft_wrap=True)
+
+
+# what compare --json gives of each run
+COMPARED = ("status", "data", "metric", "higher_is_better", "params", "epochs", "best_epoch", "val_loss", "val_metric",
+            "test_loss", "test_metric", "baseline", "baseline_name", "baselines", "best_baseline", "seconds")
+
+
+def _best_index(summaries):
+    from ..report import _best_index as best
+    return best(summaries)
+
+
+def _short(value):
+    """A setting as a table cell: numbers as they are, long text (a path, a spec) cut to 24 characters."""
+    if not isinstance(value, str) and not isinstance(value, (dict, list)):
+        return value
+    text = str(value)
+    return text if len(text) <= 24 else text[:21] + "…"
 
 
 def _forecasts(dataset):

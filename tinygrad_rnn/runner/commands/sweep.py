@@ -99,7 +99,9 @@ def _new(root, plugins, d):
     axes = {axis: sweeps.parse_axis(axis, d[axis]) for axis in sweeps.AXES if d[axis]}
     if "cell" not in axes or "data" not in axes:
         raise ConfigError("a sweep needs --cell and --data, e.g. rnnrun sweep --cell rnn,gru --data adding:T=100")
-    base = config_from_flags(None, data=None, optimizer=None, reg=d["reg"], epochs=d["epochs"],
+    axes, regs, option_axes = sweeps.option_axes(axes, d["reg"])  # window=12|24 → an axis data.window
+    axes.update(option_axes)
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, epochs=d["epochs"],
                              bidirectional=d["bidirectional"])
     seeds = list(range(d["seeds"] or 1))
     sample_seed = d["sample_seed"] or 0
@@ -184,25 +186,30 @@ def _print(doc):
 def sweep_table(doc):
     """One row per configuration: mean ± std over seeds; the best configuration in bold green."""
     rows = doc["configurations"]
-    axes = [a for a in sweeps.AXES if len({str(r["settings"].get(a)) for r in rows}) > 1]
-    if not axes:
-        axes = [a for a in sweeps.AXES if any(a in r["settings"] for r in rows)]
+    every = sweeps.axis_order({a for r in rows for a in r["settings"]})
+    axes = [a for a in every if len({str(r["settings"].get(a)) for r in rows}) > 1] or every
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
     shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
         r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
     best = [sweeps.label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
-    caption = "mean ± std over seeds" + (f"; best (bold): {', '.join(best)}" if best and len(rows) > 1 else "")
+    caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "
+                                         "never used to choose" if best and len(rows) > 1 else "")
+    if len({r.get("comparable") for r in rows}) > 1:
+        caption += "; one best per comparable data and metric"
     table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
     for axis in axes:
         table.add_column(axis.replace("_", " "), overflow="fold")
-    for column in ("seeds", f"test {metric}", "val loss", "baseline", "params", "s/trial"):
+    for column in ("seeds", f"val {metric}", f"test {metric}", "strongest baseline", "params", "s/trial"):
         table.add_column(column, justify="left" if column == "seeds" else "right",
-                         no_wrap=column in (f"test {metric}", "val loss"))
+                         no_wrap=column in (f"test {metric}", f"val {metric}"))
     for r in rows:
         seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        strongest = r.get("best_baseline")
         table.add_row(*(str(shown(r, a)) for a in axes), seeds,
-                      _pm(r["test_metric_mean"], r["test_metric_std"]), _pm(r["val_loss_mean"], r["val_loss_std"]),
-                      fmt(r["baseline_mean"]), f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
+                      _pm(r.get("val_metric_mean"), r.get("val_metric_std")),
+                      _pm(r["test_metric_mean"], r["test_metric_std"]),
+                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else fmt(r["baseline_mean"]),
+                      f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
                       style="bold green" if r["best"] and len(rows) > 1 else None)
     return table
 

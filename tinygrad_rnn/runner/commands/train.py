@@ -38,7 +38,7 @@ class TrainCommand(click.Command):
 @shared.training_options
 @click.pass_context
 def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed,
-              backend, path, fused_alias, composed_alias, compiled_alias, plugins, config_file, runs_dir,
+              seeds, backend, path, fused_alias, composed_alias, compiled_alias, plugins, config_file, runs_dir,
               checkpoint_every, as_json, quiet):
     """Train one model per cell and print the results, beside the dataset's baseline.
 
@@ -46,6 +46,7 @@ def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirec
     rnnrun train --cell gru --data sine        (or just rnnrun --cell gru --data sine)
     rnnrun train --cell rnn,lstm,gru --data adding:T=100 --reg clip:1.0
     rnnrun train --config runs/<id>/config.toml --epochs 5
+    rnnrun train --cell gru --data airline --seeds 5   (mean ± sd over seeds 0..4, and their ensemble)
     """
     given = [p.name for p in ctx.command.params
              if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
@@ -71,8 +72,11 @@ def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirec
     if configs[0]["backend"] == "cupy":
         from ...backend import module
         module("cupy")  # fail now, before any run folder is made
+    if seeds:
+        from ..seeds import expand_seeds
+        configs = expand_seeds(configs, seeds)
     check_runs_dir(runs_dir)
     check_all(configs)
     from ..store import RunStore
     from ..training import train_all
-    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
+    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every, seeds=seeds)

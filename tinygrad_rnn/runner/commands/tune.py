@@ -44,8 +44,8 @@ BEST_SHOWN = 10
               help="When a trial is stopped early: worse than the median at the same epoch, successive halving, never.")
 @click.option("--warmup", type=click.IntRange(min=0), default=0, show_default=True, metavar="EPOCHS",
               help="Epochs every trial trains before the pruner may stop it.")
-@click.option("--objective", type=click.Choice(list(tuning.OBJECTIVES)), default="val_loss", show_default=True,
-              help="What is optimised: the best validation loss, or the dataset's validation metric.")
+@click.option("--objective", type=click.Choice(list(tuning.OBJECTIVES)), default="val_metric", show_default=True,
+              help="What is optimised: the dataset's metric on the validation split, or the validation loss.")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]),
               help="Checked against the objective (default: what fits it: a loss is minimised).")
 @shared.seed(default=0, show_default=True, help="Seed of every trial's run (data, weights) and of the sampler.")
@@ -134,9 +134,11 @@ def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study
     axes = {axis: sweeps.parse_axis(axis, flags[axis]) for axis in sweeps.AXES if flags[axis]}
     if "cell" not in axes or "data" not in axes:
         raise ConfigError("tune needs --cell and --data, e.g. rnnrun tune --cell gru --data sine --lr 1e-4:1e-1")
+    axes, regs, option_axes = sweeps.option_axes(axes, flags["reg"])  # window=12|24, p=0.1:0.5 → axes of their own
+    axes.update(option_axes)
     fixed, tuned = tuning.search_space(axes)
     direction = tuning.check_direction(fixed["data"], objective, direction)
-    base = config_from_flags(None, data=None, optimizer=None, reg=flags["reg"], schedule=flags["schedule"],
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, schedule=flags["schedule"],
                              epochs=flags["epochs"], bidirectional=flags["bidirectional"])
     definition = tuning.definition(fixed, tuned, base, objective, direction, seed, plugins)
     name = study_name or tuning.default_study_name(definition)
@@ -153,7 +155,7 @@ def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study
 def _say(err):
     """One line per trial as it ends (trials that run here; pool and Dask workers stay silent)."""
     def say(number, settings, summary, key):
-        where = sweeps.label({k: fmt(v, 3) for k, v in settings.items()})
+        where = sweeps.label({k: exact(v) for k, v in settings.items()})
         status = summary["status"]
         colour = {"finished": "green", "pruned": "yellow"}.get(status, "red")
         value = fmt(summary.get(key)) if status in ("finished", "pruned") else summary.get("message", "")
@@ -180,12 +182,18 @@ def _print(doc, best_toml, plots):
     if doc["best"]:
         best = doc["best"]
         out.print(f"best: trial {best['number']}, {study['objective'].replace('_', ' ')} {fmt(best['value'])}: "
-                  f"{sweeps.label({k: fmt(v, 3) for k, v in best['params'].items()})}", soft_wrap=True)
+                  f"{sweeps.label({k: exact(v) for k, v in best['params'].items()})}", soft_wrap=True)
     if best_toml:
         out.print(f"[dim]best config: {shown(best_toml)} (rnnrun --config {shown(best_toml)} repeats it)[/]",
                   soft_wrap=True)
     for path in plots:
         out.print(f"[dim]plot: {shown(path)}[/]", soft_wrap=True)
+
+
+def exact(value):
+    """A tried setting as text that gives the same trial when typed back: a float's shortest repr
+    (0.0031415926535897933, not 0.00314), anything else as it is."""
+    return repr(value) if isinstance(value, float) else fmt(value)
 
 
 def shown(path):
@@ -203,17 +211,20 @@ def best_table(doc):
     ranked = sorted(scored, key=lambda t: (t["state"] != "complete", -t["value"] if reverse else t["value"]))
     names = list(dict.fromkeys(k for t in doc["trials"] for k in t["params"]))
     table = Table(title=f"Best trials of study {study['name']} ({len(ranked[:BEST_SHOWN])} of {study['trials']})",
-                  title_justify="left")
+                  title_justify="left", caption_justify="left",
+                  caption=f"ranked by {study['objective'].replace('_', ' ')}: chosen on validation; the test split "
+                          "is never used to choose")
     table.add_column("trial", justify="right")
-    for name in names:
-        table.add_column(name.replace("_", " "), justify="right")
+    for name in names:  # exact values, never cut: typed back, they repeat the trial
+        widest = max([len(exact(t["params"].get(name))) for t in ranked[:BEST_SHOWN]] + [len(name)])
+        table.add_column(name.replace("_", " "), justify="right", no_wrap=True, min_width=widest)
     table.add_column(study["objective"].replace("_", " "), justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
     table.add_column("run", overflow="fold")
     best = doc["best"]["number"] if doc["best"] else None
     for t in ranked[:BEST_SHOWN]:
-        table.add_row(str(t["number"]), *(fmt(t["params"].get(n), 3) for n in names), fmt(t["value"]),
+        table.add_row(str(t["number"]), *(exact(t["params"].get(n)) for n in names), fmt(t["value"]),
                       fmt(t["epochs"]), t["state"], t["run_id"] or "–",
                       style="bold green" if t["number"] == best else None)
     return table
