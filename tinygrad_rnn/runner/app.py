@@ -39,6 +39,7 @@ from ..optim import SCHEDULES, check_schedule
 from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
 from .config import MAX_SEED, check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
 from .output import Fail, console, make_streams_tolerant
+from .signals import exit_code
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 SEED = click.IntRange(0, MAX_SEED)
@@ -378,24 +379,21 @@ def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional
                                    "or --config FILE")
         click.echo(ctx.get_help())
         return
-    load_plugins(plugins)
-    from .experiment import check_all, resolve
-    from .sweep import plugin_ref
-    base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
-                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, backend=backend, fused=fused, compiled=compiled or None)
-    if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
-        base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))
-    cell_specs = specs(cell, "cell", "--cell") if cell else [(base.get("cell"), base.get("cell_options", {}))]
-    configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in cell_specs]
-    if configs[0]["backend"] == "cupy":
-        from ..backend import module
-        module("cupy")  # fail now, before any run folder is made
-    check_runs_dir(runs_dir)
-    check_all(configs)
+    from .api import plan_training  # one code path: the Python API's train() starts here too
     from .runs import RunStore
-    from .training import train_all
-    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every)
+    from .training import print_results, train_all
+    configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
+                            layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
+                            seed=seed, backend=backend, fused=fused, compiled=compiled, plugins=plugins,
+                            config=config_file, runs_dir=runs_dir)
+    show = not as_json and not quiet
+    try:
+        summaries = train_all(configs, RunStore(runs_dir), checkpoint_every, progress=show, verbose=show, notes=True)
+    except KeyboardInterrupt as e:  # said in one line already, the run's files kept
+        sys.exit(exit_code(e))
+    print_results(summaries, as_json, quiet)
+    if any(s["status"] != "finished" for s in summaries):
+        raise Fail()
 
 
 def _flag_of(ctx, name):
