@@ -23,7 +23,7 @@ from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..tensor import Tensor
-from ..train import Trainer
+from ..trainer import Trainer
 from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
 

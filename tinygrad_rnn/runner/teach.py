@@ -21,7 +21,7 @@ from ..gradcheck import gradcheck
 from ..nn.recurrent import Recurrent
 from ..regulariser import Regulariser
 from ..tensor import Tensor, _topological_order
-from ..train import detach_state, gradient_norm
+from ..trainer import detach_state, gradient_norm
 
 PATHS = ("fused", "compiled", "composed")
 
@@ -222,7 +222,7 @@ def vanish(config, on_epoch=None):
     """
     from ..errors import DivergedError
     from .experiment import build
-    from ..train import Trainer
+    from ..trainer import Trainer
     dataset, model, regs = build(config)
     last = LastEpochWeights()
     trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],

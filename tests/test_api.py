@@ -1,0 +1,189 @@
+"""The runner from Python (tinygrad_rnn.runner: train, load_run, sweep, tune): the same checks, run
+folders and numbers as `rnnrun`, the project's exceptions with the command's messages, nothing
+printed unless asked, and objects that show as their results tables in a notebook."""
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_rnn import ConfigError, UnknownPluginError
+from tinygrad_rnn.runner import Run, load_run, train
+
+from helpers import SMALL, rnnrun, small_spec
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AIRLINE = SMALL["csv"]["path"]
+CSV_SPEC = f"csv:path={AIRLINE},target=passengers,time=month,window=12,season=12"
+SINE = small_spec("sine")
+
+
+@contextlib.contextmanager
+def captured():
+    """What the block prints on stdout and stderr, as one string."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        yield out
+
+
+def without_timing(doc):
+    """A summary or JSON document without what differs between two identical runs: times and places."""
+    varying = ("seconds", "run_dir", "run_id", "epoch_seconds")
+    return {k: v for k, v in doc.items() if k not in varying}
+
+
+# ---- one code path: the same numbers as the command line ------------------------------------------------
+def test_train_gives_the_numbers_of_rnnrun_json_bit_for_bit(tmp_path):
+    flags = dict(cell="gru", data=SINE, epochs=3, seed=7, hidden=8, reg=["clip:1.0"])
+    code = subprocess.run([sys.executable, "-m", "tinygrad_rnn", "--cell", "gru", "--data", SINE, "--epochs", "3",
+                           "--seed", "7", "--hidden", "8", "--reg", "clip:1.0", "--json",
+                           "--runs-dir", str(tmp_path / "cli")], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert code.returncode == 0, code.stderr
+    doc = json.loads(code.stdout)
+    run = train(**flags, runs_dir=str(tmp_path / "api"))
+    summary = run.summary
+    numbers = without_timing(doc)
+    assert numbers["test_metric"] == summary["test_metric"] and numbers["val_loss"] == summary["val_loss"]
+    assert {k: summary.get(k) for k in numbers} == numbers, "train() and rnnrun --json differ"
+    cli_run = load_run("last", runs_dir=str(tmp_path / "cli"))
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(cli_run.history) == strip(run.history) and len(run.history) == 3
+    for name, weights in cli_run._folder.weights().items():
+        assert np.array_equal(weights, run._folder.weights()[name]), name
+    cli_config, api_config = cli_run.config, run.config
+    assert cli_config == api_config
+
+
+def test_a_cell_given_as_a_name_is_one_run_several_cells_or_seeds_a_list(tmp_path):
+    one = train(cell="gru", data=SINE, epochs=1, runs_dir=str(tmp_path))
+    assert isinstance(one, Run) and one.status == "finished"
+    several = train(cell=["rnn", "gru"], data=SINE, epochs=1, seeds=2, seed=5, runs_dir=str(tmp_path))
+    assert [(r.config["cell"], r.config["seed"]) for r in several] == [("rnn", 5), ("rnn", 6), ("gru", 5), ("gru", 6)]
+    assert len(train(cell="rnn,gru", data=SINE, epochs=1, runs_dir=str(tmp_path))) == 2
+
+
+def test_the_api_prints_nothing_unless_asked(tmp_path):
+    with captured() as out:
+        run = train(cell="gru", data=SINE, epochs=1, runs_dir=str(tmp_path))
+        run.resume(epochs=2)
+        load_run("last", runs_dir=str(tmp_path)).history
+    assert out.getvalue() == ""
+    with captured() as out:
+        train(cell="gru", data=SINE, epochs=1, runs_dir=str(tmp_path), quiet=False)
+    assert "Results on sine" in out.getvalue() and "Model: gru on sine" in out.getvalue()
+
+
+@pytest.mark.parametrize("flags, error, message", [
+    (dict(cell="grux", data="sine"), UnknownPluginError, "unknown cell 'grux'; known cells: .*did you mean 'gru'"),
+    (dict(cell="gru", data="sine", epochs=0), ConfigError, "--epochs must be an integer from 1"),
+    (dict(cell="gru", data="sine:T=abc"), ConfigError, "option 'T' of dataset 'sine'"),
+    (dict(cell="gru", data="sine", seeds=0), ConfigError, r"--seeds must be an integer in \[1, 10000\]"),
+    (dict(cell="gru", data="sine", checkpoint_every=0), ConfigError, "--checkpoint-every must be a positive"),
+    (dict(data="sine"), ConfigError, "no cell given"),
+])
+def test_mistakes_raise_the_projects_exceptions_with_the_commands_message_and_make_no_folder(
+        tmp_path, flags, error, message):
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(error, match=message) as raised:
+        train(**flags, runs_dir=str(runs_dir))
+    assert not runs_dir.exists()
+    cli_flags = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if k != "seeds"]
+    if "seeds" not in flags and "checkpoint_every" not in flags:  # flags the command checks the same way
+        result = rnnrun(*cli_flags, "--runs-dir", runs_dir)
+        assert result.exit_code == 2 and f"Error: {raised.value}" in result.stderr
+
+
+# ---- Run: one run folder --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory):
+    """A finished run on the airline CSV file (a forecaster that predicts from files)."""
+    return train(cell="gru", data=CSV_SPEC, epochs=4, hidden=8, runs_dir=str(tmp_path_factory.mktemp("runs")))
+
+
+def test_a_run_holds_its_folders_config_summary_and_history(forecaster):
+    run = load_run(forecaster.id, runs_dir=os.path.dirname(forecaster.dir))
+    assert run == forecaster and run.dir == forecaster.dir and run.status == "finished"
+    assert run.config["cell"] == "gru" and run.config["hidden"] == 8 and "meta" not in run.config
+    assert run.summary["test_metric"] > 0 and run.summary["status"] == "finished"
+    assert [row["epoch"] for row in run.history] == [1, 2, 3, 4]
+    assert load_run(run.id[:15], runs_dir=os.path.dirname(run.dir)) == run  # an id prefix
+    assert load_run(run.dir) == run                                            # a folder
+
+
+def test_the_model_is_the_trained_one_and_predicts_what_rnnrun_predict_does(forecaster, tmp_path):
+    model = forecaster.model
+    assert model.num_parameters() == forecaster.summary["params"] and not model.training
+    predictions = forecaster.predict(AIRLINE, steps=12)
+    result = rnnrun("predict", forecaster.dir, "--input", AIRLINE, "--steps", "12", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"run": forecaster.id, **predictions.to_dict()} | {"run": forecaster.id}
+    assert predictions.columns == ["step", "passengers"] and len(predictions) == 12
+    assert predictions.column("passengers").shape == (12,)
+
+
+def test_predict_on_an_array_is_the_models_output_on_the_test_split(forecaster):
+    test = forecaster.dataset.splits()["test"]
+    y = forecaster.predict(test.x)
+    assert isinstance(y, np.ndarray) and y.shape[0] == len(test.x)
+    rmse_normalised = float(np.sqrt(np.mean((y - test.y) ** 2)))
+    assert rmse_normalised == pytest.approx(np.sqrt(forecaster.summary["test_loss"]), rel=1e-4)
+
+
+def test_predict_refuses_what_rnnrun_predict_refuses(forecaster, tmp_path):
+    with pytest.raises(ConfigError, match="--steps must be a positive integer"):
+        forecaster.predict(AIRLINE, steps=0)
+    sine = train(cell="gru", data=SINE, epochs=1, runs_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="has no preprocessing.json: its dataset does not predict from files"):
+        sine.predict(AIRLINE)
+
+
+def test_resume_trains_on_as_rnnrun_resume_does_and_refuses_as_it_does(tmp_path):
+    run = train(cell="gru", data=SINE, epochs=2, seed=3, runs_dir=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="has finished its 2 epochs; to train further give a new total"):
+        run.resume()
+    assert run.resume(epochs=4) is run and len(run.history) == 4
+    straight = train(cell="gru", data=SINE, epochs=4, seed=3, runs_dir=str(tmp_path / "b"))
+    assert run.summary["test_metric"] == straight.summary["test_metric"]  # as if it had never stopped
+
+
+def test_plot_returns_the_loss_and_forecast_figure(forecaster, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    backend = matplotlib.get_backend()
+    sine = train(cell="gru", data=SINE, epochs=2, runs_dir=str(tmp_path))  # its summary holds a forecast
+    figure = sine.plot()
+    assert isinstance(figure, matplotlib.figure.Figure) and len(figure.axes) == 2
+    assert figure.axes[0].get_ylabel() == "loss" and figure.axes[1].get_xlabel() == "steps ahead"
+    assert len(forecaster.plot().axes) == 1  # a forecaster of a CSV file: its loss only
+    assert matplotlib.get_backend() == backend  # training and plotting leave a notebook's backend alone
+
+
+def test_a_run_and_a_list_of_runs_show_as_their_results_tables(forecaster, tmp_path):
+    html = forecaster._repr_html_()
+    assert "test rmse" in html and "baseline (persistence)" in html and html.startswith("<pre")
+    from rich.console import Console
+    console = Console(file=io.StringIO(), width=100)
+    console.print(forecaster)
+    assert "test rmse" in console.file.getvalue()
+    runs = train(cell=["rnn", "gru"], data=SINE, epochs=1, runs_dir=str(tmp_path))
+    assert "★" in runs._repr_html_() and repr(runs).startswith("[Run(")
+    assert repr(forecaster).startswith(f"Run('{forecaster.id}', finished, test rmse ")
+
+
+def test_load_run_names_what_is_missing(tmp_path):
+    with pytest.raises(ConfigError, match=r"no run 'nope' in .*; recent runs: none yet"):
+        load_run("nope", runs_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="load_run: run must be an id"):
+        load_run(3, runs_dir=str(tmp_path))
+
+
+def test_the_api_is_also_reachable_from_the_package_lazily():
+    import tinygrad_rnn
+    from tinygrad_rnn.runner import sweep, tune
+    assert tinygrad_rnn.train is train and tinygrad_rnn.load_run is load_run
+    assert tinygrad_rnn.sweep is sweep and tinygrad_rnn.tune is tune and callable(sweep) and callable(tune)
