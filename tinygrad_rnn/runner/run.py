@@ -317,18 +317,27 @@ class Predictions:
 def html(renderable):
     """A rich renderable (a table) as an HTML fragment, for a notebook's `_repr_html_`."""
     from rich.console import Console
-    console = Console(record=True, file=io.StringIO(), width=120, force_jupyter=False, force_terminal=False)
+    console = Console(record=True, file=io.StringIO(), width=1000, force_jupyter=False, force_terminal=False)
     console.print(renderable)
     return console.export_html(inline_styles=True, code_format="<pre style=\"font-family: monospace\">{code}</pre>")
 
 
 def _display_once(figure):
-    """In IPython (Jupyter), make sure a returned Figure shows as a picture: its display formatter is
-    registered when pyplot loads the notebook's backend. The figure itself is not pyplot's (plots.py),
-    so the notebook does not show it a second time at the end of the cell."""
+    """In IPython (Jupyter), make sure a returned Figure shows as a picture. The figure is not pyplot's
+    (plots.py), so the notebook does not also show it at the end of the cell; but then nothing may
+    have told IPython how to draw a Figure yet (pyplot's inline backend does that when it first
+    loads): where no format is registered, PNG is, as the inline backend would."""
     ipython = sys.modules.get("IPython")
-    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
-        import matplotlib.pyplot  # noqa: F401
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return figure
+    from functools import partial
+
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+    formatters = shell.display_formatter.formatters
+    if not any(Figure in getattr(f, "type_printers", {}) for f in formatters.values()):
+        formatters["image/png"].for_type(Figure, partial(print_figure, fmt="png", base64=True))
     return figure
 
 
