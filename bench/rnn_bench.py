@@ -6,7 +6,7 @@ examples/indrnn_cell.py's `indrnn`, which have neither a fused kernel nor a torc
 five implementations:
 
     fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                 (the cells' fused whole-sequence ops)
-    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: nn/tape.py)
+    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: tinygrad_rnn/tape.py)
     composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)    (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell

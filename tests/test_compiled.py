@@ -1,4 +1,4 @@
-"""The compiled path (tinygrad_rnn/nn/tape.py): one traced step of a cell replayed for all steps.
+"""The compiled path (tinygrad_rnn/tape.py): one traced step of a cell replayed for all steps.
 
 It must give what the composed graph gives, in float64 to rounding: outputs, final states and every
 gradient, for every built-in cell and the example cells, with padding, stacked and bidirectional.
@@ -14,7 +14,7 @@ import pytest
 import tinygrad_rnn as tg
 from tinygrad_rnn import Function, Tensor, register_cell, registry
 from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
-from tinygrad_rnn.nn.tape import ROWS, STEP, TapeSequence
+from tinygrad_rnn.tape import ROWS, STEP, TapeSequence
 
 from helpers import restored_registry, rnnrun
 

@@ -311,3 +311,20 @@ def test_float64_in_gives_float64_out():
     out = (t * 2.0 + 1).mean()
     out.backward()
     assert out.dtype == np.float64 and t.grad.dtype == np.float64
+
+
+def test_record_ops_lists_every_applied_op_in_order_with_its_inputs_and_outputs():
+    from tinygrad_rnn.function import record_ops
+    from tinygrad_rnn.ops import Add, Mul, Tanh
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0])
+    before = a * b  # outside the block: not recorded
+    with record_ops() as record:
+        y = (a * b + a).tanh()
+        with record_ops() as inner:  # blocks nest: the inner one sees its own ops only
+            z = y * 2.0
+    after = y * y  # noqa: F841  (after the block: not recorded)
+    assert [entry[0] for entry in record] == [Mul, Add, Tanh]
+    assert [entry[0] for entry in inner] == [Mul] and inner[0][3] == (z,)
+    mul_args, add_args = record[0][1], record[1][1]
+    assert mul_args[0] is a and mul_args[1] is b and add_args[0] is record[0][3][0] and add_args[1] is a
+    assert record[2][3] == (y,) and before is not None

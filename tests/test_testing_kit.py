@@ -235,7 +235,7 @@ class Scaled(Module):
 
 def test_rnnrun_check_fails_a_cell_whose_compiled_path_replays_a_stale_constant(tmp_path, fresh_registry, monkeypatch):
     """With the tape's watch on plain attributes switched off (the bug of issue 27), the kit catches it."""
-    import tinygrad_rnn.nn.tape as tape
+    import tinygrad_rnn.tape as tape
     (tmp_path / "scaled.py").write_text(SCALED_CELL)
     assert rnnrun("check", "--plugin", str(tmp_path / "scaled.py")).exit_code == 0
     monkeypatch.setattr(tape, "plain_state", lambda cell: ())

@@ -28,7 +28,7 @@ from . import backend
 from .errors import BackendError, GraphError
 
 _grad_enabled = True
-_tape = None  # while nn/tape.py traces a cell's step: the list every applied op is appended to
+_recording = []  # the lists that record_ops() blocks opened: every applied op is appended to the innermost
 
 
 @contextlib.contextmanager
@@ -44,6 +44,19 @@ def no_grad():
 
 def is_grad_enabled():
     return _grad_enabled
+
+
+@contextlib.contextmanager
+def record_ops():
+    """Within this block every applied op is also appended to the list it yields, as
+    `(op class, args, kwargs, outputs)`: a Wengert list, in the order the ops ran. tape.py records one
+    step of a cell this way and replays it for every step. Blocks nest; each sees the ops of its own."""
+    record = []
+    _recording.append(record)
+    try:
+        yield record
+    finally:
+        _recording.pop()
 
 
 class Function:
@@ -94,8 +107,8 @@ class Function:
                 o._ctx = ctx
             else:
                 ctx.saved_tensors = None  # no backward will come: free what forward saved right away
-            if _tape is not None:  # a Wengert list entry: the op, where its inputs came from, its outputs
-                _tape.append((cls, args, kwargs, (o,)))
+            if _recording:  # a Wengert list entry: the op, where its inputs came from, its outputs
+                _recording[-1].append((cls, args, kwargs, (o,)))
             return o
         outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
         if requires_grad:
@@ -105,8 +118,8 @@ class Function:
                 o._ctx, o._out_index = ctx, i
         else:
             ctx.saved_tensors = None
-        if _tape is not None:
-            _tape.append((cls, args, kwargs, outputs))
+        if _recording:
+            _recording[-1].append((cls, args, kwargs, outputs))
         return outputs
 
     def _run_backward(self, grads):

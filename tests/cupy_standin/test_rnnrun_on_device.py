@@ -46,7 +46,7 @@ def train(kind, where, runs_dir):
 
 # host reads a run may make: per epoch its figures, the validation outputs and loss, the best weights
 # and a checkpoint (model and optimiser); at the end the test split, the saved weights, a forecast;
-# and, on the compiled path, tracing a cell (nn/tape.py) compares a few values once per cell and batch size
+# and, on the compiled path, tracing a cell (tinygrad_rnn/tape.py) compares a few values once per cell and batch size
 SYNCS_PER_EPOCH, SYNCS_AT_THE_END, SYNCS_TRACING = 6, 6, 8
 
 

@@ -4,8 +4,9 @@ from .module import Module
 
 __all__ = ["Module", "Linear", "Embedding", "Dropout", "Sequential", "dropout_mask", "uniform_parameter"]
 
-from .recurrent import Recurrent, unroll  # noqa: E402
-from .tape import CompileWarning, compile_cell  # noqa: E402
+from ..tape import CompileWarning, compile_cell  # noqa: E402  (the tape sits beside the engine: it is autodiff)
+from ..unroll import unroll  # noqa: E402
+from .recurrent import Recurrent  # noqa: E402
 
 __all__ += ["Recurrent", "unroll", "compile_cell", "CompileWarning"]
 

@@ -15,7 +15,7 @@ input weights by the prefix `weight_ih` and the recurrent weights by the prefix 
 
 Optionally a cell may also define `sequence(x, state, mask=None) -> (outputs (N, T, H), final state)`,
 a faster whole-sequence version of the same maths; `forward` stays the readable reference. A cell
-without one is compiled (`nn/tape.py`): one step of its `forward` is traced into a tape that is
+without one is compiled (`tinygrad_rnn/tape.py`): one step of its `forward` is traced into a tape that is
 replayed for every step, so a new cell is fast without a hand-written backward.
 
 Variable lengths: with `lengths`, step t of sequence n is real when t < lengths[n]. A padded step
@@ -31,11 +31,11 @@ from .. import backend
 from ..errors import ConfigError, ShapeError
 from ..registry import cells as cell_registry
 from ..registry import plugin_options
+from ..tape import compile_cell
 from ..tensor import Tensor
+from ..unroll import unroll
 from .layers import dropout_mask
 from .module import Module
-from .tape import compile_cell
-from .unroll import unroll
 
 
 class Recurrent(Module):

@@ -7,7 +7,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     data = "adding"              data_options = {T = 200}
     hidden = 64   layers = 1   bidirectional = false
     epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
-    compiled = false             (true: every cell runs as its compiled tape, see nn/tape.py)
+    compiled = false             (true: every cell runs as its compiled tape, see tinygrad_rnn/tape.py)
     optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]

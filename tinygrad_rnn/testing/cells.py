@@ -10,8 +10,9 @@ import numpy as np
 from .. import backend
 from ..gradcheck import gradcheck
 from ..nn.module import Module
-from ..nn.recurrent import Recurrent, unroll
-from ..nn.tape import CompileWarning, compile_cell
+from ..nn.recurrent import Recurrent
+from ..tape import CompileWarning, compile_cell
+from ..unroll import unroll
 from ..random import manual_seed
 from ..tensor import Tensor
 from .base import PluginCheckWarning, SkipCheck, assert_close, check_bad_options

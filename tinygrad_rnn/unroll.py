@@ -6,7 +6,7 @@ checked against, and the fallback when neither applies.
 import contextlib
 import gc
 
-from ..tensor import Tensor
+from .tensor import Tensor
 
 
 @contextlib.contextmanager

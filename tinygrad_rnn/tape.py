@@ -37,14 +37,12 @@ import weakref
 
 import numpy as np
 
-from .. import function as _function
-from .. import ops as _ops
-from ..backend import array_module
-from ..backend import to_numpy as backend_to_numpy
-from ..errors import GraphError
-from ..function import Function, is_grad_enabled, no_grad
-from ..tensor import Tensor
-from .module import Module
+from . import ops as _ops
+from .backend import array_module
+from .backend import to_numpy as backend_to_numpy
+from .errors import GraphError
+from .function import Function, is_grad_enabled, no_grad, record_ops
+from .tensor import Tensor
 from .unroll import _no_cycle_collection, unroll
 
 # what a slot holds, which decides where its gradient goes
@@ -216,13 +214,8 @@ def _close(a, b):
 # ---- tracing ----------------------------------------------------------------------------------------------
 def _record(cell, x, state):
     """Run one step of `cell` with every applied op appended to a list: (record, h, new_state)."""
-    record = []
-    previous, _function._tape = _function._tape, record
-    try:
-        with no_grad():
-            h, new_state = cell(x, state)
-    finally:
-        _function._tape = previous
+    with no_grad(), record_ops() as record:
+        h, new_state = cell(x, state)
     return record, h, tuple(new_state)
 
 
@@ -710,20 +703,25 @@ def plain_state(value, _seen=None):
     seen = set() if _seen is None else _seen
     if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
         return ("seen", id(value))
-    if isinstance(value, (list, tuple, dict)) or isinstance(value, Module) or \
+    if isinstance(value, (list, tuple, dict)) or _is_module(value) or \
             hasattr(value, "__dict__") and not callable(value):
         seen.add(id(value))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
     if isinstance(value, dict):
         return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
-    if isinstance(value, Module) or hasattr(value, "__dict__") and not callable(value):
+    if _is_module(value) or hasattr(value, "__dict__") and not callable(value):
         return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
     try:  # a function, a class, an enum member: by identity (hash), as the tape called it
         hash(value)
         return ("object", value)
     except TypeError:
         return ("object", id(value))
+
+
+def _is_module(value):
+    """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
+    return callable(getattr(value, "named_parameters", None)) and hasattr(value, "__dict__")
 
 
 _compiled = weakref.WeakKeyDictionary()
