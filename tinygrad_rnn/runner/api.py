@@ -99,3 +99,226 @@ def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, h
 def _check_checkpoint_every(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"--checkpoint-every must be a positive integer, got {n!r}")
+
+
+# ---- sweep: a grid (or a random sample) of runs over seeds -------------------------------------------------
+def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=None, batch_size=None, reg=(),
+          epochs=None, bidirectional=None, seeds=None, random=None, sample_seed=None, workers=None, scheduler=None,
+          resume=None, plugin=(), runs_dir="runs", quiet=True, progress=False):
+    """Run a sweep as `rnnrun sweep` does; returns a `SweepResult` (`.trials`, `.groups`, `.best`).
+
+    An axis takes a list of values (a grid: lr=[1e-2, 3e-3]), one value, a comma string as on the
+    command line, or with `random=K` a range: a (low, high) or (low, high, "log"|"linear") tuple, or
+    "1e-4:1e-2". `workers` local processes (default: the number of cores; 1 runs them here), or a Dask
+    `scheduler` address; `resume` a sweep's id continues it."""
+    from .searches import SweepResult
+    from .sweep import load_plugins_once, plan_sweep
+    where = _check_where(workers, scheduler)
+    for name, value, low, high in (("--seeds", seeds, 1, MAX_SEEDS), ("--random", random, 1, 100_000),
+                                   ("--sample-seed", sample_seed, 0, 2 ** 32 - 1)):
+        _check_int(name, value, low, high)
+    root = _runs_dir(runs_dir)
+    plugins = _tuple(plugin)
+    load_plugins_once(plugins)
+    flags = {**{axis: _axis(value) for axis, value in (("cell", cell), ("data", data), ("optimizer", optimizer),
+                                                       ("lr", lr), ("hidden", hidden), ("layers", layers),
+                                                       ("batch_size", batch_size))},
+             "reg": _tuple(reg), "epochs": epochs, "bidirectional": bidirectional, "seeds": seeds,
+             "samples": random, "sample_seed": sample_seed}
+    plan = plan_sweep(root, flags, plugins, resume, command=_call("sweep", _given(flags, plugin, resume)))
+    doc = run_sweep_plan(plan, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    result = SweepResult(doc)
+    if not quiet:
+        from .output import console
+        console().print(result.table())
+    return result
+
+
+def run_sweep_plan(plan, where, progress=False, lines=False, notes=False):
+    """Run what a planned sweep lacks (`where`: (workers, scheduler)); its summary document. `progress`:
+    rich's bar; `lines`: a line per trial on stderr; `notes`: an interruption said in one line. Ctrl-C
+    keeps the finished trials and raises KeyboardInterrupt."""
+    import contextlib
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import sweep as sweeps
+    from .output import console
+    from .report import fmt
+    from .signals import on_stop
+    workers, scheduler = where
+    client = sweeps.connect(scheduler) if scheduler else None
+    err = console(stderr=True)
+    with client or contextlib.nullcontext():
+        sweep = plan.sweep or plan.create()  # only now: a usage error or an unreachable scheduler leaves no folder
+        bar = Progress(TextColumn("[bold]sweep {task.fields[id]}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), console=err, disable=not progress, transient=True)
+
+        def on_result(trial, result):
+            bar.advance(task)
+            if not lines:
+                return
+            at = f"{sweeps.label(trial['settings'])} seed {trial['seed']}"
+            if result["status"] == "finished":
+                err.print(f"[green]done[/] {at}: test {result.get('metric')} {fmt(result.get('test_metric'))} "
+                          f"({fmt(result.get('seconds'), 3)}s)", soft_wrap=True)
+            else:
+                err.print(f"[red]{result['status']}[/] {at}: {result.get('message', '')}", soft_wrap=True)
+
+        workers = workers or os.cpu_count() or 1
+        done = len(sweep.done().keys() & {t["key"] for t in plan.trials})
+        if lines:
+            here = f"on {scheduler}" if scheduler else "here" if workers == 1 else f"on {workers} workers"
+            err.print(f"[dim]sweep {sweep.id}: {len(plan.trials)} trials, {len(plan.trials) - done} to run {here} "
+                      f"({sweep.path})[/]", soft_wrap=True)
+        with bar:
+            task = bar.add_task("sweep", total=len(plan.trials), completed=done, id=sweep.id)
+            try:
+                with on_stop():  # SIGTERM and SIGHUP stop a sweep as Ctrl-C does
+                    return sweeps.run_sweep(sweep, plan.trials, workers=workers, client=client, plugins=plan.plugins,
+                                            on_result=on_result)
+            except KeyboardInterrupt:
+                bar.stop()
+                if notes:
+                    err.print(f"[yellow]interrupted:[/] finished trials are kept in {sweep.path}; "
+                              f"run the rest with rnnrun sweep --resume {sweep.id}", soft_wrap=True)
+                raise
+
+
+# ---- tune: an Optuna study ------------------------------------------------------------------------------
+def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=None, batch_size=None, reg=(),
+         schedule=None, epochs=None, bidirectional=None, trials=20, sampler="tpe", pruner="median", warmup=0,
+         objective="val_loss", direction=None, seed=0, study=None, storage=None, workers=None, scheduler=None,
+         plugin=(), runs_dir="runs", quiet=True, progress=False):
+    """Search hyper-parameters with Optuna as `rnnrun tune` does; returns a `StudyResult` (`.trials`,
+    `.best`, a Run, `.importances`). An axis takes a list of choices, one fixed value, or a range: a
+    (low, high) or (low, high, "log"|"linear") tuple, or "1e-4:1e-1". The same call again adds
+    `trials` more to the same study (named after the dataset and the search, or `study`)."""
+    from .searches import StudyResult
+    from .sweep import load_plugins_once
+    from .tune import plan_study
+    where = _check_where(workers, scheduler)
+    _check_int("--seed", seed, 0, 2 ** 32 - 1)
+    root = _runs_dir(runs_dir)
+    plugins = _tuple(plugin)
+    load_plugins_once(plugins)
+    flags = {**{axis: _axis(value) for axis, value in (("cell", cell), ("data", data), ("optimizer", optimizer),
+                                                       ("lr", lr), ("hidden", hidden), ("layers", layers),
+                                                       ("batch_size", batch_size))},
+             "reg": _tuple(reg), "schedule": schedule, "epochs": epochs, "bidirectional": bidirectional}
+    job = plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study, storage, plugins,
+                     command=_call("tune", _given(flags, plugin, None)))
+    doc, _, _ = run_study_job(job, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    result = StudyResult(doc)
+    if not quiet:
+        from .output import console
+        console().print(result.table())
+    return result
+
+
+def run_study_job(job, where, progress=False, lines=False, notes=False):
+    """Add job["trials"] trials to the study (`where`: (workers, scheduler)); (summary document, best.toml
+    written or None, plot files written). `lines`: a line per trial run here; `progress`: rich's bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import sweep as sweeps
+    from . import tune as tuning
+    from .output import console
+    from .report import fmt
+    workers, scheduler = where
+    client = sweeps.connect(scheduler) if scheduler else None
+    err = console(stderr=True)
+    bar = Progress(TextColumn("[bold]study {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, disable=not progress, transient=True)
+    try:
+        study = tuning.open_study(job)
+        before = len(study.trials)
+        job["sampler_seed"] = job["seed"] + before  # a continued study does not replay the first trials' draws
+        if lines:
+            here = f"on {scheduler}" if scheduler else "here" if (workers or 1) == 1 else f"on {workers} workers"
+            err.print(f"[dim]study {job['study']}: {before} trials so far, {job['trials']} more {here} "
+                      f"({job['sampler']} sampler, {job['pruner']} pruner; {shown(job['folder'])})[/]", soft_wrap=True)
+
+        def say(number, settings, summary, key):  # trials that run here; pool and Dask workers stay silent
+            bar.advance(task)
+            if not lines:
+                return
+            at = sweeps.label({k: fmt(v, 3) for k, v in settings.items()})
+            status = summary["status"]
+            colour = {"finished": "green", "pruned": "yellow"}.get(status, "red")
+            value = fmt(summary.get(key)) if status in ("finished", "pruned") else summary.get("message", "")
+            n = summary.get("epochs")
+            epochs = f" after {n} epoch{'s' if n > 1 else ''}" if n else ""
+            err.print(f"[{colour}]{status}[/] trial {number}: {at}: {key} {value}{epochs}", soft_wrap=True)
+        with bar:
+            task = bar.add_task("tune", total=job["trials"], name=job["study"])
+            try:
+                tuning.run_study(job, workers or 1, client, say)
+            except KeyboardInterrupt:
+                bar.stop()
+                if notes:
+                    err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
+                              f"adds more ({job['folder']})", soft_wrap=True)
+                raise
+    finally:
+        if client is not None:
+            client.close()
+    doc = tuning.summarise(job, new_trials=job["trials"])
+    return doc, tuning.write_best(doc), tuning.write_plots(job)
+
+
+def shown(path):
+    """A path as the user would type it: relative to the current directory when it lies below it."""
+    import os
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+# ---- keywords → the command line's values -------------------------------------------------------------
+def _axis(value):
+    """A sweep or tune axis as the command line's texts: a list is its values, a (low, high[, scale])
+    tuple a range "low:high[:scale]", a string as typed after the flag, a number itself."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple):
+        if not 2 <= len(value) <= 3 or isinstance(value[0], str):
+            raise ConfigError(f"a range is (low, high) or (low, high, 'log'|'linear'), got {value!r}; "
+                              "a list gives values to choose from")
+        return (":".join(str(v) for v in value),)
+    if isinstance(value, (list, set, frozenset, range)):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _check_where(workers, scheduler):
+    if workers is not None and scheduler:
+        raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
+    _check_int("--workers", workers, 1, 4096)
+    return workers, scheduler
+
+
+def _check_int(flag, value, low, high):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+        raise ConfigError(f"{flag} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _runs_dir(runs_dir):
+    from .app import check_runs_dir
+    return check_runs_dir(os.fspath(runs_dir))
+
+
+def _given(flags, plugin, resume):
+    """The keywords a call gave (for the record in sweep.toml / the study): the flags that are set."""
+    given = {k: v for k, v in flags.items() if v not in (None, ())}
+    if plugin:
+        given["plugin"] = plugin
+    if resume:
+        given["resume"] = resume
+    return given
+
+
+def _call(name, given):
+    return f"tinygrad_rnn.runner.{name}(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"

@@ -4,6 +4,7 @@ import math
 from rich.table import Table
 
 from ..models import summary_rows
+from .sweep import AXES, label
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -126,4 +127,63 @@ def rows_table(title, rows, columns=None):
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*(fmt(row.get(c)) for c in columns))
+    return table
+
+
+# ---- sweeps and studies (rnnrun sweep, rnnrun tune, and what sweep() and tune() return) -------------------
+BEST_SHOWN = 10  # trials in a study's table
+
+
+def sweep_table(doc):
+    """One row per configuration: mean ± std over seeds; the best configuration in bold green."""
+    rows = doc["configurations"]
+    axes = [a for a in AXES if len({str(r["settings"].get(a)) for r in rows}) > 1]
+    if not axes:
+        axes = [a for a in AXES if any(a in r["settings"] for r in rows)]
+    metric = next((r["metric"] for r in rows if r["metric"]), "metric")
+    best = [label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
+    caption = "mean ± std over seeds" + (f"; best (bold): {', '.join(best)}" if best and len(rows) > 1 else "")
+    table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
+    for axis in axes:
+        table.add_column(axis.replace("_", " "))
+    for column in ("seeds", f"test {metric}", "val loss", "baseline", "params", "s/trial"):
+        table.add_column(column, justify="left" if column == "seeds" else "right",
+                         no_wrap=column in (f"test {metric}", "val loss"))
+    for r in rows:
+        seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        table.add_row(*(str(r["settings"].get(a, "–")) for a in axes), seeds,
+                      _pm(r["test_metric_mean"], r["test_metric_std"]), _pm(r["val_loss_mean"], r["val_loss_std"]),
+                      fmt(r["baseline_mean"]), f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
+                      style="bold green" if r["best"] and len(rows) > 1 else None)
+    return table
+
+
+def _pm(mean, std):
+    if mean is None:
+        return "–"
+    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
+
+
+def best_table(doc):
+    """The best trials, best first: their settings, value, epochs run, and whether they were pruned."""
+    study = doc["study"]
+    scored = [t for t in doc["trials"] if t["value"] is not None and t["state"] in ("complete", "pruned")]
+    reverse = study["direction"] == "maximize"
+    # finished trials before pruned ones: a pruned trial's value is where it stopped, not what it reached
+    ranked = sorted(scored, key=lambda t: (t["state"] != "complete", -t["value"] if reverse else t["value"]))
+    names = list(dict.fromkeys(k for t in doc["trials"] for k in t["params"]))
+    table = Table(title=f"Best trials of study {study['name']} ({len(ranked[:BEST_SHOWN])} of {study['trials']})",
+                  title_justify="left")
+    table.add_column("trial", justify="right")
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    table.add_column(study["objective"].replace("_", " "), justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("state")
+    table.add_column("run", overflow="fold")
+    best = doc["best"]["number"] if doc["best"] else None
+    for t in ranked[:BEST_SHOWN]:
+        table.add_row(str(t["number"]), *(fmt(t["params"].get(n), 3) for n in names), fmt(t["value"]),
+                      fmt(t["epochs"]), t["state"], t["run_id"] or "–",
+                      style="bold green" if t["number"] == best else None)
     return table
