@@ -10,20 +10,11 @@ import csv
 import os
 
 import click
-import numpy as np
-from rich import box
-from rich.table import Table
 
-from ..app import cli, run_config, runs_dir_option, store_for
-from ..experiment import PREPROCESSING, build_model
-from ..config import construct
+from ..app import cli, runs_dir_option, store_for
 from ..output import console, print_json
-from ..runs import DamagedRun, read_json
-from ... import backend
+from ..run import Run
 from ...errors import ConfigError
-from ...function import no_grad
-from ...registry import datasets
-from ...tensor import Tensor
 
 
 @cli.command("predict")
@@ -40,59 +31,18 @@ from ...tensor import Tensor
 def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities."""
-    run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
-    config = run_config(run)  # its recorded plugins loaded, its names and options checked
-    status = run.status()
-    if status not in ("finished", "interrupted"):
-        raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
-                          "see `rnnrun show " + run.id + "`")
-    try:
-        preprocessing = read_json(run.file(PREPROCESSING))
-    except (ValueError, OSError) as e:  # garbage or unreadable: the run is damaged, the others are not
-        raise DamagedRun(run, PREPROCESSING, f"cannot be read ({str(e).splitlines()[0]})") from None
-    if not preprocessing:
-        able = [n for n in datasets.names() if _predicts(datasets.get(n))]
-        raise ConfigError(f"run {run.id} (dataset {config.get('data')!r}) has no {PREPROCESSING}: its dataset "
-                          f"does not predict from files; predict works for runs on: {', '.join(able)}")
-    backend.set_backend(config.get("backend", "numpy"))
-    dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
-                        seed=config["seed"])
-    dataset.restore(preprocessing)
-    model = build_model(config, dataset)
-    if not os.path.exists(run.file("model.npz")):
-        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
-    run.load_weights_into(model)
-    columns, rows = dataset.predict_file(input_path, _predictor(model), steps)
+    run = Run(store_for(ctx, runs_dir).get(run_id).path, plugins_moved=bool(ctx.obj.get("plugins")))
+    predictions = run.predict(input_path, steps)  # one code path: the API's Run.predict
     if output_path:
-        _write_csv(output_path, columns, rows)
+        _write_csv(output_path, predictions.columns, predictions.rows)
     if as_json:
-        print_json({"run": run.id, "columns": columns, "rows": rows})
+        print_json(predictions.to_dict())
     elif output_path:
-        console().print(f"{len(rows)} predictions written to {output_path}")
+        console().print(f"{len(predictions)} predictions written to {output_path}")
     else:
         out = console()
         out.print(f"Predictions of run {run.id} for {os.path.basename(input_path)}:", soft_wrap=True)
-        out.print(_table(columns, rows))
-
-
-def _predictor(model, batch_size=256):
-    """predict(x, lengths) → the model's outputs as NumPy, in evaluation mode, batch by batch."""
-    def predict(x, lengths=None):
-        model.eval()
-        parts = []
-        with no_grad():
-            for start in range(0, len(x), batch_size):
-                part = slice(start, start + batch_size)
-                xs = Tensor(backend.convert(np.ascontiguousarray(x[part]), backend.get_backend()))
-                parts.append(model.predict(xs, lengths=None if lengths is None else lengths[part]).numpy())
-        return np.concatenate(parts)
-    return predict
-
-
-def _predicts(cls):
-    """Whether a dataset class implements prediction from a file (overrides the protocol's default)."""
-    from ...data import Dataset
-    return cls.predict_file is not Dataset.predict_file
+        out.print(predictions.table())
 
 
 def _write_csv(path, columns, rows):
@@ -103,22 +53,3 @@ def _write_csv(path, columns, rows):
             writer.writerows(rows)
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror}") from None
-
-
-def _table(columns, rows, widest=5):
-    """A compact table. Probabilities (columns of floats within [0, 1]) show with two decimals, one
-    column each; past `widest` of them, only the highest (the predicted label's) fits a terminal."""
-    shares = [c for c in range(len(columns)) if rows and all(isinstance(r[c], float) and 0 <= r[c] <= 1
-                                                              for r in rows)]
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    if len(shares) > widest:
-        keep = [c for c in range(len(columns)) if c not in shares]
-        columns = [columns[c] for c in keep] + ["probability"]
-        rows = [[r[c] for c in keep] + [max(r[c] for c in shares)] for r in rows]
-        table.caption = f"the predicted label's probability; --json or --output give all {len(shares)}"
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*(f"{v:.2f}" if isinstance(v, float) and 0 <= v <= 1 and len(shares) else
-                        f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    return table
