@@ -187,3 +187,59 @@ def test_the_api_is_also_reachable_from_the_package_lazily():
     from tinygrad_rnn.runner import sweep, tune
     assert tinygrad_rnn.train is train and tinygrad_rnn.load_run is load_run
     assert tinygrad_rnn.sweep is sweep and tinygrad_rnn.tune is tune and callable(sweep) and callable(tune)
+
+
+# ---- the snippet of issue 26, as the README shows it, from a plain `python` ------------------------------
+ISSUE_LINES = [  # the code of every line of the issue's snippet, as written there
+    'from tinygrad_rnn.runner import train, load_run, sweep, tune',
+    'run = train(cell="gru", data="sine", epochs=5, seed=1)',
+    'runs = train(cell=["rnn", "gru"], data="adding:T=50", seeds=3)',
+    'run = load_run("last")',
+    'run.id, run.dir, run.status, run.config, run.summary, run.history',
+    'run.model',
+    'y = run.predict("new_rows.csv", steps=12)',
+    'run.resume(epochs=10)',
+    's = sweep(cell=["rnn", "gru"], data="sine", lr=[1e-2, 3e-3], seeds=2, workers=2)',
+    'study = tune(cell="gru", data="sine", lr=(1e-4, 1e-1), trials=20)',
+]
+
+
+def readme_api_block():
+    import re
+    text = open(os.path.join(ROOT, "README.md")).read()
+    return re.search(r"## From Python.*?```python\n(.*?)```", text, re.S).group(1)
+
+
+def code_lines(block):
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.split("  #")[0].strip()]
+
+
+def test_the_readme_and_the_notebook_hold_every_line_of_the_issues_snippet():
+    import nbformat
+    readme = code_lines(readme_api_block())
+    notebook = nbformat.read(os.path.join(ROOT, "examples", "own_data.ipynb"), as_version=4)
+    [cell] = [c for c in notebook.cells if c.cell_type == "code" and ISSUE_LINES[-1] in c.source]
+    assert cell.source.replace("../plugins/", "plugins/") == readme_api_block().rstrip("\n")
+    for line in ISSUE_LINES:
+        assert line in readme, f"the README's API snippet lost: {line}"
+
+
+@pytest.mark.slow
+def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
+    """Trains about 40 small models (a minute or two): every line of the issue's snippet, in order."""
+    os.symlink(os.path.join(ROOT, "plugins"), tmp_path / "plugins")
+    shutil.copy(AIRLINE, tmp_path / "new_rows.csv")  # new rows with the training file's columns
+    (tmp_path / "snippet.py").write_text(readme_api_block() + (
+        "import json\n"
+        "json.dump({'run': run.status, 'epochs': len(run.history), 'runs': len(runs), 'y': len(y),\n"
+        "           'trials': len(s.trials), 'groups': len(s.groups), 'best': s.best['settings'],\n"
+        "           'study_best': study.best.status, 'importances': list(study.importances)},\n"
+        "          open('result.json', 'w'))\n"))
+    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""  # nothing printed unless asked
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["run"] == "finished" and result["epochs"] == 10 and result["runs"] == 6 and result["y"] == 12
+    assert result["trials"] == 8 and result["groups"] == 4 and result["study_best"] == "finished"
+    assert result["importances"] == ["lr"]

@@ -225,6 +225,9 @@ class Runs(list):
         from .report import results_table
         summaries = [run.summary for run in self]
         data = ", ".join(dict.fromkeys(str(s.get("data")) for s in summaries))
+        cells = [s.get("cell") for s in summaries]
+        if len(set(cells)) < len(cells):  # several seeds of a cell: say which column is which
+            summaries = [{**s, "cell": f"{s.get('cell')} seed {s.get('seed')}"} for s in summaries]
         return results_table(summaries, title=f"Results on {data}")
 
     def __rich__(self):
