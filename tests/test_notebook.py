@@ -66,5 +66,6 @@ def test_the_plot_shows_as_a_picture_once(executed):
 
 def test_the_forecast_shows_twelve_months(executed):
     notebook, _ = executed
-    [table] = [o["data"]["text/html"] for o in outputs(notebook, "best.predict(") if o.get("output_type") == "execute_result"]
+    [table] = [o["data"]["text/html"] for o in outputs(notebook, "best.predict(")
+               if o.get("output_type") == "execute_result"]
     assert "passengers" in table and "12" in table

@@ -79,7 +79,8 @@ def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, h
     elif config is not None and config_file is None:
         raise ConfigError(f"config must be a TOML file's path or a dict of settings, got {type(config).__name__}")
     if not cells and base.get("cell") is None:
-        raise ConfigError("no cell given: pass --cell NAME (e.g. --cell gru; `rnnrun list` shows them) or --config FILE")
+        raise ConfigError("no cell given: pass --cell NAME (e.g. --cell gru; `rnnrun list` shows them) "
+                          "or --config FILE")
     if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
         base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))
     cell_specs = specs(cells, "cell", "--cell") if cells else [(base.get("cell"), base.get("cell_options", {}))]

@@ -27,19 +27,19 @@ from .config import check_config, construct, load_recorded_plugins
 from .runs import DamagedRun, RunStore, read_json
 
 
-def load_run(run="last", runs_dir="runs", plugins=()):
+def load_run(run="last", runs_dir="runs", plugin=()):
     """The `Run` named by `run`: an id, a unique id prefix, a run folder's path, or "last" (the newest
-    in `runs_dir`). `plugins`: files or modules to load first, as `--plugin` does (a run's recorded
+    in `runs_dir`). `plugin`: files or modules to load first, as `--plugin` does (a run's recorded
     plugins load by themselves; pass one only when its file has moved)."""
-    from .app import load_plugins  # noqa: the helper every command uses
-    load_plugins(_tuple(plugins))
+    from .app import load_plugins  # the helper every command uses
+    load_plugins(_tuple(plugin))
     if isinstance(run, Run):
         return run
     if isinstance(run, os.PathLike):
         run = os.fspath(run)
     if not isinstance(run, str) or not run:
         raise ConfigError(f"load_run: run must be an id, an id prefix, a folder or 'last', got {run!r}")
-    return Run(RunStore(runs_dir).get(run).path, plugins_moved=bool(plugins))
+    return Run(RunStore(os.fspath(runs_dir)).get(run).path, plugins_moved=bool(plugin))
 
 
 class Run:
