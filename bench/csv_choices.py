@@ -20,7 +20,7 @@ import numpy as np
 
 from tinygrad_rnn.registry import datasets, discover
 from tinygrad_rnn.runner.experiment import execute, resolve
-from tinygrad_rnn.runner.runs import RunStore
+from tinygrad_rnn.runner.store import RunStore
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "plugins", "datasets", "data")
 SERIES = {

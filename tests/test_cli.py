@@ -284,3 +284,58 @@ def test_a_time_series_run_shows_its_free_running_forecast_beside_the_truth(tmp_
     assert len(truth.split()[1]) == len(forecast.split()[1]) == 50
     summary = json.load(open(os.path.join(tmp_path, os.listdir(tmp_path)[0], "summary.json")))
     assert len(summary["forecast"]["prediction"]) == 50 and summary["forecast"]["rmse"] > 0
+
+
+# ---- the command layout: `rnnrun train`, --path and its aliases ------------------------------------------
+def test_bare_rnnrun_with_training_flags_is_rnnrun_train(tmp_path):
+    bare = quick_run(tmp_path / "a", "--seed", "3")
+    named = quick_run(tmp_path / "b", "--seed", "3", cell="gru")
+    explicit = rnnrun("train", "--cell", "gru", "--data", "sine", "--epochs", "1", "--hidden", "4", "--json",
+                      "--seed", "3", runs_dir=tmp_path / "c")
+    assert explicit.exit_code == 0, explicit.stderr
+    assert json.loads(explicit.stdout)["test_metric"] == bare["test_metric"] == named["test_metric"]
+    assert "--cell" in rnnrun("train", "--help").stdout and "train" in rnnrun("--help").stdout
+
+
+def test_training_flags_before_another_command_say_where_they_belong():
+    result = rnnrun("--cell", "gru", "runs")
+    assert result.exit_code == 2
+    assert "--cell belong to training" in result.stderr and "rnnrun runs --help" in result.stderr
+
+
+@pytest.mark.parametrize("flags, path", [([], "auto"), (["--path", "composed"], "composed"),
+                                         (["--compiled"], "compiled"), (["--composed"], "composed"),
+                                         (["--fused"], "fused"), (["--path", "fused", "--fused"], "fused")])
+def test_path_and_its_old_aliases_are_recorded_as_one_config_key(tmp_path, flags, path):
+    doc = quick_run(tmp_path, *flags)
+    config = open(os.path.join(doc["run_dir"], "config.toml")).read()
+    assert f'path = "{path}"' in config and "fused" not in config.replace('"fused"', "")
+
+
+def test_the_old_path_aliases_say_they_are_aliases():
+    help_text = " ".join(rnnrun("train", "--help").stdout.split())
+    for alias in ("fused", "composed", "compiled"):
+        assert f"--{alias} Same as --path {alias} (deprecated alias, kept for one release)" in help_text
+
+
+def test_two_different_paths_are_a_usage_error():
+    result = rnnrun("--cell", "gru", "--data", "sine", "--path", "fused", "--composed")
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
+
+
+@pytest.mark.parametrize("old, path", [("fused = true\ncompiled = false", "auto"), ("fused = false", "composed"),
+                                       ("compiled = true", "compiled"), ("fused = true\ncompiled = true", "compiled")])
+def test_a_config_file_with_the_old_fused_and_compiled_keys_still_loads(tmp_path, old, path):
+    config_file = tmp_path / "old.toml"
+    config_file.write_text(f'cell = "gru"\ndata = "sine"\nepochs = 1\nhidden = 4\n{old}\n')
+    result = rnnrun("--config", str(config_file), "--json", runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    stored = open(os.path.join(json.loads(result.stdout)["run_dir"], "config.toml")).read()
+    assert f'path = "{path}"' in stored
+
+
+def test_each_path_builds_the_recurrent_arguments_it_names():
+    from tinygrad_rnn.runner.experiment import recurrent_path
+    assert recurrent_path("auto") == recurrent_path("fused") == {"fused": True, "compiled": False}
+    assert recurrent_path("compiled") == {"fused": True, "compiled": True}
+    assert recurrent_path("composed") == {"fused": False, "compiled": False}

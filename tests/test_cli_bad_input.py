@@ -101,7 +101,7 @@ USAGE = [
     (["--cell", "gru", "--data", "sine", "--hidden", "100000"], "would need about"),
     (["--cell", "lstm", "--data", "sine:T=1000000000"], "would need about"),
     (["--cell", "gru", "--data", f"sine:n_train={10 ** 13}"], "would need about"),
-    (["--cell", "gru", "--data", "sine", "--seed", "-1"], "--seed must be an integer from 0"),
+    (["--cell", "gru", "--data", "sine", "--seed", "-1"], "is not in the range"),
     (["--cell", "gru", "--data", "sine", "--lr", "inf"], "--lr must be a finite number"),
     (["--cell", "gru", "--data", "sine", "--lr", "nan"], "--lr must be a finite number"),
     (["--cell", "gru", "--data", "sine", "--lr", "1e400"], "--lr must be a finite number"),

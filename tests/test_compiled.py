@@ -277,8 +277,8 @@ def test_compiled_runs_without_warnings_for_the_example_cells():
 
 
 def test_gradcheck_checks_the_compiled_path():
-    from tinygrad_rnn.runner import teach
-    check = teach.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
+    from tinygrad_rnn.runner import lessons
+    check = lessons.check_cell("mgu", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="compiled")
     assert check.path == "compiled" and check.ok
 
 
@@ -289,7 +289,7 @@ def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_pa
     assert first.exit_code == 0, first.stderr
     run_dir = json.loads(first.stdout)["run_dir"]
     config = open(os.path.join(run_dir, "config.toml")).read()
-    assert "compiled = true" in config
+    assert 'path = "compiled"' in config
     again = rnnrun("--config", os.path.join(run_dir, "config.toml"), "--json", "--runs-dir", str(tmp_path))
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["test_metric"] == json.loads(first.stdout)["test_metric"]
@@ -298,7 +298,7 @@ def test_compiled_flag_is_kept_in_the_config_and_repeats_the_same_numbers(tmp_pa
 def test_compiled_and_composed_together_are_a_usage_error():
     result = rnnrun("--cell", "gru", "--data", "sine", "--compiled", "--composed")
     assert result.exit_code == 2
-    assert "choose one of --fused, --compiled, --composed" in result.stderr
+    assert "exclude each other; choose one of --path auto|fused|compiled|composed" in result.stderr
 
 
 class ScaledRNN(Module):

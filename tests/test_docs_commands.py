@@ -36,7 +36,7 @@ from helpers import restored_registry
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ([os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
              + [os.path.join(ROOT, "examples", "README.md")])
-TRAINING = (None, "vanish", "sweep", "tune")
+TRAINING = (None, "train", "vanish", "sweep", "tune")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
 
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from tinygrad_rnn import Tensor, load_plugin, registry
-from tinygrad_rnn.runner import teach
+from tinygrad_rnn.runner import lessons
 
 from helpers import rnnrun
 
@@ -36,7 +36,7 @@ def test_indrnn_step_is_its_equation(fresh_registry):
 
 def test_indrnn_backward_agrees_with_finite_differences(fresh_registry):
     load_plugin(INDRNN)
-    check = teach.check_cell("indrnn", layers=2, bidirectional=True, hidden=3, steps=4)
+    check = lessons.check_cell("indrnn", layers=2, bidirectional=True, hidden=3, steps=4)
     assert check.ok, [r for r in check.rows if not r.ok]
 
 

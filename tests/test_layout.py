@@ -148,17 +148,85 @@ def test_the_layer_rules_would_catch_a_wrong_import(tmp_path):
     assert "tinygrad_rnn.registry" in imports_of(fake)
 
 
-def test_every_package_folder_is_installed():
-    """A non-editable install takes only the packages setup.cfg lists: a new folder left out of it
-    works in a development checkout and is missing for every user (as tinygrad_rnn.testing once was)."""
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the repository, also when the package is installed
+RUNNER = ROOT / "tinygrad_rnn" / "runner"
+
+
+def test_no_module_name_is_both_a_runner_module_and_a_command_file():
+    """`runner/sweeper.py` (the logic) beside `runner/commands/sweep.py` (the command): a reader who
+    opens a name finds one file; and the runner's Python API can be named train, sweep, tune."""
+    logic = {p.stem for p in RUNNER.glob("*.py")} - {"__init__"}
+    commands = {p.stem for p in (RUNNER / "commands").glob("*.py")} - {"__init__"}
+    assert logic & commands == set(), f"in both runner/ and runner/commands/: {logic & commands}"
+    assert logic & {"train", "sweep", "tune", "load_run"} == set()
+
+
+def test_commands_are_added_in_one_place_not_by_importing_them():
+    """hatch's layout: the command files define commands and know no group; cli.py adds them all."""
+    import re
+    from tinygrad_rnn.runner.cli import COMMANDS, cli
+    for path in (RUNNER / "commands").glob("*.py"):
+        text = path.read_text()
+        takes_the_group = re.search(r"^from \.\.app import[^\n]*\bcli\b|\bimport cli\b", text, re.M)
+        assert "@cli." not in text and not takes_the_group, f"{path.name} registers on the group itself"
+    assert sorted(cli.commands) == sorted(c.name for c in COMMANDS)
+    assert not any("tinygrad_rnn.runner.commands" in m for m in GRAPH["tinygrad_rnn.runner.app"])
+
+
+def test_shared_options_are_declared_once_in_options_py():
+    """pip's cmdoptions.py: --plugin, --runs-dir, --json, --quiet, --debug and --seed are spelt (name,
+    metavar, type) in runner/options.py only; commands take them from there."""
+    import re
+    shared = re.compile(r"""click\.(option|Option)\(\[?["'](--plugin|--runs-dir|--json|--quiet|--debug|--seed)["']""")
+    offenders = [p.name for p in RUNNER.rglob("*.py") if p.name != "options.py" and shared.search(p.read_text())]
+    assert offenders == [], f"shared options declared again in {offenders}; use runner/options.py"
+    assert "TRAINING_OPTIONS" not in (RUNNER / "app.py").read_text()
+
+
+def test_setup_keeps_no_hand_written_package_list():
+    """A hand-kept `packages =` list once left tinygrad_rnn.testing out of every user's install; the
+    list is derived from the folders (setup.py), so there is none to forget."""
     import configparser
-    root = pathlib.Path(__file__).resolve().parent.parent  # the repository, also when the package is installed
     setup = configparser.ConfigParser()
-    setup.read(root / "setup.cfg")
-    listed = set(setup["options"]["packages"].split())
-    source = root / "tinygrad_rnn"
-    folders = {".".join(p.parent.relative_to(root).parts) for p in source.rglob("__init__.py")}
-    plugins = root / "plugins"
-    folders |= {".".join(["tinygrad_rnn_plugins", *p.parent.relative_to(plugins).parts])
-                for p in plugins.rglob("__init__.py")}
-    assert folders - listed == set(), f"package folders missing from setup.cfg's packages: {folders - listed}"
+    setup.read(ROOT / "setup.cfg")
+    assert "packages" not in setup["options"]
+
+
+def test_a_built_wheel_holds_every_package_folder_and_the_plugins_data(tmp_path):
+    """What a non-editable `pip install .` gets: every folder with an __init__.py (plugins/ as
+    tinygrad_rnn_plugins) and the datasets' data files. Built from a copy, offline, without deps."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("tinygrad_rnn", "plugins"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "--no-index", "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel, = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    folders = {"/".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "tinygrad_rnn").rglob("__init__.py")}
+    folders |= {"/".join(["tinygrad_rnn_plugins", *p.parent.relative_to(ROOT / "plugins").parts])
+                for p in (ROOT / "plugins").rglob("__init__.py")}
+    missing = {f for f in folders if f"{f}/__init__.py" not in names}
+    assert missing == set(), f"package folders missing from the wheel: {missing}"
+    data = {p.name for p in (ROOT / "plugins" / "datasets" / "data").iterdir() if p.is_file()}
+    assert data and all(f"tinygrad_rnn_plugins/datasets/data/{n}" in names for n in data)
+
+
+def test_ci_runs_the_readmes_test_command_which_tests_the_checkout():
+    """The README's test command installs the checkout editable and runs pytest from it, so an edit
+    to ops.py is what the next `pytest` tests; CI runs that same line, verbatim."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^python3 -m venv \.venv && \. \.venv/bin/activate && (.*pytest.*)$", readme, re.M)
+    assert len(commands) == 1, commands
+    command, = commands
+    assert "pip install -e " in command and command.endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in [line.strip() for line in ci], f".ci/run does not run the README's `{command}`"

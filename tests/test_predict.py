@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from tinygrad_rnn.runner.cli import cli
 from tinygrad_rnn.runner.experiment import build
-from tinygrad_rnn.runner.runs import RunStore
+from tinygrad_rnn.runner.store import RunStore
 
 from test_csv_dataset import sequences_file, series_file, write
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tinygrad_rnn.runner.runs import Run, RunStore
+from tinygrad_rnn.runner.store import Run, RunStore
 
 from helpers import restored_registry, rnnrun
 

@@ -5,7 +5,7 @@ import os
 import stat
 
 
-from tinygrad_rnn.runner.runs import Run, RunStore, atomic_write
+from tinygrad_rnn.runner.store import Run, RunStore, atomic_write
 
 from helpers import rnnrun
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tinygrad_rnn.runner import sweep as sweeps
+from tinygrad_rnn.runner import sweeper as sweeps
 from tinygrad_rnn.errors import ConfigError
 from tinygrad_rnn.registry import datasets
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_rnn.runner import teach
+from tinygrad_rnn.runner import lessons
 from tinygrad_rnn.tensor import _topological_order
 
 from helpers import rnnrun
@@ -49,7 +49,7 @@ class BadRNN(Module):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru"])
 def test_every_built_in_cell_passes_on_both_paths_with_uneven_lengths(cell):
     for path in ("fused", "composed"):
-        check = teach.check_cell(cell, hidden=2, steps=3, batch=2, path=path)
+        check = lessons.check_cell(cell, hidden=2, steps=3, batch=2, path=path)
         assert check.ok, [r for r in check.rows if not r.ok]
         assert check.lengths == [3, 2]
         names = [r.name for r in check.rows]
@@ -57,7 +57,7 @@ def test_every_built_in_cell_passes_on_both_paths_with_uneven_lengths(cell):
 
 
 def test_gradcheck_covers_every_layer_and_direction():
-    check = teach.check_cell("rnn", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="fused")
+    check = lessons.check_cell("rnn", layers=2, bidirectional=True, hidden=2, steps=3, batch=2, path="fused")
     assert check.ok
     assert {r.name.split(".")[1] for r in check.rows if r.name.startswith("cells.")} == {"0", "1", "2", "3"}
 
@@ -144,7 +144,7 @@ def test_step_gradient_norms_leave_the_model_as_it_was():
     dataset, model, regs = build(config)
     trainer = Trainer(model, dataset, regularisers=regs, epochs=1, batch_size=8)
     before = model.state_dict()
-    norms = teach.step_gradient_norms(model, trainer, *teach.measurement_batch(dataset, 8))
+    norms = lessons.step_gradient_norms(model, trainer, *lessons.measurement_batch(dataset, 8))
     assert norms.shape == (12,) and (norms > 0).all()
     assert model.rnn.step_hook is None
     for name, value in model.state_dict().items():
@@ -160,8 +160,8 @@ def test_last_step_norm_is_the_gradient_of_the_head_input():
     config = resolve({"cell": "rnn", "data": "adding", "data_options": {"T": 6, "n_train": 20}, "hidden": 3})
     dataset, model, regs = build(config)
     trainer = Trainer(model, dataset, regularisers=regs, epochs=1, batch_size=4)
-    x, y, lengths = teach.measurement_batch(dataset, 4)
-    norms = teach.step_gradient_norms(model, trainer, x, y, lengths)
+    x, y, lengths = lessons.measurement_batch(dataset, 4)
+    norms = lessons.step_gradient_norms(model, trainer, x, y, lengths)
     out, _ = model(Tensor(x))
     dy = 2 * (out.numpy() - y) / y.size
     w = model.head.weight.numpy()
@@ -183,11 +183,11 @@ def test_graph_tree_names_ops_shapes_parameters_and_the_input(tmp_path):
 
 
 def test_each_op_is_expanded_once_and_numbered_in_backwards_order():
-    graph, loss = teach.tiny_model_graph("lstm", steps=3)
+    graph, loss = lessons.tiny_model_graph("lstm", steps=3)
     order = list(reversed(_topological_order(loss._ctx)))
     assert len(graph.ops) == len(order)
     assert sorted(n.order for n in graph.ops) == list(range(1, len(order) + 1))
-    expanded = [node.key for _, node, first in teach.preorder(graph) if node.kind == "op" and first]
+    expanded = [node.key for _, node, first in lessons.preorder(graph) if node.kind == "op" and first]
     assert sorted(expanded) == sorted(n.key for n in graph.ops)  # every op in full exactly once
     for node in graph.ops:  # an op comes before (smaller number) every op it was computed from
         assert all(graph.nodes[c].order > node.order for c in node.children if graph.nodes[c].kind == "op")
@@ -196,8 +196,8 @@ def test_each_op_is_expanded_once_and_numbered_in_backwards_order():
 
 
 def test_dot_has_one_node_per_graph_node_and_one_edge_per_use():
-    graph, _ = teach.tiny_model_graph("rnn", steps=2)
-    dot = teach.to_dot(graph)
+    graph, _ = lessons.tiny_model_graph("rnn", steps=2)
+    dot = lessons.to_dot(graph)
     assert len(re.findall(r"^\s+(op|leaf)\d+ \[label=", dot, re.M)) == len(graph.nodes)
     assert len(re.findall(r" -> ", dot)) == sum(len(n.children) for n in graph.nodes.values())
 
@@ -216,7 +216,7 @@ def test_the_trained_row_is_measured_at_the_last_epochs_weights_and_names_that_e
 
 
 def test_the_per_step_factor_is_the_geometric_mean_of_the_step_ratios():
-    from tinygrad_rnn.runner.teach import Vanish
+    from tinygrad_rnn.runner.lessons import Vanish
     norms = 0.5 ** np.arange(9, -1, -1.0)  # each step back halves the norm
     assert Vanish.summary(norms)["per_step"] == pytest.approx(0.5)
     result = rnnrun("vanish", "--no-plot", "--cell", "rnn", "--data", "adding:T=30,n_train=50", "--epochs", "0")

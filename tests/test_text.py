@@ -7,7 +7,7 @@ from tinygrad_rnn.data import one_hot
 from tinygrad_rnn.runner.experiment import execute, resolve
 from tinygrad_rnn.models import SequenceModel
 from tinygrad_rnn.registry import datasets
-from tinygrad_rnn.runner.runs import RunStore
+from tinygrad_rnn.runner.store import RunStore
 from tinygrad_rnn.sample import next_char, sample
 
 from helpers import rnnrun

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from tinygrad_rnn.runner import tune as tuning
-from tinygrad_rnn.runner.sweep import Range
+from tinygrad_rnn.runner import tuner as tuning
+from tinygrad_rnn.runner.sweeper import Range
 
 from helpers import console_script as rnnrun
 

@@ -113,6 +113,8 @@ cells = Registry("cell")
 datasets = Registry("dataset")
 regularisers = Registry("regulariser")
 optimizers = Registry("optimizer")
+# The four registries by the word a spec, a message or `rnnrun list` calls them (in that order).
+REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
 
 register_cell = cells.register
 register_dataset = datasets.register

@@ -233,7 +233,7 @@ class Trainer:
     # ---- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self):
         """Everything the next epoch depends on, between two epochs: a nested dict of plain values and
-        host NumPy arrays (what `runner/runs.py` writes to checkpoint.npz)."""
+        host NumPy arrays (what `runner/store.py` writes to checkpoint.npz)."""
         scheduler = getattr(self.optimizer, "scheduler", None)
         return {"epoch": self.epoch, "epochs": self.epochs, "should_stop": self.should_stop,
                 "history": [dict(m) for m in self.history],

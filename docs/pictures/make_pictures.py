@@ -38,7 +38,7 @@ def vanish_numbers(name):
     """{"title", "series": {label: [||dLoss/dh_t|| for t = 1..T]}} for one VANISH picture."""
     from tinygrad_rnn.runner.app import config_from_flags, load_plugins, with_spec
     from tinygrad_rnn.runner.experiment import resolve
-    from tinygrad_rnn.runner.teach import vanish
+    from tinygrad_rnn.runner.lessons import vanish
     load_plugins(())
     title, data, curves = VANISH[name]
     series = {}
@@ -57,7 +57,7 @@ def vanish_numbers(name):
 def graph_dot(name):
     """The DOT text `rnnrun graph --cell CELL --steps STEPS --dot FILE` writes."""
     from tinygrad_rnn.runner.app import load_plugins
-    from tinygrad_rnn.runner.teach import tiny_model_graph, to_dot
+    from tinygrad_rnn.runner.lessons import tiny_model_graph, to_dot
     load_plugins(())
     cell, steps = GRAPHS[name]
     graph, _ = tiny_model_graph(cell, steps=steps)

@@ -26,20 +26,19 @@ MAX_SEEDS = 10_000
 
 def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden=None, layers=None,
           bidirectional=None, epochs=None, batch_size=None, lr=None, seed=None, seeds=None, backend=None,
-          fused=None, compiled=None, plugin=(), config=None, runs_dir="runs", checkpoint_every=1,
-          quiet=True, progress=False):
+          path=None, plugin=(), config=None, runs_dir="runs", checkpoint_every=1, quiet=True, progress=False):
     """Train one run per cell (and per seed with `seeds`) in `runs_dir`, as `rnnrun train` does.
 
     Returns a `Run` for one cell given as a name; a list of `Run`s (`Runs`) for several cells
     (["rnn", "gru"] or "rnn,gru") or with `seeds=N`, which trains seeds seed, seed+1, ..., seed+N-1 of
     every cell. `config` is a TOML file (a run's config.toml) or a dict (a run's `.config`), the
     keywords given here overriding it."""
-    from .runs import RunStore
+    from .store import RunStore
     from .training import print_results, train_all
     configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
-                            seed=seed, seeds=seeds, backend=backend, fused=fused, compiled=compiled,
-                            plugins=_tuple(plugin), config=config, runs_dir=runs_dir)
+                            seed=seed, seeds=seeds, backend=backend, path=path, plugins=_tuple(plugin), config=config,
+                            runs_dir=runs_dir)
     _check_checkpoint_every(checkpoint_every)
     summaries = train_all(configs, RunStore(runs_dir), checkpoint_every=checkpoint_every,
                           progress=progress or not quiet, verbose=not quiet, notes=not quiet)
@@ -52,23 +51,25 @@ def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden
 
 def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, hidden=None, layers=None,
                   bidirectional=None, epochs=None, batch_size=None, lr=None, seed=None, seeds=None, backend=None,
-                  fused=None, compiled=None, plugins=(), config=None, runs_dir="runs"):
-    """The resolved config of every run that training with these flags makes: one per cell and seed,
-    every one checked (names, options, sizes, memory, each cell run once) before any is trained, and
-    `runs_dir` checked. Nothing is written. `rnnrun train` and `train()` both start here."""
+                  path=None, plugins=(), config=None, runs_dir="runs", loaded_plugins=()):
+    """The resolved config of every run that training with these flags makes: one per cell and seed
+    (seeds seed, seed+1, ..., seed+seeds-1 of each cell, cell by cell), every one checked (names,
+    options, sizes, memory, each cell run once) before any is trained, and `runs_dir` checked. Nothing
+    is written. `rnnrun train` and `train()` both start here. `plugins` are loaded here;
+    `loaded_plugins` (the group's `rnnrun --plugin X train`) were already; both are recorded."""
     from .app import check_runs_dir, config_from_flags, load_plugins, specs
     from .config import check_config, load_recorded_plugins
     from .experiment import check_all, resolve
-    from .sweep import plugin_ref
-    plugins = _tuple(plugins)
-    load_plugins(plugins)
+    from .sweeper import plugin_ref
+    load_plugins(_tuple(plugins))
+    plugins = list(dict.fromkeys(list(loaded_plugins) + list(_tuple(plugins))))
     cells = _tuple(cell)
     if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS):
         raise ConfigError(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
     config_file = config if isinstance(config, (str, os.PathLike)) else None
     flags = dict(data=data, optimizer=optimizer, schedule=schedule, reg=_tuple(reg), hidden=hidden, layers=layers,
                  bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, backend=backend,
-                 fused=fused, compiled=compiled or None)
+                 path=path)
     base = config_from_flags(os.fspath(config_file) if config_file else None, **flags)
     if isinstance(config, dict):  # a run's .config: the flags given override it, as they do a file
         given = dict(config)
@@ -113,7 +114,7 @@ def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=
     "1e-4:1e-2". `workers` local processes (default: the number of cores; 1 runs them here), or a Dask
     `scheduler` address; `resume` a sweep's id continues it."""
     from .searches import SweepResult
-    from .sweep import load_plugins_once, plan_sweep
+    from .sweeper import load_plugins_once, plan_sweep
     where = _check_where(workers, scheduler)
     for name, value, low, high in (("--seeds", seeds, 1, MAX_SEEDS), ("--random", random, 1, 100_000),
                                    ("--sample-seed", sample_seed, 0, 2 ** 32 - 1)):
@@ -144,7 +145,7 @@ def run_sweep_plan(plan, where, progress=False, lines=False, notes=False):
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import sweep as sweeps
+    from . import sweeper as sweeps
     from .output import console
     from .report import fmt
     from .signals import on_stop
@@ -197,8 +198,8 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
     (low, high) or (low, high, "log"|"linear") tuple, or "1e-4:1e-1". The same call again adds
     `trials` more to the same study (named after the dataset and the search, or `study`)."""
     from .searches import StudyResult
-    from .sweep import load_plugins_once
-    from .tune import plan_study
+    from .sweeper import load_plugins_once
+    from .tuner import plan_study
     where = _check_where(workers, scheduler)
     _check_int("--seed", seed, 0, 2 ** 32 - 1)
     root = _runs_dir(runs_dir)
@@ -223,8 +224,8 @@ def run_study_job(job, where, progress=False, lines=False, notes=False):
     written or None, plot files written). `lines`: a line per trial run here; `progress`: rich's bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import sweep as sweeps
-    from . import tune as tuning
+    from . import sweeper as sweeps
+    from . import tuner as tuning
     from .output import console
     from .report import fmt
     workers, scheduler = where

@@ -5,8 +5,10 @@
     rnnrun list | runs | show RUN | compare RUN... | forecast RUN --steps 50
 
 Every user mistake becomes one line on stderr and exit code 2; a run that fails exits 1; Ctrl-C
-exits 130 and keeps the run's files. This file holds the group, whose own options train (the driver is
-training.py), and what every command shares:
+exits 130 and keeps the run's files. This file holds the group (its own options are only --plugin,
+--runs-dir and --debug; a command line that names no command is routed to `train`, commands/train.py)
+and what every command shares; the options many commands take are in options.py, and cli.py adds the
+commands to the group:
 
     run_config(run)             a stored run's config, its recorded plugins loaded, checked
     load_run_plugins(run)       only its recorded plugins loaded (a moved file: pass --plugin)
@@ -18,11 +20,11 @@ training.py), and what every command shares:
     output.print_json(doc)      the one way to print --json: strict JSON, NaN and infinity as null
     RnnrunGroup.main            the one error path: every exception → one line + exit code; the
                                 traceback only with --debug or RNNRUN_DEBUG=1
-    SEED                        the click type of every --seed
+    store_for(ctx, runs_dir)    the run store of a command (options.runs_dir_of: the one way to find it)
 
-A new command (a file in commands/) uses these and raises the project's exceptions (ConfigError for a
-usage mistake, exit 2; TinygradRNNError or `Fail` for a run that failed, exit 1); it never prints a
-traceback or catches what the error path handles.
+A new command (a file in commands/, added to the list in cli.py) uses these and raises the project's
+exceptions (ConfigError for a usage mistake, exit 2; TinygradRNNError or `Fail` for a run that failed,
+exit 1); it never prints a traceback or catches what the error path handles.
 """
 import errno
 import os
@@ -36,15 +38,13 @@ import click
 from .. import __version__
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
-from ..registry import cells, datasets, discover, load_errors, load_plugin, optimizers, regularisers
-from .config import MAX_SEED, check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
+from ..registry import REGISTRIES, discover, load_errors, load_plugin
+from . import options as shared
+from .config import check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
+from .options import DEBUG_ENV, debug_enabled, debug_option
 from .output import Fail, console, make_streams_tolerant
-from .signals import exit_code
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
-SEED = click.IntRange(0, MAX_SEED)
-WORKERS = click.IntRange(1, 4096)  # local worker processes of sweep and tune
-DEBUG_ENV = "RNNRUN_DEBUG"
 
 
 # ---- plugins and specs --------------------------------------------------------------------------------
@@ -70,9 +70,6 @@ _given_plugins = []  # the --plugin files of this command: where a run's recorde
 def load_run_plugins(run):
     """Load the plugins `run` recorded in its config.toml (see config.load_recorded_plugins)."""
     load_recorded_plugins(run.config(), run.file("config.toml"), moved=bool(_given_plugins))
-
-
-REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
 
 
 def with_spec(spec, kind):
@@ -178,24 +175,6 @@ def check_output_file(path, flag, formats=None):
 
 
 # ---- the one error path ---------------------------------------------------------------------------------
-def debug_enabled():
-    """--debug given, or RNNRUN_DEBUG set to anything but '', '0', 'false' or 'no'."""
-    return _debug[0] or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-_debug = [False]
-
-
-def _set_debug(ctx, param, value):
-    if value:
-        _debug[0] = True
-
-
-def debug_option():
-    return click.Option(["--debug"], is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
-                        help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
-
-
 def report(error):
     """The exit code for `error`, after printing it as one line on stderr (and its traceback with
     --debug). Every command's failures come through here, so none ever prints a bare traceback."""
@@ -276,7 +255,7 @@ class RnnrunGroup(click.Group):
         super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        _debug[0] = False
+        shared.reset_debug()
         _given_plugins.clear()
         make_streams_tolerant()
         try:
@@ -310,101 +289,60 @@ def _flush_or_report(code):
         return code or 1
 
 
-# ---- the command group: `rnnrun [OPTIONS]` trains --------------------------------------------------
-TRAINING_OPTIONS = ("cell", "data", "reg", "optimizer", "schedule", "hidden", "layers", "bidirectional", "epochs",
-                    "batch_size", "lr", "seed", "backend", "fused", "compiled", "config_file", "checkpoint_every",
-                    "as_json", "quiet")
+# ---- the command group: `rnnrun [OPTIONS] COMMAND`; bare `rnnrun --cell ...` is `rnnrun train` ----------
+class RnnrunCli(RnnrunGroup):
+    """The group of `rnnrun`. Training is the command `train`; a command line that names no command
+    but starts with an option the group does not take (`rnnrun --cell gru --data sine`) is routed to
+    it, as it always was. The commands themselves are added in cli.py, the one place that lists them."""
+
+    DEFAULT_COMMAND = "train"
+
+    def parse_args(self, ctx, args):
+        if self._routes_to_training(ctx, args):
+            args = [self.DEFAULT_COMMAND] + list(args)
+        return super().parse_args(ctx, args)
+
+    def _routes_to_training(self, ctx, args):
+        own = {opt: param for param in self.get_params(ctx) for opt in param.opts + param.secondary_opts}
+        words = iter(args)
+        for word in words:
+            name = word.split("=", 1)[0]
+            if name in own:
+                if name in ("--help", "-h", "--version"):
+                    return False
+                if not own[name].is_flag and "=" not in word:
+                    next(words, None)  # the option's value
+                continue
+            return word.startswith("-") and word != "--"  # an option of training; a word is a command
+        return False
 
 
-@click.group(cls=RnnrunGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--cell", multiple=True, metavar="NAME[:k=v]",
-              help="Cell(s) to train: gru, or several as rnn,lstm,gru (one run each, compared side by side).")
-@click.option("--data", metavar="NAME[:k=v,...]", help="Dataset, with options: sine, adding:T=200.")
-@click.option("--reg", multiple=True, metavar="NAME[:k=v,...]",
-              help="Regulariser, repeatable: --reg clip:1.0 --reg tbptt:k=25 --reg xavier --reg batchnorm.")
-@click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam), e.g. sgd:momentum=0.9.")
-@click.option("--schedule", metavar="NAME[:k=v]",
-              help="Learning-rate schedule per epoch: cosine (over all epochs) or step:step_size=10,gamma=0.5.")
-@click.option("--hidden", type=int, help="Hidden units per layer and direction (default: the dataset's).")
-@click.option("--layers", type=int, help="Stacked recurrent layers (default 1).")
-@click.option("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
-@click.option("--epochs", type=int, help="Training epochs (default: the dataset's).")
-@click.option("--batch-size", type=int, help="Sequences per batch (default: the dataset's).")
-@click.option("--lr", type=float, help="Learning rate (default: the dataset's).")
-@click.option("--seed", type=int, help="Seed for data, weights, shuffling and dropout (default 0).")
-@click.option("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy).")
-@click.option("--fused/--composed", default=None,
-              help="Fused whole-sequence cell kernels (default) or the readable composed cells.")
-@click.option("--compiled", is_flag=True, default=None,
-              help="Run every cell, built-in ones too, as its traced step replayed (the path cells without "
-                   "a fused kernel take by default).")
-@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
-              help="Load plugins from a .py file or an importable module (repeatable).")
-@click.option("--config", "config_file", type=str, metavar="FILE",
-              help="TOML config (e.g. a run's config.toml); flags given here override it.")
-@click.option("--runs-dir", default="runs", show_default=True, help="Where runs are stored.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-              help="Write a checkpoint (for `rnnrun resume`) every N epochs, and after the last.")
-@click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
-@click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
-              help=f"Print the traceback of an error (for plugin authors); also {DEBUG_ENV}=1.")
+@click.group(cls=RnnrunCli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@shared.plugin(help="Load plugins from a .py file or an importable module (repeatable), for the command "
+                    "that follows.")
+@shared.runs_dir(help=f"Where runs are stored (default ./{shared.DEFAULT_RUNS_DIR}), for the command that follows.")
+@shared.debug()
 @click.version_option(__version__, prog_name="rnnrun")
 @click.pass_context
-def cli(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed, backend,
-        fused, compiled, plugins, config_file, runs_dir, checkpoint_every, as_json, quiet):
+def cli(ctx, plugins, runs_dir):
     """Train recurrent nets on sequence tasks and compare them.
 
     \b
-    rnnrun --cell gru --data sine
+    rnnrun --cell gru --data sine      the same as `rnnrun train --cell gru --data sine`
     rnnrun --cell rnn,lstm,gru --data adding:T=100 --reg clip:1.0
+    rnnrun train --help  every training flag (--cell, --data, --path, --epochs, ...)
     rnnrun list          every cell, dataset, regulariser and optimiser
     rnnrun runs          past runs; then show / compare / forecast them
     """
     ctx.ensure_object(dict)
     ctx.obj.update(plugins=plugins, runs_dir=runs_dir)
-    given = [name for name in TRAINING_OPTIONS
-             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-    if ctx.invoked_subcommand is not None:
-        if given:
-            flags = ", ".join(_flag_of(ctx, name) for name in given)
-            sub = ctx.invoked_subcommand
-            raise click.UsageError(f"{flags} belong to training (rnnrun --cell ...), not to `rnnrun {sub}`; "
-                                   f"options of `rnnrun {sub}` go after it (see `rnnrun {sub} --help`)")
-        load_plugins(plugins)
-        return
-    if not cell and not config_file:
-        if given:
-            raise click.UsageError("no cell given: pass --cell NAME (e.g. --cell gru; `rnnrun list` shows them) "
-                                   "or --config FILE")
+    if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
         return
-    from .api import plan_training  # one code path: the Python API's train() starts here too
-    from .runs import RunStore
-    from .training import print_results, train_all
-    configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
-                            layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
-                            seed=seed, backend=backend, fused=fused, compiled=compiled, plugins=plugins,
-                            config=config_file, runs_dir=runs_dir)
-    show = not as_json and not quiet
-    try:
-        summaries = train_all(configs, RunStore(runs_dir), checkpoint_every, progress=show, verbose=show, notes=True)
-    except KeyboardInterrupt as e:  # said in one line already, the run's files kept
-        sys.exit(exit_code(e))
-    print_results(summaries, as_json, quiet)
-    if any(s["status"] != "finished" for s in summaries):
-        raise Fail()
-
-
-def _flag_of(ctx, name):
-    param = next(p for p in ctx.command.params if p.name == name)
-    return max(param.opts, key=len)
-
-
-def runs_dir_option(f):
-    return click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs).")(f)
+    load_plugins(plugins)
 
 
 def store_for(ctx, runs_dir):
-    from .runs import RunStore
-    return RunStore(runs_dir or ctx.obj.get("runs_dir") or "runs")
+    """The run store of the command: its --runs-dir, else the group's, else ./runs (options.runs_dir_of)."""
+    from .store import RunStore
+    return RunStore(shared.runs_dir_of(ctx, runs_dir))

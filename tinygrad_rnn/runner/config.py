@@ -6,8 +6,8 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     cell = "gru"                 cell_options = {}
     data = "adding"              data_options = {T = 200}
     hidden = 64   layers = 1   bidirectional = false
-    epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"   fused = true
-    compiled = false             (true: every cell runs as its compiled tape, see tinygrad_rnn/tape.py)
+    epochs = 20   batch_size = 32   lr = 0.01   seed = 0   backend = "numpy"
+    path = "auto"                (or "fused", "compiled", "composed": how the cells run, see nn/recurrent.py)
     optimizer = "adam"           optimizer_options = {}    (default: the optimiser registered as default)
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
@@ -34,7 +34,7 @@ from ..registry import load_plugin, plugin_options
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
         "bidirectional": False, "epochs": None, "batch_size": None, "lr": None, "optimizer": None,
         "optimizer_options": {}, "schedule": None, "schedule_options": {}, "regularisers": [], "seed": 0,
-        "backend": "numpy", "fused": True, "compiled": False}
+        "backend": "numpy", "path": "auto"}
 FROM_DATASET = ("hidden", "epochs", "lr", "batch_size")
 
 # Bounds that only catch nonsense (a 20-digit --hidden); whether a run fits in memory is
@@ -44,6 +44,7 @@ MAX_LAYERS = 256
 MAX_EPOCHS = 10 ** 6
 MAX_BATCH = 1 << 24
 MAX_SEED = 2 ** 32 - 1          # NumPy's legacy seeding takes 0 <= seed < 2**32
+PATHS = ("auto", "fused", "compiled", "composed")  # how the cells run: one of these, config key `path`
 
 
 # ---- the schema: one entry per config key ------------------------------------------------------------
@@ -95,8 +96,7 @@ SCHEMA = {
                             _is_regulariser_list),
     "seed": _integer(0, MAX_SEED),
     "backend": Setting("'numpy' or 'cupy'", lambda v: v in ("numpy", "cupy")),
-    "fused": Setting("true or false", lambda v: isinstance(v, bool)),
-    "compiled": Setting("true or false", lambda v: isinstance(v, bool)),
+    "path": Setting(" or ".join(repr(p) for p in PATHS), lambda v: v in PATHS),
     "plugins": Setting("a list of plugin files or module names",
                        lambda v: isinstance(v, list) and all(_is_name(p) for p in v)),
     "meta": Setting("a table (written by rnnrun)", _is_table),
@@ -134,6 +134,7 @@ def check_config(config, origin=None):
 
     `origin` names where the values came from in the messages: a file path, or "flags" (then keys
     are named as their flags, --batch-size)."""
+    upgrade_path_keys(config, origin)
     for key, value in config.items():
         if key not in SCHEMA:
             close = difflib.get_close_matches(str(key), SCHEMA, n=1)
@@ -143,6 +144,27 @@ def check_config(config, origin=None):
         if value is not None and not setting.ok(value):
             name = "--" + key.replace("_", "-") if origin == "flags" else f"{key!r}"
             raise ConfigError(f"{_where(origin)}{name} must be {setting.expected}, got {_shown(value)}")
+    return config
+
+
+def upgrade_path_keys(config, origin=None):
+    """Map the keys `fused` and `compiled` (config.toml files before `path`) to `path`, in place.
+
+    `fused = true` was the default, which is what "auto" means now; `fused = false` was composed."""
+    old = {key: config.pop(key) for key in ("fused", "compiled") if key in config}
+    for key, value in old.items():
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{_where(origin)}{key!r} must be true or false, got {_shown(value)}")
+    if not any(value is not None for value in old.values()):
+        return config
+    if old.get("compiled") and old.get("fused") is False:
+        raise ConfigError(f"{_where(origin)}compiled and composed (fused = false) exclude each other; "
+                          f"write one path = {' | '.join(repr(p) for p in PATHS)}")
+    path = "compiled" if old.get("compiled") else "composed" if old.get("fused") is False else "auto"
+    if config.get("path") not in (None, path):
+        raise ConfigError(f"{_where(origin)}path = {config['path']!r} and the old key(s) "
+                          f"{', '.join(old)} disagree; keep only path")
+    config["path"] = path
     return config
 
 
@@ -288,9 +310,6 @@ def validate(config):
     missing = [key for key in ("hidden", "epochs", "batch_size", "lr") if config.get(key) is None]
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}")
-    if config.get("compiled") and not config.get("fused", True):
-        raise ConfigError("compiled and composed (fused = false) exclude each other; choose one of --fused, "
-                          "--compiled, --composed")
     return check_config(config)
 
 

@@ -24,7 +24,7 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers
 from ..tensor import Tensor
 from ..trainer import Trainer
-from .runs import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
+from .store import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
 from .signals import held, why
 
 PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
@@ -48,7 +48,7 @@ def resolve(config):
             hint = (f"; it may come from the recorded plugin {', '.join(gone)}, which is gone: "
                     "pass the file where it is now with --plugin FILE")
         else:
-            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin FILE_OR_MODULE"
+            hint = "" if full.get("plugins") else "; if it comes from a plugin, load it with --plugin PATH_OR_MODULE"
         raise UnknownPluginError(f"{e}{hint}") from None
     dataset_cls = datasets.get(full["data"])
     for key in FROM_DATASET:
@@ -101,7 +101,7 @@ def _model(config, dataset, hidden, layers):
     try:
         return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
                              dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
-                             fused=config["fused"], compiled=config.get("compiled", False), **config["cell_options"])
+                             **recurrent_path(config["path"]), **config["cell_options"])
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -143,16 +143,25 @@ def check_run(config):
                           config["optimizer_options"], params=model.parameters(), lr=config["lr"])
     if config.get("schedule"):
         make_schedule(optimizer, config["schedule"], config.get("schedule_options"), config["epochs"])
-    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["fused"])
+    smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["path"])
 
 
-def smoke_test_cell(name, options, input_size=1, fused=True):
+def recurrent_path(path):
+    """The config's `path` as the keyword arguments `Recurrent` (and SequenceModel) take.
+
+    Until `Recurrent` takes `path=` itself (the engine branch), it takes two booleans: auto and fused
+    are fused=True (a fused kernel where the cell has one, else its compiled tape), compiled adds
+    compiled=True, composed is fused=False. When it does, this becomes `return {"path": path}`."""
+    return {"fused": path != "composed", "compiled": path == "compiled"}
+
+
+def smoke_test_cell(name, options, input_size=1, path="auto"):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
     value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
     PluginError naming its file: both before any run starts."""
     cell_class = cells.get(name)
     try:
-        rnn = Recurrent(cell_class, input_size, 2, fused=fused, **options)
+        rnn = Recurrent(cell_class, input_size, 2, **recurrent_path(path), **options)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:

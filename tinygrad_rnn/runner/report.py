@@ -4,7 +4,7 @@ import math
 from rich.table import Table
 
 from ..models import summary_rows
-from .sweep import AXES, label
+from .sweeper import AXES, label
 
 SPARK = "▁▂▃▄▅▆▇█"
 

@@ -24,7 +24,7 @@ from ..function import no_grad
 from ..registry import datasets
 from ..tensor import Tensor
 from .config import check_config, construct, load_recorded_plugins
-from .runs import DamagedRun, RunStore, read_json
+from .store import DamagedRun, RunStore, read_json
 
 
 def load_run(run="last", runs_dir="runs", plugin=()):
@@ -46,7 +46,7 @@ class Run:
     """One run folder (see the module's docstring)."""
 
     def __init__(self, path, plugins_moved=False):
-        from .runs import Run as Folder
+        from .store import Run as Folder
         self._folder = Folder(path)
         self._plugins_moved = plugins_moved
         self._model = None
@@ -191,7 +191,7 @@ class Run:
         folder = self._folder.verify()  # a damaged file: one line naming it
         config = self._resolved_config()
         status = folder.status()
-        if status not in ("finished", "interrupted", "pruned"):
+        if status not in ("finished", "interrupted"):
             raise ConfigError(f"run {self.id} has status {status!r}, with no trained model to predict with; "
                               f"see `rnnrun show {self.id}`")
         try:

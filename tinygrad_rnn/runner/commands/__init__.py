@@ -1,3 +1,4 @@
-"""The `rnnrun` subcommands, one file per family: catalogue (list), runs (runs, show, compare, forecast),
-sweep, teach (gradcheck, vanish, graph) and text (sample). Each imports the group from ..app and
-registers on it; ..cli imports them all."""
+"""The `rnnrun` subcommands, one file per family: train, catalogue (list), runs (runs, show, compare,
+forecast), predict, resume, sweep, tune, check, teach (gradcheck, vanish, graph) and text (sample).
+Each defines its commands with `click.command` and imports helpers from ..app and ..options; ..cli,
+the one place that lists them, adds them to the group."""

@@ -1,16 +1,16 @@
 """`rnnrun list`: every cell, dataset, regulariser and optimiser, with its description and options."""
 import click
 
-from ..app import cli
 from ..config import signature_text
 from ..output import console, print_json
-from ...registry import cells, datasets, optimizers, regularisers
+from .. import options as shared
+from ...registry import REGISTRIES, datasets
 
-KINDS = (("cell", cells), ("dataset", datasets), ("regulariser", regularisers), ("optimizer", optimizers))
+KINDS = tuple(REGISTRIES.items())
 
 
-@cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.command("list")
+@shared.as_json(help="Print JSON instead of tables.")
 def list_plugins(as_json):
     """Every cell, dataset, regulariser and optimiser, with its description and options."""
     from rich.table import Table

@@ -7,13 +7,12 @@ The checks live in `tinygrad_rnn.testing`; this file chooses the plugins and pri
 """
 import click
 
-from ..app import cli, load_plugins, with_spec
+from .. import options as shared
+from ..app import load_plugins, with_spec
 from ..config import split_names
 from ..output import Fail, console, print_json
 from ...errors import ConfigError
-from ...registry import cells, datasets, load_plugin, optimizers, regularisers
-
-REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
+from ...registry import REGISTRIES, load_plugin
 STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
@@ -39,9 +38,8 @@ def named_plugins(kind, specs):
     return chosen
 
 
-@cli.command("check")
-@click.option("--plugin", "plugins", multiple=True, metavar="FILE_OR_MODULE",
-              help="Check every plugin this .py file or module registers (repeatable).")
+@click.command("check")
+@shared.plugin(help="Check every plugin this .py file or module registers (repeatable).")
 @click.option("--cell", "cell_specs", multiple=True, metavar="NAME[:k=v]", help="Check this cell (repeatable).")
 @click.option("--data", "data_specs", multiple=True, metavar="NAME[:k=v,...]",
               help="Check this dataset, built with these options (repeatable).")
@@ -49,7 +47,7 @@ def named_plugins(kind, specs):
               help="Check this regulariser (repeatable).")
 @click.option("--optimizer", "optimizer_specs", multiple=True, metavar="NAME[:k=v]",
               help="Check this optimiser (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@shared.as_json(help="Print JSON instead of a table.")
 @click.pass_context
 def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_json):
     """Run the conformance checks of tinygrad_rnn.testing on plugins: the protocol, the maths, the data.
@@ -68,12 +66,12 @@ def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, 
     """
     from ...testing import build_plugin, run_checks
     load_plugins(())
-    plugins = plugins or ctx.obj.get("plugins", ())  # `rnnrun --plugin FILE check` means the same
+    plugins = shared.plugins_of(ctx, plugins)  # `rnnrun --plugin FILE check` means the same
     modules = {load_plugin(path).__name__: path for path in plugins}
     chosen = (named_plugins("cell", cell_specs) + named_plugins("dataset", data_specs)
               + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs))
     if not chosen and not modules:
-        raise ConfigError("name what to check: --plugin FILE_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
+        raise ConfigError("name what to check: --plugin PATH_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
     chosen = chosen or registered_by(modules)
     for _, _, cls, options in chosen:
         build_plugin(cls, **options)  # options it refuses are a usage error, said once (exit 2)

@@ -11,13 +11,14 @@ import os
 
 import click
 
-from ..app import cli, runs_dir_option, store_for
+from .. import options as shared
+from ..app import store_for
 from ..output import console, print_json
 from ..run import Run
 from ...errors import ConfigError
 
 
-@cli.command("predict")
+@click.command("predict")
 @click.argument("run_id", metavar="RUN")
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
@@ -25,13 +26,13 @@ from ...errors import ConfigError
 @click.option("--steps", type=click.IntRange(min=1),
               help="Forecast this many steps (default: the run's horizon); past the horizon the forecasts "
                    "are fed back as inputs, which needs the target as the only input.")
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead of a table.")
+@shared.runs_dir()
+@shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
 def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities."""
-    run = Run(store_for(ctx, runs_dir).get(run_id).path, plugins_moved=bool(ctx.obj.get("plugins")))
+    run = Run(store_for(ctx, runs_dir).get(run_id).path, plugins_moved=bool(shared.plugins_of(ctx, ())))
     predictions = run.predict(input_path, steps)  # one code path: the API's Run.predict
     if output_path:
         _write_csv(output_path, predictions.columns, predictions.rows)

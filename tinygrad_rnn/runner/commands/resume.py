@@ -11,20 +11,20 @@ import sys
 
 import click
 
+from .. import options as shared
+from ..app import load_plugins, load_run_plugins, store_for
 from ..output import Fail
 from ..signals import exit_code
-from ..app import cli, load_plugins, load_run_plugins, runs_dir_option, store_for
 
 
-@cli.command("resume")
+@click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option("--epochs", type=int, metavar="N",
               help="A new total of epochs (default: the run's own); more than done trains a finished run further.")
-@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
-              help="Load plugins (repeatable); the run's recorded ones load by themselves unless their file is gone.")
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
+@shared.plugin(help="Load plugins (repeatable); the run's recorded ones load by themselves unless their file is gone.")
+@shared.runs_dir()
+@shared.as_json()
+@shared.quiet()
 @click.pass_context
 def resume_cmd(ctx, run_id, epochs, plugins, runs_dir, as_json, quiet):
     """Continue RUN (id, id prefix, path or 'last') from its last checkpoint, in its own folder.

@@ -11,19 +11,20 @@ import click
 import numpy as np
 from rich.table import Table
 
-from ..app import cli, run_config, runs_dir_option, store_for
+from .. import options as shared
+from ..app import run_config, store_for
 from ..output import console, print_json
-from ..runs import DamagedRun
+from ..store import DamagedRun
 from ...errors import ConfigError, DivergedError
 from ...registry import datasets
 
 MAX_FORECAST_STEPS = 10 ** 6
 
 
-@cli.command("runs")
-@runs_dir_option
+@click.command("runs")
+@shared.runs_dir()
 @click.option("--sweep", default=None, help="Only the trials of this sweep.")
-@click.option("--json", "as_json", is_flag=True)
+@shared.as_json(help="Print JSON instead of a table.")
 @click.pass_context
 def list_runs(ctx, runs_dir, sweep, as_json):
     """Past runs: id, cell, data, key settings, best validation metric, status, time.
@@ -34,7 +35,7 @@ def list_runs(ctx, runs_dir, sweep, as_json):
     store = store_for(ctx, runs_dir)
     runs = store.runs()
     if sweep:
-        from ..sweep import sweep_runs
+        from ..sweeper import sweep_runs
         runs = sweep_runs(store, sweep)
     rows = [run_row(run) for run in runs]
     if as_json:
@@ -113,10 +114,10 @@ def settings_text(config):
     return " ".join(parts)
 
 
-@cli.command("show")
+@click.command("show")
 @click.argument("run_id", metavar="RUN")
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True)
+@shared.runs_dir()
+@shared.as_json(help="Print JSON instead of a table.")
 @click.pass_context
 def show(ctx, run_id, runs_dir, as_json):
     """A run's config, per-epoch metrics and final results (RUN: id, id prefix, path or 'last')."""
@@ -146,9 +147,9 @@ def show(ctx, run_id, runs_dir, as_json):
         out.print(f"{run.id} is {summary['status']}: continue it with {run.resume_command()}", soft_wrap=True)
 
 
-@cli.command("compare")
+@click.command("compare")
 @click.argument("run_ids", nargs=-1, required=True, metavar="RUN...")
-@runs_dir_option
+@shared.runs_dir()
 @click.pass_context
 def compare(ctx, run_ids, runs_dir):
     """Several runs side by side; runs scored by different metrics go in separate tables (one per
@@ -173,14 +174,14 @@ def compare(ctx, run_ids, runs_dir):
                   "against each other[/]")
 
 
-@cli.command("forecast")
+@click.command("forecast")
 @click.argument("run_id", metavar="RUN")
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(1, MAX_FORECAST_STEPS),
               help="Steps to generate.")
 @click.option("--from", "source", type=click.Choice(["data", "zeros"]), default="data", show_default=True,
               help="Start from the last real window or from all zeros.")
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True)
+@shared.runs_dir()
+@shared.as_json(help="Print JSON instead of a table.")
 @click.pass_context
 def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     """Free-running generation from a time-series run: the model fed its own predictions."""

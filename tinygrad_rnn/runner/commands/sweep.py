@@ -13,15 +13,16 @@ import sys
 import click
 from rich.table import Table
 
+from .. import options as shared
 from .. import report
-from .. import sweep as sweeps
-from ..app import SEED, WORKERS, check_runs_dir, cli
+from .. import sweeper as sweeps
+from ..app import check_runs_dir
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..signals import exit_code
 
 
-@cli.command("sweep")
+@click.command("sweep")
 @click.option("--cell", multiple=True, metavar="NAME[,NAME...]", help="Cells to compare: rnn,lstm,gru.")
 @click.option("--data", multiple=True, metavar="SPEC[,SPEC...]", help="Dataset(s), with options: adding:T=100.")
 @click.option("--optimizer", multiple=True, metavar="SPEC[,SPEC...]", help="Optimiser(s): adam,sgd:momentum=0.9.")
@@ -37,16 +38,15 @@ from ..signals import exit_code
               help="Run seeds 0..N-1 of every configuration (default 1).")
 @click.option("--random", "samples", type=click.IntRange(1, 100_000), metavar="K",
               help="Sample K configurations (ranges LOW:HIGH[:log|linear], lists as choices) instead of a grid.")
-@click.option("--sample-seed", type=SEED, metavar="S", help="Seed of the --random draws (default 0).")
-@click.option("--workers", type=WORKERS, metavar="N",
+@click.option("--sample-seed", type=shared.SEED, metavar="S", help="Seed of the --random draws (default 0).")
+@click.option("--workers", type=shared.WORKERS, metavar="N",
               help="Local worker processes (default: the number of cores); 1 runs the trials here, one by one.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler instead.")
 @click.option("--resume", "resume_id", metavar="SWEEP_ID", help="Run only the trials this sweep still lacks.")
-@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
-              help="Load plugins from a .py file or module, here and in every worker (repeatable).")
-@click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
-@click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.runs_dir(help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
+@shared.as_json()
+@shared.quiet(help="No progress lines.")
 @click.pass_context
 def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, quiet, **defining):
     """Run a grid (or --random sample) of configurations over several seeds; one table of mean ± std.
@@ -59,8 +59,8 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     """
     from ..api import _check_where, run_sweep_plan  # one code path: the API's sweep() runs these too
     where = _check_where(workers, scheduler)
-    root = check_runs_dir(runs_dir or ctx.obj.get("runs_dir") or "runs")
-    group_plugins = list(ctx.obj.get("plugins", ()))
+    root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
+    group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
     sweeps.load_plugins_once(plugins)
     # for people reading sweep.toml; when called as a library (tests) argv is someone else's

@@ -18,18 +18,14 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..app import SEED, check_output_file, check_runs_dir, cli, config_from_flags, load_plugins, runs_dir_option, \
+from .. import options as shared
+from ..app import check_output_file, check_runs_dir, config_from_flags, load_plugins, \
     specs, with_spec
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import SPARK
 from ...errors import ConfigError
 from ...registry import cells
-
-
-def plugin_option(f):
-    return click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
-                        help="Load plugins from a .py file or an importable module first (repeatable).")(f)
 
 
 def _cell_specs(values):
@@ -47,7 +43,7 @@ def _built(what, make):
 
 
 # ---- rnnrun gradcheck -------------------------------------------------------------------------------
-@cli.command("gradcheck")
+@click.command("gradcheck")
 @click.option("--cell", "cell_specs", multiple=True, required=True, metavar="NAME[:k=v]",
               help="Cell(s) to check: gru, or several as rnn,lstm (user plugins too, with --plugin).")
 # finite differences run the layer twice per entry: the sizes are bounded, and a check estimated to
@@ -62,9 +58,9 @@ def _built(what, make):
 @click.option("--path", type=click.Choice(["all", "both", "fused", "compiled", "composed"]), default="all",
               show_default=True, help="The cell's fused whole-sequence op, its compiled tape (one traced step "
                                       "replayed), its composed step-by-step forward, or all (both: the same).")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
-@plugin_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@shared.seed(default=0, show_default=True, help="Seed of the weights and the input.")
+@shared.plugin(help="Load plugins from a .py file or an importable module first (repeatable).")
+@shared.as_json(help="Print JSON instead of tables.")
 def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, batch, path, seed, plugins,
                   as_json):
     """Check backward() against finite differences for every parameter of a small recurrent layer.
@@ -79,7 +75,7 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     rnnrun gradcheck --plugin examples/indrnn_cell.py --cell indrnn
     """
     from ..experiment import smoke_test_cell
-    from ..teach import check_cell, has_fused_path
+    from ..lessons import check_cell, has_fused_path
     load_plugins(plugins)
     out = console()
     checks = []
@@ -178,7 +174,7 @@ def _check_table(check, layers, bidirectional):
 
 
 # ---- rnnrun vanish ----------------------------------------------------------------------------------
-@cli.command("vanish")
+@click.command("vanish")
 @click.option("--cell", "cell_specs", multiple=True, required=True,
               metavar="NAME[:k=v],...", help="Cells to compare, e.g. rnn,lstm,gru or rnn:nonlinearity=relu.")
 @click.option("--data", required=True, metavar="NAME[:k=v,...]",
@@ -192,13 +188,13 @@ def _check_table(check, layers, bidirectional):
 @click.option("--optimizer", metavar="NAME[:k=v]", help="Optimiser (default adam).")
 @click.option("--batch-size", type=int,
               help="Batch size, also the size of the measured batch (default: the dataset's).")
-@click.option("--seed", type=int, help="Seed (default 0).")
+@shared.seed(help="Seed (default 0).")
 @click.option("--plot", "plot_path", metavar="FILE", help="PNG of the norms over t, log scale "
               "(default: vanish-DATA.png in the runs dir).")
 @click.option("--no-plot", is_flag=True, help="Do not write the PNG.")
-@plugin_option
-@runs_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@shared.plugin(help="Load plugins from a .py file or an importable module first (repeatable).")
+@shared.runs_dir()
+@shared.as_json(help="Print JSON instead of tables.")
 @click.pass_context
 def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_size, seed, plot_path, no_plot,
                plugins, runs_dir, as_json):
@@ -213,7 +209,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     rnnrun vanish --cell rnn:nonlinearity=relu --data adding:T=100 --reg clip:1.0
     """
     from ..experiment import check_all, resolve
-    from ..teach import Vanish, vanish
+    from ..lessons import Vanish, vanish
     load_plugins(plugins)
     if plot_path and not no_plot:
         _check_plot_path(plot_path)
@@ -237,7 +233,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     plot, plot_error = None, None
     if not no_plot:
         try:
-            plot = _plot(results, configs, plot_path, runs_dir or ctx.obj.get("runs_dir") or "runs", data)
+            plot = _plot(results, configs, plot_path, shared.runs_dir_of(ctx, runs_dir), data)
         except (OSError, ValueError, ConfigError) as e:
             plot_error = f"the plot was not written: {getattr(e, 'strerror', None) or e}"
     if as_json:
@@ -290,7 +286,7 @@ def _cell_label(config):
 
 
 def _norms_table(results, configs, first):
-    from ..teach import Vanish
+    from ..lessons import Vanish
     T = len(results[0].init)
     regs = ", ".join(r["name"] for r in first["regularisers"]) or "no regulariser"
     epochs = max((len(r.history) for r in results), default=0)
@@ -402,14 +398,14 @@ def _sci(value):
 
 
 # ---- rnnrun graph -----------------------------------------------------------------------------------
-@cli.command("graph")
+@click.command("graph")
 @click.option("--cell", "cell_spec", required=True, metavar="NAME[:k=v]", help="The cell to unroll.")
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1, 20), help="Time steps to unroll.")
 @click.option("--hidden", default=2, show_default=True, type=click.IntRange(1, 64), help="Hidden units.")
 @click.option("--input-size", default=1, show_default=True, type=click.IntRange(1, 64), help="Input features.")
 @click.option("--dot", "dot_path", metavar="FILE", help="Also write the graph as Graphviz DOT to FILE.")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the weights and the input.")
-@plugin_option
+@shared.seed(default=0, show_default=True, help="Seed of the weights and the input.")
+@shared.plugin(help="Load plugins from a .py file or an importable module first (repeatable).")
 def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     """The computation graph of a tiny unrolled model: the graph that backward() walks.
 
@@ -422,10 +418,10 @@ def graph_cmd(cell_spec, steps, hidden, input_size, dot_path, seed, plugins):
     rnnrun graph --cell gru --steps 2 --dot gru.dot && dot -Tpng gru.dot -o gru.png
     """
     from ..experiment import smoke_test_cell
-    from ..teach import preorder, tiny_model_graph, to_dot
+    from ..lessons import preorder, tiny_model_graph, to_dot
     load_plugins(plugins)
     name, options = with_spec(cell_spec, "cell")
-    smoke_test_cell(name, options, input_size, fused=False)
+    smoke_test_cell(name, options, input_size, path="composed")
     if dot_path:
         check_output_file(dot_path, "--dot")
     graph, _ = _built(f"cell {name!r}", lambda: tiny_model_graph(name, steps=steps, hidden=hidden,

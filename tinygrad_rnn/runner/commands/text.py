@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from ..app import SEED, cli, run_config, runs_dir_option, store_for
+from .. import options as shared
+from ..app import run_config, store_for
 from ...errors import ConfigError
 from ...registry import datasets
 
@@ -17,7 +18,7 @@ MAX_LENGTH = 10 ** 7
 MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
 
 
-@cli.command("sample")
+@click.command("sample")
 @click.argument("run_id", metavar="RUN")
 @click.option("--prompt", default="\n", show_default="a newline",
               help="Text read first to warm the state up (printed, then continued); in a shell, "
@@ -27,8 +28,8 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
 @click.option("--temperature", default=0.8, show_default=True, type=float,
               help=f"Sharpness of the sampling: 0 is greedy (argmax), 1 the model's own distribution; "
                    f"0 or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}.")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the sampling: same seed, same text.")
-@runs_dir_option
+@shared.seed(default=0, show_default=True, help="Seed of the sampling: same seed, same text.")
+@shared.runs_dir()
 @click.pass_context
 def sample_cmd(ctx, run_id, prompt, length, temperature, seed, runs_dir):
     """Generate text from a trained `text` run (RUN: id, id prefix, path or 'last'), printed as it comes."""

@@ -11,17 +11,17 @@ import sys
 import click
 from rich.table import Table
 
+from .. import options as shared
 from .. import report
-from .. import sweep as sweeps
-from .. import tune as tuning
+from .. import sweeper as sweeps
+from .. import tuner as tuning
 from ..api import shown
-from ..app import SEED, WORKERS, cli
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
 
 
-@cli.command("tune")
+@click.command("tune")
 @click.option("--cell", multiple=True, metavar="NAME[,NAME...]", help="Cell(s) to choose from: lstm,gru.")
 @click.option("--data", multiple=True, metavar="SPEC", help="The dataset, with options: adding:T=50.")
 @click.option("--optimizer", multiple=True, metavar="SPEC[,SPEC...]", help="Optimiser(s) to choose from.")
@@ -45,21 +45,19 @@ from ..report import fmt
               help="What is optimised: the best validation loss, or the dataset's validation metric.")
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]),
               help="Checked against the objective (default: what fits it: a loss is minimised).")
-@click.option("--seed", type=SEED, default=0, show_default=True,
-              help="Seed of every trial's run (data, weights) and of the sampler.")
+@shared.seed(default=0, show_default=True, help="Seed of every trial's run (data, weights) and of the sampler.")
 @click.option("--study", "study_name", metavar="NAME",
               help="The study to add trials to (default: named after the dataset and the search, "
                    "so the same command continues the same study).")
 @click.option("--storage", metavar="URL", help="A shared database for many machines (default: SQLite in the "
                                               "study's folder), e.g. postgresql://host/db.")
-@click.option("--workers", type=WORKERS, metavar="N",
+@click.option("--workers", type=shared.WORKERS, metavar="N",
               help="Local worker processes sharing the study (default 1: the trials run here, one by one).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler's workers.")
-@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE",
-              help="Load plugins from a .py file or module, here and in every worker (repeatable).")
-@click.option("--runs-dir", default=None, help="Where runs are stored (default ./runs); studies go in its tunes/.")
-@click.option("--json", "as_json", is_flag=True, help="Print only a JSON document of the study.")
-@click.option("--quiet", "-q", is_flag=True, help="No line per trial.")
+@shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.runs_dir(help="Where runs are stored (default ./runs); studies go in its tunes/.")
+@shared.as_json(help="Print only a JSON document of the study.")
+@shared.quiet(help="No line per trial.")
 @click.pass_context
 def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
              plugins, runs_dir, as_json, quiet, **flags):
@@ -76,8 +74,8 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     from ..api import _check_where, run_study_job  # one code path: the API's tune() runs these too
     tuning.require_optuna()
     where = _check_where(workers, scheduler)
-    root = os.path.abspath(runs_dir or ctx.obj.get("runs_dir") or "runs")
-    group_plugins = list(ctx.obj.get("plugins", ()))
+    root = os.path.abspath(shared.runs_dir_of(ctx, runs_dir))
+    group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
     command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])

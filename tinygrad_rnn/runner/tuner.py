@@ -33,11 +33,11 @@ from concurrent import futures
 
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
-from . import sweep as sweeps
+from . import sweeper as sweeps
 from .config import parse_spec
-from .runs import atomic_write, plain, slug
+from .store import atomic_write, plain, slug
 from .signals import on_ctrl_c
-from .sweep import Range
+from .sweeper import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
 INSTALL = "rnnrun tune needs Optuna: pip install 'tinygrad_rnn[tune]'"

@@ -33,7 +33,7 @@ from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import load_plugin
-from .runs import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
+from .store import DamagedRun, Run, RunStore, atomic_write, plain, read_json, slug
 from .signals import on_stop, why
 
 SWEEPS = "sweeps"                                    # sweeps live in <runs-dir>/sweeps/<sweep-id>/
