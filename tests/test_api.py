@@ -189,6 +189,52 @@ def test_the_api_is_also_reachable_from_the_package_lazily():
     assert tinygrad_rnn.sweep is sweep and tinygrad_rnn.tune is tune and callable(sweep) and callable(tune)
 
 
+
+# ---- sweep and tune ---------------------------------------------------------------------------------------
+def test_sweep_returns_its_trials_groups_and_best_as_rnnrun_sweep_json_does(tmp_path):
+    from tinygrad_rnn.runner import sweep
+    s = sweep(cell=["rnn", "gru"], data=SINE, lr=[1e-2, 3e-3], seeds=2, epochs=1, workers=1,
+              runs_dir=str(tmp_path / "api"))
+    assert len(s.trials) == 8 and all(isinstance(r, Run) and r.status == "finished" for r in s.trials)
+    assert len(s.groups) == 4 and all(len(g["runs"]) == 2 for g in s.groups)
+    assert s.best in s.groups and s.best["best"] and s.best["test_metric_mean"] == min(
+        g["test_metric_mean"] for g in s.groups)
+    assert "Sweep " in s._repr_html_() and "mean ± std over seeds" in s._repr_html_()
+    result = rnnrun("sweep", "--cell", "rnn,gru", "--data", SINE, "--lr", "1e-2,3e-3", "--seeds", "2", "--epochs", "1",
+                    "--workers", "1", "--json", "--runs-dir", tmp_path / "cli")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    numbers = lambda rows: [(r["settings"], r["test_metric_mean"], r["val_loss_mean"]) for r in rows]  # noqa: E731
+    assert numbers(doc["configurations"]) == numbers(s.summary["configurations"])
+
+
+def test_tune_returns_the_study_with_its_best_run_and_importances(tmp_path):
+    pytest.importorskip("optuna")
+    from tinygrad_rnn.runner import tune
+    study = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=3, epochs=1, runs_dir=str(tmp_path))
+    assert len(study.trials) == 3 and isinstance(study.best, Run) and study.best.status == "finished"
+    best = study.summary["best"]
+    assert study.best.summary["val_loss"] == best["value"] and study.best.config["hidden"] == best["params"]["hidden"]
+    assert set(study.importances) <= {"lr", "hidden"}
+    assert "Best trials of study" in study._repr_html_()
+    again = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=1, epochs=1, runs_dir=str(tmp_path))
+    assert len(again.trials) == 4 and again.name == study.name  # the same call goes on with the same study
+
+
+@pytest.mark.parametrize("call, message", [
+    (dict(lr=(1e-3,)), r"a range is \(low, high\) or \(low, high, 'log'\|'linear'\)"),
+    (dict(lr=(1e-2, 1e-3), random=2), "a range needs LOW < HIGH"),
+    (dict(lr=(1e-3, 1e-2)), "is a range: ranges are for --random K"),
+    (dict(workers=2, scheduler="tcp://localhost:1"), "--workers is for the local pool"),
+    (dict(seeds=0), r"--seeds must be an integer in \[1, 10000\]"),
+    (dict(cell=None), "a sweep needs --cell and --data"),
+])
+def test_sweep_mistakes_are_the_commands_and_make_no_folder(tmp_path, call, message):
+    from tinygrad_rnn.runner import sweep
+    with pytest.raises(ConfigError, match=message):
+        sweep(**{"cell": "gru", "data": SINE, "epochs": 1, **call}, runs_dir=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
+
 # ---- the snippet of issue 26, as the README shows it, from a plain `python` ------------------------------
 ISSUE_LINES = [  # the code of every line of the issue's snippet, as written there
     'from tinygrad_rnn.runner import train, load_run, sweep, tune',
