@@ -275,13 +275,14 @@ def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
     """Trains about 40 small models (a minute or two): every line of the issue's snippet, in order."""
     os.symlink(os.path.join(ROOT, "plugins"), tmp_path / "plugins")
     shutil.copy(AIRLINE, tmp_path / "new_rows.csv")  # new rows with the training file's columns
-    (tmp_path / "snippet.py").write_text(readme_api_block() + (
+    snippet = readme_api_block() + (
         "import json\n"
         "json.dump({'run': run.status, 'epochs': len(run.history), 'runs': len(runs), 'y': len(y),\n"
         "           'trials': len(s.trials), 'groups': len(s.groups), 'best': s.best['settings'],\n"
         "           'study_best': study.best.status, 'importances': list(study.importances)},\n"
-        "          open('result.json', 'w'))\n"))
-    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True, text=True,
+        "          open('result.json', 'w'))\n")
+    # typed (pasted) into `python`, as the README shows it; a script puts it under `if __name__ == "__main__":`
+    done = subprocess.run([sys.executable, "-"], input=snippet, cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""  # nothing printed unless asked
@@ -289,3 +290,14 @@ def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
     assert result["run"] == "finished" and result["epochs"] == 10 and result["runs"] == 6 and result["y"] == 12
     assert result["trials"] == 8 and result["groups"] == 4 and result["study_best"] == "finished"
     assert result["importances"] == ["lr"]
+
+
+def test_a_script_that_sweeps_on_workers_without_the_main_guard_is_told_so_in_one_line(tmp_path):
+    (tmp_path / "no_guard.py").write_text(f"from tinygrad_rnn.runner import sweep\n"
+                                           f"sweep(cell='gru', data={SINE!r}, epochs=1, seeds=2, workers=2)\n")
+    done = subprocess.run([sys.executable, "no_guard.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("tinygrad_rnn.runner.sweeper.SweepError: a worker process stopped as it started; in a "
+                           'script, put the code that calls sweep() under `if __name__ == "__main__":`'), last

@@ -16,12 +16,30 @@ shows rich's progress bar (in Jupyter too); `quiet=False` shows what `rnnrun` sh
 Ctrl-C stops a run as on the command line (its files kept, status "interrupted") and raises
 KeyboardInterrupt here; a run that diverged is returned with status "diverged", not raised.
 """
+import multiprocessing
 import os
+import sys
 
 from ..errors import ConfigError
 from .run import Run, Runs, _tuple, load_run  # noqa: F401  (load_run is part of this API)
 
 MAX_SEEDS = 10_000
+SCRIPT_GUARD = ('in a script, put the code that calls {name}() under `if __name__ == "__main__":`; Python starts '
+                "each worker process by importing the script, which must not train again")
+
+
+def _not_while_a_worker_starts(name):
+    """A worker of sweep() or tune() starts by importing the user's script (the "spawn" start method);
+    a call of the API at the top of that script would run again in every worker. Refuse it there, in
+    one line, as Python's multiprocessing refuses to start workers from a starting worker."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError(f"{name}() called while a worker process starts: " + SCRIPT_GUARD.format(name=name))
+
+
+def _stopped_worker_hint(name):
+    """What to add when a worker process stopped at once: in a script, the missing main guard."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    return f"; {SCRIPT_GUARD.format(name=name)}" if script else ""
 
 
 def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden=None, layers=None,
@@ -35,6 +53,7 @@ def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden
     keywords given here overriding it."""
     from .store import RunStore
     from .training import print_results, train_all
+    _not_while_a_worker_starts("train")
     configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
                             seed=seed, seeds=seeds, backend=backend, path=path, plugins=_tuple(plugin), config=config,
@@ -115,6 +134,7 @@ def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=
     `scheduler` address; `resume` a sweep's id continues it."""
     from .searches import SweepResult
     from .sweeper import load_plugins_once, plan_sweep
+    _not_while_a_worker_starts("sweep")
     where = _check_where(workers, scheduler)
     for name, value, low, high in (("--seeds", seeds, 1, MAX_SEEDS), ("--random", random, 1, 100_000),
                                    ("--sample-seed", sample_seed, 0, 2 ** 32 - 1)):
@@ -128,7 +148,17 @@ def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=
              "reg": _tuple(reg), "epochs": epochs, "bidirectional": bidirectional, "seeds": seeds,
              "samples": random, "sample_seed": sample_seed}
     plan = plan_sweep(root, flags, plugins, resume, command=_call("sweep", _given(flags, plugin, resume)))
-    doc = run_sweep_plan(plan, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .sweeper import SweepError
+    try:
+        doc = run_sweep_plan(plan, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    except BrokenProcessPool:
+        doc = None
+    broken = [t for t in (doc or {}).get("trials", []) if str(t.get("message", "")).startswith("BrokenProcessPool")]
+    if doc is None or broken:
+        kept = f"; the sweep is kept: resume=\"{doc['id']}\" runs what it lacks" if doc else ""
+        raise SweepError(f"a worker process stopped as it started{_stopped_worker_hint('sweep')}{kept}")
     result = SweepResult(doc)
     if not quiet:
         from .output import console
@@ -199,7 +229,8 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
     `trials` more to the same study (named after the dataset and the search, or `study`)."""
     from .searches import StudyResult
     from .sweeper import load_plugins_once
-    from .tuner import plan_study
+    from .tuner import TuneError, plan_study
+    _not_while_a_worker_starts("tune")
     where = _check_where(workers, scheduler)
     _check_int("--seed", seed, 0, 2 ** 32 - 1)
     root = _runs_dir(runs_dir)
@@ -211,7 +242,10 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
              "reg": _tuple(reg), "schedule": schedule, "epochs": epochs, "bidirectional": bidirectional}
     job = plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study, storage, plugins,
                      command=_call("tune", _given(flags, plugin, None)))
-    doc, _, _ = run_study_job(job, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    try:
+        doc, _, _ = run_study_job(job, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
+    except TuneError as e:
+        raise TuneError(f"{e}{_stopped_worker_hint('tune')}") from None
     result = StudyResult(doc)
     if not quiet:
         from .output import console
