@@ -50,7 +50,7 @@ def test_the_notebook_runs_top_to_bottom_and_trains_in_its_own_runs_folder(execu
 
 def test_runs_show_as_their_results_table_and_progress_as_a_widget(executed):
     notebook, _ = executed
-    shown = outputs(notebook, "runs = train(")
+    shown = outputs(notebook, 'runs = train(cell=["lstm", "gru"]')
     html = [o["data"]["text/html"] for o in shown if o.get("output_type") == "execute_result"]
     assert html and "test rmse" in html[0] and "baseline (persistence)" in html[0]
     widgets = [o for o in shown if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
@@ -69,3 +69,10 @@ def test_the_forecast_shows_twelve_months(executed):
     [table] = [o["data"]["text/html"] for o in outputs(notebook, "best.predict(")
                if o.get("output_type") == "execute_result"]
     assert "passengers" in table and "12" in table
+
+
+def test_the_whole_api_cell_runs_in_the_notebook_too(executed):
+    notebook, _ = executed
+    printed = "".join(o.get("text", "") for o in outputs(notebook, "print(run, len(runs), y, s, study"))
+    assert printed.startswith("Run(") and "\n6\nPredictions(12 rows" in printed
+    assert "SweepResult(" in printed and "StudyResult(" in printed
