@@ -281,8 +281,9 @@ def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
         "           'trials': len(s.trials), 'groups': len(s.groups), 'best': s.best['settings'],\n"
         "           'study_best': study.best.status, 'importances': list(study.importances)},\n"
         "          open('result.json', 'w'))\n")
-    # typed (pasted) into `python`, as the README shows it; a script puts it under `if __name__ == "__main__":`
-    done = subprocess.run([sys.executable, "-"], input=snippet, cwd=tmp_path, capture_output=True, text=True,
+    # run by `python` as typed at its prompt (python -c: no script file for the workers to import again;
+    # a script puts it under `if __name__ == "__main__":`, as the README says)
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""  # nothing printed unless asked
