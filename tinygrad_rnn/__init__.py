@@ -5,23 +5,24 @@ The public API that users and plugins write against lives here, in `tinygrad_rnn
 The runner's Python API (`train`, `load_run`, `sweep`, `tune`) is in `tinygrad_rnn.runner`, and
 reachable from here too: `tinygrad_rnn.train(...)` imports the runner on first use.
 """
-from . import ops  # noqa: F401  (attaches the arithmetic to Tensor)
 from .backend import array_module, get_backend, set_backend
 from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)
-from .function import Function, is_grad_enabled, no_grad
+from .function import Function, is_grad_enabled, no_grad, record_ops
 from .gradcheck import gradcheck
 from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
-from .registry import load_plugin, register_cell, register_dataset, register_optimizer, register_regulariser
-from .regulariser import Regulariser
-from .tensor import Tensor
+from .registry import (load_plugin, register_cell, register_dataset, register_optimizer, register_regularizer,
+                       register_regulariser)
+from .regulariser import Regularizer, Regulariser
+from .tensor import Tensor, topological_order
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "array_module", "sigmoid_array",
-           "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
-           "register_dataset", "register_optimizer", "register_regulariser", "Regulariser",
+__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "topological_order", "gradcheck",
+           "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin",
+           "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
+           "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases
            "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
            "ConfigError", "DivergedError", "__version__"]
 
