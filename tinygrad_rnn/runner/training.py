@@ -107,6 +107,8 @@ def print_results(summaries, as_json=False, quiet=False):
     """What `rnnrun` prints after training: one JSON document, or the results table (and each run's
     forecast and folder)."""
     from .report import forecast_lines, results_table
+    if not summaries:
+        return
     out = console()
     if as_json:
         print_json(json_doc(summaries))  # a diverged run's NaN losses: null
