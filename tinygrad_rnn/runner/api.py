@@ -246,6 +246,7 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
         doc, _, _ = run_study_job(job, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
     except TuneError as e:
         raise TuneError(f"{e}{_stopped_worker_hint('tune')}") from None
+    check_readable(doc)
     result = StudyResult(doc)
     if not quiet:
         from .output import console
@@ -262,6 +263,7 @@ def run_study_job(job, where, progress=False, lines=False, notes=False):
     from . import tuner as tuning
     from .output import console
     from .report import fmt
+    from .signals import ignoring_stops, on_stop
     workers, scheduler = where
     client = sweeps.connect(scheduler) if scheduler else None
     err = console(stderr=True)
@@ -290,18 +292,33 @@ def run_study_job(job, where, progress=False, lines=False, notes=False):
         with bar:
             task = bar.add_task("tune", total=job["trials"], name=job["study"])
             try:
-                tuning.run_study(job, workers or 1, client, say)
+                with on_stop():  # SIGTERM and SIGHUP stop a study as Ctrl-C does: the running trial "interrupted"
+                    tuning.run_study(job, workers or 1, client, say)
             except KeyboardInterrupt:
                 bar.stop()
-                if notes:
-                    err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
-                              f"adds more ({job['folder']})", soft_wrap=True)
+                with ignoring_stops():  # a second signal must not cut the note or best.toml short
+                    tuning.write_best(tuning.summarise(job, new_trials=job["trials"]))
+                    if notes:
+                        err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same "
+                                  f"command adds more ({job['folder']})", soft_wrap=True)
                 raise
     finally:
         if client is not None:
             client.close()
     doc = tuning.summarise(job, new_trials=job["trials"])
     return doc, tuning.write_best(doc), tuning.write_plots(job)
+
+
+def check_readable(doc):
+    """TuneError unless this machine can read every trial's run folder: the study has their values, but
+    `rnnrun runs`, best.toml, resume and `study.trials` need the folders."""
+    from . import tuner as tuning
+    lost = tuning.unreadable_runs(doc)
+    if lost:
+        where = ", ".join(sorted({t["host"] or "a worker" for t in lost}))
+        raise tuning.TuneError(f"{len(lost)} of the trials wrote their runs where this machine cannot read them "
+                               f"(on {where}, e.g. {lost[0]['run_dir']}): give the workers --runs-dir on a file "
+                               "system this machine shares")
 
 
 def shown(path):
@@ -330,9 +347,12 @@ def _axis(value):
 
 
 def _check_where(workers, scheduler):
+    """(workers, scheduler), checked: one or the other, a worker count in range, a well-formed address."""
+    from .sweeper import check_scheduler
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
     _check_int("--workers", workers, 1, 4096)
+    check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
     return workers, scheduler
 
 

@@ -4,6 +4,7 @@ import math
 from rich.table import Table
 
 from ..models import summary_rows
+from .config import spec_label
 from .sweeper import AXES, label
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -141,17 +142,19 @@ def sweep_table(doc):
     if not axes:
         axes = [a for a in AXES if any(a in r["settings"] for r in rows)]
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    best = [label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
+    shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
+        r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
+    best = [label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
     caption = "mean ± std over seeds" + (f"; best (bold): {', '.join(best)}" if best and len(rows) > 1 else "")
     table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
     for axis in axes:
-        table.add_column(axis.replace("_", " "))
+        table.add_column(axis.replace("_", " "), overflow="fold")
     for column in ("seeds", f"test {metric}", "val loss", "baseline", "params", "s/trial"):
         table.add_column(column, justify="left" if column == "seeds" else "right",
                          no_wrap=column in (f"test {metric}", "val loss"))
     for r in rows:
         seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        table.add_row(*(str(r["settings"].get(a, "–")) for a in axes), seeds,
+        table.add_row(*(str(shown(r, a)) for a in axes), seeds,
                       _pm(r["test_metric_mean"], r["test_metric_std"]), _pm(r["val_loss_mean"], r["val_loss_std"]),
                       fmt(r["baseline_mean"]), f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
                       style="bold green" if r["best"] and len(rows) > 1 else None)

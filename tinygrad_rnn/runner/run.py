@@ -19,12 +19,11 @@ import sys
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError
-from ..function import no_grad
+from ..errors import ConfigError, TinygradRNNError
+from ..forecast import predictor
 from ..registry import datasets
-from ..tensor import Tensor
-from .config import check_config, construct, load_recorded_plugins
-from .store import DamagedRun, RunStore, read_json
+from .config import MAX_FORECAST_STEPS, check_config, construct, load_recorded_plugins
+from .store import PREPROCESSING, DamagedRun, RunStore
 
 
 def load_run(run="last", runs_dir="runs", plugin=()):
@@ -99,22 +98,31 @@ class Run:
                          seed=config["seed"])
 
     # ---- what can be done with it ---------------------------------------------------------------
-    def predict(self, input, steps=None):
+    def predict(self, input, steps=None, split=None):
         """The model's predictions, as `rnnrun predict` makes them.
 
         `input` a CSV file (a path) with the run's columns: `Predictions`, one row per series (a
         forecaster's next values, `steps` of them, or a classifier's label and probabilities), the
         preprocessing fitted on the training rows applied as it was (nothing refitted). `input` an
         array shaped as the dataset's inputs, (sequences, steps, features), preprocessed as the
-        splits' `x` are: the model's outputs as a NumPy array."""
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
-            raise ConfigError(f"--steps must be a positive integer, got {steps!r}")
+        splits' `x` are: the model's outputs as a NumPy array. `split` ("train", "val" or "test"): a
+        classifier predicts only the series the file's split column marks so."""
+        import inspect
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                                  or not 1 <= steps <= MAX_FORECAST_STEPS):
+            raise ConfigError(f"--steps must be an integer in [1, {MAX_FORECAST_STEPS}], got {steps!r}")
+        if split not in (None, "train", "val", "test"):
+            raise ConfigError(f"--split must be train, val or test, got {split!r}")
         if isinstance(input, (str, os.PathLike)):
             dataset, model = self._build_model(from_files=True)
-            columns, rows = dataset.predict_file(os.fspath(input), predictor(model), steps)
+            if split and "split" not in inspect.signature(dataset.predict_file).parameters:
+                raise ConfigError(f"--split: dataset {self.config['data']!r} marks no splits in its files; "
+                                  "it predicts them whole")
+            columns, rows = dataset.predict_file(os.fspath(input), predictor(model), steps,
+                                                 **({"split": split} if split else {}))
             return Predictions(columns, rows, run_id=self.id, source=os.fspath(input))
-        if steps is not None:
-            raise ConfigError("predict: steps is for a CSV file's forecasts; an array gets the model's outputs")
+        if steps is not None or split is not None:
+            raise ConfigError("predict: steps and split are for a CSV file; an array gets the model's outputs")
         return predictor(self.model)(np.asarray(input, dtype=np.float32))
 
     def resume(self, epochs=None, progress=False, quiet=True):
@@ -186,29 +194,36 @@ class Run:
 
     def _build_model(self, from_files=False):
         """(dataset, model with the saved weights). The dataset is restored from preprocessing.json
-        where the run has one (no training data read); otherwise (`from_files` False) rebuilt."""
-        from .experiment import PREPROCESSING, build_model
+        where the run has one (no training data read); otherwise (`from_files` False) rebuilt.
+        Refusals and damaged files are what `rnnrun predict` says, in its order."""
+        from .experiment import build_model
         folder = self._folder.verify()  # a damaged file: one line naming it
-        config = self._resolved_config()
+        config = self._resolved_config()  # its recorded plugins loaded, its names and options checked
         status = folder.status()
         if status not in ("finished", "interrupted"):
             raise ConfigError(f"run {self.id} has status {status!r}, with no trained model to predict with; "
                               f"see `rnnrun show {self.id}`")
-        try:
-            preprocessing = read_json(folder.file(PREPROCESSING))
-        except (ValueError, OSError) as e:  # garbage or unreadable: the run is damaged, the others are not
-            raise DamagedRun(folder, PREPROCESSING, f"cannot be read ({str(e).splitlines()[0]})") from None
-        if from_files and not preprocessing:
+        dataset_class = datasets.get(config["data"])
+        preprocessing = folder.preprocessing()  # garbage or not a JSON object: DamagedRun naming the file
+        if preprocessing is None and _predicts(dataset_class):
+            raise DamagedRun(folder, PREPROCESSING, f"missing (dataset {config['data']!r} saves one with every run; "
+                                                    "without it the run's scaling is lost: train the run again)")
+        if preprocessing is None and from_files:
             able = [n for n in datasets.names() if _predicts(datasets.get(n))]
-            raise ConfigError(f"run {self.id} (dataset {config.get('data')!r}) has no {PREPROCESSING}: its dataset "
-                              f"does not predict from files; predict works for runs on: {', '.join(able)}")
+            raise ConfigError(f"run {self.id} is on dataset {config.get('data')!r}, which does not predict from "
+                              f"files; predict works for runs on: {', '.join(able)}")
         backend.set_backend(config.get("backend", "numpy"))
-        dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
-                            seed=config["seed"])
-        if preprocessing:
-            dataset.restore(preprocessing)
-        else:
+        dataset = construct(dataset_class, "dataset", config["data"], config["data_options"], seed=config["seed"])
+        if preprocessing is None:
             dataset.splits()  # the sizes of the model's input and output are known from the data
+        else:
+            try:
+                dataset.restore(preprocessing)
+            except TinygradRNNError:
+                raise
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
+                raise DamagedRun(folder, PREPROCESSING, f"does not fit dataset {config['data']!r} "
+                                                        f"({type(e).__name__}: {e}); not what the run wrote") from None
         model = build_model(config, dataset)
         if not os.path.exists(folder.file("model.npz")):
             raise ConfigError(f"run {self.id} has no saved weights (model.npz) yet; wait for it to finish")
@@ -235,20 +250,6 @@ class Runs(list):
 
     def _repr_html_(self):
         return html(self.table()) if self else None
-
-
-def predictor(model, batch_size=256):
-    """predict(x, lengths) → the model's outputs as NumPy, in evaluation mode, batch by batch."""
-    def predict(x, lengths=None):
-        model.eval()
-        parts = []
-        with no_grad():
-            for start in range(0, len(x), batch_size):
-                part = slice(start, start + batch_size)
-                xs = Tensor(backend.convert(np.ascontiguousarray(x[part]), backend.get_backend()))
-                parts.append(model.predict(xs, lengths=None if lengths is None else lengths[part]).numpy())
-        return np.concatenate(parts)
-    return predict
 
 
 def _predicts(cls):

@@ -103,9 +103,10 @@ def json_doc(summaries):
     return docs[0] if len(docs) == 1 else docs
 
 
-def print_results(summaries, as_json=False, quiet=False):
+def print_results(summaries, as_json=False, quiet=False, configs=None):
     """What `rnnrun` prints after training: one JSON document, or the results table (and each run's
-    forecast and folder)."""
+    forecast and folder); `configs`, the runs' configs, name the data as the tables do."""
+    from .config import data_label
     from .report import forecast_lines, results_table
     if not summaries:
         return
@@ -113,7 +114,8 @@ def print_results(summaries, as_json=False, quiet=False):
     if as_json:
         print_json(json_doc(summaries))  # a diverged run's NaN losses: null
     else:
-        out.print(results_table(summaries, title=f"Results on {summaries[0]['data']}"))
+        data = data_label(configs[0]) if configs else summaries[0]["data"]
+        out.print(results_table(summaries, title=f"Results on {data}"))
         for s in summaries:
             if s.get("forecast"):
                 out.print(forecast_lines(s))

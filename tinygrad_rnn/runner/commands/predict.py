@@ -13,6 +13,7 @@ import click
 
 from .. import options as shared
 from ..app import store_for
+from ..config import MAX_FORECAST_STEPS
 from ..output import console, print_json
 from ..run import Run
 from ...errors import ConfigError
@@ -23,17 +24,20 @@ from ...errors import ConfigError
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
 @click.option("--output", "output_path", metavar="OUT.csv", help="Write the predictions here as CSV.")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--steps", type=click.IntRange(1, MAX_FORECAST_STEPS),
               help="Forecast this many steps (default: the run's horizon); past the horizon the forecasts "
                    "are fed back as inputs, which needs the target as the only input.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="A classifier: predict only the series the file's split column (the run's split=COL) "
+                   "marks so.")
 @shared.runs_dir()
 @shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
-def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
+def predict_cmd(ctx, run_id, input_path, output_path, steps, split, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities."""
     run = Run(store_for(ctx, runs_dir).get(run_id).path, plugins_moved=bool(shared.plugins_of(ctx, ())))
-    predictions = run.predict(input_path, steps)  # one code path: the API's Run.predict
+    predictions = run.predict(input_path, steps, split)  # one code path: the API's Run.predict
     if output_path:
         _write_csv(output_path, predictions.columns, predictions.rows)
     if as_json:

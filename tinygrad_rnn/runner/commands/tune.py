@@ -15,10 +15,12 @@ from .. import options as shared
 from .. import report
 from .. import sweeper as sweeps
 from .. import tuner as tuning
-from ..api import shown
+from ..api import check_readable, shown
+from ..app import check_runs_dir
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
+from ..signals import exit_code
 
 
 @click.command("tune")
@@ -74,7 +76,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     from ..api import _check_where, run_study_job  # one code path: the API's tune() runs these too
     tuning.require_optuna()
     where = _check_where(workers, scheduler)
-    root = os.path.abspath(shared.runs_dir_of(ctx, runs_dir))
+    root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
@@ -85,8 +87,8 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     silent = as_json or quiet
     try:
         doc, best_toml, plots = run_study_job(job, where, progress=False, lines=not silent, notes=True)
-    except KeyboardInterrupt:  # said in one line already; the finished trials are kept in the study
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # said in one line already; the finished trials are kept in the study
+        sys.exit(exit_code(e))
     if as_json:
         print_json(doc)  # strict: a NaN objective is null
     else:
@@ -95,6 +97,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
         console(stderr=True).print(f"[red]no trial of study {job['study']} has finished[/]: see the runs' "
                                    f"messages (rnnrun runs --runs-dir {root})", soft_wrap=True)
         raise Fail()
+    check_readable(doc)
 
 
 def _print(doc, best_toml, plots):
@@ -109,7 +112,7 @@ def _print(doc, best_toml, plots):
             table.add_row(name, f"{share:.2f}", "█" * round(20 * share))
         out.print(table)
     epochs = f"{study['epochs']} epochs trained of {study['max_epochs']} without pruning"
-    out.print(f"[dim]study {study['name']}: {study['trials']} trials ({study['complete']} finished, "
+    out.print(f"[dim]study {study['name']} on {study['data']}: {study['trials']} trials ({study['complete']} finished, "
               f"{study['pruned']} pruned, {study['fail']} failed), {epochs}; {shown(study['path'])}[/]", soft_wrap=True)
     if doc["best"]:
         best = doc["best"]
