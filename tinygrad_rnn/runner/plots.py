@@ -67,7 +67,8 @@ def picture_plot(path, picture):
     """A dataset's `forecast_picture`: the test targets' truth and forecasts, then the forecasts past the
     end of the data, on one time axis labelled with the data's own times."""
     n, k = len(picture["truth"]), len(picture["future"])
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig = Figure(figsize=(8, 3.5))
+    ax = fig.subplots()
     ax.plot(range(n), picture["truth"], label="truth (test)", color="black", linewidth=1)
     ax.plot(range(n), picture["prediction"], label="forecast (test)", color="tab:blue")
     ax.plot(range(n - 1, n + k), [picture["truth"][-1]] + list(picture["future"]), label="forecast (after the data)",
@@ -79,9 +80,7 @@ def picture_plot(path, picture):
     ax.set_ylabel(picture.get("target", ""))
     ax.set_title(f"series {picture['series']}" if picture.get("series") else "", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def line_plot(path, series, title, ylabel, log=True):
