@@ -123,7 +123,7 @@ def test_the_model_is_the_trained_one_and_predicts_what_rnnrun_predict_does(fore
     result = rnnrun("predict", forecaster.dir, "--input", AIRLINE, "--steps", "12", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"run": forecaster.id, **predictions.to_dict()} | {"run": forecaster.id}
-    assert predictions.columns == ["step", "passengers"] and len(predictions) == 12
+    assert predictions.columns == ["month", "passengers"] and len(predictions) == 12  # dated: the next 12 months
     assert predictions.column("passengers").shape == (12,)
 
 
@@ -136,10 +136,10 @@ def test_predict_on_an_array_is_the_models_output_on_the_test_split(forecaster):
 
 
 def test_predict_refuses_what_rnnrun_predict_refuses(forecaster, tmp_path):
-    with pytest.raises(ConfigError, match="--steps must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"--steps must be an integer in \[1, "):
         forecaster.predict(AIRLINE, steps=0)
     sine = train(cell="gru", data=SINE, epochs=1, runs_dir=str(tmp_path))
-    with pytest.raises(ConfigError, match="has no preprocessing.json: its dataset does not predict from files"):
+    with pytest.raises(ConfigError, match="is on dataset 'sine', which does not predict from files; predict works for"):
         sine.predict(AIRLINE)
 
 
