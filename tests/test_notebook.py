@@ -19,7 +19,7 @@ def test_the_notebook_is_stored_without_outputs():
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """The notebook after running every cell, in a copy of the repository's layout: examples/ beside
+    """The notebook after running every cell (about 40 small models: a few minutes), in a copy of the repository's layout: examples/ beside
     plugins/ (the notebook reads the shipped CSV file as ../plugins/...), its runs in the copy."""
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
@@ -43,11 +43,13 @@ def outputs(notebook, containing):
     return cell.outputs
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_top_to_bottom_and_trains_in_its_own_runs_folder(executed):
     notebook, root = executed
     assert len(os.listdir(root / "examples" / "runs")) >= 6
 
 
+@pytest.mark.slow
 def test_runs_show_as_their_results_table_and_progress_as_a_widget(executed):
     notebook, _ = executed
     shown = outputs(notebook, 'runs = train(cell=["lstm", "gru"]')
@@ -58,12 +60,14 @@ def test_runs_show_as_their_results_table_and_progress_as_a_widget(executed):
     assert not any("ipywidgets" in o.get("text", "") for o in shown)  # rich's "install ipywidgets" warning
 
 
+@pytest.mark.slow
 def test_the_plot_shows_as_a_picture_once(executed):
     notebook, _ = executed
     pictures = [o for o in outputs(notebook, "best.plot()") if "image/png" in o.get("data", {})]
     assert len(pictures) == 1
 
 
+@pytest.mark.slow
 def test_the_forecast_shows_twelve_months(executed):
     notebook, _ = executed
     [table] = [o["data"]["text/html"] for o in outputs(notebook, "best.predict(")
@@ -71,6 +75,7 @@ def test_the_forecast_shows_twelve_months(executed):
     assert "passengers" in table and "12" in table
 
 
+@pytest.mark.slow
 def test_the_whole_api_cell_runs_in_the_notebook_too(executed):
     notebook, _ = executed
     printed = "".join(o.get("text", "") for o in outputs(notebook, "print(run, len(runs), y, s, study"))
