@@ -6,7 +6,9 @@ examples/indrnn_cell.py's `indrnn`, which have neither a fused kernel nor a torc
 five implementations:
 
     fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                     (path "auto": the cells' fused whole-sequence ops)
-    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, path="compiled")  (one traced step replayed: tinygrad_rnn/tape.py)
+    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, path="compiled")  (one traced step replayed: tinygrad_rnn/tape.py;
+                its elementwise runs as numba kernels when the `fast` extra is installed: tinygrad_rnn/fusion.py)
+    compiled-nofast  the same with fusion off (TINYGRAD_RNN_FUSE=0 while it is traced): the replay op by op
     composed    tinygrad_rnn.nn.Recurrent(cell, D, H, path="composed")  (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell
@@ -36,6 +38,7 @@ CPU_TIME = "--cpu-time" in sys.argv
 THREADS = 1 if CPU_TIME else 2
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
+os.environ.setdefault("TINYGRAD_RNN_FUSE", "1")  # compiled tapes fused from their first step (not after 20)
 REMOVED_BLAS_ENV = {}
 if "--keep-blas-env" not in sys.argv:  # must happen before NumPy loads OpenBLAS
     for _name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -66,7 +69,7 @@ CONFIGS = {  # name: (batch, T, input, hidden)
 QUICK_CONFIG = {"quick": (4, 6, 2, 5)}
 CELLS = ("rnn", "lstm", "gru")
 USER_CELLS = ("mgu", "indrnn")  # the README's plugin cell and examples/indrnn_cell.py: no fused op, no torch
-IMPLS = ("fused", "compiled", "composed", "torch", "torch-cell")
+IMPLS = ("fused", "compiled", "compiled-nofast", "composed", "torch", "torch-cell")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATES = {"rnn": 1, "lstm": 2, "gru": 1}  # state vectors per step (h, or h and c)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,7 +112,7 @@ def ours(cell, shape, impl, backend, seed=0):
     N, T, D, H = shape
     tg.manual_seed(seed)
     # "fused" times the default path, "auto": the fused kernel where the cell has one (mgu and indrnn: the tape)
-    model = Recurrent(cells.get(cell), D, H, path="auto" if impl == "fused" else impl)
+    model = Recurrent(cells.get(cell), D, H, path="auto" if impl == "fused" else impl.split("-")[0])
     rng = np.random.default_rng(seed)
     x = Tensor(backend.xp.asarray(rng.standard_normal((N, T, D)).astype(np.float32)))
     y = Tensor(backend.xp.asarray(rng.standard_normal((N, T, H)).astype(np.float32)))
@@ -126,6 +129,13 @@ def ours(cell, shape, impl, backend, seed=0):
                 p.data -= LR * p.grad
         return [tuple(s.detach() for s in layer) for layer in final]
 
+    if impl == "compiled-nofast":  # the tape is traced (and its program made) at the first call
+        saved = os.environ.get("TINYGRAD_RNN_FUSE")
+        os.environ["TINYGRAD_RNN_FUSE"] = "0"
+        try:
+            model(x)
+        finally:
+            os.environ.pop("TINYGRAD_RNN_FUSE") if saved is None else os.environ.update(TINYGRAD_RNN_FUSE=saved)
     return step, model, x, y
 
 
@@ -168,9 +178,9 @@ def torch_step(cell, shape, loop, device, seed=0):
 def make_steps(cell, shape, impls, backend):
     steps = {}
     for impl in impls:
-        if cell in USER_CELLS and impl not in ("compiled", "composed"):
+        if cell in USER_CELLS and impl not in ("compiled", "compiled-nofast", "composed"):
             continue  # no hand-fused op and no torch module for these
-        if impl in ("fused", "compiled", "composed"):
+        if impl in ("fused", "compiled", "compiled-nofast", "composed"):
             steps[impl] = ours(cell, shape, impl, backend)[0]
         else:
             steps[impl] = torch_step(cell, shape, impl == "torch-cell", "cuda" if backend.name == "cupy" else "cpu")
@@ -387,7 +397,8 @@ def show(console, results, memory_results, impls, machine):
         table.add_row(f"{config} {'x'.join(map(str, shape))}", cell, *cells)
     console.print(table)
     ratios = Table(title="the compiled path against the other two (ratios of the medians above)")
-    for name in ("config", "cell", "composed ÷ compiled", "compiled ÷ fused"):
+    for name in ("config", "cell", "composed ÷ compiled", "compiled ÷ fused", "compiled ÷ torch",
+                 "no fast ÷ fast"):
         ratios.add_column(name, justify="left" if name in ("config", "cell") else "right")
     for (config, shape, cell), by_impl in rows.items():
         ms = {impl: r["ms"] for impl, r in by_impl.items()}
@@ -395,7 +406,9 @@ def show(console, results, memory_results, impls, machine):
             continue
         ratios.add_row(f"{config} {'x'.join(map(str, shape))}", cell,
                        f"{ms['composed'] / ms['compiled']:.2f}" if "composed" in ms else "–",
-                       f"{ms['compiled'] / ms['fused']:.2f}" if "fused" in ms else "–")
+                       f"{ms['compiled'] / ms['fused']:.2f}" if "fused" in ms else "–",
+                       f"{ms['compiled'] / ms['torch']:.2f}" if "torch" in ms else "–",
+                       f"{ms['compiled-nofast'] / ms['compiled']:.2f}" if "compiled-nofast" in ms else "–")
     if ratios.rows:
         console.print(ratios)
     if memory_results:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
-from tinygrad_rnn import Function, Tensor, register_cell, registry
+from tinygrad_rnn import DTypeError, Function, Tensor, register_cell, registry
 from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
 from tinygrad_rnn.tape import ROWS, STEP, TapeSequence
 
@@ -229,10 +229,45 @@ class Branching(Module):
 def test_a_cell_that_branches_on_values_is_detected_and_runs_composed_with_one_warning():
     register_cell("branching")(Branching)
     composed, _ = run("branching", "composed")
-    with pytest.warns(CompileWarning, match="cannot be compiled: two steps applied different ops"):
+    says = r"cannot be compiled: two steps differ: step 1 applied \w+ \(op \d+ of the step\) where step 2 applied"
+    with pytest.warns(CompileWarning, match=says):
         compiled, out = run("branching", "auto")
     assert not isinstance(out._ctx, TapeSequence)
     assert_same(compiled, composed)
+
+
+class RandomInsideForward(Module):
+    """Zoneout written the way that cannot compile: the mask drawn inside forward, a new one each step."""
+
+    def __init__(self, input_size, hidden_size):
+        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch_size):
+        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+    def forward(self, x, state):
+        (h,) = state
+        keep = Tensor((np.random.default_rng().random(h.shape) < 0.5).astype(h.dtype))
+        new = (x @ self.weight_ih.T + h).tanh()
+        h = h * keep + new * (1 - keep)
+        return h, (h,)
+
+
+def test_random_numbers_inside_forward_are_named_with_the_op_that_reads_them():
+    register_cell("random_inside")(RandomInsideForward)
+    with pytest.warns(CompileWarning, match=r"input 2 of Mul \(op 5 of the step\) is a constant tensor that "
+                                            r"changed between step 1 and step 2: random numbers drawn inside forward"):
+        run("random_inside", "compiled")
+
+
+@pytest.mark.parametrize("path", ["fused", "compiled", "composed"])
+def test_a_float64_input_to_float32_weights_names_both_dtypes(path):
+    rnn = Recurrent(registry.cells.get("gru"), 2, 3, path="auto" if path == "fused" else path)
+    with pytest.raises(DTypeError, match="the input is float64 but the cell's weights are float32"):
+        rnn(Tensor(np.zeros((2, 4, 2))))
+    with pytest.raises(DTypeError, match="float64 .* float32"):
+        compile_cell(rnn.cells[0]).sequence(Tensor(np.zeros((2, 4, 2))), rnn.cells[0].initial_state(2))
 
 
 class Scale(Function):

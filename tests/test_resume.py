@@ -52,6 +52,13 @@ CASES = {
     # killed after epoch 6, the checkpoint is epoch 4's: epochs 5 and 6 are trained again, each row written once
     "checkpoint_every": ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "14",
                          "--checkpoint-every", "4"],
+    # zoneout's masks come from the run's generator, kept in every checkpoint; a plugin cell runs compiled
+    "zoneout": ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "14",
+                "--reg", "zoneout:p=0.1"],
+    "zoneout_plugin_cell": ["--plugin", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                     "examples", "indrnn_cell.py"),
+                            "--cell", "indrnn", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "14",
+                            "--reg", "zoneout:p=0.2"],
 }
 KILL_AFTER = {"checkpoint_every": 6}
 

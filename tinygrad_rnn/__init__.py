@@ -6,7 +6,7 @@ The runner's Python API (`train`, `load_run`, `sweep`, `tune`) is in `tinygrad_r
 reachable from here too: `tinygrad_rnn.train(...)` imports the runner on first use.
 """
 from .backend import array_module, get_backend, set_backend
-from .errors import (BackendError, ConfigError, DivergedError, GraphError, PluginError, ShapeError,
+from .errors import (BackendError, ConfigError, DivergedError, DTypeError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)
 from .function import Function, is_grad_enabled, no_grad, record_ops
 from .gradcheck import gradcheck
@@ -23,7 +23,8 @@ __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "to
            "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin",
            "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
            "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases
-           "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
+           "TinygradRNNError", "ShapeError", "DTypeError", "BackendError", "GraphError", "UnknownPluginError",
+           "PluginError",
            "ConfigError", "DivergedError", "__version__"]
 
 

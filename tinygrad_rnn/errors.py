@@ -14,6 +14,10 @@ class ShapeError(TinygradRNNError, ValueError):
     """Tensor shapes that do not fit the operation."""
 
 
+class DTypeError(TinygradRNNError, TypeError):
+    """An input whose dtype does not match the weights it meets (float64 data into a float32 model)."""
+
+
 class BackendError(TinygradRNNError, RuntimeError):
     """An array backend that is unknown, unavailable, or mixed with another in one operation."""
 

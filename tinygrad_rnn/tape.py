@@ -37,10 +37,11 @@ import weakref
 
 import numpy as np
 
+from . import fusion
 from . import ops as _ops
 from .backend import array_module
 from .backend import to_numpy as backend_to_numpy
-from .errors import GraphError
+from .errors import DTypeError, GraphError
 from .function import Function, is_grad_enabled, no_grad, record_ops
 from .tensor import Tensor
 from .unroll import _no_cycle_collection, unroll
@@ -150,14 +151,39 @@ class Tape:
 
     def same_as(self, other):
         """True when `other` (the next step's trace) applies the same ops to the same sources."""
-        if len(self.entries) != len(other.entries) or len(self.values) != len(other.values):
-            return False
-        if (self.h, self.state_out) != (other.h, other.state_out) or self.kind != other.kind:
-            return False
-        for a, b in zip(self.entries, other.entries):
-            if a.cls is not b.cls or a.args != b.args or not _same(a.kwargs, b.kwargs) or a.shapes != b.shapes:
-                return False
-        return all(_same(u, v) for u, v, k in zip(self.values, other.values, self.kind) if k in ("value", "const"))
+        return self.difference(other) is None
+
+    def difference(self, other):
+        """Where `other` (the trace of step 2) first differs from this one (step 1), in words naming the op
+        and its place in the step; None when both apply the same ops to the same sources."""
+        def op(entries, i):
+            return f"{entries[i].cls.__name__} (op {i + 1} of the step)" if i < len(entries) else "nothing"
+
+        for i, (a, b) in enumerate(zip(self.entries, other.entries)):
+            if a.cls is not b.cls:
+                return (f"step 1 applied {op(self.entries, i)} where step 2 applied {b.cls.__name__}: does "
+                        "forward choose its ops by looking at values (an if on a tensor)?")
+            if a.shapes != b.shapes:
+                return (f"{op(self.entries, i)} made {_shapes(a)} at step 1 and {_shapes(b)} at step 2: does "
+                        "the state change shape or dtype from one step to the next?")
+            if len(a.args) != len(b.args) or not _same(a.kwargs, b.kwargs):
+                return f"{op(self.entries, i)} was called with different arguments at step 1 and step 2"
+            for pos, (u, v) in enumerate(zip(a.args, b.args)):
+                if u != v or self.kind[u] != other.kind[v]:
+                    return (f"input {pos + 1} of {op(self.entries, i)} came from a different place at step 2 "
+                            "than at step 1")
+                if self.kind[u] in ("value", "const") and not _same(self.values[u], other.values[v]):
+                    what = "a constant tensor" if self.kind[u] == "const" else f"the value {self.values[u]!r}"
+                    return (f"input {pos + 1} of {op(self.entries, i)} is {what} that changed between step 1 "
+                            "and step 2: random numbers drawn inside forward? Draw them outside the step and "
+                            "pass them in as step inputs (docs/08-the-tape.md, 'Random masks')")
+        if len(self.entries) != len(other.entries):
+            i = min(len(self.entries), len(other.entries))
+            return (f"step 1 applied {len(self.entries)} ops and step 2 applied {len(other.entries)}; the first "
+                    f"extra one is {op(max(self.entries, other.entries, key=len), i)}")
+        if (self.h, self.state_out) != (other.h, other.state_out):
+            return "step 1 and step 2 returned their h or state from different ops"
+        return None
 
     def check_hoisting(self, second):
         """Keep an entry hoisted only if running it on both traced steps' rows at once gives both steps'
@@ -183,6 +209,10 @@ class Tape:
                 stacked.update(zip(e.outs, out))
             else:
                 e.where = STEP
+
+
+def _shapes(entry):
+    return ", ".join(f"{shape} {dtype}" for shape, dtype in entry.shapes)
 
 
 def _same(a, b):
@@ -234,19 +264,21 @@ def trace(cell, x1, x2, state):
         raise NotTraceable(f"its step failed while being traced ({type(e).__name__}: {e})") from None
     tape = Tape(first[0], *inputs1, params, first[1], first[2], names)
     tape2 = Tape(second[0], *inputs2, params, second[1], second[2])
-    if not tape.same_as(tape2):
-        raise NotTraceable("two steps applied different ops or different constants (does it branch on "
-                           "values, or draw random numbers, inside forward?)")
+    difference = tape.difference(tape2)
+    if difference is not None:
+        raise NotTraceable(f"two steps differ: {difference}")
     tape.check_hoisting(tape2)
-    tape.program = Program(tape)
+    tape.program = Program(tape, fuse=fusion.mode() == "now")
+    tape.replays = 0
     return tape
 
 
 # ---- replay: the whole sequence as one Function ---------------------------------------------------------
 class Program:
-    """The tape prepared for replay: which slot goes where, in the order the loops need."""
+    """The tape prepared for replay: which slot goes where, in the order the loops need. With `fuse`
+    (and numba), each run of elementwise entries of the step is one generated kernel (fusion.py)."""
 
-    def __init__(self, tape):
+    def __init__(self, tape, fuse=False):
         self.tape = tape
         self.static = [e for e in tape.entries if e.where is STATIC]
         self.rows = [e for e in tape.entries if e.where is ROWS]
@@ -261,12 +293,14 @@ class Program:
             for o in e.outs:
                 where[o] = e.where
         self.where = where
+        for e in self.step:
+            e.deferred = _defers(e, where, tape.values)
+        if fuse and isinstance(tape.values[0], np.ndarray) and fusion.available():
+            self.step = _fused(self.step, tape)
         # the slots a step reads from hoisted arrays (rows t*N .. (t+1)*N of each)
         read = {a for e in self.step for a in e.args} | {tape.h, *tape.state_out}
         self.row_slots = sorted(s for s in read if where[s] is ROWS)
         self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
-        for e in self.step:
-            e.deferred = _defers(e, where, tape.values)
         self.plans = {}  # (x needs, state needs, parameters' needs) → Plan
 
     def plan(self, x_needs, state_needs, param_needs):
@@ -291,7 +325,7 @@ class Plan:
         for s, n in zip(tape.param_slots, param_needs):
             need[s] = n
         self.needs, self.loop_needs = {}, {}  # entry → needs_input_grad, and as the step loop asks for it
-        for e in tape.entries:
+        for e in program.static + program.rows + program.step:  # the step's entries as fused, if they are
             needs = self.needs[e] = tuple(need[a] for a in e.args)
             # a deferred entry's backward in the loop skips the weights: they get one product after it
             self.loop_needs[e] = (needs[0],) + (False,) * (len(e.args) - 1) if e.deferred else needs
@@ -309,6 +343,26 @@ class Plan:
             self.backward_ops.append((i, _plain_backward(e, loop_needs, tape.values),
                                       e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
                                       to_step, to_rest))
+
+
+def _fused(step, tape):
+    """The step's entries with each run of elementwise ones replaced by one entry: its generated kernel."""
+    groups = fusion.find_groups(step, tape.values, tape.kind, {tape.h, *tape.state_out}, tape.entries)
+    dtype = tape.values[tape.h].dtype
+    first = {run[0]: (run, group) for run, group in groups}
+    covered = {k for run, _ in groups for k in run}
+    fused = []
+    for i, e in enumerate(step):
+        if i in first:
+            run, group = first[i]
+            op = fusion.compile_group(group, tape.values, tape.kind, dtype)
+            entry = Entry(op, tuple(group.inputs), {}, tuple(group.outputs),
+                          tuple((tape.values[o].shape, tape.values[o].dtype) for o in group.outputs))
+            entry.where = STEP
+            fused.append(entry)
+        elif i not in covered:
+            fused.append(e)
+    return fused
 
 
 def _plain_backward(e, need, values):
@@ -433,23 +487,24 @@ def _backward(entry, ctx, grads, shape_of):
 
 
 class TapeSequence(Function):
-    """TapeSequence.apply(program, mask, feedback, x, *state, *params) → (outputs (N, T, H), *final state).
+    """TapeSequence.apply(program, mask, x, *state, *params) → (outputs (N, T, H), *final state).
 
     The cell's tape replayed for t = 1..T on plain arrays: static entries once, hoisted entries once
     over all T*N rows, the rest every step. `mask` (N, T) keeps the state where it is 0 (padding) and
-    zeroes the output there; `feedback` (N, H) multiplies the h fed back (variational dropout).
+    zeroes the output there. (Random masks, as of zoneout or recurrent dropout, come in as columns of x:
+    nn/step_masks.py.)
     """
 
     @staticmethod
     @_no_cycle_collection()  # T * (ops per step) ctx objects and no cycles: the collector would only rescan them
-    def forward(ctx, program, mask, feedback, x, *tensors):
+    def forward(ctx, program, mask, x, *tensors):
         tape = program.tape
         xp = array_module(x)
         N, T = x.shape[0], x.shape[1]
         k = len(tape.state_in)
         state, params = tensors[:k], tensors[k:]
         keep = is_grad_enabled() and True in ctx.needs_input_grad
-        plan = program.plan(ctx.needs_input_grad[3], keep, ctx.needs_input_grad[4 + k:])
+        plan = program.plan(ctx.needs_input_grad[2], keep, ctx.needs_input_grad[3 + k:])
         slots = [None] * len(tape.values)
         for i, v in program.constants:
             slots[i] = v
@@ -477,8 +532,6 @@ class TapeSequence(Function):
                 slots[s] = a[lo:hi]
             for s, v in zip(state_in, current):
                 slots[s] = v
-            if feedback is not None:
-                slots[state_in[0]] = current[0] * feedback
             ctxs = []
             for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
                 c = cls()
@@ -501,7 +554,7 @@ class TapeSequence(Function):
                 current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
         if keep:
             ctx.save_for_backward(static, rows, steps)
-            ctx.program, ctx.plan, ctx.m, ctx.feedback, ctx.row_shapes = program, plan, m, feedback, row_shapes
+            ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.shape = N, T, x.shape[2:]
         return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
 
@@ -509,7 +562,7 @@ class TapeSequence(Function):
     @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
-        program, m, feedback, row_shapes = ctx.program, ctx.m, ctx.feedback, ctx.row_shapes
+        program, m, row_shapes = ctx.program, ctx.m, ctx.row_shapes
         tape, where = program.tape, program.where
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
@@ -585,8 +638,6 @@ class TapeSequence(Function):
                 if grads[s] is not None:
                     rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
             dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
-            if feedback is not None:
-                dS[0] = dS[0] * feedback
             if passed is not None:
                 dS = [d + p for d, p in zip(dS, passed)]
         for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
@@ -619,7 +670,7 @@ class TapeSequence(Function):
         if dx is not None:
             dx = xp.ascontiguousarray(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1))
         dparams = [static_grads.get(s) for s in tape.param_slots]
-        return (None, None, None, dx, *dS, *dparams)
+        return (None, None, dx, *dS, *dparams)
 
 
 class _Grads(dict):
@@ -658,7 +709,8 @@ class CompiledCell:
         self.tapes = collections.OrderedDict()
         self.reason = None  # why the cell cannot be compiled, once found
 
-    def sequence(self, x, state, mask=None, feedback_mask=None):
+    def sequence(self, x, state, mask=None):
+        check_input_dtype(x, self.cell, "compiled cell")
         if self.reason is None and x.shape[1] >= 2:
             try:
                 tape = self.tape_for(x, state)
@@ -666,16 +718,18 @@ class CompiledCell:
                 self.reason = str(e)
                 # op by op first: a step that simply fails raises its own error there, and that, not
                 # the tracing, is what its author needs to read
-                result = unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
+                result = unroll(self.cell, x, state, mask)
                 name = getattr(self.cell, "plugin_name", type(self.cell).__name__)
                 warnings.warn(f"cell {name!r} cannot be compiled: {e}; running it op by op", CompileWarning,
                               stacklevel=3)
                 return result
         if self.reason is not None or x.shape[1] < 2:
-            return unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
-        feedback = None if feedback_mask is None else feedback_mask.data
+            return unroll(self.cell, x, state, mask)
         mask = mask.data if isinstance(mask, Tensor) else mask
-        result = TapeSequence.apply(tape.program, mask, feedback, x, *state, *self.cell.parameters())
+        tape.replays += 1
+        if tape.replays == fusion.AFTER and fusion.mode() == "auto":  # run often enough to pay for kernels
+            tape.program = Program(tape, fuse=True)
+        result = TapeSequence.apply(tape.program, mask, x, *state, *self.cell.parameters())
         return result[0], tuple(result[1:])
 
     def tape_for(self, x, state):
@@ -721,6 +775,15 @@ def plain_state(value, _seen=None):
         return ("object", value)
     except TypeError:
         return ("object", id(value))
+
+
+def check_input_dtype(x, cell, who):
+    """A DTypeError naming both dtypes when `x` does not match the cell's weights: NumPy would quietly
+    promote the state to the wider type at the first step, and a tape would see two different steps."""
+    weights = next((p.dtype for p in cell.parameters() if p.dtype.kind == "f"), x.dtype)
+    if x.dtype != weights:
+        raise DTypeError(f"{who}: the input is {x.dtype} but the cell's weights are {weights}; convert one of "
+                         f"them: Tensor(x.numpy(), dtype='{weights}'), or the model with model.to(dtype='{x.dtype}')")
 
 
 def _is_module(value):

@@ -27,18 +27,16 @@ def _no_cycle_collection():
 
 
 @_no_cycle_collection()
-def unroll(cell, x, state, mask=None, on_step=None, feedback_mask=None):
+def unroll(cell, x, state, mask=None, on_step=None):
     """Run `cell` over x (N, T, D) one step at a time: (outputs (N, T, H), final state).
 
     This composed loop is the reference path and every cell's fallback for `sequence`.
-    `mask` is None or an (N, T) array of 1 (real step) and 0 (padding). `feedback_mask` (N, H)
-    multiplies the h fed back into the cell (variational dropout: one mask for the whole sequence).
+    `mask` is None or an (N, T) array of 1 (real step) and 0 (padding).
     `on_step(t, h)` is called with the hidden state after each step.
     """
     outputs = []
     for t in range(x.shape[1]):
-        fed = state if feedback_mask is None else (state[0] * feedback_mask,) + tuple(state[1:])
-        h, new_state = cell(x[:, t], fed)
+        h, new_state = cell(x[:, t], state)
         if mask is not None:
             # padding keeps the old state: state + keep * (new - state) is new where keep = 1, old where 0
             keep = Tensor(mask[:, t:t + 1])

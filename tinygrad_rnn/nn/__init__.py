@@ -7,8 +7,9 @@ __all__ = ["Module", "Linear", "Embedding", "Dropout", "Sequential", "dropout_ma
 from ..tape import CompileWarning, compile_cell  # noqa: E402  (the tape sits beside the engine: it is autodiff)
 from ..unroll import unroll  # noqa: E402
 from .recurrent import Recurrent  # noqa: E402
+from .step_masks import VariationalDropout, bernoulli  # noqa: E402
 
-__all__ += ["Recurrent", "unroll", "compile_cell", "CompileWarning"]
+__all__ += ["Recurrent", "unroll", "compile_cell", "CompileWarning", "VariationalDropout", "bernoulli"]
 
 from . import init  # noqa: E402
 from .batchnorm import BatchNorm1d, BatchNormOverTime  # noqa: E402

@@ -31,10 +31,11 @@ import numpy as np
 
 from .. import backend
 from ..errors import ConfigError, ShapeError
-from ..tape import compile_cell
+from ..tape import check_input_dtype, compile_cell
 from ..tensor import Tensor
 from ..unroll import unroll
 from .layers import dropout_mask
+from .step_masks import MaskedCell, VariationalDropout, with_masks
 from .module import Module
 
 
@@ -45,11 +46,14 @@ class Recurrent(Module):
     Hooks used by regularisers and labs (all off by default):
       dropout            dropout between layers, in training (Zaremba et al. 2014)
       recurrent_dropout  variational dropout on the h fed back, one mask per sequence (Gal & Ghahramani 2016)
+      step_masks         rules whose random masks are drawn before a sequence and read by every step,
+                         e.g. zoneout (nn/step_masks.py); with an active one the cells run compiled
       input_transforms   per layer, a Module applied to that layer's input sequence (e.g. BatchNorm)
       step_hook          step_hook(layer, direction, t, h_t) sees each step's hidden state
     `path` is how a cell runs over a sequence (PATHS):
       "auto"      (the default) the cell's own fused `sequence()` if it has one, else its compiled
-                  tape; the tape also when recurrent dropout is on, which `sequence()` lacks
+                  tape; the tape also when a step-mask rule is active (recurrent dropout, zoneout:
+                  nn/step_masks.py), whose masks `sequence()` cannot take
       "fused"     the cell's `sequence()`, always (a ConfigError for a cell without one)
       "compiled"  one step of the cell's `forward` traced and replayed for every step (tinygrad_rnn/tape.py)
       "composed"  the step-by-step graph of `forward`, op by op (tinygrad_rnn/unroll.py)
@@ -78,6 +82,8 @@ class Recurrent(Module):
         self.num_directions = 2 if bidirectional else 1
         self.dropout, self.path = float(dropout), path
         self.recurrent_dropout = 0.0
+        self.step_masks = []
+        self._masked = {}  # cell index → its MaskedCell (kept, so that its compiled tapes are kept too)
         self.input_transforms = [None] * self.num_layers
         self.step_hook = None
         # cells[layer * num_directions + direction], the order of PyTorch's h_n
@@ -128,31 +134,45 @@ class Recurrent(Module):
                 index = layer * self.num_directions + direction
                 backwards = direction == 1
                 sequence = _reverse(layer_input, reverse) if backwards else layer_input
-                out, last = self._run(self.cells[index], sequence, states[index], mask, layer, direction)
+                out, last = self._run(index, sequence, states[index], mask, layer, direction)
                 outputs.append(_reverse(out, reverse) if backwards else out)
                 final.append(last)
             layer_input = outputs[0] if len(outputs) == 1 else Tensor.concatenate(outputs, axis=2)
         return layer_input, final
 
-    def _run(self, cell, sequence, state, mask, layer, direction):
+    def _run(self, index, sequence, state, mask, layer, direction):
         """One layer and direction over the whole sequence, on the path the class docstring describes."""
-        variational = self.training and self.recurrent_dropout > 0
-        feedback = dropout_mask(state[0].shape, self.recurrent_dropout, state[0]) if variational else None
+        cell = self.cells[index]
+        rules = [r for r in self._rules() if r.active(self.training)]
+        if rules:  # their masks ride in as extra input columns, read by a MaskedCell (nn/step_masks.py)
+            masked = self._masked.get(index)
+            if masked is None or masked.cell is not cell:
+                masked = self._masked[index] = MaskedCell(cell)
+            cell, sequence = with_masks(masked, rules, sequence, state, self.training)
         path = "composed" if self.step_hook is not None else self.path
-        if path == "auto":
-            path = "fused" if hasattr(cell, "sequence") and not variational else "compiled"
+        if path == "fused" and rules:
+            raise ConfigError("step masks (zoneout, recurrent dropout) need the compiled or composed path: a "
+                              "cell's fused sequence() has nowhere to read them; use path 'auto' (the tape then)")
+        if path == "auto":  # a MaskedCell has no sequence(): with masks, the tape
+            path = "fused" if hasattr(cell, "sequence") else "compiled"
         if path == "fused":
             return cell.sequence(sequence, state, mask)
         if path == "compiled":
-            return compile_cell(cell).sequence(sequence, state, mask, feedback)
+            return compile_cell(cell).sequence(sequence, state, mask)
         hook = self.step_hook
         on_step = None if hook is None else (lambda t, h: hook(layer, direction, t, h))
-        return unroll(cell, sequence, state, mask, on_step, feedback)
+        return unroll(cell, sequence, state, mask, on_step)
+
+    def _rules(self):
+        # dropout innermost: it changes only what the cell reads; a zoneout around it keeps the true h
+        dropout = [VariationalDropout(self.recurrent_dropout)] if self.recurrent_dropout > 0 else []
+        return list(self.step_masks) + dropout
 
     def _check_input(self, x):
         if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[2] != self.input_size:
             got = x.shape if isinstance(x, Tensor) else type(x).__name__
             raise ShapeError(f"Recurrent expects a batch-first Tensor (N, T, {self.input_size}), got {got}")
+        check_input_dtype(x, self.cells[0], "Recurrent")
         return x.shape[0], x.shape[1]
 
     def extra_repr(self):

@@ -36,7 +36,7 @@ import warnings
 
 import click
 
-from .. import __version__
+from .. import __version__, threads
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
 from ..registry import REGISTRIES, discover, load_errors, load_plugin
@@ -313,6 +313,7 @@ class RnnrunGroup(click.Group):
         shared.reset_debug()
         _given_plugins.clear()
         make_streams_tolerant()
+        inherited_threads = os.environ.get(threads.ENV)  # --threads sets it for this command only
         warnings.showwarning = _warning_line
         argv = sys.argv[1:] if args is None else list(args)
         try:
@@ -326,6 +327,10 @@ class RnnrunGroup(click.Group):
                 click.echo("Error: something (a plugin?) called sys.exit() before the command finished", err=True)
         except BaseException as e:  # noqa: B902 - every exception, KeyboardInterrupt too, ends here
             code = report(e)
+        if inherited_threads is None:
+            os.environ.pop(threads.ENV, None)
+        else:
+            os.environ[threads.ENV] = inherited_threads
         code = _flush_or_report(code)
         sys.exit(code)
 

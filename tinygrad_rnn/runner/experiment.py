@@ -5,6 +5,7 @@ The data flows one way: config → registry builds dataset, model, regularisers 
 its last weights; a diverged run is kept and marked as such. Every epoch it writes a checkpoint, from
 which `resume` continues the run in its own folder exactly as if it had never stopped.
 """
+import contextlib
 import inspect
 import json
 import math
@@ -27,6 +28,7 @@ from ..optim import SCHEDULES, check_schedule, make_schedule
 from ..registry import cells, datasets, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..data import warn
+from ..threads import blas_threads, choose_threads
 from ..trainer import Trainer, check_validation
 from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
                     weights_signature)
@@ -387,8 +389,11 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     if not restoring:
         run.write_summary(summary)  # from now on a vanished process reads as "killed"
     trainer = None
+    threads = contextlib.ExitStack()  # the BLAS thread count chosen for this run, restored when it ends
     try:
         dataset, model, regs = build(config)
+        summary["threads"] = choose_threads(model, config["batch_size"])
+        threads.enter_context(blas_threads(summary["threads"]))
         if not restoring:  # a resumed run has its preprocessing.json already
             _keep_preprocessing(run, dataset, config)
         if os.path.exists(run.file(PREPROCESSING)):  # recorded, so that losing it later reads as damage
@@ -465,6 +470,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
         summary.update(status="failed", message=f"{type(e).__name__}: {e}")
         _keep(run, trainer, summary, started)
         raise
+    finally:
+        threads.close()
     summary["seconds"] = time.perf_counter() - started
     summary = _final(summary)
     run.write_summary(summary)

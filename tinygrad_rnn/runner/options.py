@@ -5,6 +5,7 @@ type; a command may pass `help=` (what *it* does with the value) or a default, n
 metavar. Options only one command takes stay in that command's file.
 
     plugin, runs_dir, as_json, quiet, debug, seed     the options of many commands
+    threads                                           --threads N|auto: train, sweep, tune, resume
     TRAINING                                          the training flags of `rnnrun train`, in order
     training_options(f)                               all of TRAINING on one command
     runs_dir_of(ctx, runs_dir)                        where runs are stored: the one way to resolve it
@@ -17,6 +18,7 @@ import os
 
 import click
 
+from .. import threads as _threads
 from ..errors import ConfigError
 from .config import MAX_SEED, PATHS
 
@@ -72,6 +74,22 @@ debug = shared("--debug", is_flag=True, is_eager=True, expose_value=False, callb
 def debug_option():
     """--debug as a click.Option object: the group appends it to every command it is given."""
     return click.Option(list(debug.declarations), **debug.attributes)
+
+
+def _set_threads(ctx, param, value):
+    """--threads N|auto goes into RNNRUN_THREADS, where the run (and a sweep's worker processes) read it;
+    a bad value, given or inherited, is a usage error before anything runs (tinygrad_rnn/threads.py).
+    The group's main() puts RNNRUN_THREADS back as it was when the command ends."""
+    if value is None:
+        _threads.setting()  # an unusable RNNRUN_THREADS fails now, not in the middle of a run
+    else:
+        os.environ[_threads.ENV] = str(_threads.parse_threads(value))
+
+
+# on every command that trains: train, sweep, tune, resume
+threads = shared("--threads", metavar="N|auto", is_eager=True, expose_value=False, callback=_set_threads,
+                 help=f"BLAS threads per run (also {_threads.ENV}); default auto: 1 unless the model's products "
+                      "are big enough to pay for more (tinygrad_rnn/threads.py).")
 
 
 def runs_dir_of(ctx, runs_dir):
@@ -141,6 +159,7 @@ TRAINING = [
            help="Write a checkpoint (for `rnnrun resume`) every N epochs, and after the last."),
     as_json,
     quiet,
+    threads,
 ]
 
 

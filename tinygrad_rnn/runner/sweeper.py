@@ -37,6 +37,7 @@ import tomli_w
 from .. import __version__
 from .config import load_toml, parse_spec, split_names
 from ..errors import ConfigError, PluginError, TinygradRNNError, UnknownPluginError
+from ..threads import ENV as THREADS_ENV
 from ..registry import load_plugin
 from .store import DamagedRun, Run, RunStore, atomic_write, dask_worker_address, plain, read_json, slug
 from .signals import Stopped, ignoring_stops, interrupt_workers, on_stop, why
@@ -555,8 +556,10 @@ def _in_process(trials, root, group, plugins, record):
 @contextlib.contextmanager
 def one_blas_thread():
     """Workers read the environment when they start: one BLAS thread each, so N workers use N cores."""
-    saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+    saved = {name: os.environ.get(name) for name in BLAS_THREADS + (THREADS_ENV,)}
     os.environ.update({name: "1" for name in BLAS_THREADS})
+    if os.environ.get(THREADS_ENV, "auto").strip().lower() == "auto":  # a count the user chose is kept
+        os.environ[THREADS_ENV] = "1"
     try:
         yield
     finally:

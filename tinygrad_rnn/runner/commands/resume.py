@@ -24,6 +24,7 @@ from ..signals import exit_code
 @shared.plugin(help="Load plugins (repeatable); the run's recorded ones load by themselves unless their file is gone.")
 @shared.runs_dir()
 @shared.as_json()
+@shared.threads()
 @shared.quiet()
 @click.pass_context
 def resume_cmd(ctx, run_id, epochs, plugins, runs_dir, as_json, quiet):

@@ -46,6 +46,7 @@ from ..signals import exit_code
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
 @shared.runs_dir(help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
 @shared.as_json()
+@shared.threads()
 @shared.quiet(help="No progress lines.")
 @click.pass_context
 def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, quiet, **defining):

@@ -59,6 +59,7 @@ from ..signals import exit_code
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
 @shared.runs_dir(help="Where runs are stored (default ./runs); studies go in its tunes/.")
 @shared.as_json(help="Print only a JSON document of the study.")
+@shared.threads()
 @shared.quiet(help="No line per trial.")
 @click.pass_context
 def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
