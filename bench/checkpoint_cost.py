@@ -19,7 +19,7 @@ import time
 from tinygrad_rnn.runner.app import load_plugins
 from tinygrad_rnn.runner.experiment import build, resolve
 from tinygrad_rnn.runner.store import RunStore
-from tinygrad_rnn.train import Trainer
+from tinygrad_rnn.trainer import Trainer
 
 
 def trainer_for(config):

@@ -39,7 +39,7 @@ def assert_clean(result):
 
 def stub_training(monkeypatch, tmp_path):
     """No training: the stub only records that the checks let the command through."""
-    monkeypatch.setattr(training, "train_all", lambda *args, **kwargs: None)
+    monkeypatch.setattr(training, "train_all", lambda *args, **kwargs: [])  # no run trained, none to show
     return ["--runs-dir", str(tmp_path / "runs")]
 
 
@@ -111,7 +111,7 @@ def test_the_schema_accepts_or_names_key_and_value(key, value):
 def test_the_stub_is_where_training_would_start(tmp_path, monkeypatch):
     """The property tests above are only meaningful if valid input reaches the (stubbed) training."""
     called = []
-    monkeypatch.setattr(training, "train_all", lambda *args, **kwargs: called.append(args))
+    monkeypatch.setattr(training, "train_all", lambda *args, **kwargs: called.append(args) or [])
     result = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path), "--cell", "gru", "--data", "sine"])
     assert result.exit_code == 0 and len(called) == 1
     assert app.cli is cli

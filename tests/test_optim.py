@@ -189,3 +189,22 @@ def test_schedules_reject_non_positive_periods():
         StepLR(opt, step_size=0)
     with pytest.raises(ConfigError, match="T_max"):
         CosineAnnealingLR(opt, T_max=0)
+
+
+def test_every_registered_optimiser_is_a_class_of_the_optim_module_as_in_torch_optim():
+    import tinygrad_rnn.optim as optim
+    from tinygrad_rnn.optim import Adam, SGD  # noqa: F401  (the names users reach for)
+    assert Adam is optimizers.get("adam") and SGD is optimizers.get("sgd")
+    for name in optimizers.names():
+        cls = optimizers.get(name)
+        assert getattr(optim, cls.__name__) is cls and cls.__name__ in dir(optim)
+    with pytest.raises(AttributeError, match="the optimisers are Adam, AdamW"):
+        optim.Adamm
+
+
+def test_an_optimiser_class_steps_a_parameter_as_its_registered_name_does():
+    from tinygrad_rnn.optim import Adam
+    p = Tensor(np.ones(3), requires_grad=True)
+    (p * p).sum().backward()
+    Adam([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, 0.9)  # Adam's first step moves every weight by lr

@@ -6,7 +6,7 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import registry
 from tinygrad_rnn.models import SequenceModel
 from tinygrad_rnn.nn import BatchNormOverTime
-from tinygrad_rnn.train import Trainer
+from tinygrad_rnn.trainer import Trainer
 
 from helpers import EchoDataset
 

@@ -158,7 +158,7 @@ def test_truncated_bptt_leaves_no_gradient_before_the_last_chunk():
 
 def test_step_gradient_norms_leave_the_model_as_it_was():
     from tinygrad_rnn.runner.experiment import build, resolve
-    from tinygrad_rnn.train import Trainer
+    from tinygrad_rnn.trainer import Trainer
     config = resolve({"cell": "lstm", "data": "adding", "data_options": {"T": 12, "n_train": 20}, "hidden": 4})
     dataset, model, regs = build(config)
     trainer = Trainer(model, dataset, regularisers=regs, epochs=1, batch_size=8)
@@ -175,7 +175,7 @@ def test_last_step_norm_is_the_gradient_of_the_head_input():
     """At t = T of a seq2vec model, dLoss/dh_T is what the linear head passes back: W_head^T dLoss/dy."""
     from tinygrad_rnn import Tensor
     from tinygrad_rnn.runner.experiment import build, resolve
-    from tinygrad_rnn.train import Trainer
+    from tinygrad_rnn.trainer import Trainer
     config = resolve({"cell": "rnn", "data": "adding", "data_options": {"T": 6, "n_train": 20}, "hidden": 3})
     dataset, model, regs = build(config)
     trainer = Trainer(model, dataset, regularisers=regs, epochs=1, batch_size=4)
@@ -192,7 +192,7 @@ def test_last_step_norm_is_the_gradient_of_the_head_input():
 def deep_model(T=8, n_train=20, hidden=3, seed=0):
     """A 2-layer bidirectional GRU on the adding problem, its trainer and measured batch (float32)."""
     from tinygrad_rnn.runner.experiment import build, resolve
-    from tinygrad_rnn.train import Trainer
+    from tinygrad_rnn.trainer import Trainer
     config = resolve({"cell": "gru", "data": "adding", "data_options": {"T": T, "n_train": n_train},
                       "hidden": hidden, "layers": 2, "bidirectional": True, "seed": seed})
     dataset, model, regs = build(config)

@@ -8,7 +8,7 @@ import pytest
 import tinygrad_rnn as tg
 from tinygrad_rnn import registry
 from tinygrad_rnn.models import SequenceModel
-from tinygrad_rnn.train import Trainer, detach_state
+from tinygrad_rnn.trainer import Trainer, detach_state
 
 from helpers import EchoDataset
 

@@ -17,6 +17,14 @@ parameters, skips those without a gradient and runs the update under `no_grad`:
 array methods or `array_module(array)` (numpy or cupy), so it runs on either backend. `state` is a
 dict kept per parameter between steps (moment estimates, a step counter). `lr` is a plain
 attribute: the schedules below (one `.step()` per epoch, as PyTorch's) set it.
+
+Every registered optimiser is also a class of this module, as in `torch.optim`:
+
+    from tinygrad_rnn.optim import Adam
+    optimizer = Adam(model.parameters(), lr=1e-2)
+
+The built-in optimisers are plugins (plugins/optimizers/), which the library never names; the module's
+`__getattr__` at the bottom finds them in the registry by class name when first asked for.
 """
 import math
 
@@ -174,3 +182,25 @@ def make_schedule(optimizer, name, options=None, epochs=None):
         return SCHEDULES[name](optimizer, **options)
     except TypeError as e:
         raise ConfigError(f"schedule {name!r}: {e}") from None
+
+
+# ---- the optimiser plugins as classes of this module (`from tinygrad_rnn.optim import Adam`) -------------
+def registered_classes():
+    """{class name: class} of every registered optimiser: Adam, AdamW, RMSprop, SGD and any plugin's."""
+    from .registry import optimizers
+    return {optimizers.get(name).__name__: optimizers.get(name) for name in optimizers.names()}
+
+
+def __getattr__(name):
+    """A registered optimiser by its class name (PEP 562: called only for names not defined above)."""
+    if not name.startswith("_"):  # dunder look-ups (copy, pickle, inspect) must not import the plugins
+        found = registered_classes().get(name)
+        if found is not None:
+            return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}" +
+                         ("" if name.startswith("_") else
+                          f"; the optimisers are {', '.join(sorted(registered_classes()))}"))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(registered_classes()))

@@ -7,7 +7,7 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, backend
 from tinygrad_rnn.nn import Recurrent
 from tinygrad_rnn.registry import cells
-from tinygrad_rnn.train import Trainer
+from tinygrad_rnn.trainer import Trainer
 from tinygrad_rnn_plugins.cells import rnn_fused
 from tinygrad_rnn_plugins.cells.rnn_fused import RNNSequence
 

@@ -8,7 +8,7 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, backend, registry
 from tinygrad_rnn.models import SequenceModel
 from tinygrad_rnn.nn import BatchNorm1d, BatchNormOverTime, clip_grad_norm, clip_grad_value
-from tinygrad_rnn.train import Trainer
+from tinygrad_rnn.trainer import Trainer
 
 from helpers import EchoDataset
 

@@ -16,3 +16,9 @@ from .batchnorm import BatchNorm1d, BatchNormOverTime  # noqa: E402
 from .clip import clip_grad_norm, clip_grad_value  # noqa: E402
 
 __all__ += ["init", "BatchNorm1d", "BatchNormOverTime", "clip_grad_norm", "clip_grad_value"]
+
+# what a training loop of your own needs beside the model: the losses (the optimisers are in
+# tinygrad_rnn.optim: `from tinygrad_rnn.optim import Adam`)
+from .losses import bce_with_logits, cross_entropy, mae, mse  # noqa: E402
+
+__all__ += ["mse", "mae", "cross_entropy", "bce_with_logits"]

@@ -1,7 +1,14 @@
-"""The `rnnrun` application: everything that exists only for the command line.
+"""The `rnnrun` application, and its Python API: `train`, `load_run`, `sweep`, `tune` (api.py).
 
-Nothing outside this folder imports it. Read it in the order data flows through it:
+    from tinygrad_rnn.runner import train, load_run
+    run = train(cell="gru", data="sine", epochs=5)      # what `rnnrun train --cell gru ...` does
 
+Nothing of the package above it imports it (but for `tinygrad_rnn.train`, which imports it on first
+use). Read it in the order data flows through it:
+
+    api.py         train, load_run, sweep, tune: the commands' work, from Python; the commands call it
+    run.py         Run: one run folder as Python sees it (config, history, model, predict, resume, plot)
+    searches.py    what sweep() and tune() return
     cli.py         the entry point and the one list of commands: adds each to the group, runs it
     app.py         the click group (bare `rnnrun --cell ...` routes to `train`) and the helpers every
                    command shares; it imports no command
@@ -11,7 +18,7 @@ Nothing outside this folder imports it. Read it in the order data flows through 
                    commands with click.command and imports app.py and options.py, never the group
     config.py      flags and TOML files → one validated config dict
     experiment.py  a config → dataset, model, regularisers, trainer → a finished run
-    training.py    the train command's driver: progress bars, the results table
+    training.py    the driver of train, resume and the API's train(): progress bars, the results table
     store.py       the run store: one folder per run (config.toml, metrics.csv, summary.json, model.npz)
     report.py      rich tables of runs and models
     sweeper.py     grids and random samples of runs on a process pool or Dask
@@ -21,3 +28,8 @@ Nothing outside this folder imports it. Read it in the order data flows through 
     signals.py     Ctrl-C handling shared by the trainer and the sweep workers
     output.py      the consoles and the `Fail` exit
 """
+from .api import load_run, sweep, train, tune  # noqa: E402,F401
+from .run import Predictions, Run, Runs  # noqa: E402,F401
+from .searches import StudyResult, SweepResult  # noqa: E402,F401
+
+__all__ = ["train", "load_run", "sweep", "tune", "Run", "Runs", "Predictions", "SweepResult", "StudyResult"]

@@ -4,6 +4,8 @@ tinygrad_rnn`): the one place that lists every command (hatch's cli/__init__.py 
 The group (app.py) knows no command; each command file defines its commands and imports only the
 helpers of app.py and options.py, so imports run one way: cli → commands → app, options.
 """
+import os
+
 from .app import cli
 from .commands.catalogue import list_plugins
 from .commands.check import check_cmd
@@ -24,6 +26,8 @@ for command in COMMANDS:
 
 def main(argv=None):
     """The console script `rnnrun`."""
+    # the command line writes its plots to files; pyplot (Optuna's views use it) needs no window
+    os.environ.setdefault("MPLBACKEND", "Agg")
     cli.main(args=argv, prog_name="rnnrun")
 
 

@@ -32,7 +32,7 @@ from ..selection import pick_best
 from ..tensor import Tensor
 from ..data import warn
 from ..threads import blas_threads, choose_threads
-from ..train import Trainer, check_validation
+from ..trainer import Trainer, check_validation
 from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
                     weights_signature)
 from .signals import held, why

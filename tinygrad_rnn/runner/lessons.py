@@ -22,7 +22,7 @@ from ..nn.recurrent import PATHS, Recurrent
 from ..registry import cells
 from ..regulariser import Regularizer
 from ..tensor import Tensor, topological_order
-from ..train import detach_state, gradient_norm
+from ..trainer import detach_state, gradient_norm
 
 
 # ---- gradient check of a recurrent layer ------------------------------------------------------------
@@ -247,7 +247,7 @@ def vanish(config, on_epoch=None, layer=None, direction=0):
     """
     from ..errors import DivergedError
     from .experiment import build
-    from ..train import Trainer
+    from ..trainer import Trainer
     dataset, model, regs = build(config)
     last = LastEpochWeights()
     trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],

@@ -5,6 +5,8 @@ from rich.table import Table
 
 from ..models import summary_rows
 from ..selection import pick_best
+from .config import spec_label
+from .sweeper import AXES, axis_order, label
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -229,3 +231,78 @@ def plus_minus(mean, std):
     if mean is None:
         return "–"
     return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
+
+
+# ---- sweeps and studies (rnnrun sweep, rnnrun tune, and what sweep() and tune() return) -------------------
+BEST_SHOWN = 10  # trials in a study's table
+
+
+def sweep_table(doc):
+    """One row per configuration: mean ± std over seeds; the best configuration in bold green."""
+    rows = doc["configurations"]
+    every = axis_order({a for r in rows for a in r["settings"]})
+    axes = [a for a in every if len({str(r["settings"].get(a)) for r in rows}) > 1] or every
+    metric = next((r["metric"] for r in rows if r["metric"]), "metric")
+    shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
+        r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
+    best = [label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
+    caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "
+                                         "never used to choose" if best and len(rows) > 1 else "")
+    if len({r.get("comparable") for r in rows}) > 1:
+        caption += "; one best per comparable data and metric"
+    table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
+    for axis in axes:
+        table.add_column(axis.replace("_", " "), overflow="fold")
+    for column in ("seeds", f"val {metric}", f"test {metric}", "strongest baseline", "params", "s/trial"):
+        table.add_column(column, justify="left" if column == "seeds" else "right",
+                         no_wrap=column in (f"test {metric}", f"val {metric}"))
+    for r in rows:
+        seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        strongest = r.get("best_baseline")
+        table.add_row(*(str(shown(r, a)) for a in axes), seeds,
+                      _pm(r.get("val_metric_mean"), r.get("val_metric_std")),
+                      _pm(r["test_metric_mean"], r["test_metric_std"]),
+                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else fmt(r["baseline_mean"]),
+                      f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
+                      style="bold green" if r["best"] and len(rows) > 1 else None)
+    return table
+
+
+def _pm(mean, std):
+    if mean is None:
+        return "–"
+    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")
+
+
+def best_table(doc):
+    """The best trials, best first: their settings, value, epochs run, and whether they were pruned."""
+    study = doc["study"]
+    scored = [t for t in doc["trials"] if t["value"] is not None and t["state"] in ("complete", "pruned")]
+    reverse = study["direction"] == "maximize"
+    # finished trials before pruned ones: a pruned trial's value is where it stopped, not what it reached
+    ranked = sorted(scored, key=lambda t: (t["state"] != "complete", -t["value"] if reverse else t["value"]))
+    names = list(dict.fromkeys(k for t in doc["trials"] for k in t["params"]))
+    table = Table(title=f"Best trials of study {study['name']} ({len(ranked[:BEST_SHOWN])} of {study['trials']})",
+                  title_justify="left", caption_justify="left",
+                  caption=f"ranked by {study['objective'].replace('_', ' ')}: chosen on validation; the test split "
+                          "is never used to choose")
+    table.add_column("trial", justify="right")
+    for name in names:  # exact values, never cut: typed back, they repeat the trial
+        widest = max([len(exact(t["params"].get(name))) for t in ranked[:BEST_SHOWN]] + [len(name)])
+        table.add_column(name.replace("_", " "), justify="right", no_wrap=True, min_width=widest)
+    table.add_column(study["objective"].replace("_", " "), justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("state")
+    table.add_column("run", overflow="fold")
+    best = doc["best"]["number"] if doc["best"] else None
+    for t in ranked[:BEST_SHOWN]:
+        table.add_row(str(t["number"]), *(exact(t["params"].get(n)) for n in names), fmt(t["value"]),
+                      fmt(t["epochs"]), t["state"], t["run_id"] or "–",
+                      style="bold green" if t["number"] == best else None)
+    return table
+
+
+def exact(value):
+    """A tried setting as text that gives the same trial when typed back: a float's shortest repr
+    (0.0031415926535897933, not 0.00314), anything else as it is."""
+    return repr(value) if isinstance(value, float) else fmt(value)

@@ -925,3 +925,55 @@ def definition(sweep, axes, base, seeds, samples, sample_seed, plugins, trials, 
             "plugins": [plugin_ref(p) for p in plugins],
             "axes": {a: str(v) if isinstance(v, Range) else v for a, v in axes.items()},
             "base": base, "trials": trials}
+
+
+# ---- a sweep from its flags: what `rnnrun sweep` and the API's sweep() both do first ---------------------
+DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size", "reg", "epochs", "bidirectional",
+            "seeds", "samples", "sample_seed")   # the flags that define a sweep; --resume reads them from sweep.toml
+
+
+@dataclass
+class SweepPlan:
+    """A sweep checked and ready to run: its trials, and its folder (`sweep`, for --resume) or the
+    function that makes it (`create`, called only once nothing can fail any more)."""
+    trials: list
+    plugins: list
+    sweep: "Sweep" = None
+    create: object = None
+
+
+def plan_sweep(root, flags, plugins=(), resume_id=None, command=""):
+    """Check a sweep's flags (`flags`: DEFINING's values, lists of texts as the command line gives
+    them) and every trial's config; make nothing. `plugins`: loaded already, recorded in sweep.toml."""
+    from .app import config_from_flags
+    from .experiment import check_all, resolve
+    plugins = [plugin_ref(p) for p in plugins]
+    if resume_id:
+        given = [k for k in DEFINING if flags.get(k) not in (None, ())]
+        if given:
+            names = ", ".join("--random" if k == "samples" else flag(k) for k in given)
+            raise ConfigError(f"--resume takes the sweep's definition from its sweep.toml; drop {names}")
+        sweep = find_sweep(root, resume_id)
+        recorded = sweep.definition()
+        plugins = list(dict.fromkeys(recorded.get("plugins", []) + plugins))
+        load_plugins_once(plugins)
+        trials = recorded.get("trials", [])
+        check_all([resolve(dict(trial["config"])) for trial in trials])  # unknown names fail here, not in each trial
+        return SweepPlan(trials, plugins, sweep=sweep)
+    axes = {axis: parse_axis(axis, flags[axis]) for axis in AXES if flags.get(axis)}
+    if "cell" not in axes or "data" not in axes:
+        raise ConfigError("a sweep needs --cell and --data, e.g. rnnrun sweep --cell rnn,gru --data adding:T=100")
+    axes, regs, extra_axes = option_axes(axes, flags.get("reg") or ())  # window=12|24 → an axis data.window
+    axes.update(extra_axes)
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, epochs=flags.get("epochs"),
+                             bidirectional=flags.get("bidirectional"))
+    seeds = list(range(flags.get("seeds") or 1))
+    samples, sample_seed = flags.get("samples"), flags.get("sample_seed") or 0
+    trials = plan(base, configurations(axes, samples, sample_seed), seeds)
+    check_all([t["config"] for t in trials])  # a bad option fails the sweep now (exit 2), not each trial
+
+    def create():
+        sweep = create_sweep(root, "_".join(dict.fromkeys(parse_spec(spec)[0] for spec in axes["data"])))
+        sweep.write_definition(definition(sweep, axes, base, seeds, samples, sample_seed, plugins, trials, command))
+        return sweep
+    return SweepPlan(trials, plugins, create=create)

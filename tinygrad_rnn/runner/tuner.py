@@ -534,3 +534,44 @@ def write_plots(job):
 
 def as_json(doc):
     return json.dumps(doc, indent=2)
+
+
+# ---- a study from its flags: what `rnnrun tune` and the API's tune() both do first ----------------------
+def plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage_given,
+               plugins, command=""):
+    """Everything a worker needs to run its share of the study, as plain picklable values, every edge of
+    the search checked (names, options, sizes) before any folder exists. `flags`: the axes' values as
+    the command line gives them (lists of texts), and reg, schedule, epochs, bidirectional."""
+    from .app import check_runs_dir, config_from_flags
+    require_optuna()
+    for name, value, valid in (("--sampler", sampler, SAMPLERS), ("--pruner", pruner, PRUNERS),
+                               ("--objective", objective, tuple(OBJECTIVES))):
+        if value not in valid:
+            raise ConfigError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+    for name, value, low in (("--trials", trials, 1), ("--warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+    root = os.path.abspath(root)
+    axes = {axis: sweeps.parse_axis(axis, flags[axis]) for axis in sweeps.AXES if flags.get(axis)}
+    if "cell" not in axes or "data" not in axes:
+        raise ConfigError("tune needs --cell and --data, e.g. rnnrun tune --cell gru --data sine --lr 1e-4:1e-1")
+    axes, regs, option_axes = sweeps.option_axes(axes, flags.get("reg") or ())  # window=12|24, p=0.1:0.5 → axes
+    axes.update(option_axes)
+    fixed, tuned = search_space(axes)
+    direction = check_direction(fixed["data"], objective, direction)
+    base = config_from_flags(None, data=None, optimizer=None, reg=regs, schedule=flags.get("schedule"),
+                             epochs=flags.get("epochs"), bidirectional=flags.get("bidirectional"), seed=seed)
+    base.pop("seed", None)
+    plugins = [sweeps.plugin_ref(p) for p in plugins]
+    doc = definition(fixed, tuned, base, objective, direction, seed, plugins)
+    name = study_name or default_study_name(doc)
+    folder = study_folder(root, name)
+    job = {"root": root, "group": os.path.relpath(folder, root), "folder": folder, "study": name,
+           "storage": storage_url(root, name, storage_given), "definition": doc, "command": command,
+           "fixed": fixed, "tuned": tuned, "base": base, "seed": seed, "objective": objective,
+           "direction": direction, "sampler": sampler, "pruner": pruner, "sampler_seed": seed,
+           "trials": trials, "plugins": plugins}
+    check_runs_dir(root)
+    job["epochs"] = check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
+    job["warmup"] = warmup
+    return job

@@ -17,7 +17,7 @@ from ..optim import Optimizer
 from ..random import manual_seed
 from ..regulariser import Regularizer
 from ..tensor import Tensor
-from ..train import Trainer
+from ..trainer import Trainer
 from .base import SkipCheck, check_bad_options, equal_plain, not_plain, same_arrays
 
 SHAPING_HOOKS = ("on_model_built", "on_optimizer_built", "split_sequence", "before_batch", "after_backward",

@@ -7,25 +7,16 @@ The preprocessing the run fitted on its training rows (scalers, column order, cl
 back from its preprocessing.json and applied as it is: nothing is refitted on the new file.
 """
 import csv
-import inspect
 import os
 
 import click
-import numpy as np
-from rich import box
-from rich.table import Table
 
 from .. import options as shared
-from ..app import run_config, store_for
-from ..experiment import build_model
-from ..config import MAX_FORECAST_STEPS, construct
+from ..app import store_for
+from ..config import MAX_FORECAST_STEPS
 from ..output import console, print_json
-from ..store import PREPROCESSING, DamagedRun
-from ... import backend
-from ...errors import ConfigError, TinygradRNNError
-from ...function import no_grad
-from ...registry import datasets
-from ...tensor import Tensor
+from ..run import Run, predict_together
+from ...errors import ConfigError
 
 
 @click.command("predict")
@@ -49,107 +40,22 @@ def predict_cmd(ctx, run_ids, input_path, output_path, steps, split, runs_dir, a
     Several RUNs of the same data (dataset, options, file and fitted preprocessing: e.g. the seeds of
     `rnnrun --seeds 5`) predict as one ensemble: the mean of their outputs (of their probabilities for
     a classifier). Runs on different data are refused."""
-    store = store_for(ctx, runs_dir)
-    loaded = [_load(store, run_id) for run_id in run_ids]
-    run, config, (dataset, _), _ = loaded[0]
-    for other, other_config, _, other_preprocessing in loaded[1:]:
-        differs = _different_data(config, loaded[0][3], other_config, other_preprocessing)
-        if differs:
-            raise ConfigError(f"runs {run.id} and {other.id} are on different data ({differs}); an ensemble "
-                              "averages runs of the same data only")
-    predictors = [_predictor(model) for _, _, (_, model), _ in loaded]
-    predict = predictors[0] if len(predictors) == 1 else _ensemble(predictors, dataset.problem)
-    if split and "split" not in inspect.signature(dataset.predict_file).parameters:
-        raise ConfigError(f"--split: dataset {config['data']!r} marks no splits in its files; it predicts them whole")
-    columns, rows = dataset.predict_file(input_path, predict, steps, **({"split": split} if split else {}))
+    store, moved = store_for(ctx, runs_dir), bool(shared.plugins_of(ctx, ()))
+    runs = [Run(store.get(run_id).path, plugins_moved=moved) for run_id in run_ids]
+    run = runs[0]
+    predictions = predict_together(runs, input_path, steps, split)  # one code path: the API's
     if output_path:
-        _write_csv(output_path, columns, rows)
-    what = run.id if len(loaded) == 1 else f"the ensemble of {len(loaded)} runs ({', '.join(r.id for r, *_ in loaded)})"
+        _write_csv(output_path, predictions.columns, predictions.rows)
     if as_json:
-        several = {"runs": [r.id for r, *_ in loaded]} if len(loaded) > 1 else {}
-        print_json({"run": run.id, **several, "columns": columns, "rows": rows})
+        print_json(predictions.to_dict())
     elif output_path:
-        console().print(f"{len(rows)} predictions written to {output_path}")
+        console().print(f"{len(predictions)} predictions written to {output_path}")
     else:
         out = console()
-        out.print(f"Predictions of {'run ' if len(loaded) == 1 else ''}{what} for {os.path.basename(input_path)}:",
-                  soft_wrap=True)
-        out.print(_table(columns, rows))
-
-
-def _load(store, run_id):
-    """(run, config, (dataset, model), preprocessing) of a finished run, its weights loaded."""
-    run = store.get(run_id).verify()  # a damaged file: one line naming it, exit 1
-    config = run_config(run)  # its recorded plugins loaded, its names and options checked
-    status = run.status()
-    if status not in ("finished", "interrupted"):
-        raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
-                          "see `rnnrun show " + run.id + "`")
-    dataset_class = datasets.get(config["data"])
-    preprocessing = run.preprocessing()  # garbage or not a JSON object: DamagedRun naming the file
-    if preprocessing is None and _predicts(dataset_class):
-        raise DamagedRun(run, PREPROCESSING, f"missing (dataset {config['data']!r} saves one with every run; "
-                                             "without it the run's scaling is lost: train the run again)")
-    if preprocessing is None:
-        able = [n for n in datasets.names() if _predicts(datasets.get(n))]
-        raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, which does not predict from files; "
-                          f"predict works for runs on: {', '.join(able)}")
-    backend.set_backend(config.get("backend", "numpy"))
-    dataset = construct(dataset_class, "dataset", config["data"], config["data_options"], seed=config["seed"])
-    try:
-        dataset.restore(preprocessing)
-    except TinygradRNNError:
-        raise
-    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
-        raise DamagedRun(run, PREPROCESSING, f"does not fit dataset {config['data']!r} "
-                                             f"({type(e).__name__}: {e}); not what the run wrote") from None
-    model = build_model(config, dataset)
-    if not os.path.exists(run.file("model.npz")):
-        raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
-    run.load_weights_into(model)
-    return run, config, (dataset, model), preprocessing
-
-
-def _different_data(config, preprocessing, other_config, other_preprocessing):
-    """What differs between two runs' data ('' when nothing): the dataset, an option, or what was fitted."""
-    if config["data"] != other_config["data"]:
-        return f"datasets {config['data']!r} and {other_config['data']!r}"
-    for key in sorted(set(config["data_options"]) | set(other_config["data_options"])):
-        a, b = config["data_options"].get(key), other_config["data_options"].get(key)
-        if a != b:
-            return f"option {key}: {a!r} and {b!r}"
-    if preprocessing != other_preprocessing:
-        return "their preprocessing.json, fitted on different training rows"
-    return ""
-
-
-def _ensemble(predictors, problem):
-    """predict(x, lengths) → the mean of several models' outputs (`breakdowns.ensemble`)."""
-    from ...breakdowns import ensemble
-
-    def predict(x, lengths=None):
-        return ensemble([p(x, lengths) for p in predictors], problem).astype(np.float32)
-    return predict
-
-
-def _predictor(model, batch_size=256):
-    """predict(x, lengths) → the model's outputs as NumPy, in evaluation mode, batch by batch."""
-    def predict(x, lengths=None):
-        model.eval()
-        parts = []
-        with no_grad():
-            for start in range(0, len(x), batch_size):
-                part = slice(start, start + batch_size)
-                xs = Tensor(backend.convert(np.ascontiguousarray(x[part]), backend.get_backend()))
-                parts.append(model.predict(xs, lengths=None if lengths is None else lengths[part]).numpy())
-        return np.concatenate(parts)
-    return predict
-
-
-def _predicts(cls):
-    """Whether a dataset class implements prediction from a file (overrides the protocol's default)."""
-    from ...data import Dataset
-    return cls.predict_file is not Dataset.predict_file
+        what = f"run {run.id}" if len(runs) == 1 else \
+            f"the ensemble of {len(runs)} runs ({', '.join(r.id for r in runs)})"
+        out.print(f"Predictions of {what} for {os.path.basename(input_path)}:", soft_wrap=True)
+        out.print(predictions.table())
 
 
 def _write_csv(path, columns, rows):
@@ -160,22 +66,3 @@ def _write_csv(path, columns, rows):
             writer.writerows(rows)
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror}") from None
-
-
-def _table(columns, rows, widest=5):
-    """A compact table. Probabilities (columns of floats within [0, 1]) show with two decimals, one
-    column each; past `widest` of them, only the highest (the predicted label's) fits a terminal."""
-    shares = [c for c in range(len(columns)) if rows and all(isinstance(r[c], float) and 0 <= r[c] <= 1
-                                                              for r in rows)]
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    if len(shares) > widest:
-        keep = [c for c in range(len(columns)) if c not in shares]
-        columns = [columns[c] for c in keep] + ["probability"]
-        rows = [[r[c] for c in keep] + [max(r[c] for c in shares)] for r in rows]
-        table.caption = f"the predicted label's probability; --json or --output give all {len(shares)}"
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(*(f"{v:.2f}" if isinstance(v, float) and 0 <= v <= 1 and len(shares) else
-                        f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    return table

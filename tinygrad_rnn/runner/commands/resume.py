@@ -7,10 +7,14 @@
 metrics.csv goes on from the checkpoint's epoch (no row twice, none missing), and summary.json,
 model.npz and the plots end as an uninterrupted run's would; on NumPy with the same numbers, bit for bit.
 """
+import sys
+
 import click
 
 from .. import options as shared
 from ..app import load_plugins, load_run_plugins, store_for
+from ..output import Fail
+from ..signals import exit_code
 
 
 @click.command("resume")
@@ -28,8 +32,15 @@ def resume_cmd(ctx, run_id, epochs, plugins, runs_dir, as_json, quiet):
 
     The plugins the run was trained with (recorded in its config.toml) are loaded again; pass
     --plugin only for one whose file has moved."""
-    from ..training import resume_run
+    from ..training import print_results, resume_run
     run = store_for(ctx, runs_dir).get(run_id)
     load_plugins(plugins)
     load_run_plugins(run)
-    resume_run(run, epochs, as_json, quiet)
+    show = not as_json and not quiet
+    try:
+        summary = resume_run(run, epochs, progress=show, verbose=show, notes=True)
+    except KeyboardInterrupt as e:  # said in one line already, the run's files kept
+        sys.exit(exit_code(e))
+    print_results([summary], as_json, quiet)
+    if summary["status"] != "finished":
+        raise Fail()

@@ -6,27 +6,20 @@
     rnnrun sweep --resume 20261123-142501-adding             run only what the sweep still lacks
     rnnrun runs --sweep 20261123-142501-adding               its trials, one per line
 """
-import contextlib
 import os
 import shlex
 import sys
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ...errors import ConfigError
-from .. import sweeper as sweeps
 from .. import options as shared
-from ..app import check_runs_dir, config_from_flags
-from ..config import MAX_EPOCHS, parse_spec, spec_label
+from .. import report
+from .. import sweeper as sweeps
+from ..app import check_runs_dir
+from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
-from ..report import fmt
-from ..signals import exit_code, on_stop
-
-# the flags that define a sweep; --resume takes all of them from the sweep's sweep.toml
-DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size", "reg", "epochs", "bidirectional",
-            "seeds", "samples", "sample_seed")
+from ..signals import exit_code
 
 
 @click.command("sweep")
@@ -65,27 +58,21 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     A failed or diverged trial is recorded and the others go on; Ctrl-C keeps the finished
     ones, and --resume SWEEP_ID runs the rest.
     """
-    if workers is not None and scheduler:
-        raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
+    from ..api import _check_where, run_sweep_plan  # one code path: the API's sweep() runs these too
+    where = _check_where(workers, scheduler)
     root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
     sweeps.load_plugins_once(plugins)
-    plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
-    if resume_id:
-        given = [k for k in DEFINING if defining[k] not in (None, ())]
-        if given:
-            names = ", ".join("--random" if k == "samples" else sweeps.flag(k) for k in given)
-            raise ConfigError(f"--resume takes the sweep's definition from its sweep.toml; drop {names}")
-        sweep, trials, plugins = _resumed(root, resume_id, plugins)
-        create = None
-    else:
-        sweep, (trials, create) = None, _new(root, plugins, defining)
-    client = sweeps.connect(scheduler) if scheduler else None
-    with client or contextlib.nullcontext():
-        sweep = sweep or create()  # only now: a usage error or an unreachable scheduler leaves no folder
-        doc = _run(sweep, trials, plugins, workers or os.cpu_count() or 1, client, scheduler, as_json or quiet)
+    # for people reading sweep.toml; when called as a library (tests) argv is someone else's
+    command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+               if os.path.basename(sys.argv[0]) == "rnnrun" else "")
+    plan = sweeps.plan_sweep(root, defining, group_plugins + list(plugins), resume_id, command)
+    silent = as_json or quiet
+    try:
+        doc = run_sweep_plan(plan, where, progress=not silent, lines=not silent, notes=True)
+    except KeyboardInterrupt as e:  # said in one line already; the finished trials are kept
+        sys.exit(exit_code(e))
     if as_json:
         print_json(doc)
     else:
@@ -94,81 +81,9 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
         raise Fail()
 
 
-def _new(root, plugins, d):
-    """The trials of a new sweep, and a function that makes its folder and writes its sweep.toml."""
-    axes = {axis: sweeps.parse_axis(axis, d[axis]) for axis in sweeps.AXES if d[axis]}
-    if "cell" not in axes or "data" not in axes:
-        raise ConfigError("a sweep needs --cell and --data, e.g. rnnrun sweep --cell rnn,gru --data adding:T=100")
-    axes, regs, option_axes = sweeps.option_axes(axes, d["reg"])  # window=12|24 → an axis data.window
-    axes.update(option_axes)
-    base = config_from_flags(None, data=None, optimizer=None, reg=regs, epochs=d["epochs"],
-                             bidirectional=d["bidirectional"])
-    seeds = list(range(d["seeds"] or 1))
-    sample_seed = d["sample_seed"] or 0
-    trials = sweeps.plan(base, sweeps.configurations(axes, d["samples"], sample_seed), seeds)
-    from ..experiment import check_all
-    check_all([t["config"] for t in trials])  # a bad option fails the sweep now (exit 2), not each trial
-
-    def create():
-        sweep = sweeps.create_sweep(root, "_".join(dict.fromkeys(parse_spec(spec)[0] for spec in axes["data"])))
-        # for people reading sweep.toml; when called as a library (tests) argv is someone else's
-        command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-                   if os.path.basename(sys.argv[0]) == "rnnrun" else "")
-        sweep.write_definition(sweeps.definition(sweep, axes, base, seeds, d["samples"], sample_seed, plugins,
-                                                 trials, command))
-        return sweep
-    return trials, create
-
-
-def _resumed(root, resume_id, plugins):
-    sweep = sweeps.find_sweep(root, resume_id)
-    definition = sweep.definition()
-    plugins = list(dict.fromkeys(definition.get("plugins", []) + plugins))
-    sweeps.load_plugins_once(plugins)
-    trials = definition.get("trials", [])
-    from ..experiment import check_all, resolve
-    # unknown names and options fail here (exit 2), not in every trial
-    check_all([resolve(dict(trial["config"])) for trial in trials])
-    return sweep, trials, plugins
-
-
-def _run(sweep, trials, plugins, workers, client, scheduler, silent):
-    err = console(stderr=True)
-    progress = Progress(TextColumn("[bold]sweep {task.fields[id]}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, disable=silent, transient=True)
-
-    def on_result(trial, result):
-        progress.advance(task)
-        if silent:
-            return
-        where = f"{sweeps.label(trial['settings'])} seed {trial['seed']}"
-        if result["status"] == "finished":
-            err.print(f"[green]done[/] {where}: test {result.get('metric')} {fmt(result.get('test_metric'))} "
-                      f"({fmt(result.get('seconds'), 3)}s)", soft_wrap=True)
-        else:
-            err.print(f"[red]{result['status']}[/] {where}: {result.get('message', '')}", soft_wrap=True)
-
-    done = len(sweep.done().keys() & {t["key"] for t in trials})
-    if not silent:
-        where = f"on {scheduler}" if scheduler else "here" if workers == 1 else f"on {workers} workers"
-        err.print(f"[dim]sweep {sweep.id}: {len(trials)} trials, {len(trials) - done} to run {where} "
-                  f"({sweep.path})[/]", soft_wrap=True)
-    with progress:
-        task = progress.add_task("sweep", total=len(trials), completed=done, id=sweep.id)
-        try:
-            with on_stop():  # SIGTERM and SIGHUP stop a sweep as Ctrl-C does
-                return sweeps.run_sweep(sweep, trials, workers=workers, client=client, plugins=plugins,
-                                        on_result=on_result)
-        except KeyboardInterrupt as e:
-            progress.stop()
-            err.print(f"[yellow]interrupted:[/] finished trials are kept in {sweep.path}; "
-                      f"run the rest with rnnrun sweep --resume {sweep.id}", soft_wrap=True)
-            sys.exit(exit_code(e))
-
-
 def _print(doc):
     out = console()
-    out.print(sweep_table(doc))
+    out.print(report.sweep_table(doc))
     broken = [t for t in doc["trials"] if t["status"] not in ("finished", "pending")]
     if broken:
         table = Table(title="Trials that did not finish", title_justify="left")
@@ -181,40 +96,3 @@ def _print(doc):
     counts = ", ".join(f"{doc[s]} {s}" for s in ("finished", "diverged", "failed", "interrupted", "pending") if doc[s])
     out.print(f"[dim]sweep {doc['id']}: {counts}; trials in {doc['path']} (rnnrun runs --sweep {doc['id']})[/]",
               soft_wrap=True)
-
-
-def sweep_table(doc):
-    """One row per configuration: mean ± std over seeds; the best configuration in bold green."""
-    rows = doc["configurations"]
-    every = sweeps.axis_order({a for r in rows for a in r["settings"]})
-    axes = [a for a in every if len({str(r["settings"].get(a)) for r in rows}) > 1] or every
-    metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
-        r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
-    best = [sweeps.label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
-    caption = "mean ± std over seeds" + (f"; best on validation (bold): {', '.join(best)}; test is reported, "
-                                         "never used to choose" if best and len(rows) > 1 else "")
-    if len({r.get("comparable") for r in rows}) > 1:
-        caption += "; one best per comparable data and metric"
-    table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
-    for axis in axes:
-        table.add_column(axis.replace("_", " "), overflow="fold")
-    for column in ("seeds", f"val {metric}", f"test {metric}", "strongest baseline", "params", "s/trial"):
-        table.add_column(column, justify="left" if column == "seeds" else "right",
-                         no_wrap=column in (f"test {metric}", f"val {metric}"))
-    for r in rows:
-        seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        strongest = r.get("best_baseline")
-        table.add_row(*(str(shown(r, a)) for a in axes), seeds,
-                      _pm(r.get("val_metric_mean"), r.get("val_metric_std")),
-                      _pm(r["test_metric_mean"], r["test_metric_std"]),
-                      f"{strongest['name']} {fmt(strongest['value'])}" if strongest else fmt(r["baseline_mean"]),
-                      f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
-                      style="bold green" if r["best"] and len(rows) > 1 else None)
-    return table
-
-
-def _pm(mean, std):
-    if mean is None:
-        return "–"
-    return fmt(mean) + (f" ± {fmt(std, 2)}" if std is not None else "")

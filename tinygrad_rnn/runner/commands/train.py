@@ -5,10 +5,13 @@
 
 Its flags are options.TRAINING, defined once; `rnnrun --config FILE` repeats a stored run.
 """
+import sys
+
 import click
 
 from .. import options as shared
-from ..app import check_runs_dir, config_from_flags, load_plugins, specs
+from ..output import Fail
+from ..signals import exit_code
 from ...errors import ConfigError
 
 
@@ -56,27 +59,21 @@ def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirec
                               "or --config FILE")
         click.echo(ctx.get_help())
         return
-    run_path = shared.path_of(path, fused_alias, composed_alias, compiled_alias)
-    runs_dir = shared.runs_dir_of(ctx, runs_dir)
-    load_plugins(plugins)
-    from ..experiment import check_all, resolve
-    from ..sweeper import plugin_ref
-    base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
-                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, backend=backend, path=run_path)
-    plugins = shared.plugins_of(ctx, plugins)
-    if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
-        base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))
-    cell_specs = specs(cell, "cell", "--cell") if cell else [(base.get("cell"), base.get("cell_options", {}))]
-    configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in cell_specs]
-    if configs[0]["backend"] == "cupy":
-        from ...backend import module
-        module("cupy")  # fail now, before any run folder is made
-    if seeds:
-        from ..seeds import expand_seeds
-        configs = expand_seeds(configs, seeds)
-    check_runs_dir(runs_dir)
-    check_all(configs)
+    from ..api import plan_training  # one code path: the Python API's train() does the same
     from ..store import RunStore
-    from ..training import train_all
-    train_all(configs, RunStore(runs_dir), as_json, quiet, checkpoint_every, seeds=seeds)
+    from ..training import print_results, train_all
+    runs_dir = shared.runs_dir_of(ctx, runs_dir)
+    configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
+                            layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
+                            seed=seed, seeds=seeds, backend=backend, path=shared.path_of(path, fused_alias, composed_alias,
+                                                                            compiled_alias),
+                            plugins=plugins, config=config_file, runs_dir=runs_dir,
+                            loaded_plugins=shared.plugins_of(ctx, ()))
+    show = not as_json and not quiet
+    try:
+        summaries = train_all(configs, RunStore(runs_dir), checkpoint_every, progress=show, verbose=show, notes=True)
+    except KeyboardInterrupt as e:  # said in one line already; the run's files are kept
+        sys.exit(exit_code(e))
+    print_results(summaries, as_json, quiet, configs, seeds=seeds)
+    if any(s["status"] != "finished" for s in summaries):
+        raise Fail()

@@ -11,17 +11,16 @@ import sys
 import click
 from rich.table import Table
 
+from .. import options as shared
+from .. import report
 from .. import sweeper as sweeps
 from .. import tuner as tuning
-from .. import options as shared
-from ..app import check_runs_dir, config_from_flags
+from ..api import check_readable, shown
+from ..app import check_runs_dir
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
-from ..report import fmt
-from ..signals import exit_code, ignoring_stops, on_stop
-from ...errors import ConfigError
-
-BEST_SHOWN = 10
+from ..report import exact, fmt
+from ..signals import exit_code
 
 
 @click.command("tune")
@@ -75,99 +74,36 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     in RUNS/tunes/STUDY/study.db: the same command again adds --trials more to it.
     The best trial's config is written to best.toml: rnnrun --config best.toml repeats it.
     """
+    from ..api import _check_where, run_study_job  # one code path: the API's tune() runs these too
     tuning.require_optuna()
-    if workers is not None and scheduler:
-        raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
+    where = _check_where(workers, scheduler)
     root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
-    plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
-    job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
-    job["epochs"] = tuning.check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
-    job["warmup"] = warmup
-    client = sweeps.connect(scheduler) if scheduler else None
-    err = console(stderr=True)
+    command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+               if os.path.basename(sys.argv[0]) == "rnnrun" else "")
+    job = tuning.plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study_name,
+                            storage, group_plugins + list(plugins), command)
+    silent = as_json or quiet
     try:
-        study = tuning.open_study(job)
-        before = len(study.trials)
-        job["sampler_seed"] = seed + before  # a continued study does not replay the first trials' draws
-        if not (as_json or quiet):
-            where = f"on {scheduler}" if scheduler else "here" if (workers or 1) == 1 else f"on {workers} workers"
-            err.print(f"[dim]study {job['study']}: {before} trials so far, {trials} more {where} "
-                      f"({sampler} sampler, {pruner} pruner; {shown(job['folder'])})[/]", soft_wrap=True)
-        say = None if as_json or quiet else _say(err)
-        try:
-            with on_stop():  # SIGTERM and SIGHUP stop a study as Ctrl-C does: the running trial "interrupted"
-                tuning.run_study(job, workers or 1, client, say)
-        except KeyboardInterrupt as e:
-            with ignoring_stops():  # a second signal must not cut the note or best.toml short
-                tuning.write_best(tuning.summarise(job, new_trials=trials))
-                err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
-                          f"adds more ({job['folder']})", soft_wrap=True)
-            sys.exit(exit_code(e))
-    finally:
-        if client is not None:
-            client.close()
-    doc = tuning.summarise(job, new_trials=trials)
-    best_toml = tuning.write_best(doc)
-    plots = tuning.write_plots(job)
+        doc, best_toml, plots = run_study_job(job, where, progress=False, lines=not silent, notes=True)
+    except KeyboardInterrupt as e:  # said in one line already; the finished trials are kept in the study
+        sys.exit(exit_code(e))
     if as_json:
         print_json(doc)  # strict: a NaN objective is null
     else:
         _print(doc, best_toml, plots)
     if doc["best"] is None:
-        err.print(f"[red]no trial of study {job['study']} has finished[/]: see the runs' messages "
-                  f"(rnnrun runs --runs-dir {root})", soft_wrap=True)
+        console(stderr=True).print(f"[red]no trial of study {job['study']} has finished[/]: see the runs' "
+                                   f"messages (rnnrun runs --runs-dir {root})", soft_wrap=True)
         raise Fail()
-    lost = tuning.unreadable_runs(doc)
-    if lost:  # the study has their values, but `rnnrun runs`, best.toml and resume need the folders
-        where = ", ".join(sorted({t["host"] or "a worker" for t in lost}))
-        raise tuning.TuneError(f"{len(lost)} of the trials wrote their runs where this machine cannot read them "
-                               f"(on {where}, e.g. {lost[0]['run_dir']}): give the workers --runs-dir on a file "
-                               "system this machine shares")
-
-
-def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins):
-    """Everything a worker needs to run its share of the study, as plain picklable values."""
-    axes = {axis: sweeps.parse_axis(axis, flags[axis]) for axis in sweeps.AXES if flags[axis]}
-    if "cell" not in axes or "data" not in axes:
-        raise ConfigError("tune needs --cell and --data, e.g. rnnrun tune --cell gru --data sine --lr 1e-4:1e-1")
-    axes, regs, option_axes = sweeps.option_axes(axes, flags["reg"])  # window=12|24, p=0.1:0.5 → axes of their own
-    axes.update(option_axes)
-    fixed, tuned = tuning.search_space(axes)
-    direction = tuning.check_direction(fixed["data"], objective, direction)
-    base = config_from_flags(None, data=None, optimizer=None, reg=regs, schedule=flags["schedule"],
-                             epochs=flags["epochs"], bidirectional=flags["bidirectional"])
-    definition = tuning.definition(fixed, tuned, base, objective, direction, seed, plugins)
-    name = study_name or tuning.default_study_name(definition)
-    folder = tuning.study_folder(root, name)
-    command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-               if os.path.basename(sys.argv[0]) == "rnnrun" else "")
-    return {"root": root, "group": os.path.relpath(folder, root), "folder": folder, "study": name,
-            "storage": tuning.storage_url(root, name, storage), "definition": definition, "command": command,
-            "fixed": fixed, "tuned": tuned, "base": base, "seed": seed, "objective": objective,
-            "direction": direction, "sampler": sampler, "pruner": pruner, "sampler_seed": seed,
-            "trials": trials, "plugins": plugins}
-
-
-def _say(err):
-    """One line per trial as it ends (trials that run here; pool and Dask workers stay silent)."""
-    def say(number, settings, summary, key):
-        where = sweeps.label({k: exact(v) for k, v in settings.items()})
-        status = summary["status"]
-        colour = {"finished": "green", "pruned": "yellow"}.get(status, "red")
-        value = fmt(summary.get(key)) if status in ("finished", "pruned") else summary.get("message", "")
-        n = summary.get("epochs")
-        epochs = f" after {n} epoch{'s' if n > 1 else ''}" if n else ""
-        err.print(f"[{colour}]{status}[/] trial {number}: {where}: {key} {value}{epochs}", soft_wrap=True)
-    return say
+    check_readable(doc)
 
 
 def _print(doc, best_toml, plots):
     out, study = console(), doc["study"]
-    out.print(best_table(doc))
+    out.print(report.best_table(doc))
     if doc["importances"]:
         table = Table(title="Parameter importances (PED-ANOVA over finished trials)", title_justify="left")
         table.add_column("parameter")
@@ -189,42 +125,3 @@ def _print(doc, best_toml, plots):
     for path in plots:
         out.print(f"[dim]plot: {shown(path)}[/]", soft_wrap=True)
 
-
-def exact(value):
-    """A tried setting as text that gives the same trial when typed back: a float's shortest repr
-    (0.0031415926535897933, not 0.00314), anything else as it is."""
-    return repr(value) if isinstance(value, float) else fmt(value)
-
-
-def shown(path):
-    """A path as the user would type it: relative to the current directory when it lies below it."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-def best_table(doc):
-    """The best trials, best first: their settings, value, epochs run, and whether they were pruned."""
-    study = doc["study"]
-    scored = [t for t in doc["trials"] if t["value"] is not None and t["state"] in ("complete", "pruned")]
-    reverse = study["direction"] == "maximize"
-    # finished trials before pruned ones: a pruned trial's value is where it stopped, not what it reached
-    ranked = sorted(scored, key=lambda t: (t["state"] != "complete", -t["value"] if reverse else t["value"]))
-    names = list(dict.fromkeys(k for t in doc["trials"] for k in t["params"]))
-    table = Table(title=f"Best trials of study {study['name']} ({len(ranked[:BEST_SHOWN])} of {study['trials']})",
-                  title_justify="left", caption_justify="left",
-                  caption=f"ranked by {study['objective'].replace('_', ' ')}: chosen on validation; the test split "
-                          "is never used to choose")
-    table.add_column("trial", justify="right")
-    for name in names:  # exact values, never cut: typed back, they repeat the trial
-        widest = max([len(exact(t["params"].get(name))) for t in ranked[:BEST_SHOWN]] + [len(name)])
-        table.add_column(name.replace("_", " "), justify="right", no_wrap=True, min_width=widest)
-    table.add_column(study["objective"].replace("_", " "), justify="right")
-    table.add_column("epochs", justify="right")
-    table.add_column("state")
-    table.add_column("run", overflow="fold")
-    best = doc["best"]["number"] if doc["best"] else None
-    for t in ranked[:BEST_SHOWN]:
-        table.add_row(str(t["number"]), *(exact(t["params"].get(n)) for n in names), fmt(t["value"]),
-                      fmt(t["epochs"]), t["state"], t["run_id"] or "–",
-                      style="bold green" if t["number"] == best else None)
-    return table
