@@ -388,3 +388,26 @@ def test_a_cell_whose_attributes_change_every_call_keeps_a_bounded_number_of_tap
         cell.scale = 1.0 + i
         compile_cell(cell).sequence(x, cell.initial_state(2))
     assert len(compile_cell(cell).tapes) == compile_cell(cell).KEEP
+
+
+GAIN = [1.0]  # a module-level constant a cell's forward reads: outside anything the tape's key can watch
+
+
+class GlobalGainRNN(ScaledRNN):
+    def forward(self, x, state):
+        h = ((x @ self.weight_ih.T + state[0] @ self.weight_hh.T) * GAIN[0]).tanh()
+        return h, (h,)
+
+
+def test_a_constant_read_from_outside_the_cell_that_changes_retraces_the_tape():
+    tg.manual_seed(0)
+    cell = GlobalGainRNN(2, 3).to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    try:
+        compiled_and_composed(cell, x)
+        GAIN[0] = 0.1
+        (compiled, g_compiled), (composed, g_composed) = compiled_and_composed(cell, x)
+        np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g_compiled, g_composed, rtol=1e-10, atol=1e-12)
+    finally:
+        GAIN[0] = 1.0

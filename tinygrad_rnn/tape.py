@@ -1,7 +1,7 @@
 """Compiled cells: one step of a cell recorded as a tape, then replayed for all T steps.
 
-Reverse-mode autodiff has always been a tape (Wengert 1964; Griewank & Walther, "Evaluating
-Derivatives"): the list of elementary operations a computation applied, in order, each with where its
+Reverse-mode autodiff can be run from a tape (Wengert's 1964 list, written for forward mode; reverse
+accumulation from Linnainmaa 1970 and Speelpenning 1980; Griewank & Walther, "Evaluating Derivatives"): the list of elementary operations a computation applied, in order, each with where its
 inputs came from. `Tensor.backward()` rebuilds that list from the graph every time (a topological sort)
 and walks it backwards. A recurrent cell applies the *same* list at every step, so it can be recorded
 once and replayed:
@@ -20,10 +20,12 @@ sequence.
 What a traceable cell may do: any sequence of ops (`Function`s, built-in or its own) on its inputs,
 its parameters and constants, the same ops in the same order at every step. What it may not: choose
 ops by looking at values (`if h.sum().item() > 0`), draw random numbers inside `forward`, make new
-parameters per step, or read values that change between calls from outside itself (a global). Two
-steps are traced and compared: a cell whose tapes differ runs op by op instead, with one warning. What
-a cell holds is watched: a change to any of its plain attributes (`self.scale`), buffers, `training`,
-dtype or backend traces a new tape, so a replay never uses a value that is no longer there.
+parameters per step. Two steps are traced and compared: a cell whose tapes differ runs op by op
+instead, with one warning. Nothing baked in is trusted blindly: a change to a cell's plain attributes
+(`self.scale`), buffers, `training`, dtype or backend traces a new tape, and before each sequence one
+step is recorded again (no gradients) and compared with the tape, so a constant read from outside the
+cell (a module-level value changed between calls) traces a new tape too: a replay never uses a value
+that is no longer there.
 
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
@@ -742,7 +744,23 @@ class CompiledCell:
                 self.tapes.popitem(last=False)
         else:
             self.tapes.move_to_end(key)
+            if not still_holds(tape, self.cell, x.data[:, 0], state):
+                tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
         return tape
+
+
+def still_holds(tape, cell, x1, state):
+    """Whether one step recorded now applies the ops and constants `tape` baked in. The key above
+    watches what the cell holds; this catches what its forward reads from outside it (a module-level
+    constant changed between calls), at the cost of one step run without gradients per sequence."""
+    params = cell.parameters()
+    inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
+    try:
+        record, h, new_state = _record(cell, *inputs)
+        now = Tape(record, *inputs, params, h, new_state)
+    except Exception:  # the step fails or breaks a rule now: trace again, which says why
+        return False
+    return tape.difference(now) is None
 
 
 def plain_state(value, _seen=None):
