@@ -11,7 +11,9 @@ from .function import Function, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
-from .registry import load_plugin, register_cell, register_dataset, register_optimizer, register_regulariser
+from .logger import Logger
+from .registry import (load_plugin, register_cell, register_dataset, register_logger, register_optimizer,
+                       register_regulariser)
 from .regulariser import Regulariser
 from .tensor import Tensor
 
@@ -19,6 +21,6 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "array_module", "sigmoid_array",
            "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin", "register_cell",
-           "register_dataset", "register_optimizer", "register_regulariser", "Regulariser",
+           "register_dataset", "register_optimizer", "register_regulariser", "register_logger", "Regulariser", "Logger",
            "TinygradRNNError", "ShapeError", "BackendError", "GraphError", "UnknownPluginError", "PluginError",
            "ConfigError", "DivergedError", "__version__"]

@@ -4,7 +4,7 @@ Each name below is a factory: `@options.plugin()` adds `--plugin` with its one s
 type; a command may pass `help=` (what *it* does with the value) or a default, never another name or
 metavar. Options only one command takes stay in that command's file.
 
-    plugin, runs_dir, as_json, quiet, debug, seed     the options of many commands
+    plugin, runs_dir, as_json, quiet, debug, seed, log   the options of many commands
     TRAINING                                          the training flags of `rnnrun train`, in order
     training_options(f)                               all of TRAINING on one command
     runs_dir_of(ctx, runs_dir)                        where runs are stored: the one way to resolve it
@@ -46,6 +46,9 @@ runs_dir = shared("--runs-dir", default=None, metavar="DIR",
 as_json = shared("--json", "as_json", is_flag=True, help="Print only a JSON document of the results.")
 quiet = shared("--quiet", "-q", is_flag=True, help="No progress bar or model summary.")
 seed = shared("--seed", type=SEED, metavar="N", help="Seed for data, weights, shuffling and dropout (default 0).")
+log = shared("--log", "log", multiple=True, metavar="NAME[:k=v]",
+             help="Also log the run(s) to NAME, repeatable: --log tensorboard[:dir=PATH], "
+                  "--log mlflow[:uri=URI,experiment=NAME], or a logger plugin (see `rnnrun list`).")
 
 _debug = [False]
 
@@ -130,6 +133,7 @@ TRAINING = [
     shared("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy)."),
     path, fused_alias, composed_alias, compiled_alias,
     plugin,
+    log,
     shared("--config", "config_file", type=str, metavar="FILE",
            help="TOML config (e.g. a run's config.toml); flags given here override it."),
     runs_dir,

@@ -174,14 +174,17 @@ def plan(base, settings_list, seeds):
     return trials
 
 
+NOT_IDENTITY = ("meta", "log")  # a run's metadata and its loggers change no number it computes
+
+
 def trial_key(config):
-    """A trial's identity: a hash of its resolved config without the run's metadata (`meta`)."""
-    return digest({k: v for k, v in config.items() if k != "meta"})
+    """A trial's identity: a hash of its resolved config without the run's metadata and loggers."""
+    return digest({k: v for k, v in config.items() if k not in NOT_IDENTITY})
 
 
 def configuration_key(config):
     """What the seeds of one configuration share: the trial key without the seed."""
-    return digest({k: v for k, v in config.items() if k not in ("meta", "seed")})
+    return digest({k: v for k, v in config.items() if k not in NOT_IDENTITY + ("seed",)})
 
 
 def digest(value):
@@ -487,14 +490,28 @@ def run_sweep(sweep, trials, workers=1, client=None, plugins=(), on_result=None)
             on_result(trial, records[trial["key"]])
 
     sweep.write_summary(summarise(sweep, trials, records, "running", resumed))
+    watchers = group_loggers(trials, "sweep", sweep.id, sweep.path, sweep.group, sweep.root,
+                             {k: v for k, v in sweep.definition().items() if k not in ("trials", "command")})
     try:
         run_trials(todo, os.path.abspath(sweep.root), sweep.group, plugins, workers, client, record)
     except KeyboardInterrupt:
         sweep.write_summary(summarise(sweep, trials, records, "interrupted", resumed))
+        watchers.end_group({k: v for k, v in summarise(sweep, trials, records, "interrupted", resumed).items()
+                            if k not in ("trials", "configurations")}, seconds=5)
         raise
     doc = summarise(sweep, trials, records, "finished", resumed)
     sweep.write_summary(doc)
+    watchers.end_group({k: v for k, v in doc.items() if k not in ("trials", "configurations")})
     return doc
+
+
+def group_loggers(trials, kind, group_id, path, group, root, settings):
+    """The loggers of a sweep's or study's trials (its first trial's `log`), told that the group starts;
+    they have made its record (MLflow's parent run) before this returns, so every trial finds it."""
+    from .loggers import GroupInfo, Loggers
+    specs = trials[0]["config"].get("log") if trials else None
+    return Loggers.start_group(specs, GroupInfo(id=group_id, kind=kind, path=os.path.abspath(path), group=group,
+                                                runs_dir=os.path.abspath(root), settings=settings))
 
 
 def _record(trial, summary):

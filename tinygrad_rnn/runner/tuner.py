@@ -302,17 +302,25 @@ def run_study(job, workers=1, client=None, say=None):
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
             for i, n in enumerate(shares(job["trials"], workers))]
-    if len(jobs) == 1 and client is None:
-        return optimize(jobs[0], say)
+    watchers = sweeps.group_loggers([{"config": job["base"]}], "tune", job["study"], job["folder"], job["group"],
+                                    job["root"], job["definition"])
+    status = "interrupted"
     try:
-        if client is not None:
+        if len(jobs) == 1 and client is None:
+            optimize(jobs[0], say)
+        elif client is not None:
             _on_dask(jobs, client)
         else:
             _on_pool(jobs)
+        status = "finished"
     except (KeyboardInterrupt, ConfigError):
         raise
     except Exception as e:  # a worker that died: the trials it finished are in the study all the same
+        status = "failed"
         raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
+    finally:
+        watchers.end_group({"status": status, "study": job["study"], "trials_added": job["trials"]},
+                           seconds=5 if status == "interrupted" else None)
 
 
 def _on_dask(jobs, client):

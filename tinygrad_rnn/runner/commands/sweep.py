@@ -51,11 +51,12 @@ DEFINING = ("cell", "data", "optimizer", "lr", "hidden", "layers", "batch_size",
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler instead.")
 @click.option("--resume", "resume_id", metavar="SWEEP_ID", help="Run only the trials this sweep still lacks.")
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.log(help="Log every trial to NAME too (tensorboard, mlflow: the sweep is a parent run), repeatable.")
 @shared.runs_dir(help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
 @shared.as_json()
 @shared.quiet(help="No progress lines.")
 @click.pass_context
-def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, quiet, **defining):
+def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, log, runs_dir, as_json, quiet, **defining):
     """Run a grid (or --random sample) of configurations over several seeds; one table of mean ± std.
 
     \b
@@ -76,10 +77,10 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
         if given:
             names = ", ".join("--random" if k == "samples" else sweeps.flag(k) for k in given)
             raise ConfigError(f"--resume takes the sweep's definition from its sweep.toml; drop {names}")
-        sweep, trials, plugins = _resumed(root, resume_id, plugins)
+        sweep, trials, plugins = _resumed(root, resume_id, plugins, log)
         create = None
     else:
-        sweep, (trials, create) = None, _new(root, plugins, defining)
+        sweep, (trials, create) = None, _new(root, plugins, defining, log)
     client = sweeps.connect(scheduler) if scheduler else None
     with client or contextlib.nullcontext():
         sweep = sweep or create()  # only now: a usage error or an unreachable scheduler leaves no folder
@@ -92,13 +93,13 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
         raise Fail()
 
 
-def _new(root, plugins, d):
+def _new(root, plugins, d, log=()):
     """The trials of a new sweep, and a function that makes its folder and writes its sweep.toml."""
     axes = {axis: sweeps.parse_axis(axis, d[axis]) for axis in sweeps.AXES if d[axis]}
     if "cell" not in axes or "data" not in axes:
         raise ConfigError("a sweep needs --cell and --data, e.g. rnnrun sweep --cell rnn,gru --data adding:T=100")
     base = config_from_flags(None, data=None, optimizer=None, reg=d["reg"], epochs=d["epochs"],
-                             bidirectional=d["bidirectional"])
+                             bidirectional=d["bidirectional"], log=log)
     seeds = list(range(d["seeds"] or 1))
     sample_seed = d["sample_seed"] or 0
     trials = sweeps.plan(base, sweeps.configurations(axes, d["samples"], sample_seed), seeds)
@@ -116,12 +117,15 @@ def _new(root, plugins, d):
     return trials, create
 
 
-def _resumed(root, resume_id, plugins):
+def _resumed(root, resume_id, plugins, log=()):
     sweep = sweeps.find_sweep(root, resume_id)
     definition = sweep.definition()
     plugins = list(dict.fromkeys(definition.get("plugins", []) + plugins))
     sweeps.load_plugins_once(plugins)
     trials = definition.get("trials", [])
+    if log:  # the loggers of the trials still to run (a trial's key leaves its loggers out)
+        loggers = config_from_flags(None, log=log)["log"]
+        trials = [{**t, "config": {**t["config"], "log": loggers}} for t in trials]
     from ..experiment import check_all, resolve
     # unknown names and options fail here (exit 2), not in every trial
     check_all([resolve(dict(trial["config"])) for trial in trials])

@@ -38,7 +38,7 @@ class TrainCommand(click.Command):
 @shared.training_options
 @click.pass_context
 def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed,
-              backend, path, fused_alias, composed_alias, compiled_alias, plugins, config_file, runs_dir,
+              backend, path, fused_alias, composed_alias, compiled_alias, plugins, log, config_file, runs_dir,
               checkpoint_every, as_json, quiet):
     """Train one model per cell and print the results, beside the dataset's baseline.
 
@@ -62,7 +62,7 @@ def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirec
     from ..sweeper import plugin_ref
     base = config_from_flags(config_file, data=data, optimizer=optimizer, schedule=schedule, reg=reg, hidden=hidden,
                              layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size,
-                             lr=lr, seed=seed, backend=backend, path=run_path)
+                             lr=lr, seed=seed, backend=backend, path=run_path, log=log)
     plugins = shared.plugins_of(ctx, plugins)
     if plugins:  # recorded in config.toml, so `rnnrun --config` loads them again
         base["plugins"] = list(dict.fromkeys(base.get("plugins", []) + [plugin_ref(p) for p in plugins]))

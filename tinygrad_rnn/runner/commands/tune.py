@@ -57,12 +57,13 @@ BEST_SHOWN = 10
               help="Local worker processes sharing the study (default 1: the trials run here, one by one).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler's workers.")
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.log(help="Log every trial to NAME too (tensorboard, mlflow: the study is a parent run), repeatable.")
 @shared.runs_dir(help="Where runs are stored (default ./runs); studies go in its tunes/.")
 @shared.as_json(help="Print only a JSON document of the study.")
 @shared.quiet(help="No line per trial.")
 @click.pass_context
 def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
-             plugins, runs_dir, as_json, quiet, **flags):
+             plugins, log, runs_dir, as_json, quiet, **flags):
     """Search hyper-parameters with Optuna: TPE proposes, the pruner stops losing trials early.
 
     \b
@@ -81,7 +82,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
-    job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
+    job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins, log)
     check_runs_dir(root)
     job["epochs"] = tuning.check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
     job["warmup"] = warmup
@@ -118,7 +119,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
         raise Fail()
 
 
-def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins):
+def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins, log=()):
     """Everything a worker needs to run its share of the study, as plain picklable values."""
     axes = {axis: sweeps.parse_axis(axis, flags[axis]) for axis in sweeps.AXES if flags[axis]}
     if "cell" not in axes or "data" not in axes:
@@ -126,8 +127,10 @@ def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study
     fixed, tuned = tuning.search_space(axes)
     direction = tuning.check_direction(fixed["data"], objective, direction)
     base = config_from_flags(None, data=None, optimizer=None, reg=flags["reg"], schedule=flags["schedule"],
-                             epochs=flags["epochs"], bidirectional=flags["bidirectional"])
-    definition = tuning.definition(fixed, tuned, base, objective, direction, seed, plugins)
+                             epochs=flags["epochs"], bidirectional=flags["bidirectional"], log=log)
+    # the loggers change no number: the same search with or without --log is the same study
+    definition = tuning.definition(fixed, tuned, {k: v for k, v in base.items() if k != "log"}, objective,
+                                   direction, seed, plugins)
     name = study_name or tuning.default_study_name(definition)
     folder = tuning.study_folder(root, name)
     command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
