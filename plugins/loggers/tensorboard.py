@@ -69,9 +69,10 @@ class TensorBoard(Logger):
             self.writer.close()
 
     def _scalars(self, values, step):
-        from tensorboard.plugins.scalar import summary_v2 as scalar
-        for tag, value in values.items():
-            self._write(scalar.scalar_pb(tag, float(value)), step)
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        # simple_value: the scalar record every TensorBoard reader knows (tensorboardX and PyTorch write it too)
+        self._write(Summary(value=[Summary.Value(tag=tag, simple_value=float(value)) for tag, value in values.items()]),
+                    step)
 
     def _write(self, summary, step):
         from tensorboard.compat.proto.event_pb2 import Event
