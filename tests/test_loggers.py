@@ -19,7 +19,8 @@ SWEEP = ["sweep", "--cell", "gru", "--data", small_spec("sine"), "--lr", "0.01,0
 
 
 def one_run(root):
-    (run_dir,) = [os.path.join(root, d) for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, "config.toml"))]
+    (run_dir,) = [os.path.join(root, d) for d in os.listdir(root)
+                  if os.path.isfile(os.path.join(root, d, "config.toml"))]
     return run_dir
 
 

@@ -110,7 +110,8 @@ class MLflow(Logger):
             return found.experiment_id
         location = None
         if uri.startswith("sqlite:///"):
-            location = "file://" + os.path.join(os.path.dirname(os.path.abspath(uri[len("sqlite:///"):])), "mlartifacts")
+            database = os.path.abspath(uri[len("sqlite:///"):])
+            location = "file://" + os.path.join(os.path.dirname(database), "mlartifacts")
         try:
             return self.client.create_experiment(self.experiment, artifact_location=location)
         except Exception:  # another process made it first

@@ -15,10 +15,10 @@ from .base import PluginCheckWarning, SkipCheck
 
 EPOCHS = 3
 SLOW_SECONDS = 0.5  # an epoch hook slower than this falls behind a fast run (it cannot slow the run itself)
-CONFIG = {"cell": "gru", "cell_options": {}, "data": "sine", "data_options": {"n_train": 40}, "hidden": 4,
+CONFIG = {"cell": "kitcell", "cell_options": {}, "data": "kitdata", "data_options": {"n_train": 40}, "hidden": 4,
           "layers": 1, "bidirectional": False, "epochs": EPOCHS, "batch_size": 8, "lr": 0.01, "optimizer": "adam",
           "optimizer_options": {}, "schedule": None, "schedule_options": {},
-          "regularisers": [{"name": "clip", "options": {"threshold": 1.0}}], "seed": 0, "backend": "numpy",
+          "regularisers": [{"name": "kitreg", "options": {"threshold": 1.0}}], "seed": 0, "backend": "numpy",
           "path": "auto"}
 
 
@@ -30,7 +30,8 @@ def epoch_metrics(epoch, val_loss=None):
 
 
 def summary(status="finished", **more):
-    return {"run_id": "20261205-000000-gru-sine", "status": status, "cell": "gru", "data": "sine", "params": 89,
+    return {"run_id": "20261205-000000-kitcell-kitdata", "status": status, "cell": "kitcell", "data": "kitdata",
+            "params": 89,
             "epochs": EPOCHS, "test_loss": 0.3, "test_metric": 0.55, "metric": "rmse", "baseline": 0.41,
             "baseline_name": "persistence", "seconds": 0.3, **more}
 
@@ -39,7 +40,7 @@ def run_through(cls, options, folder, statuses=("finished",), group=None, metric
     """Drive a logger through one run in `folder` as the runner would; returns the logger."""
     os.makedirs(folder, exist_ok=True)
     files = []
-    for name, text in (("config.toml", 'cell = "gru"\n'), ("metrics.csv", "epoch,train_loss\n1,1.1\n"),
+    for name, text in (("config.toml", 'cell = "kitcell"\n'), ("metrics.csv", "epoch,train_loss\n1,1.1\n"),
                        ("summary.json", "{}\n")):
         path = os.path.join(folder, name)
         with open(path, "w") as f:
@@ -83,7 +84,7 @@ def check_logs_a_run_of_three_epochs(cls, options):
     """start, three epochs, end, artifacts and close, in that order, without raising."""
     _needs(cls)
     with tempfile.TemporaryDirectory() as root:
-        run_through(cls, options, os.path.join(root, "20261205-000000-gru-sine"))
+        run_through(cls, options, os.path.join(root, "20261205-000000-kitcell-kitdata"))
 
 
 def check_leaves_its_arguments_alone(cls, options):
@@ -96,7 +97,7 @@ def check_leaves_its_arguments_alone(cls, options):
         given.append((m, copy.deepcopy(m)))
         return m
     with tempfile.TemporaryDirectory() as root:
-        run_through(cls, options, os.path.join(root, "20261205-000000-gru-sine"), metrics=metrics)
+        run_through(cls, options, os.path.join(root, "20261205-000000-kitcell-kitdata"), metrics=metrics)
     for after, before in given:
         assert after == before, f"epoch {before['epoch']}: metrics {before} became {after}"
 
@@ -105,7 +106,7 @@ def check_logs_a_diverged_run(cls, options):
     """A run whose validation loss is NaN from epoch 2 and that ends "diverged" is logged without raising."""
     _needs(cls)
     with tempfile.TemporaryDirectory() as root:
-        run_through(cls, options, os.path.join(root, "20261205-000000-gru-sine"), statuses=("diverged",),
+        run_through(cls, options, os.path.join(root, "20261205-000000-kitcell-kitdata"), statuses=("diverged",),
                     metrics=lambda e: epoch_metrics(e, val_loss=math.nan if e > 1 else None))
 
 
@@ -113,13 +114,14 @@ def check_logs_a_sweep_and_its_trials(cls, options):
     """start_group, two trials that name the group, end_group: a sweep, as `rnnrun sweep` drives it."""
     _needs(cls)
     with tempfile.TemporaryDirectory() as root:
-        folder = os.path.join(root, "sweeps", "20261205-000000-sine")
-        group = GroupInfo(id="20261205-000000-sine", kind="sweep", path=folder, group="sweeps/20261205-000000-sine",
-                          runs_dir=root, settings={"axes": {"lr": [0.01, 0.03]}, "seeds": 1})
+        folder = os.path.join(root, "sweeps", "20261205-000000-kitdata")
+        group = GroupInfo(id="20261205-000000-kitdata", kind="sweep", path=folder,
+                          group="sweeps/20261205-000000-kitdata", runs_dir=root,
+                          settings={"axes": {"lr": [0.01, 0.03]}, "seeds": 1})
         logger = cls(**options)
         logger.start_group(group)
         for n in range(2):
-            run_through(cls, options, os.path.join(folder, f"20261205-00000{n}-gru-sine"), group=group.group)
+            run_through(cls, options, os.path.join(folder, f"20261205-00000{n}-kitcell-kitdata"), group=group.group)
         logger.end_group({"status": "finished", "trials_total": 2, "finished": 2})
         logger.close()
 
@@ -128,10 +130,10 @@ def check_epoch_hook_keeps_up(cls, options):
     """Its epoch hook takes under half a second (it runs on its own thread; a slower one falls behind)."""
     _needs(cls)
     with tempfile.TemporaryDirectory() as root:
-        folder = os.path.join(root, "20261205-000000-gru-sine")
+        folder = os.path.join(root, "20261205-000000-kitcell-kitdata")
         os.makedirs(folder)
         logger = cls(**options)
-        logger.start(RunInfo(id="20261205-000000-gru-sine", path=folder, config=dict(CONFIG), runs_dir=root))
+        logger.start(RunInfo(id="20261205-000000-kitcell-kitdata", path=folder, config=dict(CONFIG), runs_dir=root))
         logger.epoch(epoch_metrics(1))  # the first may open files and connections
         started = time.perf_counter()
         for epoch in range(2, EPOCHS + 1):
