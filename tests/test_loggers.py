@@ -228,37 +228,18 @@ def test_rnnrun_check_runs_the_logger_checks(tmp_path, fresh_registry):
     assert "the dashboard is down" in reasons["logs_a_run_of_three_epochs"]["reason"]
 
 
-JSON_LINES = '''
-import json
-import os
-
-from tinygrad_rnn import Logger, register_logger
-
-
-@register_logger("jsonl")
-class JsonLines(Logger):
-    """Appends each epoch's metrics, and the run's end, to log.jsonl in the run's folder."""
-
-    def start(self, run):
-        self.path = os.path.join(run.path, "log.jsonl")
-
-    def epoch(self, metrics):
-        self.write({"event": "epoch", **metrics})
-
-    def end(self, summary):
-        self.write({"event": "end", "status": summary["status"], "test_metric": summary.get("test_metric")})
-
-    def write(self, record):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\\n")
-'''
+def docs_json_lines_logger():
+    """The minimal custom logger of docs/04-plugins.md, as the docs show it."""
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                             "04-plugins.md")).read()
+    return text.split("```python\n# jsonl_logger.py\n", 1)[1].split("```", 1)[0]
 
 
 def test_a_json_lines_logger_passes_the_checks_and_logs_a_run(tmp_path, fresh_registry):
     from tinygrad_rnn.registry import load_plugin, loggers
     from tinygrad_rnn.testing import check_logger
     plugin = tmp_path / "jsonl.py"
-    plugin.write_text(JSON_LINES)
+    plugin.write_text(docs_json_lines_logger())
     load_plugin(str(plugin))
     assert all(r.status == "pass" for r in check_logger(loggers.get("jsonl")))
     result = rnnrun(*RUN, "--plugin", plugin, "--log", "jsonl", "--runs-dir", tmp_path / "runs")
