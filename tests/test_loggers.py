@@ -157,21 +157,23 @@ def test_a_slow_logger_does_not_hold_up_the_training_thread():
 
 
 def test_logger_overhead_per_epoch_is_microseconds(capsys):
-    """The training thread's cost of a logged epoch: a queue put per logger (CPU time, one thread)."""
-    loggers = Loggers([])
+    """The training thread's cost of a logged epoch: a dict copy and a queue put per logger (its CPU time,
+    time.thread_time; the loggers' own threads are measured apart, with time.process_time)."""
     from tinygrad_rnn.runner.loggers import Guarded
+    loggers = Loggers([])
     loggers.guarded = [Guarded(f"nothing{i}", Logger) for i in range(2)]
     metrics = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_metric": 0.6, "lr": 0.01, "grad_norm_mean": 1.0,
                "grad_norm_max": 2.0, "clipped_rate": 0.1, "seconds": 0.5}
     n = 2000
-    started = time.process_time()
+    thread, process = time.thread_time(), time.process_time()
     for _ in range(n):
         loggers.epoch(metrics)
-    each = (time.process_time() - started) / n
     loggers.close()
+    thread, process = (time.thread_time() - thread) / n, (time.process_time() - process) / n
     with capsys.disabled():
-        print(f"\n[logger overhead: {each * 1e6:.1f} µs CPU per epoch for two loggers]")
-    assert each < 1e-3
+        print(f"\n[logger overhead per epoch, two loggers: {thread * 1e6:.1f} µs CPU on the training thread, "
+              f"{process * 1e6:.1f} µs CPU in all threads]")
+    assert thread < 1e-3
 
 
 # ---- configuration -------------------------------------------------------------------------------------
