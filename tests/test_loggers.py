@@ -70,7 +70,7 @@ def mlflow_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-runs")
     run = rnnrun(*RUN, "--log", "mlflow", "--runs-dir", root)
     assert run.exit_code == 0, run.stderr
-    sweep = rnnrun(*SWEEP, "--log", "mlflow:experiment=sweeps", "--runs-dir", root)
+    sweep = rnnrun(*SWEEP, "--log", "mlflow:experiment=sweeps", "--log", "tensorboard", "--runs-dir", root)
     assert sweep.exit_code == 0, sweep.stderr
     from mlflow import MlflowClient
     return root, MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db"), json.loads(sweep.stdout)
@@ -109,6 +109,34 @@ def test_mlflow_sweep_is_a_parent_run_with_its_trials_nested(mlflow_store):
     assert len(children) == 4
     assert {c.data.tags["run_id"] for c in children} == {t["run_id"] for t in doc["trials"]}
     assert {c.data.params["lr"] for c in children} == {"0.01", "0.03"}
+
+
+def test_a_sweeps_trials_each_carry_their_settings_for_the_hparams_tab(mlflow_store):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+    _, _, doc = mlflow_store
+    seen = []
+    for trial in doc["trials"]:
+        events = EventAccumulator(os.path.join(trial["run_dir"], "tb"), size_guidance={"tensors": 0}).Reload()
+        content = events.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+        start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+        seen.append((start.hparams["lr"].number_value, start.hparams["seed"].number_value))
+        assert [s.step for s in events.Scalars("loss/val")] == [1, 2]
+    assert sorted(seen) == [(0.01, 0), (0.01, 1), (0.03, 0), (0.03, 1)]
+
+
+def test_mlflow_tune_study_is_a_parent_run_with_its_trials_nested(mlflow_store, tmp_path):
+    pytest.importorskip("optuna")
+    root, client, _ = mlflow_store
+    study = rnnrun("tune", "--cell", "gru", "--data", small_spec("sine"), "--lr", "1e-3:1e-1", "--hidden", 4,
+                   "--trials", 2, "--epochs", 1, "--workers", 1, "--log", "mlflow:experiment=tunes", "--runs-dir", root,
+                   "--json")
+    assert study.exit_code == 0, study.stderr
+    experiment = client.get_experiment_by_name("tunes").experiment_id
+    (parent,) = client.search_runs([experiment], filter_string="tags.kind = 'tune'")
+    assert parent.info.run_name == json.loads(study.stdout)["study"]["name"]
+    children = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
 
 
 # ---- a logger that fails, or is slow, never fails or slows the run ------------------------------------
