@@ -9,8 +9,8 @@ One rnnrun run is one MLflow run (its name the run id), through `mlflow.MlflowCl
 
     params     every resolved setting (cell, data, data_options.T, hidden, lr, regularisers, ...)
     metrics    each epoch's train_loss, val_loss, val_metric, lr, grad_norm_mean, grad_norm_max,
-               seconds, *_rate, with the epoch as step; at the end test_loss, test_metric,
-               baseline (and best_baseline) at the last epoch
+               seconds, *_rate, with the epoch as step (epochs shorter than SEND_EVERY are sent
+               together); at the end test_loss, test_metric, baseline (and best_baseline) at the last epoch
     tags       status, cell, data, run_id, plugin_files (and group for a trial)
     artifacts  the run folder's files: config.toml, metrics.csv, summary.json, model.npz, plots
 
@@ -28,6 +28,7 @@ STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "int
           "pruned": "KILLED"}
 END_METRICS = ("test_loss", "test_metric", "baseline", "best_baseline")
 MAX_PARAM = 6000  # MLflow's longest param value
+SEND_EVERY = 2.0  # seconds: epochs shorter than this are sent together (a database write costs ~30 ms of CPU)
 
 
 @register_logger("mlflow")
@@ -40,6 +41,7 @@ class MLflow(Logger):
     def __init__(self, uri="", experiment="rnnrun"):
         self.uri, self.experiment = uri, experiment   # uri empty: sqlite:///<runs dir>/mlflow.db
         self.client, self.run_id, self.step = None, None, 0
+        self.pending, self.sent = [], 0.0   # metrics not yet sent, and when they last were
 
     # ---- a run -------------------------------------------------------------------------------------
     def start(self, run):
@@ -65,10 +67,13 @@ class MLflow(Logger):
 
     def epoch(self, metrics):
         self.step = int(metrics["epoch"])
-        self._metrics({k: v for k, v in metrics.items() if k != "epoch"}, self.step)
+        self.pending += self._metric_list({k: v for k, v in metrics.items() if k != "epoch"}, self.step)
+        if time.monotonic() - self.sent >= SEND_EVERY:
+            self._send()
 
     def end(self, summary):
-        self._metrics({k: summary[k] for k in END_METRICS if k in summary}, self.step)
+        self.pending += self._metric_list({k: summary[k] for k in END_METRICS if k in summary}, self.step)
+        self._send()
         self.client.set_tag(self.run_id, "status", summary.get("status", "unknown"))
         self.status = STATUS.get(summary.get("status"), "FAILED")
 
@@ -133,10 +138,17 @@ class MLflow(Logger):
         return self.client.create_run(experiment_id, run_name=group.id, tags=tags).info.run_id
 
     def _metrics(self, values, step):
+        self.pending += self._metric_list(values, step)
+        self._send()
+
+    def _metric_list(self, values, step):
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+        return [Metric(k, float(v), now, step) for k, v in values.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+    def _send(self):
+        for i in range(0, len(self.pending), 1000):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(self.run_id, metrics=self.pending[i:i + 1000])
+        self.pending, self.sent = [], time.monotonic()
 

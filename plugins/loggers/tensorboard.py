@@ -23,6 +23,7 @@ EPOCH_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "val_metric": 
               "grad_norm_mean": "grad_norm/mean", "grad_norm_max": "grad_norm/max", "seconds": "seconds"}
 END_TAGS = {"test_loss": "loss/test", "test_metric": "metric/test", "baseline": "baseline/test",
             "best_baseline": "best_baseline/test"}
+FLUSH_EVERY = 2.0  # seconds between flushes of the event file to disk
 STATUS = {"finished": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE"}
 
 
@@ -35,7 +36,7 @@ class TensorBoard(Logger):
 
     def __init__(self, dir=""):
         self.dir = dir      # empty: the run's own folder, runs/<id>/tb/
-        self.writer, self.step = None, 0
+        self.writer, self.step, self.flushed = None, 0, 0.0
 
     def start(self, run):
         from tensorboard.plugins.hparams import summary_v2 as hparams
@@ -49,7 +50,9 @@ class TensorBoard(Logger):
         self.step = int(metrics["epoch"])
         tags = {**EPOCH_TAGS, **{k: "rate/" + k.removesuffix("_rate") for k in metrics if k.endswith("_rate")}}
         self._scalars({tag: metrics[key] for key, tag in tags.items() if key in metrics}, self.step)
-        self.writer.flush()  # so that a TensorBoard open on the run shows each epoch as it ends
+        if time.monotonic() - self.flushed >= FLUSH_EVERY:  # a TensorBoard open on the run shows it soon
+            self.writer.flush()
+            self.flushed = time.monotonic()
 
     def end(self, summary):
         from tensorboard.compat.proto.summary_pb2 import Summary
