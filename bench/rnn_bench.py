@@ -5,9 +5,9 @@ For each configuration (batch, T, input, hidden) and cell (rnn, lstm, gru; and t
 examples/indrnn_cell.py's `indrnn`, which have neither a fused kernel nor a torch module) it times
 five implementations:
 
-    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                 (the cells' fused whole-sequence ops)
-    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, compiled=True)  (one traced step replayed: tinygrad_rnn/tape.py)
-    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, fused=False)    (the readable cells, step by step)
+    fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                     (path "auto": the cells' fused whole-sequence ops)
+    compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, path="compiled")  (one traced step replayed: tinygrad_rnn/tape.py)
+    composed    tinygrad_rnn.nn.Recurrent(cell, D, H, path="composed")  (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)
     torch-cell  a Python loop over torch.nn.RNNCell / LSTMCell / GRUCell
 
@@ -105,9 +105,11 @@ def ours(cell, shape, impl, backend, seed=0):
     """A training-step closure for tinygrad_rnn's Recurrent layer: impl fused, compiled or composed."""
     from tinygrad_rnn.losses import mse
     from tinygrad_rnn.nn import Recurrent
+    from tinygrad_rnn.registry import cells
     N, T, D, H = shape
     tg.manual_seed(seed)
-    model = Recurrent(cell, D, H, fused=impl != "composed", compiled=impl == "compiled")
+    # "fused" times the default path, "auto": the fused kernel where the cell has one (mgu and indrnn: the tape)
+    model = Recurrent(cells.get(cell), D, H, path="auto" if impl == "fused" else impl)
     rng = np.random.default_rng(seed)
     x = Tensor(backend.xp.asarray(rng.standard_normal((N, T, D)).astype(np.float32)))
     y = Tensor(backend.xp.asarray(rng.standard_normal((N, T, H)).astype(np.float32)))

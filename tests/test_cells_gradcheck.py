@@ -33,13 +33,13 @@ def check(layer, x, lengths):
     assert result, str(result)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["composed", "fused"])
+@pytest.mark.parametrize("path", ["composed", "fused"])
 @pytest.mark.parametrize("name", cells.names())
-def test_cell_gradients_match_finite_differences(name, fused):
-    if fused and not has_fused_path(cells.get(name)):
+def test_cell_gradients_match_finite_differences(name, path):
+    if path == "fused" and not has_fused_path(cells.get(name)):
         pytest.skip(f"cell {name!r} has no fused sequence op")
     manual_seed(0)
-    layer = Recurrent(name, D, H, num_layers=2, bidirectional=True, fused=fused).to(dtype=np.float64)
+    layer = Recurrent(cells.get(name), D, H, num_layers=2, bidirectional=True, path=path).to(dtype=np.float64)
     x = Tensor(np.random.default_rng(0).standard_normal((N, T, D)), requires_grad=True)
     check(layer, x, LENGTHS)
 
@@ -47,7 +47,7 @@ def test_cell_gradients_match_finite_differences(name, fused):
 @pytest.mark.parametrize("nonlinearity", ["relu", "leaky_relu", "elu"])
 def test_rnn_nonlinearities_have_correct_gradients(nonlinearity):
     manual_seed(1)
-    layer = Recurrent("rnn", D, H, nonlinearity=nonlinearity, fused=False).to(dtype=np.float64)
+    layer = Recurrent(cells.get("rnn"), D, H, nonlinearity=nonlinearity, path="composed").to(dtype=np.float64)
     x = Tensor(np.random.default_rng(1).standard_normal((N, T, D)), requires_grad=True)
     check(layer, x, LENGTHS)
 
@@ -55,7 +55,7 @@ def test_rnn_nonlinearities_have_correct_gradients(nonlinearity):
 def test_carried_state_receives_gradients():
     """A state passed in (as decoders and stateful training do) is part of the graph."""
     manual_seed(2)
-    layer = Recurrent("lstm", D, H, fused=False).to(dtype=np.float64)
+    layer = Recurrent(cells.get("lstm"), D, H, path="composed").to(dtype=np.float64)
     rng = np.random.default_rng(2)
     x = Tensor(rng.standard_normal((N, T, D)))
     h0, c0 = (Tensor(rng.standard_normal((N, H)), requires_grad=True) for _ in range(2))
@@ -63,11 +63,11 @@ def test_carried_state_receives_gradients():
     assert result, str(result)
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+@pytest.mark.parametrize("path", ["fused", "composed"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru"])
-def test_every_built_in_cell_stays_finite_at_extreme_inputs(cell, fused):
+def test_every_built_in_cell_stays_finite_at_extreme_inputs(cell, path):
     from tinygrad_rnn.gradcheck import check_extremes
-    rnn = Recurrent(cell, 2, 3, fused=fused)
+    rnn = Recurrent(cells.get(cell), 2, 3, path=path)
     x = Tensor(np.zeros((2, 4, 2), np.float32), requires_grad=True)
     params = [p for _, p in rnn.named_parameters()]
     result = check_extremes(lambda x, *_: rnn(x)[0], [x] + params, vary=[0])  # float32, as in training

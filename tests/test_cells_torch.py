@@ -6,6 +6,7 @@ import pytest
 from tinygrad_rnn import ConfigError, Tensor, manual_seed
 from tinygrad_rnn.interop import from_torch, to_torch
 from tinygrad_rnn.nn import Recurrent
+from tinygrad_rnn.registry import cells
 
 torch = pytest.importorskip("torch")
 
@@ -57,15 +58,15 @@ def torch_name(index, num_directions, name):
     return f"{name}_l{layer}" + ("_reverse" if direction else "")
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["composed", "fused"])
+@pytest.mark.parametrize("path", ["composed", "fused"])
 @pytest.mark.parametrize("padded", [False, True], ids=["full", "packed"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("kind", list(MODULES))
-def test_outputs_states_and_gradients_equal_pytorch(kind, num_layers, bidirectional, padded, fused):
+def test_outputs_states_and_gradients_equal_pytorch(kind, num_layers, bidirectional, padded, path):
     module = torch_module(kind, num_layers, bidirectional)
     layer = from_torch(module)
-    layer.fused = fused
+    layer.path = path
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((N, T, D))
     lengths = LENGTHS if padded else None
@@ -108,7 +109,7 @@ def test_from_torch_keeps_float32_weights_float32():
 @pytest.mark.parametrize("cell, options", [("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {})])
 def test_to_torch_round_trip_keeps_weights_and_outputs(cell, options):
     manual_seed(3)
-    layer = Recurrent(cell, D, H, num_layers=2, bidirectional=True, **options).to(dtype=np.float64)
+    layer = Recurrent(cells.get(cell), D, H, num_layers=2, bidirectional=True, **options).to(dtype=np.float64)
     module = to_torch(layer)
     assert module.batch_first and module.num_layers == 2 and module.bidirectional
     x = np.random.default_rng(3).standard_normal((N, T, D))
@@ -123,7 +124,7 @@ def test_to_torch_round_trip_keeps_weights_and_outputs(cell, options):
                                            ("rnn", {"nonlinearity": "elu"})])
 def test_to_torch_refuses_cells_torch_does_not_have(cell, options):
     with pytest.raises(ConfigError, match="torch"):
-        to_torch(Recurrent(cell, D, H, **options))
+        to_torch(Recurrent(cells.get(cell), D, H, **options))
 
 
 def test_from_torch_refuses_what_has_no_equal():

@@ -305,7 +305,8 @@ def test_training_flags_before_another_command_say_where_they_belong():
 
 @pytest.mark.parametrize("flags, path", [([], "auto"), (["--path", "composed"], "composed"),
                                          (["--compiled"], "compiled"), (["--composed"], "composed"),
-                                         (["--fused"], "fused"), (["--path", "fused", "--fused"], "fused")])
+                                         (["--fused"], "auto"), (["--path", "auto", "--fused"], "auto"),
+                                         (["--path", "fused"], "fused")])
 def test_path_and_its_old_aliases_are_recorded_as_one_config_key(tmp_path, flags, path):
     doc = quick_run(tmp_path, *flags)
     config = open(os.path.join(doc["run_dir"], "config.toml")).read()
@@ -314,8 +315,9 @@ def test_path_and_its_old_aliases_are_recorded_as_one_config_key(tmp_path, flags
 
 def test_the_old_path_aliases_say_they_are_aliases():
     help_text = " ".join(rnnrun("train", "--help").stdout.split())
-    for alias in ("fused", "composed", "compiled"):
+    for alias in ("composed", "compiled"):
         assert f"--{alias} Same as --path {alias} (deprecated alias, kept for one release)" in help_text
+    assert "--fused Same as --path auto, what it always meant" in help_text and "kept for one release" in help_text
 
 
 def test_two_different_paths_are_a_usage_error():
@@ -334,8 +336,23 @@ def test_a_config_file_with_the_old_fused_and_compiled_keys_still_loads(tmp_path
     assert f'path = "{path}"' in stored
 
 
-def test_each_path_builds_the_recurrent_arguments_it_names():
-    from tinygrad_rnn.runner.experiment import recurrent_path
-    assert recurrent_path("auto") == recurrent_path("fused") == {"fused": True, "compiled": False}
-    assert recurrent_path("compiled") == {"fused": True, "compiled": True}
-    assert recurrent_path("composed") == {"fused": False, "compiled": False}
+def test_the_path_flag_and_config_key_reach_recurrent_as_they_are(tmp_path, fresh_registry):
+    """--path (and the config key) is Recurrent's path=, word for word; --fused, the old spelling of
+    the default, is auto; fused on a cell without sequence() is refused before anything runs."""
+    from tinygrad_rnn.registry import datasets
+    from tinygrad_rnn.runner.experiment import build_model
+    for path in ("auto", "fused", "compiled", "composed"):
+        config = {"cell": "gru", "cell_options": {}, "hidden": 4, "layers": 1, "bidirectional": False, "path": path}
+        dataset = datasets.get("sine")(seed=0, n_train=8)
+        dataset.splits()
+        assert build_model(config, dataset).rnn.path == path
+    for flags, stored in ((("--fused",), "auto"), (("--path", "compiled"), "compiled"), (("--composed",), "composed")):
+        result = rnnrun("--cell", "gru", "--data", "sine:n_train=20", "--epochs", "1", "--hidden", "4", *flags,
+                        "--json", runs_dir=tmp_path)
+        assert result.exit_code == 0, result.stderr
+        assert f'path = "{stored}"' in open(os.path.join(json.loads(result.stdout)["run_dir"], "config.toml")).read()
+    indrnn = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "indrnn_cell.py")
+    refused = rnnrun("--plugin", indrnn, "--cell", "indrnn", "--data", "sine",
+                     "--path", "fused", runs_dir=tmp_path / "refused")
+    assert refused.exit_code == 2 and "has no fused sequence()" in refused.stderr
+    assert not (tmp_path / "refused").exists()

@@ -41,8 +41,8 @@ def example_cells():
 def run(cell, path, layers=1, bidirectional=False, lengths=None, training=False, recurrent_dropout=0.0, **options):
     """Outputs, final states, dL/dx and every dL/dparameter of a small float64 layer on one path."""
     tg.manual_seed(0)
-    rnn = Recurrent(cell, 2, 3, num_layers=layers, bidirectional=bidirectional, fused=path != "composed",
-                    compiled=path == "compiled", **options).to(dtype=np.float64)
+    rnn = Recurrent(registry.cells.get(cell), 2, 3, num_layers=layers, bidirectional=bidirectional, path=path,
+                    **options).to(dtype=np.float64)
     rnn.train(training)
     rnn.recurrent_dropout = recurrent_dropout
     x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)), requires_grad=True)
@@ -77,18 +77,19 @@ def test_compiled_equals_composed_in_float64(name, layers, bidirectional, length
 
 
 def test_a_cell_without_sequence_runs_compiled_by_default_and_built_ins_when_asked():
-    _, out = run("mgu", "fused")
+    _, out = run("mgu", "auto")
     assert isinstance(out._ctx, TapeSequence)  # one node for the whole sequence, not a step-by-step graph
     _, out = run("lstm", "compiled")
     assert isinstance(out._ctx, TapeSequence)
-    _, out = run("lstm", "fused")
-    assert not isinstance(out._ctx, TapeSequence)
+    for path in ("auto", "fused"):
+        _, out = run("lstm", path)
+        assert not isinstance(out._ctx, TapeSequence)
 
 
 def test_variational_dropout_on_the_compiled_path_equals_composed():
     # the same seeded masks are drawn on both paths, so the numbers agree
     composed, _ = run("gru", "composed", training=True, recurrent_dropout=0.4, lengths=[5, 4, 2])
-    compiled, _ = run("gru", "fused", training=True, recurrent_dropout=0.4, lengths=[5, 4, 2])
+    compiled, _ = run("gru", "auto", training=True, recurrent_dropout=0.4, lengths=[5, 4, 2])
     assert_same(compiled, composed)
 
 
@@ -96,7 +97,7 @@ def test_a_state_carried_across_calls_as_tbptt_does():
     results = []
     for path in ("composed", "compiled"):
         tg.manual_seed(0)
-        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        rnn = Recurrent(registry.cells.get("lstm"), 2, 3, path=path).to(dtype=np.float64)
         x = np.random.default_rng(2).standard_normal((2, 6, 2))
         state, total = None, 0.0
         for start in (0, 3):  # two chunks of 3 steps, the state detached in between
@@ -111,7 +112,7 @@ def test_a_state_carried_across_calls_as_tbptt_does():
 def test_a_forward_without_gradients_before_the_backward_leaves_its_gradients_as_they_were():
     def gradients(path):
         tg.manual_seed(0)
-        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        rnn = Recurrent(registry.cells.get("lstm"), 2, 3, path=path).to(dtype=np.float64)
         x = Tensor(np.random.default_rng(1).standard_normal((3, 5, 2)))
         out, _ = rnn(x)
         loss = (out * out).sum()
@@ -127,7 +128,7 @@ def test_the_gradient_reaches_a_given_initial_state():
     results = []
     for path in ("composed", "compiled"):
         tg.manual_seed(0)
-        rnn = Recurrent("lstm", 2, 3, fused=path != "composed", compiled=path == "compiled").to(dtype=np.float64)
+        rnn = Recurrent(registry.cells.get("lstm"), 2, 3, path=path).to(dtype=np.float64)
         rng = np.random.default_rng(0)
         h0, c0 = (Tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(2))
         out, final = rnn(Tensor(rng.standard_normal((2, 4, 2))), state=[(h0, c0)], lengths=[4, 2])
@@ -138,7 +139,7 @@ def test_the_gradient_reaches_a_given_initial_state():
 
 def test_the_input_projection_is_hoisted_out_of_the_loop():
     tg.manual_seed(0)
-    cell = Recurrent("lstm", 2, 3).cells[0]
+    cell = Recurrent(registry.cells.get("lstm"), 2, 3).cells[0]
     tape = compile_cell(cell).tape_for(Tensor(np.ones((4, 5, 2), np.float32)), cell.initial_state(4))
     hoisted = [e.cls.__name__ for e in tape.entries if e.where is ROWS]
     assert hoisted == ["Linear"]  # x W_ih^T + b_ih for all steps at once; h W_hh^T stays in the loop
@@ -170,7 +171,7 @@ def test_an_op_that_mixes_the_batch_is_not_hoisted_and_still_agrees():
     compiled, out = run("centred", "compiled")
     assert isinstance(out._ctx, TapeSequence)
     assert_same(compiled, composed)
-    cell = Recurrent("centred", 2, 3).cells[0]
+    cell = Recurrent(registry.cells.get("centred"), 2, 3).cells[0]
     tape = compile_cell(cell).tape_for(Tensor(np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)),
                                        cell.initial_state(3))
     assert "Sum" not in [e.cls.__name__ for e in tape.entries if e.where is ROWS]
@@ -229,7 +230,7 @@ def test_a_cell_that_branches_on_values_is_detected_and_runs_composed_with_one_w
     register_cell("branching")(Branching)
     composed, _ = run("branching", "composed")
     with pytest.warns(CompileWarning, match="cannot be compiled: two steps applied different ops"):
-        compiled, out = run("branching", "fused")
+        compiled, out = run("branching", "auto")
     assert not isinstance(out._ctx, TapeSequence)
     assert_same(compiled, composed)
 
@@ -272,8 +273,8 @@ def test_a_parameter_made_inside_forward_is_refused_with_its_reason():
 def test_compiled_runs_without_warnings_for_the_example_cells():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        run("mgu", "fused", lengths=[5, 2, 4])
-        run("indrnn", "fused", layers=2, bidirectional=True)
+        run("mgu", "auto", lengths=[5, 2, 4])
+        run("indrnn", "auto", layers=2, bidirectional=True)
 
 
 def test_gradcheck_checks_the_compiled_path():

@@ -118,9 +118,8 @@ def test_perfect_predictions_get_a_perfect_score(name):
     assert score == pytest.approx(1.0 if dataset.higher_is_better else 0.0, abs=1e-6)
     baseline = float(dataset.baseline(split))
     assert score >= baseline if dataset.higher_is_better else score <= baseline
-    if hasattr(dataset, "extra_metrics"):
-        extra = dataset.extra_metrics(perfect_outputs(dataset, split), split)
-        assert extra and all(np.isfinite(float(v)) for v in extra.values())
+    extra = dataset.extra_metrics(perfect_outputs(dataset, split), split)  # {} unless the dataset adds some
+    assert isinstance(extra, dict) and all(np.isfinite(float(v)) for v in extra.values())
 
 
 # ---- time series ---------------------------------------------------------------------------------
@@ -345,3 +344,24 @@ def test_stock_direction_accuracy_is_reported_beside_rmse():
     split = dataset.splits()["test"]
     assert dataset.extra_metrics(perfect_outputs(dataset, split), split)["direction_acc"] == 1.0
     assert 0 <= dataset.extra_metrics(np.zeros_like(split.y) + 1, split)["direction_acc"] <= 1
+
+
+def test_the_dataset_protocol_is_declared_whole_in_the_base_class():
+    """Every hook and attribute the trainer and the runner use has a declared default on Dataset, and no
+    module reads a dataset's attribute with a fallback (the protocol lives in one place: data.py)."""
+    import pathlib
+    import re
+
+    import tinygrad_rnn
+    from tinygrad_rnn.data import Dataset
+    for name in ("kind", "problem", "metric_name", "higher_is_better", "baseline_name", "forecastable",
+                 "synthetic", "stateful", "streams", "defaults", "forecast_steps", "T", "n_train", "vocab",
+                 "make_splits", "metric", "baseline", "extra_metrics", "denormalize", "forecast_start",
+                 "preprocessing", "restore", "predict_file", "recorded_options", "encode", "decode", "splits"):
+        assert hasattr(Dataset, name), f"Dataset does not declare {name}"
+    assert Dataset().extra_metrics(None, None) == {} and Dataset.forecast_steps == 50
+    fallback = re.compile(r"(getattr\((self\.)?dataset, [^)]*,|hasattr\((self\.)?dataset\b)")
+    package = pathlib.Path(tinygrad_rnn.__file__).parent
+    offenders = [f"{p.name}:{n}" for p in package.rglob("*.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if fallback.search(line)]
+    assert not offenders, f"a dataset attribute read with a fallback: {offenders}"

@@ -189,12 +189,13 @@ def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
 def test_hand_unrolled_rnn_numbers_are_what_recurrent_computes():
     from tinygrad_rnn import Tensor
     from tinygrad_rnn.nn import Recurrent
+    from tinygrad_rnn.registry import cells
     text = open(os.path.join(ROOT, "docs", "03-cells.md")).read()
     block = next(body for info, body in fenced_blocks(text) if "W_hh =" in body and info == "python")
     namespace = {}
     with contextlib.redirect_stdout(io.StringIO()):
         exec(block, namespace)
-    rnn = Recurrent("rnn", 1, 3)
+    rnn = Recurrent(cells.get("rnn"), 1, 3)
     cell = rnn.cells[0]
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
         getattr(cell, name).data = np.asarray(namespace[name.replace("weight", "W").replace("bias", "b")],

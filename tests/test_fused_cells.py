@@ -92,6 +92,8 @@ PARAM_ORDER = {"rnn": ["weight_ih", "weight_hh", "bias_ih", "bias_hh"],
 
 def fused(cell, x, state, params, mask, option):
     """(outputs, [final states]) of the fused sequence Function; all arguments are Tensors or arrays."""
+    as_tensor = lambda a: a if isinstance(a, Tensor) else Tensor(a)  # noqa: E731  (apply runs an op on Tensors)
+    x, state = as_tensor(x), [as_tensor(s) for s in state]
     weights = [params[k] for k in PARAM_ORDER[cell]]
     if cell == "rnn":
         out, h = RNNSequence.apply(x, state[0], *weights, mask, option)
@@ -278,3 +280,51 @@ def test_unknown_options_say_what_is_valid():
     p, x, state = make_problem("gru")
     with pytest.raises(ConfigError, match="cho"):
         fused("gru", x, state, p, None, "minimal")
+
+
+# ---- the readable cells hold the equations; the fused files add sequence() and register ------------------
+READABLE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "peephole": "PeepholeLSTM"}
+
+
+@pytest.mark.parametrize("name", list(READABLE))
+def test_a_readable_cell_file_holds_the_equations_and_the_fused_file_subclasses_it(name):
+    import ast
+    import importlib
+    import pathlib
+    readable = importlib.import_module(f"tinygrad_rnn_plugins.cells.{name}")
+    tree = ast.parse(pathlib.Path(readable.__file__).read_text())
+    handlers = [h for node in ast.walk(tree) if isinstance(node, ast.Try) for h in node.handlers]
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not handlers, f"{name}.py catches exceptions (a fused kernel that fails to import must fail loudly)"
+    assert not any("fused" in (m or "") for m in imported), f"{name}.py imports its fused twin"
+    cls = getattr(readable, READABLE[name])
+    assert not hasattr(cls, "sequence"), f"{name}.py's cell has a sequence(): the fused file adds it"
+    registered = cell_registry.get(name)
+    assert issubclass(registered, cls) and registered.__module__.endswith(f"cells.{name}_fused")
+    assert "sequence" in vars(registered) and registered.__doc__ is None  # rnnrun list shows the readable docstring
+    assert cell_registry.describe(name) == (cls.__doc__ or "").splitlines()[0]
+
+
+def test_an_import_error_inside_a_fused_module_fails_loudly():
+    """A fused kernel that cannot be imported leaves no silent slow 'lstm': the cell is missing and the
+    warning names the file and the error (before, lstm.py caught the ImportError and ran step by step)."""
+    import subprocess
+    import sys
+    script = (
+        "import importlib.abc, sys, warnings\n"
+        "class Broken(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'tinygrad_rnn_plugins.cells.lstm_fused':\n"
+        "            raise ImportError('simulated: a name the fused kernel imports is gone')\n"
+        "sys.meta_path.insert(0, Broken())\n"
+        "from tinygrad_rnn.registry import cells, load_errors\n"
+        "with warnings.catch_warnings(record=True):\n"
+        "    warnings.simplefilter('always')\n"
+        "    names = cells.names()\n"
+        "print('lstm' in names, 'gru' in names)\n"
+        "print(load_errors)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    present, errors = result.stdout.splitlines()
+    assert present == "False True"
+    assert "lstm_fused" in errors and "ImportError: simulated: a name the fused kernel imports is gone" in errors

@@ -8,12 +8,12 @@ from tinygrad_rnn.registry import cells
 
 N, T, D, H = 4, 6, 3, 5
 CELLS = cells.names()
-PATHS = pytest.mark.parametrize("fused", [False, True], ids=["composed", "fused"])
+PATHS = pytest.mark.parametrize("path", ["composed", "auto"])
 
 
-def make_layer(cell, num_layers=2, bidirectional=True, fused=True, **options):
+def make_layer(cell, num_layers=2, bidirectional=True, path="auto", **options):
     manual_seed(0)
-    return Recurrent(cell, D, H, num_layers=num_layers, bidirectional=bidirectional, fused=fused,
+    return Recurrent(cells.get(cell), D, H, num_layers=num_layers, bidirectional=bidirectional, path=path,
                      **options).to(dtype=np.float64)
 
 
@@ -28,8 +28,8 @@ def sigmoid(a):
 # ---- variable lengths -------------------------------------------------------------------------------
 @PATHS
 @pytest.mark.parametrize("cell", CELLS)
-def test_padding_equals_running_alone(cell, fused):
-    layer = make_layer(cell, fused=fused)
+def test_padding_equals_running_alone(cell, path):
+    layer = make_layer(cell, path=path)
     lengths = np.array([6, 2, 4, 1])
     x = random_batch()
     x[np.arange(T)[None, :] >= lengths[:, None]] = 0.0  # padding as a dataset would give it
@@ -71,8 +71,8 @@ def test_lengths_outside_the_sequence_are_a_shape_error():
 # ---- carrying state across calls ----------------------------------------------------------------------
 @PATHS
 @pytest.mark.parametrize("cell", CELLS)
-def test_two_halves_with_carried_state_equal_one_call(cell, fused):
-    layer = make_layer(cell, bidirectional=False, fused=fused)
+def test_two_halves_with_carried_state_equal_one_call(cell, path):
+    layer = make_layer(cell, bidirectional=False, path=path)
     x = random_batch()
     whole, whole_final = layer(Tensor(x))
     first, state = layer(Tensor(x[:, :T // 2]))
@@ -97,8 +97,8 @@ def test_fused_and_composed_paths_agree_with_padding(cell):
     rng = np.random.default_rng(5)
     weights = rng.uniform(0.5, 1.5, (N, T, 2 * H))  # every entry counts, padded ones included
     results = []
-    for fused in (False, True):
-        layer = make_layer(cell, fused=fused)
+    for path in ("composed", "auto"):
+        layer = make_layer(cell, path=path)
         x = Tensor(random_batch(), requires_grad=True)
         out, final = layer(x, lengths=lengths)
         loss = (out * Tensor(weights)).sum()
@@ -142,7 +142,7 @@ def test_wrong_input_width_is_a_shape_error():
 ])
 def test_bad_cell_options_raise_config_error_naming_the_valid_ones(cell, options, valid):
     with pytest.raises(ConfigError, match=valid):
-        Recurrent(cell, D, H, **options)
+        Recurrent(cells.get(cell), D, H, **options)
 
 
 def test_a_user_cell_class_can_be_passed_directly():
@@ -164,9 +164,9 @@ def test_a_user_cell_class_can_be_passed_directly():
 
 def test_lstm_forget_bias_is_added_to_the_forget_gate_bias():
     manual_seed(0)
-    plain = Recurrent("lstm", D, H).cells[0].bias_ih.numpy()
+    plain = Recurrent(cells.get("lstm"), D, H).cells[0].bias_ih.numpy()
     manual_seed(0)
-    shifted = Recurrent("lstm", D, H, forget_bias=1.0).cells[0].bias_ih.numpy()
+    shifted = Recurrent(cells.get("lstm"), D, H, forget_bias=1.0).cells[0].bias_ih.numpy()
     np.testing.assert_allclose(shifted - plain, np.repeat([0.0, 1.0, 0.0, 0.0], H), atol=1e-6)
 
 
@@ -186,7 +186,7 @@ def numpy_gru_step(cell, x, h, variant):
 
 @pytest.mark.parametrize("variant", ["pytorch", "cho"])
 def test_gru_variants_match_their_numpy_formulas(variant):
-    layer = make_layer("gru", num_layers=1, bidirectional=False, fused=False, variant=variant)
+    layer = make_layer("gru", num_layers=1, bidirectional=False, path="composed", variant=variant)
     x = random_batch()
     out, _ = layer(Tensor(x))
     h = np.zeros((N, H))
@@ -278,3 +278,60 @@ def test_recurrent_dropout_alone_changes_a_single_layer():
     dropped = layer(x)[0].numpy()
     np.testing.assert_allclose(dropped[:, 0], reference[:, 0], atol=1e-12)  # h_0 = 0: nothing to drop
     assert np.abs(dropped[:, 1:] - reference[:, 1:]).max() > 1e-3
+
+
+# ---- path: how the cells run ----------------------------------------------------------------------------
+def test_path_names_the_way_each_cell_runs():
+    from tinygrad_rnn.tape import TapeSequence
+
+    class NoSequence(Module):  # a cell without a fused sequence(): auto means its compiled tape
+        def __init__(self, input_size, hidden_size):
+            self.w = Tensor(np.ones((hidden_size, input_size), np.float32), requires_grad=True)
+
+        def initial_state(self, n):
+            return (Tensor(np.zeros((n, self.w.shape[0]), np.float32)),)
+
+        def forward(self, x, state):
+            h = (x.linear(self.w) + state[0]).tanh()
+            return h, (h,)
+
+    x = Tensor(random_batch().astype(np.float32))
+    kinds = {}
+    for cell in (cells.get("gru"), NoSequence):
+        for path in ("auto", "fused", "compiled", "composed"):
+            if path == "fused" and cell is NoSequence:
+                continue
+            out, _ = Recurrent(cell, D, H, path=path)(x)
+            kinds[cell.__name__, path] = "tape" if isinstance(out._ctx, TapeSequence) else type(out._ctx).__name__
+    gru = cells.get("gru").__name__
+    assert kinds[gru, "auto"] == kinds[gru, "fused"] not in ("tape", "Stack")  # the cell's own sequence()
+    assert kinds[gru, "compiled"] == kinds["NoSequence", "auto"] == kinds["NoSequence", "compiled"] == "tape"
+    assert kinds[gru, "composed"] == kinds["NoSequence", "composed"] == "Stack"  # the step-by-step graph
+    with pytest.raises(ConfigError, match=r"cell 'NoSequence' has no fused sequence\(\).*'auto' or 'compiled'"):
+        Recurrent(NoSequence, D, H, path="fused")
+    with pytest.raises(ConfigError, match="unknown path 'fast'; valid paths: 'auto', 'fused', 'compiled', 'composed'"):
+        Recurrent(NoSequence, D, H, path="fast")
+
+
+def test_fused_and_compiled_keywords_still_work_with_a_deprecation_warning():
+    gru = cells.get("gru")
+    for keywords, path in (({"fused": True}, "auto"), ({"fused": False}, "composed"), ({"compiled": True}, "compiled"),
+                           ({"fused": True, "compiled": True}, "compiled")):
+        with pytest.warns(DeprecationWarning, match="path="):
+            assert Recurrent(gru, D, H, **keywords).path == path
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="choose one"):
+        Recurrent(gru, D, H, fused=False, compiled=True)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="disagree"):
+        Recurrent(gru, D, H, path="fused", fused=False)
+
+
+def test_recurrent_takes_a_cell_class_and_says_how_to_look_a_name_up():
+    with pytest.raises(ConfigError, match=r"takes a cell class, got 'gru'; .*registry\.cells\.get\('gru'\)"):
+        Recurrent("gru", D, H)
+
+
+def test_recurrent_dropout_on_the_fused_path_is_refused_when_it_is_set():
+    layer = Recurrent(cells.get("gru"), D, H, path="fused")
+    with pytest.raises(ConfigError, match="recurrent dropout needs the compiled or composed path"):
+        layer.recurrent_dropout = 0.3
+    Recurrent(cells.get("gru"), D, H).recurrent_dropout = 0.3  # auto takes the compiled tape for it

@@ -149,3 +149,19 @@ def test_the_default_optimizer_is_the_one_a_plugin_declared():
     reg.register("b", default=True)(type("B", (), {}))
     assert reg.default == "b"
     assert registry.optimizers.default in registry.optimizers.names()
+
+
+def test_public_names_have_one_spelling_and_the_old_ones_are_aliases():
+    import tinygrad_rnn
+    import tinygrad_rnn.testing as testing
+    from tinygrad_rnn import registry
+    assert tinygrad_rnn.Regulariser is tinygrad_rnn.Regularizer
+    assert tinygrad_rnn.register_regulariser is tinygrad_rnn.register_regularizer
+    assert tinygrad_rnn.register_regularizer == registry.regularizers.register  # a bound method: equal, not the same
+    assert registry.regularisers is registry.regularizers
+    assert testing.check_regulariser is testing.check_regularizer
+    # the -ize spelling is the one the public API lists first and the built-in plugins use
+    assert {"Regularizer", "register_regularizer", "register_optimizer"} <= set(tinygrad_rnn.__all__)
+    import pathlib
+    plugins = pathlib.Path(__file__).resolve().parent.parent / "plugins"
+    assert not [p.name for p in plugins.rglob("*.py") if "register_regulariser" in p.read_text()]

@@ -1,14 +1,17 @@
 """`rnnrun gradcheck`, `rnnrun vanish` and `rnnrun graph`, and the `teach` functions behind them."""
 import json
+import os
 import re
 
 import numpy as np
 import pytest
 
 from tinygrad_rnn.runner import lessons
-from tinygrad_rnn.tensor import _topological_order
+from tinygrad_rnn.tensor import topological_order
 
 from helpers import rnnrun
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 WRONG_BACKWARD = '''
@@ -84,6 +87,22 @@ def test_a_wrong_backward_fails_and_exits_1(tmp_path, fresh_registry):
     assert result.exit_code == 1
     assert "FAIL" in result.output and "disagree" in result.output
     assert "no fused sequence()" in result.output  # a user cell without sequence(): one path, said so
+
+
+def test_gradcheck_path_takes_the_four_words_of_a_runs_path(fresh_registry):
+    """auto is checked as the path a run takes (fused for gru, the compiled tape for a cell without
+    sequence()); fused on a cell without one is a usage error naming what would work."""
+    def paths(*args):
+        result = rnnrun("gradcheck", *args, "--hidden", "2", "--steps", "2", "--json")
+        assert result.exit_code == 0, result.output + result.stderr
+        return [c["path"] for c in json.loads(result.stdout)]
+    assert paths("--cell", "gru", "--path", "auto") == ["fused"]
+    assert paths("--cell", "gru", "--path", "compiled") == ["compiled"]
+    indrnn = ("--plugin", os.path.join(ROOT, "examples", "indrnn_cell.py"), "--cell", "indrnn")
+    assert paths(*indrnn, "--path", "auto") == ["compiled"]
+    assert paths(*indrnn) == paths(*indrnn, "--path", "both") == ["compiled", "composed"]
+    refused = rnnrun("gradcheck", *indrnn, "--path", "fused")
+    assert refused.exit_code == 2 and "has no fused sequence()" in refused.stderr and "--path" in refused.stderr
 
 
 def test_gradcheck_of_an_unknown_cell_is_a_usage_error():
@@ -184,7 +203,7 @@ def test_graph_tree_names_ops_shapes_parameters_and_the_input(tmp_path):
 
 def test_each_op_is_expanded_once_and_numbered_in_backwards_order():
     graph, loss = lessons.tiny_model_graph("lstm", steps=3)
-    order = list(reversed(_topological_order(loss._ctx)))
+    order = list(reversed(topological_order(loss._ctx)))
     assert len(graph.ops) == len(order)
     assert sorted(n.order for n in graph.ops) == list(range(1, len(order) + 1))
     expanded = [node.key for _, node, first in lessons.preorder(graph) if node.kind == "op" and first]

@@ -61,7 +61,11 @@ class Split:
 
 
 class Dataset:
-    """Base class of dataset plugins. Subclasses set the attributes below and write `make_splits`."""
+    """Base class of dataset plugins. Subclasses set the attributes below and write `make_splits`.
+
+    This class is the whole protocol: every attribute and method the trainer and the runner use is
+    declared here with its default, so a plugin overrides what it needs and nothing is looked up with
+    a fallback elsewhere."""
 
     kind = "seq2vec"               # one of KINDS
     problem = "regression"         # "regression" or "classification"
@@ -76,6 +80,12 @@ class Dataset:
     # shuffling), uses `streams` as the batch size and carries the recurrent state across batches.
     stateful = False
     streams = None
+    forecast_steps = 50            # K of the forecast a run keeps and plots (forecastable datasets)
+    # Sizes the runner's memory check reads before the splits are built, where the options give them
+    # (a synthetic dataset's T and n_train); None: unknown, counted as 1
+    T = None
+    n_train = None
+    vocab = None                   # a character-level dataset's tokens, in id order (with encode, decode)
     # What makes `rnnrun --cell gru --data NAME` a good run on a 2-core CPU in well under a minute.
     defaults = {"hidden": 32, "epochs": 20, "lr": 1e-2, "batch_size": 32}
 
@@ -104,6 +114,11 @@ class Dataset:
         """The same metric for the trivial predictor this dataset is judged against."""
         raise NotImplementedError
 
+    def extra_metrics(self, outputs, split):
+        """More scores of `outputs` on `split` beside the metric, as {name: value} (none by default):
+        the trainer reports them with the metric at every evaluation."""
+        return {}
+
     def denormalize(self, y):
         """Map normalised regression targets or outputs back to original units (identity by default)."""
         return y
@@ -115,7 +130,7 @@ class Dataset:
         `source="data"` takes the last real window before the test targets and the true continuation;
         `source="zeros"` starts from an all-zero window (no truth). Only for forecastable datasets.
         Where the record ends before `steps`, the truth's missing rows are NaN (it is always (K, D)).
-        A dataset may set `forecast_steps`, the K its forecast plot uses when none is asked for.
+        `forecast_steps` is the K a run's forecast uses when none is asked for.
         """
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
                           "time series: it cannot forecast")
@@ -139,6 +154,15 @@ class Dataset:
         with the restored preprocessing; `steps` asks a forecaster for that many steps ahead."""
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} cannot predict "
                           "from a file")
+
+    # ---- text (character-level language models: `vocab` set) -------------------------------------
+    def encode(self, text):
+        """Token ids of `text` (a text dataset; `rnnrun sample` prompts with it)."""
+        raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a text dataset")
+
+    def decode(self, ids):
+        """The text of token ids (a text dataset)."""
+        raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a text dataset")
 
     def recorded_options(self):
         """Options the run writes back into its config.toml after building the dataset ({} by default)."""

@@ -22,8 +22,6 @@ per positional argument of `forward` (None for arguments that are not tensors or
 """
 import contextlib
 
-import numpy as np
-
 from . import backend
 from .errors import BackendError, GraphError
 
@@ -78,49 +76,43 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        # This runs once per op (tens of thousands of times per training step of a composed RNN), so it
-        # is written for speed: plain loops, no per-call import, and the common cases tested first.
-        Tensor = _Tensor
+        """Run the op on `args`: Tensors become their arrays, the rest is passed as it is. The result (a
+        tuple of them when forward returns a tuple) is a Tensor of the inputs' class, in the graph when
+        an input needs a gradient."""
         ctx = cls()
-        arrays, needs_grad, first_type = [], [], None
+        arrays, needs_grad, tensor_class = [], [], None
         for a in args:
-            if isinstance(a, Tensor):
-                data = a.data
-                if first_type is None:
-                    first_type = type(data)
-                elif type(data) is not first_type and not _same_backend(first_type, type(data)):
-                    raise BackendError(f"{cls.__name__}: inputs live on different backends "
-                                       f"({_describe(args)}); move them with .to('numpy') or .to('cupy')")
-                arrays.append(data)
+            if hasattr(a, "requires_grad"):  # a Tensor (known by what it has: tensor.py imports this file)
+                if tensor_class is None:
+                    tensor_class, first = type(a), a.data
+                elif type(a.data) is not type(first) and backend.name_of(a.data) != backend.name_of(first):
+                    names = ", ".join(backend.name_of(t.data) for t in args if hasattr(t, "requires_grad"))
+                    raise BackendError(f"{cls.__name__}: inputs live on different backends ({names}); "
+                                       "move them with .to('numpy') or .to('cupy')")
+                arrays.append(a.data)
                 needs_grad.append(a.requires_grad)
             else:
                 arrays.append(a)
                 needs_grad.append(False)
+        if tensor_class is None:
+            raise GraphError(f"{cls.__name__}.apply needs at least one Tensor argument")
         ctx.needs_input_grad = tuple(needs_grad)  # a tuple: the garbage collector stops tracking it
         out = cls.forward(ctx, *arrays, **kwargs)
         requires_grad = _grad_enabled and True in needs_grad
-        if not isinstance(out, tuple):  # the usual case: one output
-            o = Tensor._from_op(out, requires_grad)
-            if requires_grad:
-                ctx.parents = args
-                ctx.output_meta = ((o.data.shape, o.data.dtype),)
-                o._ctx = ctx
-            else:
-                ctx.saved_tensors = None  # no backward will come: free what forward saved right away
-            if _recording:  # a Wengert list entry: the op, where its inputs came from, its outputs
-                _recording[-1].append((cls, args, kwargs, (o,)))
-            return o
-        outputs = tuple(Tensor._from_op(o, requires_grad) for o in out)
-        if requires_grad:
-            ctx.parents = args
-            ctx.output_meta = tuple((o.data.shape, o.data.dtype) for o in outputs)
-            for i, o in enumerate(outputs):
-                o._ctx, o._out_index = ctx, i
+        if requires_grad:  # this ctx becomes the graph node of the outputs
+            ctx.parents, ctx.output_meta = args, []  # output_meta: each output's (shape, dtype)
         else:
-            ctx.saved_tensors = None
-        if _recording:
-            _recording[-1].append((cls, args, kwargs, outputs))
-        return outputs
+            ctx.saved_tensors = None  # no backward will come: free what forward saved right away
+        outputs = []
+        for i, o in enumerate(out if isinstance(out, tuple) else (out,)):
+            t = tensor_class._from_op(o, requires_grad)
+            if requires_grad:
+                t._ctx, t._out_index = ctx, i
+                ctx.output_meta.append((t.data.shape, t.data.dtype))
+            outputs.append(t)
+        if _recording:  # a Wengert list entry: the op, where its inputs came from, its outputs
+            _recording[-1].append((cls, args, kwargs, tuple(outputs)))
+        return tuple(outputs) if isinstance(out, tuple) else outputs[0]
 
     def _run_backward(self, grads):
         """Called by Tensor.backward: fill missing output grads with zeros and call backward."""
@@ -137,12 +129,4 @@ class Function:
 
 
 _RELEASED = ("<released>",)
-_Tensor = None  # tensor.py sets this to its Tensor class (it imports this module, so it cannot be imported here)
 
-
-def _same_backend(t1, t2):
-    return (issubclass(t1, (np.ndarray, np.generic))) == (issubclass(t2, (np.ndarray, np.generic)))
-
-
-def _describe(args):
-    return ", ".join(backend.name_of(a.data) for a in args if hasattr(a, "data"))

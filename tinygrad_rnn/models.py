@@ -16,12 +16,16 @@ from .data import KINDS
 from .errors import ConfigError
 from .nn import Linear, Module
 from .nn.recurrent import Recurrent
+from .registry import cells
 from .tensor import Tensor
 
 
 class SequenceModel(Module):
+    """`cell` is a cell class or a registered cell's name; `path` is how it runs (see `Recurrent`)."""
+
     def __init__(self, kind, cell, input_size, hidden_size, output_size, num_layers=1,
-                 bidirectional=False, dropout=0.0, fused=True, compiled=False, **cell_options):
+                 bidirectional=False, dropout=0.0, path="auto", **cell_options):
+        cell = cells.get(cell) if isinstance(cell, str) else cell
         if kind not in KINDS:
             raise ConfigError(f"unknown task kind {kind!r}; valid kinds: {', '.join(KINDS)}")
         for name, value in (("hidden size", hidden_size), ("layers", num_layers), ("input size", input_size),
@@ -32,7 +36,7 @@ class SequenceModel(Module):
         directions = 2 if bidirectional else 1
         if kind in ("seq2vec", "seq2seq", "encdec"):
             self.rnn = Recurrent(cell, input_size, hidden_size, num_layers, bidirectional, dropout,
-                                 fused=fused, compiled=compiled, **cell_options)
+                                 path=path, **cell_options)
         if kind in ("seq2vec", "seq2seq"):
             self.head = Linear(hidden_size * directions, output_size)
             return
@@ -42,7 +46,7 @@ class SequenceModel(Module):
         if kind == "vec2seq":
             self.encode = Linear(input_size, decoder_hidden * num_layers)
         self.decoder = Recurrent(cell, output_size, decoder_hidden, num_layers, False, dropout,
-                                 fused=fused, compiled=compiled, **cell_options)
+                                 path=path, **cell_options)
         self.head = Linear(decoder_hidden, output_size)
 
     # ---- the four shapes of task ------------------------------------------------------------------

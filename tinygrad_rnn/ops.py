@@ -1,6 +1,6 @@
-"""Every built-in op: a `Function` with its forward and backward side by side, then one line that
-makes it a Tensor method. Ops see plain backend arrays (NumPy or CuPy) and use only array methods or
-`array_module(x)`, so the same code runs on both backends.
+"""Every built-in op: a `Function` with its forward and backward side by side (`Tensor`'s methods in
+tensor.py apply them, one line each). Ops see plain backend arrays (NumPy or CuPy) and use only array
+methods or `array_module(x)`, so the same code runs on both backends.
 
 Reading order for students: `unbroadcast`, the binary ops (the chain rule for + - * / and @), the
 unary ops (each backward is the derivative of its forward), reductions, and shape ops.
@@ -10,7 +10,6 @@ import numpy as np
 from .backend import array_module
 from .errors import ShapeError
 from .function import Function
-from .tensor import Tensor
 
 
 def unbroadcast(grad, shape):
@@ -20,17 +19,6 @@ def unbroadcast(grad, shape):
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
     return grad.sum(axis=axes).reshape(shape)
-
-
-def _wrap(x, like):
-    """Python numbers and arrays become constant Tensors of `like`'s dtype (no float64 creep), except
-    a float constant beside an integer tensor, which stays float (int_tensor * 0.5 must not be 0)."""
-    if isinstance(x, Tensor):
-        return x
-    x = array_module(like.data).asarray(x)
-    if x.dtype.kind == "f" and like.data.dtype.kind != "f":
-        return Tensor(x)
-    return Tensor(x.astype(like.data.dtype, copy=False))
 
 
 # ---- binary ops -----------------------------------------------------------------------------------
@@ -120,13 +108,6 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        if a.ndim == 2 and b.ndim == 2:  # the common case (a layer's x @ W^T), without the general machinery
-            ga = grad @ b.T if ctx.needs_input_grad[0] else None
-            if not ctx.needs_input_grad[1]:
-                return ga, None
-            # b is usually W^T, a transposed view: computing its gradient as (grad^T a)^T gives an array
-            # laid out like W, so the gradient reaches W's .grad without a strided copy or add
-            return ga, (grad.T @ a).T if b.flags.f_contiguous else a.T @ grad
         a2 = a if a.ndim > 1 else a[None, :]  # promote vectors as NumPy's matmul does
         b2 = b if b.ndim > 1 else b[:, None]
         g = grad
@@ -339,7 +320,8 @@ class Cast(Function):
 
 
 # ---- reductions -----------------------------------------------------------------------------------
-def _normalise_axis(axis, ndim):
+def normalize_axis(axis, ndim):
+    """`axis` (None, an int or a tuple, negatives allowed) as the sorted tuple of axes it names."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
@@ -352,7 +334,7 @@ def _normalise_axis(axis, ndim):
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        ctx.shape, ctx.axes = x.shape, _normalise_axis(axis, x.ndim)
+        ctx.shape, ctx.axes = x.shape, normalize_axis(axis, x.ndim)
         return x.sum(axis=ctx.axes, keepdims=keepdims)
 
     @staticmethod
@@ -366,7 +348,7 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        axes = _normalise_axis(axis, x.ndim)
+        axes = normalize_axis(axis, x.ndim)
         m = x.max(axis=axes, keepdims=True)
         is_max = x == m
         ctx.save_for_backward(is_max / is_max.sum(axis=axes, keepdims=True))
@@ -505,108 +487,3 @@ class Chunk(Function):
     @staticmethod
     def backward(ctx, *grads):
         return array_module(grads[0]).concatenate(grads, axis=ctx.axis), None, None
-
-
-# ---- Tensor methods -------------------------------------------------------------------------------
-def _binary(op, reflected=False):
-    if reflected:
-        return lambda self, other: op.apply(_wrap(other, self), self)
-    return lambda self, other: op.apply(self, _wrap(other, self))
-
-
-def _pow(self, exponent):
-    if isinstance(exponent, Tensor):
-        return (exponent * self.log()).exp()
-    if isinstance(exponent, np.generic):  # a NumPy float64 scalar would turn float32 data into float64
-        exponent = exponent.item()
-    return Pow.apply(self, exponent)
-
-
-def _rpow(self, base):
-    return (self * float(np.log(base))).exp()
-
-
-def _reshape(self, *shape):
-    return Reshape.apply(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-
-
-def _transpose(self, *axes):
-    if not axes:
-        axes = tuple(reversed(range(self.ndim)))
-    elif len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
-    return Transpose.apply(self, tuple(axes))
-
-
-def _getitem(self, index):
-    if isinstance(index, tuple):
-        for i in index:
-            if isinstance(i, (Tensor, list)):
-                index = tuple(_plain_index(i) for i in index)
-                break
-    else:
-        index = _plain_index(index)
-    return GetItem.apply(self, index)
-
-
-def _plain_index(i):
-    """Tensors and lists used as indices, alone or inside a tuple, become arrays."""
-    return i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i
-
-
-def _mean(self, axis=None, keepdims=False):
-    axes = _normalise_axis(axis, self.ndim)
-    count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-    return Sum.apply(self, axis, keepdims) * (1.0 / count)
-
-
-def _concatenate(tensors, axis=0):
-    return Concatenate.apply(*tensors, axis=axis)
-
-
-def _stack(tensors, axis=0):
-    return Stack.apply(*tensors, axis=axis)
-
-
-def _astype(self, dtype):
-    return self if self.data.dtype == dtype else Cast.apply(self, dtype)
-
-
-Tensor.__add__ = _binary(Add)
-Tensor.__radd__ = _binary(Add, reflected=True)
-Tensor.__sub__ = _binary(Sub)
-Tensor.__rsub__ = _binary(Sub, reflected=True)
-Tensor.__mul__ = _binary(Mul)
-Tensor.__rmul__ = _binary(Mul, reflected=True)
-Tensor.__truediv__ = _binary(Div)
-Tensor.__rtruediv__ = _binary(Div, reflected=True)
-Tensor.__matmul__ = _binary(MatMul)
-Tensor.__rmatmul__ = _binary(MatMul, reflected=True)
-Tensor.__pow__ = _pow
-Tensor.__rpow__ = _rpow
-Tensor.__neg__ = lambda self: Neg.apply(self)
-Tensor.matmul = Tensor.__matmul__
-Tensor.exp = lambda self: Exp.apply(self)
-Tensor.log = lambda self: Log.apply(self)
-Tensor.sqrt = lambda self: Sqrt.apply(self)
-Tensor.tanh = lambda self: Tanh.apply(self)
-Tensor.sigmoid = lambda self: Sigmoid.apply(self)
-Tensor.relu = lambda self: ReLU.apply(self)
-Tensor.leaky_relu = lambda self, slope=0.01: LeakyReLU.apply(self, slope)
-Tensor.elu = lambda self, alpha=1.0: ELU.apply(self, alpha)
-Tensor.abs = lambda self: Abs.apply(self)
-Tensor.clip = lambda self, lo=None, hi=None: Clip.apply(self, lo, hi)
-Tensor.astype = _astype
-Tensor.sum = lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims)
-Tensor.mean = _mean
-Tensor.max = lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims)
-Tensor.softmax = lambda self, axis=-1: Softmax.apply(self, axis)
-Tensor.log_softmax = lambda self, axis=-1: LogSoftmax.apply(self, axis)
-Tensor.reshape = _reshape
-Tensor.transpose = _transpose
-Tensor.T = property(lambda self: _transpose(self))
-Tensor.__getitem__ = _getitem
-Tensor.chunk = lambda self, n, axis=0: Chunk.apply(self, n, axis)
-Tensor.linear = lambda self, weight, bias=None: Linear.apply(self, weight, bias)
-Tensor.concatenate = staticmethod(_concatenate)
-Tensor.stack = staticmethod(_stack)

@@ -109,9 +109,11 @@ def plugin_options(cls, skip=("self", "input_size", "hidden_size", "params", "op
             if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
+# Public names are spelt as PyTorch and NumPy spell theirs (-ize: optimizer, regularizer, standardize);
+# the British spellings of earlier releases stay as aliases of the same objects.
 cells = Registry("cell")
 datasets = Registry("dataset")
-regularisers = Registry("regulariser")
+regularizers = regularisers = Registry("regulariser")
 optimizers = Registry("optimizer")
 loggers = Registry("logger")
 # The five registries by the word a spec, a message or `rnnrun list` calls them (in that order).
@@ -120,7 +122,7 @@ REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "
 
 register_cell = cells.register
 register_dataset = datasets.register
-register_regulariser = regularisers.register
+register_regularizer = register_regulariser = regularizers.register
 register_optimizer = optimizers.register
 register_logger = loggers.register
 

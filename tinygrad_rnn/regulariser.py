@@ -1,4 +1,4 @@
-"""`Regulariser`: the base class of regulariser plugins, and the trainer's hook points.
+"""`Regularizer`: the base class of regulariser plugins, and the trainer's hook points.
 
 A regulariser overrides any of the hooks below; the `Trainer` calls each at the named moment, in the
 order the regularisers were given. The trainer knows no regulariser by name: clipping, truncated
@@ -26,7 +26,7 @@ may count in `events`, so that their columns exist from the first epoch on.
 """
 
 
-class Regulariser:
+class Regularizer:
     """Base class: every hook does nothing."""
 
     events = ()  # names this regulariser may pass to trainer.count()
@@ -62,3 +62,6 @@ class Regulariser:
     def __repr__(self):
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({options})"
+
+
+Regulariser = Regularizer  # the spelling of earlier releases, kept as an alias

@@ -721,7 +721,8 @@ def plain_state(value, _seen=None):
 
 def _is_module(value):
     """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
-    return callable(getattr(value, "named_parameters", None)) and hasattr(value, "__dict__")
+    return (not isinstance(value, type) and callable(getattr(value, "named_parameters", None))
+            and hasattr(value, "__dict__"))
 
 
 _compiled = weakref.WeakKeyDictionary()

@@ -1,15 +1,15 @@
 """`Tensor`: an n-dimensional array (NumPy or CuPy) that remembers the op that made it.
 
-The arithmetic lives in `ops.py`, each op a `Function`; this file holds the data, the gradient and
-`backward()`, which walks the recorded graph from the output back to the leaves, calling each op's
-backward once, in reverse topological order (found without recursion, so a 100,000-step unrolled
-graph is fine).
+This file holds the data, the gradient, every method (each arithmetic one a line that applies an op
+of `ops.py`) and `backward()`, which walks the recorded graph from the output back to the leaves,
+calling each op's backward once, in reverse topological order (found without recursion, so a
+100,000-step unrolled graph is fine).
 """
 import numpy as np
 
-from . import backend
-from . import function as _function
+from . import backend, ops
 from . import random as _random
+from .errors import GraphError, ShapeError
 from .function import _RELEASED, no_grad  # noqa: F401  (no_grad re-exported for convenience)
 
 
@@ -35,12 +35,8 @@ class Tensor:
         if isinstance(array, np.generic):
             array = np.asarray(array)
         self.data = backend.convert(array, backend.get_backend()) if isinstance(array, np.ndarray) else array
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self._ctx = None
-        self._out_index = 0
-        self._retains_grad = False
-        self.name = None
+        self.grad, self.requires_grad = None, bool(requires_grad)
+        self._ctx, self._out_index, self._retains_grad, self.name = None, 0, False, None
 
     @classmethod
     def _from_op(cls, data, requires_grad):
@@ -54,31 +50,18 @@ class Tensor:
 
     # ---- what a tensor is -------------------------------------------------------------------------
     @property
-    def shape(self):
-        return tuple(self.data.shape)
-
+    def shape(self): return tuple(self.data.shape)
     @property
-    def dtype(self):
-        return self.data.dtype
-
+    def dtype(self): return self.data.dtype
     @property
-    def ndim(self):
-        return self.data.ndim
-
+    def ndim(self): return self.data.ndim
     @property
-    def size(self):
-        return int(self.data.size)
-
+    def size(self): return int(self.data.size)
     @property
-    def backend(self):
-        return backend.name_of(self.data)
-
+    def backend(self): return backend.name_of(self.data)
     @property
-    def is_leaf(self):
-        return self._ctx is None
-
-    def __len__(self):
-        return self.data.shape[0]
+    def is_leaf(self): return self._ctx is None
+    def __len__(self): return self.data.shape[0]
 
     def __repr__(self):
         extra = f", grad_fn={type(self._ctx).__name__}" if self._ctx is not None else \
@@ -89,8 +72,7 @@ class Tensor:
         """A host NumPy copy of the data."""
         return np.array(backend.to_numpy(self.data), copy=True)
 
-    def item(self):
-        return self.data.item()
+    def item(self): return self.data.item()
 
     def detach(self):
         """The same data, cut from the graph (no gradient flows through it)."""
@@ -105,8 +87,69 @@ class Tensor:
         self._retains_grad = True
         return self
 
-    def zero_grad(self):
-        self.grad = None
+    def zero_grad(self): self.grad = None
+
+    # ---- arithmetic: each method applies one op of ops.py ------------------------------------------
+    def __add__(self, other): return ops.Add.apply(self, _wrap(other, self))
+    def __radd__(self, other): return ops.Add.apply(_wrap(other, self), self)
+    def __sub__(self, other): return ops.Sub.apply(self, _wrap(other, self))
+    def __rsub__(self, other): return ops.Sub.apply(_wrap(other, self), self)
+    def __mul__(self, other): return ops.Mul.apply(self, _wrap(other, self))
+    def __rmul__(self, other): return ops.Mul.apply(_wrap(other, self), self)
+    def __truediv__(self, other): return ops.Div.apply(self, _wrap(other, self))
+    def __rtruediv__(self, other): return ops.Div.apply(_wrap(other, self), self)
+    def __matmul__(self, other): return ops.MatMul.apply(self, _wrap(other, self))
+    def __rmatmul__(self, other): return ops.MatMul.apply(_wrap(other, self), self)
+    def matmul(self, other): return ops.MatMul.apply(self, _wrap(other, self))
+    def linear(self, weight, bias=None): return ops.Linear.apply(self, weight, bias)
+    def __neg__(self): return ops.Neg.apply(self)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):  # a tensor exponent: x^p = e^(p log x)
+            return (exponent * self.log()).exp()
+        if isinstance(exponent, np.generic):  # a NumPy float64 scalar would turn float32 data into float64
+            exponent = exponent.item()
+        return ops.Pow.apply(self, exponent)
+
+    def __rpow__(self, base): return (self * float(np.log(base))).exp()
+
+    def exp(self): return ops.Exp.apply(self)
+    def log(self): return ops.Log.apply(self)
+    def sqrt(self): return ops.Sqrt.apply(self)
+    def tanh(self): return ops.Tanh.apply(self)
+    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def relu(self): return ops.ReLU.apply(self)
+    def leaky_relu(self, slope=0.01): return ops.LeakyReLU.apply(self, slope)
+    def elu(self, alpha=1.0): return ops.ELU.apply(self, alpha)
+    def abs(self): return ops.Abs.apply(self)
+    def clip(self, lo=None, hi=None): return ops.Clip.apply(self, lo, hi)
+    def astype(self, dtype): return self if self.data.dtype == dtype else ops.Cast.apply(self, dtype)
+
+    # ---- reductions ---------------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False): return ops.Sum.apply(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return ops.Max.apply(self, axis, keepdims)
+    def softmax(self, axis=-1): return ops.Softmax.apply(self, axis)
+    def log_softmax(self, axis=-1): return ops.LogSoftmax.apply(self, axis)
+
+    def mean(self, axis=None, keepdims=False):
+        axes = ops.normalize_axis(axis, self.ndim)
+        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        return self.sum(axis, keepdims) * (1.0 / count)
+
+    # ---- shape ops ----------------------------------------------------------------------------------
+    def reshape(self, *shape): return ops.Reshape.apply(self, _shape(shape))
+    def transpose(self, *axes): return ops.Transpose.apply(self, _shape(axes) or tuple(reversed(range(self.ndim))))
+    @property
+    def T(self): return self.transpose()
+    def chunk(self, n, axis=0): return ops.Chunk.apply(self, n, axis)
+    @staticmethod
+    def concatenate(tensors, axis=0): return ops.Concatenate.apply(*tensors, axis=axis)
+    @staticmethod
+    def stack(tensors, axis=0): return ops.Stack.apply(*tensors, axis=axis)
+
+    def __getitem__(self, index):
+        index = tuple(map(_plain_index, index)) if isinstance(index, tuple) else _plain_index(index)
+        return ops.GetItem.apply(self, index)
 
     # ---- constructors -------------------------------------------------------------------------------
     @staticmethod
@@ -133,29 +176,25 @@ class Tensor:
         xp = backend.array_module(self.data)
         if grad is None:
             if self.data.size != 1:
-                from .errors import GraphError
                 raise GraphError(f"backward() without a gradient needs a scalar, got shape {self.shape}; "
                                  "pass grad= with the output's shape or reduce first (e.g. .sum())")
             grad = xp.ones_like(self.data)
         else:
             grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.data.dtype)
             if tuple(grad.shape) != self.shape:
-                from .errors import ShapeError
                 raise ShapeError(f"backward(grad=...): grad has shape {tuple(grad.shape)} but the tensor "
                                  f"has shape {self.shape}; they must be equal")
         if not self.requires_grad:
-            from .errors import GraphError
             raise GraphError("backward() on a tensor that does not require grad: no input had "
                              "requires_grad=True, or it was computed under no_grad()")
-        if self._ctx is None:
+        if self._ctx is None or self._retains_grad:
             self.grad = _accumulate(self.grad, grad)
+        if self._ctx is None:
             return
-        order = _topological_order(self._ctx)
-        pending = {id(self._ctx): [None] * len(self._ctx.output_meta)}
+        pending = {id(self._ctx): [None] * len(self._ctx.output_meta)}  # node → its outputs' gradients
         pending[id(self._ctx)][self._out_index] = grad
-        owned = set()  # places (see _add) whose array this backward made itself
         with no_grad():
-            for node in reversed(order):
+            for node in reversed(topological_order(self._ctx)):
                 grads = pending.pop(id(node), None)
                 if grads is None:
                     continue
@@ -164,36 +203,14 @@ class Tensor:
                     if g is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                         continue
                     if parent._ctx is None or parent._retains_grad:  # a leaf: its .grad collects
-                        if parent.grad is None:
-                            parent.grad = g.copy()  # its own array: g may be shared or a read-only view
-                            owned.add(id(parent))
-                        else:
-                            parent.grad = _add(parent.grad, g, id(parent), owned)
+                        parent.grad = _accumulate(parent.grad, g)
                     if parent._ctx is not None:  # an op's output: its gradient waits for that op
-                        slots = pending.get(id(parent._ctx))
-                        if slots is None:
-                            slots = pending[id(parent._ctx)] = [None] * len(parent._ctx.output_meta)
+                        slots = pending.setdefault(id(parent._ctx), [None] * len(parent._ctx.output_meta))
                         i = parent._out_index
-                        slots[i] = _add(slots[i], g, (id(parent._ctx), i), owned)
+                        slots[i] = g if slots[i] is None else slots[i] + g
                 input_grads = None  # delivered: drop this node's references before the next op runs
                 if not retain_graph:
                     node.saved_tensors = _RELEASED
-        if self._retains_grad:
-            self.grad = _accumulate(self.grad, grad)
-
-
-def _add(total, g, place, owned):
-    """total + g for two gradients that reach the same place (a leaf, or an op's output) by two paths.
-
-    Only an array this backward made itself (`place` in `owned`) is added to in place: any other may
-    be shared (an op can hand one array to two inputs) or a read-only broadcast view."""
-    if total is None:
-        return g
-    if place in owned and total.shape == g.shape and total.dtype == g.dtype:
-        total += g
-        return total
-    owned.add(place)
-    return total + g
 
 
 def _accumulate(total, g):
@@ -202,10 +219,12 @@ def _accumulate(total, g):
     return g.copy() if total is None else total + g
 
 
-def _topological_order(root):
+def topological_order(root):
     """Graph nodes (Functions) ordered so that each comes after every node that feeds it.
 
-    Iterative depth-first search with an explicit stack: recursion would overflow on long unrolls.
+    `root` is a graph node (a tensor's `_ctx`); `backward()` calls the nodes' backward in the reverse
+    of this order. Iterative depth-first search with an explicit stack: recursion would overflow on
+    long unrolls.
     """
     order, visited = [], {id(root)}
     stack = [(root, iter(root.parents))]
@@ -224,6 +243,7 @@ def _topological_order(root):
 
 
 def _shape(shape):
+    """(2, 3) from either (2, 3) or ((2, 3),): a shape given as separate numbers or as one tuple."""
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
 
 
@@ -231,4 +251,18 @@ def _is_array(x):
     return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__cuda_array_interface__")
 
 
-_function._Tensor = Tensor  # Function.apply wraps its outputs in this class
+
+def _wrap(x, like):
+    """Python numbers and arrays become constant Tensors of `like`'s dtype (no float64 creep), except
+    a float constant beside an integer tensor, which stays float (int_tensor * 0.5 must not be 0)."""
+    if isinstance(x, Tensor):
+        return x
+    x = backend.array_module(like.data).asarray(x)
+    if x.dtype.kind == "f" and like.data.dtype.kind != "f":
+        return Tensor(x)
+    return Tensor(x.astype(like.data.dtype, copy=False))
+
+
+def _plain_index(i):
+    """Tensors and lists used as indices, alone or inside a tuple, become arrays."""
+    return i.data if isinstance(i, Tensor) else np.asarray(i) if isinstance(i, list) else i

@@ -157,7 +157,7 @@ class Trainer:
             started = time.perf_counter()
             self.model.train()
             # a stateful dataset's batch rows continue each other: keep their order and carry the state
-            stateful = getattr(self.dataset, "stateful", False)
+            stateful = self.dataset.stateful
             order = np.arange(len(train)) if stateful else _random.generator().permutation(len(train))
             self.state = None
             losses, norms, events = [], [], {}  # kept on the training backend until the epoch ends
@@ -290,8 +290,7 @@ class Trainer:
             else:
                 loss = float(self.loss(Tensor(outputs), split.y, split.lengths).item())
         result = {"loss": loss, "metric": float(self.dataset.metric(outputs, split))}
-        if hasattr(self.dataset, "extra_metrics"):
-            result.update(self.dataset.extra_metrics(outputs, split))
+        result.update(self.dataset.extra_metrics(outputs, split))
         return result
 
     def test(self):

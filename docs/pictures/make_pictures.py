@@ -46,7 +46,7 @@ def vanish_numbers(name):
         cell, options = with_spec(spec, "cell")
         base = config_from_flags(None, data=data, optimizer=None, reg=tuple(regs), hidden=None, layers=None,
                                  bidirectional=None, epochs=1, batch_size=None, lr=None, seed=None, backend=None,
-                                 fused=None)
+                                 path=None)
         config = resolve({**base, "cell": cell, "cell_options": options})
         config["epochs"] = 0  # initialisation only, as `rnnrun vanish --epochs 0`
         label = spec + "".join(f" --reg {r}" for r in regs)

@@ -14,16 +14,18 @@ The pytorch form lets all three recurrent products W_h{r,z,n} h be done as one m
 
     rnnrun --cell gru --data sine
     rnnrun --cell gru:variant=cho --data sine
+
+This file holds the equations; `gru_fused.py` subclasses the cell with a fused `sequence()` (all
+steps as one hand-written op) and registers it as "gru", which is what `rnnrun --cell gru` runs.
 """
 import math
 
-from tinygrad_rnn import ConfigError, Tensor, register_cell
-from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+from tinygrad_rnn import ConfigError, Tensor
+from tinygrad_rnn.nn import Module, uniform_parameter
 
 VARIANTS = ("pytorch", "cho")
 
 
-@register_cell("gru")
 class GRU(Module):
     """GRU (r, z, n gates); variant pytorch (r * (W_hn h)) or cho (W_hn (r * h))."""
 
@@ -55,16 +57,6 @@ class GRU(Module):
             n = (i_n + (r * h).linear(self.weight_hh[2 * H:], self.bias_hh[2 * H:])).tanh()
         h = (1 - z) * n + z * h
         return h, (h,)
-
-    def sequence(self, x, state, mask=None):
-        """All T steps at once: the fused op of gru_fused.py when it is installed, else step by step."""
-        try:
-            from .gru_fused import GRUSequence
-        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
-            return unroll(self, x, state, mask)
-        outputs, h = GRUSequence.apply(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                                       mask, self.variant)
-        return outputs, (h,)
 
     # tinygrad_rnn.interop copies weights to and from torch.nn.GRU (the "pytorch" variant only)
     torch_equivalent = "GRU"

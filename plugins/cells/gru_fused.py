@@ -11,8 +11,9 @@ the incoming gradient computed for all steps before the loop. For the "pytorch" 
 them: each gate's gradient is dh times a known factor, so a backward step is two scalings and a matmul.
 "Cho" needs two matmuls per step both ways, because r acts before W_hn.
 """
-from tinygrad_rnn import ConfigError, Function, array_module, sigmoid_array
+from tinygrad_rnn import ConfigError, Function, array_module, register_cell, sigmoid_array
 
+from . import gru
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 
 VARIANTS = ("pytorch", "cho")
@@ -213,3 +214,13 @@ class GRUSequence(Function):
         db_ih = bias_grad(dA2) if need[4] else None
         return (cast(dx, x), cast(dh, h0), cast(dw_ih, w_ih), cast(dw_hh, w_hh), cast(db_ih, b_ih),
                 cast(db_hh, b_hh), None, None)
+
+
+# ---- the registered cell: gru.py's GRU (its equations, weights and docstring), with sequence() --------
+@register_cell("gru")
+class GRU(gru.GRU):
+    def sequence(self, x, state, mask=None):
+        """All T steps as one GRUSequence: what Recurrent runs by default; forward() stays the reference."""
+        outputs, h = GRUSequence.apply(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                       mask, self.variant)
+        return outputs, (h,)

@@ -14,14 +14,16 @@ many steps as long as f stays near 1. Starting f there helps learn long dependen
 
     rnnrun --cell lstm --data adding
     rnnrun --cell lstm:forget_bias=1.0 --data adding
+
+This file holds the equations; `lstm_fused.py` subclasses the cell with a fused `sequence()` (all
+steps as one hand-written op) and registers it as "lstm", which is what `rnnrun --cell lstm` runs.
 """
 import math
 
-from tinygrad_rnn import Tensor, register_cell
-from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+from tinygrad_rnn import Tensor
+from tinygrad_rnn.nn import Module, uniform_parameter
 
 
-@register_cell("lstm")
 class LSTM(Module):
     """LSTM as torch.nn.LSTM: gates i, f, g, o; c = f*c + i*g; h = o*tanh(c)."""
 
@@ -48,17 +50,6 @@ class LSTM(Module):
         c = f * c + i * g
         h = o * c.tanh()
         return h, (h, c)
-
-    def sequence(self, x, state, mask=None):
-        """All T steps at once: the fused op of lstm_fused.py when it is installed, else step by step."""
-        try:
-            from .lstm_fused import LSTMSequence
-        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
-            return unroll(self, x, state, mask)
-        h0, c0 = state
-        outputs, h, c = LSTMSequence.apply(x, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                                           mask)
-        return outputs, (h, c)
 
     # tinygrad_rnn.interop copies weights to and from torch.nn.LSTM
     torch_equivalent = "LSTM"

@@ -15,8 +15,9 @@ How `LSTMSequence` is fast (see rnn_fused.py for the plan shared by all fused ce
     (sigma', tanh', the other gate's value) is computed for all steps at once before the loop; the
     loop then only scales by dh and dc and does one matmul per step.
 """
-from tinygrad_rnn import Function, array_module, sigmoid_array
+from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
+from . import lstm
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 
 INTERNAL = [3, 0, 1, 2]  # internal gate k is PyTorch's gate INTERNAL[k]: (o, i, f, g) from (i, f, g, o)
@@ -165,3 +166,14 @@ class LSTMSequence(Function):
         db = reorder(bias_grad(dA2), H, BACK) if need[5] or need[6] else None
         return (cast(dx, x), cast(dh, h0), cast(dc, c0), cast(dw_ih, w_ih), cast(dw_hh, w_hh),
                 cast(db, b_ih), cast(db, b_hh), None)
+
+
+# ---- the registered cell: lstm.py's LSTM (its equations, weights and docstring), with sequence() --------
+@register_cell("lstm")
+class LSTM(lstm.LSTM):
+    def sequence(self, x, state, mask=None):
+        """All T steps as one LSTMSequence: what Recurrent runs by default; forward() stays the reference."""
+        h0, c0 = state
+        outputs, h, c = LSTMSequence.apply(x, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                           mask)
+        return outputs, (h, c)

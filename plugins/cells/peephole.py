@@ -12,14 +12,16 @@ Gate order and the other parameters are those of the `lstm` cell (PyTorch's). Pe
 time their opening precisely, which the paper's counting and timing tasks need.
 
     rnnrun --cell peephole --data adding
+
+This file holds the equations; `peephole_fused.py` subclasses the cell with a fused `sequence()` (all
+steps as one hand-written op) and registers it as "peephole", which is what `rnnrun --cell peephole` runs.
 """
 import math
 
-from tinygrad_rnn import Tensor, register_cell
-from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+from tinygrad_rnn import Tensor
+from tinygrad_rnn.nn import Module, uniform_parameter
 
 
-@register_cell("peephole")
 class PeepholeLSTM(Module):
     """LSTM whose gates also see the cell: i, f through c_{t-1}, o through c_t (Gers & Schmidhuber 2000)."""
 
@@ -51,17 +53,6 @@ class PeepholeLSTM(Module):
         o = (o + self.weight_co * c).sigmoid()  # o peeks at the new cell c_t
         h = o * c.tanh()
         return h, (h, c)
-
-    def sequence(self, x, state, mask=None):
-        """All T steps at once: the fused op of peephole_fused.py when it is installed, else step by step."""
-        try:
-            from .peephole_fused import PeepholeSequence
-        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
-            return unroll(self, x, state, mask)
-        h0, c0 = state
-        outputs, h, c = PeepholeSequence.apply(x, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih,
-                                               self.bias_hh, self.weight_ci, self.weight_cf, self.weight_co, mask)
-        return outputs, (h, c)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, forget_bias={self.forget_bias}"

@@ -14,8 +14,9 @@ after the other three. Backward folds every peephole path into two per-step fact
 loop: dc_t gets dh * E (through tanh(c) and through w_co into o) and passes dc * K back to c_{t-1}
 (through f, and through w_ci, w_cf into i and f).
 """
-from tinygrad_rnn import Function, array_module, sigmoid_array
+from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
+from . import peephole
 from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
 
 
@@ -169,3 +170,14 @@ class PeepholeSequence(Function):
         dw_co = (dA[:, :, 3] * Cc).sum(axis=(0, 1)) if need[9] else None
         return (cast(dx, x), cast(dh, h0), cast(dc, c0), cast(dw_ih, w_ih), cast(dw_hh, w_hh), cast(db, b_ih),
                 cast(db, b_hh), cast(dw_ci, wci), cast(dw_cf, wcf), cast(dw_co, wco), None)
+
+
+# ---- the registered cell: peephole.py's PeepholeLSTM (its equations, weights and docstring), with sequence() --------
+@register_cell("peephole")
+class PeepholeLSTM(peephole.PeepholeLSTM):
+    def sequence(self, x, state, mask=None):
+        """All T steps as one PeepholeSequence: what Recurrent runs by default; forward() stays the reference."""
+        h0, c0 = state
+        outputs, h, c = PeepholeSequence.apply(x, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih,
+                                               self.bias_hh, self.weight_ci, self.weight_cf, self.weight_co, mask)
+        return outputs, (h, c)

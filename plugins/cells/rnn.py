@@ -8,11 +8,14 @@ time, which is why its gradients vanish or explode over long sequences (Bengio e
 
     rnnrun --cell rnn --data adding
     rnnrun --cell rnn:nonlinearity=relu --data adding
+
+This file holds the equations; `rnn_fused.py` subclasses the cell with a fused `sequence()` (all
+steps as one hand-written op) and registers it as "rnn", which is what `rnnrun --cell rnn` runs.
 """
 import math
 
-from tinygrad_rnn import ConfigError, Tensor, register_cell
-from tinygrad_rnn.nn import Module, uniform_parameter, unroll
+from tinygrad_rnn import ConfigError, Tensor
+from tinygrad_rnn.nn import Module, uniform_parameter
 
 NONLINEARITIES = {
     "tanh": lambda z: z.tanh(),
@@ -22,7 +25,6 @@ NONLINEARITIES = {
 }
 
 
-@register_cell("rnn")
 class RNN(Module):
     """Elman RNN: h = act(W_ih x + b_ih + W_hh h + b_hh), act tanh, relu, leaky_relu or elu."""
 
@@ -46,16 +48,6 @@ class RNN(Module):
         act = NONLINEARITIES[self.nonlinearity]
         h = act(x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
         return h, (h,)
-
-    def sequence(self, x, state, mask=None):
-        """All T steps at once: the fused op of rnn_fused.py when it is installed, else step by step."""
-        try:
-            from .rnn_fused import RNNSequence
-        except ImportError:  # no fused op beside this file (or a copy of this file loaded on its own)
-            return unroll(self, x, state, mask)
-        outputs, h = RNNSequence.apply(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                                       mask, self.nonlinearity)
-        return outputs, (h,)
 
     # tinygrad_rnn.interop copies weights to and from torch.nn.RNN (which has tanh and relu only)
     torch_equivalent = "RNN"

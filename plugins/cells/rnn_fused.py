@@ -15,7 +15,9 @@ What makes `RNNSequence` fast (the LSTM, GRU and peephole files follow the same 
 
 The helpers at the top are shared by the other *_fused.py files.
 """
-from tinygrad_rnn import Function, array_module, sigmoid_array  # noqa: F401  (sigmoid_array: shared)
+from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array  # noqa: F401  (sigmoid_array: shared)
+
+from . import rnn
 
 LEAKY_SLOPE, ELU_ALPHA = 0.01, 1.0  # Tensor.leaky_relu's and Tensor.elu's defaults
 
@@ -218,3 +220,13 @@ class RNNSequence(Function):
 def _sum(a, b):
     """a + b where either may be None (a layer without biases)."""
     return b if a is None else a if b is None else a + b
+
+
+# ---- the registered cell: rnn.py's RNN (its equations, weights and docstring), with sequence() --------
+@register_cell("rnn")
+class RNN(rnn.RNN):
+    def sequence(self, x, state, mask=None):
+        """All T steps as one RNNSequence: what Recurrent runs by default; forward() stays the reference."""
+        outputs, h = RNNSequence.apply(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                       mask, self.nonlinearity)
+        return outputs, (h,)

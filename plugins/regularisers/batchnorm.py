@@ -14,12 +14,12 @@ with it every checkpoint) carries them: this regulariser keeps no state of its o
 
     rnnrun --cell rnn --data adding --reg batchnorm
 """
-from tinygrad_rnn import Regulariser, register_regulariser
+from tinygrad_rnn import Regularizer, register_regularizer
 from tinygrad_rnn.nn import BatchNormOverTime, Recurrent
 
 
-@register_regulariser("batchnorm")
-class BatchNorm(Regulariser):
+@register_regularizer("batchnorm")
+class BatchNorm(Regularizer):
     """BatchNorm on each recurrent layer's input (batch and time statistics; eval uses running ones)."""
 
     def __init__(self, momentum=0.1, eps=1e-5):

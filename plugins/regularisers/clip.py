@@ -7,14 +7,14 @@ clamp each entry to [-threshold, threshold].
     rnnrun --cell rnn --data adding --reg clip:1.0
     rnnrun --cell rnn --data adding --reg clip:1.0,mode=value
 """
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 from tinygrad_rnn.nn import clip_grad_norm, clip_grad_value
 
 MODES = ("norm", "value")
 
 
-@register_regulariser("clip")
-class Clip(Regulariser):
+@register_regularizer("clip")
+class Clip(Regularizer):
     """Clip gradients by global norm (default 1.0) or by value, after every backward."""
 
     events = ("clipped",)  # counted in every batch where clipping changed a gradient

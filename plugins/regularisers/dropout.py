@@ -7,12 +7,12 @@ itself is regularised without drowning the memory in noise. Nothing is dropped i
 
     rnnrun --cell lstm --data sine --layers 2 --reg dropout:p=0.2,variational=true
 """
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 from tinygrad_rnn.nn import Recurrent
 
 
-@register_regulariser("dropout")
-class RecurrentDropout(Regulariser):
+@register_regularizer("dropout")
+class RecurrentDropout(Regularizer):
     """Dropout between stacked layers; variational (recurrent) dropout on h as an option."""
 
     def __init__(self, p=0.2, variational=False):

@@ -5,11 +5,11 @@ for `patience` epochs. The trainer then restores the best epoch's weights, as it
 """
 import math
 
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 
 
-@register_regulariser("early_stopping")
-class EarlyStopping(Regulariser):
+@register_regularizer("early_stopping")
+class EarlyStopping(Regularizer):
     """Stop when the validation loss stops improving for `patience` epochs."""
 
     def __init__(self, patience=5, min_delta=0.0):

@@ -11,7 +11,7 @@ weights of the cell protocol) for orthogonal. Biases are left as they are.
 """
 import numpy as np
 
-from tinygrad_rnn import ConfigError, Regulariser, Tensor, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, Tensor, register_regularizer
 from tinygrad_rnn.nn import init
 
 DISTRIBUTIONS = ("uniform", "normal")
@@ -23,8 +23,8 @@ def _weights(model, prefix="weight"):
             yield name, p
 
 
-@register_regulariser("xavier")
-class Xavier(Regulariser):
+@register_regularizer("xavier")
+class Xavier(Regularizer):
     """Xavier/Glorot initialisation of every weight matrix (gain; uniform or normal)."""
 
     def __init__(self, gain=1.0, distribution="uniform"):
@@ -38,8 +38,8 @@ class Xavier(Regulariser):
             fill(w, gain=self.gain)
 
 
-@register_regulariser("orthogonal")
-class Orthogonal(Regulariser):
+@register_regularizer("orthogonal")
+class Orthogonal(Regularizer):
     """Orthogonal initialisation of each recurrent gate block (weight_hh)."""
 
     def __init__(self, gain=1.0):
@@ -55,8 +55,8 @@ class Orthogonal(Regulariser):
             w.data = Tensor(np.concatenate(blocks, axis=0)).to(w.backend).data
 
 
-@register_regulariser("he")
-class He(Regulariser):
+@register_regularizer("he")
+class He(Regularizer):
     """He/Kaiming initialisation of every weight matrix, for ReLU-family cells."""
 
     def __init__(self, distribution="uniform"):

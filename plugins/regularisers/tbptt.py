@@ -9,11 +9,11 @@ trainer), never across a checkpoint: this regulariser keeps no state of its own.
 
     rnnrun --cell lstm --data sine --reg tbptt:k=25
 """
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 
 
-@register_regulariser("tbptt")
-class TruncatedBPTT(Regulariser):
+@register_regularizer("tbptt")
+class TruncatedBPTT(Regularizer):
     """Truncated BPTT: backpropagate through chunks of k steps, carrying the state detached."""
 
     def __init__(self, k=25):

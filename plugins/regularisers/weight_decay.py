@@ -3,11 +3,11 @@ pulling weights towards zero. Biases are not decayed. (For Adam, decoupled decay
 
     rnnrun --cell gru --data airline --reg weight_decay:1e-4
 """
-from tinygrad_rnn import ConfigError, Regulariser, register_regulariser
+from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 
 
-@register_regulariser("weight_decay")
-class WeightDecay(Regulariser):
+@register_regularizer("weight_decay")
+class WeightDecay(Regularizer):
     """L2 penalty on weights (not biases), added to the gradients after backward."""
 
     def __init__(self, decay=1e-4):

@@ -16,7 +16,7 @@ import test_fused_cells as cells_spec
 from . import standin
 
 # The ways a cell runs over a sequence, as Recurrent's options. A new path is one line here.
-PATHS = {"fused": {"fused": True}, "composed": {"fused": False}, "compiled": {"compiled": True}}
+PATHS = {"fused": {"path": "auto"}, "composed": {"path": "composed"}, "compiled": {"path": "compiled"}}
 CELLS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}), "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
          "lstm": ("lstm", {}), "peephole": ("peephole", {}), "gru-pytorch": ("gru", {"variant": "pytorch"}),
          "gru-cho": ("gru", {"variant": "cho"})}
@@ -55,7 +55,8 @@ def layer_run(cell, options, path, shape, where, syncs=None):
     prepare the path, e.g. compile a cell); `syncs` (a list) collects the second pass's device reads."""
     layers, bidirectional, lengths = SHAPES[shape]
     tg.manual_seed(0)
-    layer = Recurrent(cell, 2, 3, num_layers=layers, bidirectional=bidirectional, **PATHS[path], **options)
+    layer = Recurrent(tg.registry.cells.get(cell), 2, 3, num_layers=layers, bidirectional=bidirectional, **PATHS[path],
+                      **options)
     layer.to(where)
     for warm in (True, False):
         layer.zero_grad()

@@ -48,7 +48,8 @@ def test_gradcheck_runs_on_the_device(on_device):
     # it is a teaching and testing tool, not a training loop)
     from tinygrad_rnn import gradcheck
     from tinygrad_rnn.nn import Recurrent
-    layer = Recurrent("gru", 2, 2)
+    from tinygrad_rnn.registry import cells
+    layer = Recurrent(cells.get("gru"), 2, 2)
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 2)), requires_grad=True)
     result = gradcheck(lambda x, *params: layer(x)[0], [x] + layer.parameters())
     assert result, str(result)

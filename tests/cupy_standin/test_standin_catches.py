@@ -6,6 +6,7 @@ import pytest
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, backend
 from tinygrad_rnn.nn import Recurrent
+from tinygrad_rnn.registry import cells
 from tinygrad_rnn.train import Trainer
 from tinygrad_rnn_plugins.cells import rnn_fused
 from tinygrad_rnn_plugins.cells.rnn_fused import RNNSequence
@@ -15,7 +16,7 @@ from .test_training_on_device import SYNCS_PER_EPOCH, syncs_per_epoch
 
 def padded_rnn_run(where):
     tg.manual_seed(0)
-    layer = Recurrent("rnn", 2, 3).to(where)
+    layer = Recurrent(cells.get("rnn"), 2, 3).to(where)
     x = Tensor(np.ones((3, 4, 2), np.float32), requires_grad=True).to(where)
     out, _ = layer(x, lengths=np.array([4, 2, 3]))
     out.sum().backward()

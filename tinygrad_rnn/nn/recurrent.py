@@ -1,6 +1,7 @@
 """`Recurrent`: a stack of recurrent cells run over batches of sequences, in one or both directions.
 
-It works like torch.nn.RNN/LSTM/GRU(batch_first=True), with the cell chosen by name from the registry.
+It works like torch.nn.RNN/LSTM/GRU(batch_first=True), with the cell given as a class (the library
+looks names up: `registry.cells.get("gru")`, or `SequenceModel` and the runner, which take a name).
 
 The cell protocol (every built-in cell in plugins/cells/ follows it, and so must a user's cell):
 
@@ -24,13 +25,12 @@ would get if run alone. The backward direction runs each sequence reversed withi
 it starts at that sequence's last real step, not at the padding.
 """
 import inspect
+import warnings
 
 import numpy as np
 
 from .. import backend
 from ..errors import ConfigError, ShapeError
-from ..registry import cells as cell_registry
-from ..registry import plugin_options
 from ..tape import compile_cell
 from ..tensor import Tensor
 from ..unroll import unroll
@@ -47,35 +47,54 @@ class Recurrent(Module):
       recurrent_dropout  variational dropout on the h fed back, one mask per sequence (Gal & Ghahramani 2016)
       input_transforms   per layer, a Module applied to that layer's input sequence (e.g. BatchNorm)
       step_hook          step_hook(layer, direction, t, h_t) sees each step's hidden state
-    Three ways to run a cell over a sequence. `fused=True` (the default): the cell's own `sequence`
-    if it has one, else its compiled tape (also used for recurrent dropout, which `sequence` lacks);
-    `compiled=True`: the compiled tape for every cell; `fused=False`: the composed step-by-step graph,
-    op by op. A step hook needs the composed path and always gets it.
+    `path` is how a cell runs over a sequence (PATHS):
+      "auto"      (the default) the cell's own fused `sequence()` if it has one, else its compiled
+                  tape; the tape also when recurrent dropout is on, which `sequence()` lacks
+      "fused"     the cell's `sequence()`, always (a ConfigError for a cell without one)
+      "compiled"  one step of the cell's `forward` traced and replayed for every step (tinygrad_rnn/tape.py)
+      "composed"  the step-by-step graph of `forward`, op by op (tinygrad_rnn/unroll.py)
+    A step hook needs the composed path and gets it on every path. `fused=` and `compiled=`, the two
+    booleans `path` replaced, still work for one release, with a DeprecationWarning.
     """
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 fused=True, compiled=False, **cell_options):
-        cell_class = cell_registry.get(cell) if isinstance(cell, str) else cell
+                 path="auto", fused=None, compiled=None, **cell_options):
+        if isinstance(cell, str) or not isinstance(cell, type):
+            raise ConfigError(f"Recurrent takes a cell class, got {cell!r}; look a name up with "
+                              f"tinygrad_rnn.registry.cells.get({cell!r})" if isinstance(cell, str) else
+                              f"Recurrent takes a cell class, got {type(cell).__name__}")
         for name, value in (("input size", input_size), ("hidden size", hidden_size), ("layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"Recurrent: {name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"Recurrent: dropout must be in [0, 1), got {dropout}")
-        if compiled and not fused:
-            raise ConfigError("Recurrent: compiled=True runs the compiled tape and fused=False the composed "
-                              "graph; choose one")
-        _check_options(cell_class, cell_options)
-        self.cell_class, self.cell_options = cell_class, dict(cell_options)
+        path = path_from_booleans(path, fused, compiled)
+        if path == "fused" and not hasattr(cell, "sequence"):
+            raise ConfigError(f"cell {_name(cell)!r} has no fused sequence(), which path 'fused' runs; "
+                              "use path 'auto' or 'compiled' (its compiled tape) or 'composed'")
+        _check_options(cell, cell_options)
+        self.cell_class, self.cell_options = cell, dict(cell_options)
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.num_directions = 2 if bidirectional else 1
-        self.dropout, self.fused, self.compiled = float(dropout), bool(fused), bool(compiled)
+        self.dropout, self.path = float(dropout), path
         self.recurrent_dropout = 0.0
         self.input_transforms = [None] * self.num_layers
         self.step_hook = None
         # cells[layer * num_directions + direction], the order of PyTorch's h_n
-        self.cells = [cell_class(self.input_size if layer == 0 else self.hidden_size * self.num_directions,
+        self.cells = [cell(self.input_size if layer == 0 else self.hidden_size * self.num_directions,
                                  self.hidden_size, **cell_options)
                       for layer in range(self.num_layers) for _ in range(self.num_directions)]
+
+    @property
+    def recurrent_dropout(self):
+        return self._recurrent_dropout
+
+    @recurrent_dropout.setter
+    def recurrent_dropout(self, p):
+        if p and self.path == "fused":  # said when a regulariser sets it, before anything runs
+            raise ConfigError("recurrent dropout needs the compiled or composed path: the cell's fused "
+                              "sequence() has none; use path 'auto' (it takes the compiled tape then)")
+        self._recurrent_dropout = p
 
     def initial_state(self, batch_size):
         """One zero state tuple per layer and direction."""
@@ -116,12 +135,15 @@ class Recurrent(Module):
         return layer_input, final
 
     def _run(self, cell, sequence, state, mask, layer, direction):
-        """One layer and direction over the whole sequence: fused, compiled or composed (see the class)."""
+        """One layer and direction over the whole sequence, on the path the class docstring describes."""
         variational = self.training and self.recurrent_dropout > 0
         feedback = dropout_mask(state[0].shape, self.recurrent_dropout, state[0]) if variational else None
-        if self.fused and self.step_hook is None:
-            if hasattr(cell, "sequence") and not self.compiled and not variational:
-                return cell.sequence(sequence, state, mask)
+        path = "composed" if self.step_hook is not None else self.path
+        if path == "auto":
+            path = "fused" if hasattr(cell, "sequence") and not variational else "compiled"
+        if path == "fused":
+            return cell.sequence(sequence, state, mask)
+        if path == "compiled":
             return compile_cell(cell).sequence(sequence, state, mask, feedback)
         hook = self.step_hook
         on_step = None if hook is None else (lambda t, h: hook(layer, direction, t, h))
@@ -134,10 +156,36 @@ class Recurrent(Module):
         return x.shape[0], x.shape[1]
 
     def extra_repr(self):
-        name = getattr(self.cell_class, "plugin_name", self.cell_class.__name__)
         options = "".join(f", {k}={v!r}" for k, v in self.cell_options.items())
-        return (f"{name!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.num_directions == 2}, dropout={self.dropout}{options}")
+        path = "" if self.path == "auto" else f", path={self.path!r}"
+        return (f"{_name(self.cell_class)!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.num_directions == 2}, dropout={self.dropout}{path}{options}")
+
+
+PATHS = ("auto", "fused", "compiled", "composed")
+
+
+def path_from_booleans(path="auto", fused=None, compiled=None):
+    """`path`, checked; or the path that the deprecated booleans `fused` and `compiled` meant:
+    fused=True (their default) "auto", compiled=True "compiled", fused=False "composed"."""
+    if path not in PATHS:
+        raise ConfigError(f"unknown path {path!r}; valid paths: {', '.join(map(repr, PATHS))}")
+    if fused is None and compiled is None:
+        return path
+    warnings.warn("Recurrent(fused=..., compiled=...) is deprecated: write path='auto', 'fused', 'compiled' "
+                  "or 'composed'", DeprecationWarning, stacklevel=3)
+    if compiled and fused is False:
+        raise ConfigError("compiled=True runs the compiled tape and fused=False the composed graph; "
+                          "choose one: path='compiled' or path='composed'")
+    meant = "compiled" if compiled else "composed" if fused is False else "auto"
+    if path not in ("auto", meant):
+        raise ConfigError(f"path={path!r} and the deprecated fused={fused}, compiled={compiled} disagree; "
+                          "keep only path")
+    return meant
+
+
+def _name(cell_class):
+    return getattr(cell_class, "plugin_name", cell_class.__name__)
 
 
 def _check_options(cell_class, options):
@@ -145,11 +193,11 @@ def _check_options(cell_class, options):
     params = inspect.signature(cell_class.__init__).parameters.values()
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return
-    valid = plugin_options(cell_class)
+    valid = [p.name for p in params if p.name not in ("self", "input_size", "hidden_size")
+             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        name = getattr(cell_class, "plugin_name", cell_class.__name__)
-        raise ConfigError(f"cell {name!r} has no option {', '.join(map(repr, unknown))}; "
+        raise ConfigError(f"cell {_name(cell_class)!r} has no option {', '.join(map(repr, unknown))}; "
                           f"its options: {', '.join(valid) or '(none)'}")
 
 

@@ -29,6 +29,7 @@ from typing import Callable
 
 from ..errors import ConfigError
 from ..errors import PluginError
+from ..nn.recurrent import PATHS  # noqa: F401  (how the cells run: config key `path`; options.py reads it here)
 from ..registry import load_plugin, plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
@@ -45,7 +46,6 @@ MAX_LAYERS = 256
 MAX_EPOCHS = 10 ** 6
 MAX_BATCH = 1 << 24
 MAX_SEED = 2 ** 32 - 1          # NumPy's legacy seeding takes 0 <= seed < 2**32
-PATHS = ("auto", "fused", "compiled", "composed")  # how the cells run: one of these, config key `path`
 
 
 # ---- the schema: one entry per config key ------------------------------------------------------------

@@ -106,7 +106,7 @@ def _model(config, dataset, hidden, layers):
     try:
         return SequenceModel(dataset.kind, cells.get(config["cell"]), dataset.input_size, hidden,
                              dataset.output_size, num_layers=layers, bidirectional=config["bidirectional"],
-                             **recurrent_path(config["path"]), **config["cell_options"])
+                             path=config["path"], **config["cell_options"])
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -152,22 +152,13 @@ def check_run(config):
     smoke_test_cell(config["cell"], config["cell_options"], dataset.input_size, config["path"])
 
 
-def recurrent_path(path):
-    """The config's `path` as the keyword arguments `Recurrent` (and SequenceModel) take.
-
-    Until `Recurrent` takes `path=` itself (the engine branch), it takes two booleans: auto and fused
-    are fused=True (a fused kernel where the cell has one, else its compiled tape), compiled adds
-    compiled=True, composed is fused=False. When it does, this becomes `return {"path": path}`."""
-    return {"fused": path != "composed", "compiled": path == "compiled"}
-
-
 def smoke_test_cell(name, options, input_size=1, path="auto"):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
     value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
     PluginError naming its file: both before any run starts."""
     cell_class = cells.get(name)
     try:
-        rnn = Recurrent(cell_class, input_size, 2, **recurrent_path(path), **options)
+        rnn = Recurrent(cell_class, input_size, 2, path=path, **options)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
@@ -237,7 +228,7 @@ def _parameter_count(config, dataset, hidden, layers):
 
 
 def _size(dataset, name):
-    value = getattr(dataset, name, None)
+    value = getattr(dataset, name)  # T or n_train, declared by Dataset (None: unknown)
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
@@ -500,7 +491,7 @@ def _forecast(dataset, model, summary):
     """For a time series: the free-running forecast from the last real window, kept in the summary."""
     if not dataset.forecastable:
         return None, None
-    steps = getattr(dataset, "forecast_steps", 50)
+    steps = dataset.forecast_steps
     predictions, truth = forecast(model, dataset, steps)
     listed = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in a[:, 0]]  # noqa: E731
     summary["forecast"] = {"steps": steps, "prediction": listed(predictions), "truth": listed(truth)}

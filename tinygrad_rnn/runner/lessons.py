@@ -18,12 +18,11 @@ from .. import random as _random
 from ..errors import ConfigError
 from ..function import no_grad
 from ..gradcheck import gradcheck
-from ..nn.recurrent import Recurrent
-from ..regulariser import Regulariser
-from ..tensor import Tensor, _topological_order
+from ..nn.recurrent import PATHS, Recurrent
+from ..registry import cells
+from ..regulariser import Regularizer
+from ..tensor import Tensor, topological_order
 from ..train import detach_state, gradient_norm
-
-PATHS = ("fused", "compiled", "composed")
 
 
 # ---- gradient check of a recurrent layer ------------------------------------------------------------
@@ -40,7 +39,7 @@ class TensorCheck:
 @dataclass
 class CellCheck:
     cell: str
-    path: str            # "fused", "compiled" or "composed"
+    path: str            # "auto", "fused", "compiled" or "composed" (nn.recurrent.PATHS)
     lengths: list
     rows: list = field(default_factory=list)
 
@@ -63,12 +62,13 @@ def check_cell(cell, layers=1, bidirectional=False, hidden=3, input_size=2, step
     """
     if path not in PATHS:
         raise ConfigError(f"unknown path {path!r}; valid paths: {', '.join(PATHS)}")
+    cell = cells.get(cell) if isinstance(cell, str) else cell
     for name, value in (("steps", steps), ("batch", batch)):
         if value < 1:
             raise ConfigError(f"gradcheck: {name} must be a positive integer, got {value}")
     _random.manual_seed(seed)
-    rnn = Recurrent(cell, input_size, hidden, num_layers=layers, bidirectional=bidirectional,
-                    fused=path != "composed", compiled=path == "compiled", **cell_options).to(dtype=np.float64)
+    rnn = Recurrent(cell, input_size, hidden, num_layers=layers, bidirectional=bidirectional, path=path,
+                    **cell_options).to(dtype=np.float64)
     rng = np.random.default_rng(seed)
     lengths = np.array([max(1, steps - i) for i in range(batch)])
     x = Tensor(rng.standard_normal((batch, steps, input_size)), requires_grad=True)
@@ -172,7 +172,7 @@ class Vanish:
                 "ratio": ratio, "per_step": float(per_step)}
 
 
-class LastEpochWeights(Regulariser):
+class LastEpochWeights(Regularizer):
     """Keeps a copy of the weights as each epoch ends, so that `vanish` can measure the weights the
     last epoch left rather than the best-validation ones the trainer restores at the end of fit()."""
 
@@ -183,7 +183,7 @@ class LastEpochWeights(Regulariser):
         self.state, self.epoch = trainer.model.state_dict(), metrics["epoch"]
 
 
-class AppliedGradientNorm(Regulariser):
+class AppliedGradientNorm(Regularizer):
     """Records the gradient norm after every other regulariser's after_backward (after clipping):
     the norm the optimiser actually applies. Reported per epoch as applied_grad_norm_mean/max."""
 
@@ -275,14 +275,14 @@ def computation_graph(output, parameters=(), inputs=()):
 
     `parameters` and `inputs` are (name, tensor) pairs that name the leaves; other leaves are
     constants (they need no gradient, e.g. the 1 in 1 - z or a zero initial state). Ops are numbered
-    in the order backward() calls them: `tensor._topological_order` reversed, the very list that
+    in the order backward() calls them: `tensor.topological_order` reversed, the very list that
     `Tensor.backward` loops over.
     """
     if output._ctx is None:
         raise ConfigError("the tensor was not computed by any op: there is no graph to show")
     names = {id(t): (name, "parameter") for name, t in parameters}
     names.update({id(t): (name, "input") for name, t in inputs})
-    order = list(reversed(_topological_order(output._ctx)))
+    order = list(reversed(topological_order(output._ctx)))
     place = {id(node): i + 1 for i, node in enumerate(order)}
     nodes, leaf_keys = {}, {}
     for node in order:
@@ -332,7 +332,8 @@ def tiny_model_graph(cell, steps=3, hidden=2, input_size=1, batch=1, seed=0, **c
     if steps < 1:
         raise ConfigError(f"graph: steps must be a positive integer, got {steps}")
     _random.manual_seed(seed)
-    rnn = Recurrent(cell, input_size, hidden, fused=False, **cell_options)
+    cell = cells.get(cell) if isinstance(cell, str) else cell
+    rnn = Recurrent(cell, input_size, hidden, path="composed", **cell_options)
     rng = np.random.default_rng(seed)
     x = Tensor(rng.standard_normal((batch, steps, input_size)).astype(np.float32), requires_grad=True)
     target = Tensor(np.zeros((batch, hidden), np.float32))

@@ -96,8 +96,9 @@ path = shared("--path", type=click.Choice(PATHS), default=None,
                    "fused, compiled (its traced step replayed, built-in cells too) or composed (the "
                    "readable cells op by op).")
 # The old spellings of --path, kept for one release: each sets path; path_of says if they disagree.
-fused_alias = shared("--fused", "fused_alias", is_flag=True, default=False, help="Same as --path fused "
-                     "(deprecated alias, kept for one release).")
+fused_alias = shared("--fused", "fused_alias", is_flag=True, default=False, help="Same as --path auto, "
+                     "what it always meant: a cell's fused kernel where it has one (deprecated alias, kept "
+                     "for one release).")
 composed_alias = shared("--composed", "composed_alias", is_flag=True, default=False,
                         help="Same as --path composed (deprecated alias, kept for one release).")
 compiled_alias = shared("--compiled", "compiled_alias", is_flag=True, default=False,
@@ -106,7 +107,7 @@ compiled_alias = shared("--compiled", "compiled_alias", is_flag=True, default=Fa
 
 def path_of(path, fused=False, composed=False, compiled=False):
     """--path and its aliases → one path (None when none was given); two that disagree are a usage error."""
-    given = [p for p, flag in (("fused", fused), ("composed", composed), ("compiled", compiled)) if flag]
+    given = [p for p, flag in (("auto", fused), ("composed", composed), ("compiled", compiled)) if flag]
     given += [path] if path else []
     if len(set(given)) > 1:
         raise ConfigError(f"--path {', '.join(sorted(set(given)))} exclude each other; choose one of "

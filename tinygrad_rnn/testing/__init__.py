@@ -23,11 +23,12 @@ import inspect
 from ..data import Dataset
 from ..logger import Logger
 from ..optim import Optimizer
-from ..regulariser import Regulariser
+from ..regulariser import Regularizer
 from . import cells, datasets, loggers, optimizers, regularisers
 from .base import PluginCheckWarning, Result, SkipCheck, bound_check, plugin_name, run_one
 
-__all__ = ["check_cell", "check_dataset", "check_regulariser", "check_optimizer", "check_logger", "plugin_checks",
+__all__ = ["check_cell", "check_dataset", "check_regularizer", "check_regulariser", "check_optimizer",
+           "check_logger", "plugin_checks",
            "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck",
            "PluginCheckWarning"]
 
@@ -42,14 +43,14 @@ def kind_of(obj):
             return "logger"
         if issubclass(obj, Dataset):
             return "dataset"
-        if issubclass(obj, Regulariser):
+        if issubclass(obj, Regularizer):
             return "regulariser"
         if issubclass(obj, Optimizer):
             return "optimizer"
         if callable(getattr(obj, "initial_state", None)):
             return "cell"
     raise TypeError(f"{obj!r} is not a plugin class: expected a cell (with initial_state), a "
-                    "tinygrad_rnn.data.Dataset, a tinygrad_rnn.Regulariser, a tinygrad_rnn.optim.Optimizer or a "
+                    "tinygrad_rnn.data.Dataset, a tinygrad_rnn.Regularizer, a tinygrad_rnn.optim.Optimizer or a "
                     "tinygrad_rnn.Logger subclass")
 
 
@@ -106,9 +107,12 @@ def check_dataset(dataset_class, **options):
     return _check_all(dataset_class, "dataset", options)
 
 
-def check_regulariser(regulariser_class, **options):
-    """Run every regulariser check on `regulariser_class(**options)` in a tiny trainer; AssertionError on failure."""
-    return _check_all(regulariser_class, "regulariser", options)
+def check_regularizer(regularizer_class, **options):
+    """Run every regulariser check on `regularizer_class(**options)` in a tiny trainer; AssertionError on failure."""
+    return _check_all(regularizer_class, "regulariser", options)
+
+
+check_regulariser = check_regularizer  # the spelling of earlier releases, kept as an alias
 
 
 def check_optimizer(optimizer_class, **options):

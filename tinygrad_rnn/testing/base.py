@@ -107,7 +107,7 @@ PLAIN = (bool, int, float, str, type(None), np.number, np.bool_)
 
 
 def not_plain(value, where="state"):
-    """The first entry of `value` that is not a plain value (see `Regulariser.state_dict`), or None."""
+    """The first entry of `value` that is not a plain value (see `Regularizer.state_dict`), or None."""
     if isinstance(value, np.ndarray) or isinstance(value, PLAIN):
         return None
     if isinstance(value, dict):

@@ -233,11 +233,10 @@ def check_compiled_matches_step_by_step(cls, options):
 def check_padding_equals_running_alone(cls, options):
     """In a padded batch inside a bidirectional Recurrent, each sequence gets exactly what it gets run
     alone, and outputs zeros on its padding (fused and composed paths)."""
-    paths = (True, False) if hasattr(cls, "sequence") else (False,)
-    for fused in paths:
-        way = "sequence()" if fused else "step by step"
+    for path in ("fused", "composed") if hasattr(cls, "sequence") else ("composed",):
+        way = "sequence()" if path == "fused" else "step by step"
         manual_seed(0)
-        rnn = Recurrent(cls, D, H, bidirectional=True, fused=fused, **options).to(dtype=np.float64)
+        rnn = Recurrent(cls, D, H, bidirectional=True, path=path, **options).to(dtype=np.float64)
         x = inputs()
         x = Tensor(host(x) * (np.arange(T)[None, :, None] < LENGTHS[:, None, None]))
         outputs, final = rnn(x, lengths=LENGTHS)
@@ -257,10 +256,10 @@ def check_padding_equals_running_alone(cls, options):
 def check_works_in_stacked_bidirectional_recurrent(cls, options):
     """Inside Recurrent(num_layers=2, bidirectional=True), float32: right shapes, finite values, and a
     finite float32 gradient for every parameter (fused and composed paths)."""
-    for fused in ((True, False) if hasattr(cls, "sequence") else (False,)):
-        way = "sequence()" if fused else "step by step"
+    for path in ("fused", "composed") if hasattr(cls, "sequence") else ("composed",):
+        way = "sequence()" if path == "fused" else "step by step"
         manual_seed(0)
-        rnn = Recurrent(cls, D, H, num_layers=2, bidirectional=True, fused=fused, **options)
+        rnn = Recurrent(cls, D, H, num_layers=2, bidirectional=True, path=path, **options)
         outputs, final = rnn(inputs(np.float32), lengths=LENGTHS)
         assert outputs.shape == (N, T, 2 * H), f"{way}: expected outputs of shape {(N, T, 2 * H)}, got {outputs.shape}"
         assert len(final) == 4 and all(s[0].shape == (N, H) for s in final), \

@@ -15,7 +15,7 @@ from ..models import SequenceModel
 from ..nn import Module, uniform_parameter
 from ..optim import Optimizer
 from ..random import manual_seed
-from ..regulariser import Regulariser
+from ..regulariser import Regularizer
 from ..tensor import Tensor
 from ..train import Trainer
 from .base import SkipCheck, check_bad_options, equal_plain, not_plain, same_arrays
@@ -132,7 +132,7 @@ def check_keeps_the_optimizer_on_the_parameters(cls, options):
 def check_watching_changes_nothing(cls, options):
     """A regulariser that overrides none of the hooks that shape training only watches: losses and
     weights are those of the same run without it."""
-    shaping = [h for h in SHAPING_HOOKS if getattr(cls, h) is not getattr(Regulariser, h)]
+    shaping = [h for h in SHAPING_HOOKS if getattr(cls, h) is not getattr(Regularizer, h)]
     if shaping:
         raise SkipCheck(f"it shapes training through {', '.join(shaping)}")
     _, with_it, history = train(cls, options)

@@ -55,9 +55,11 @@ def _built(what, make):
 @click.option("--steps", default=4, show_default=True, type=click.IntRange(1, 100), help="Time steps T.")
 @click.option("--batch", default=3, show_default=True, type=click.IntRange(1, 16),
               help="Sequences, of lengths T, T-1, ... (at least 1): padding is checked too.")
-@click.option("--path", type=click.Choice(["all", "both", "fused", "compiled", "composed"]), default="all",
-              show_default=True, help="The cell's fused whole-sequence op, its compiled tape (one traced step "
-                                      "replayed), its composed step-by-step forward, or all (both: the same).")
+@click.option("--path", type=click.Choice(["all", "auto", "fused", "compiled", "composed", "both"]), default="all",
+              show_default=True, help="As a run's --path: auto (what a run takes by default: fused where the "
+                                      "cell has a sequence(), else compiled), fused (its sequence()), compiled (its "
+                                      "traced step replayed), composed (its forward() step by step); or all of "
+                                      "them that apply (both: the same, an old spelling).")
 @shared.seed(default=0, show_default=True, help="Seed of the weights and the input.")
 @shared.plugin(help="Load plugins from a .py file or an importable module first (repeatable).")
 @shared.as_json(help="Print JSON instead of tables.")
@@ -82,15 +84,18 @@ def gradcheck_cmd(cell_specs, layers, bidirectional, hidden, input_size, steps, 
     cell_list = _cell_specs(cell_specs)
     for name, options in cell_list:
         smoke_test_cell(name, options, input_size)
+        if path == "fused" and not has_fused_path(cells.get(name)):
+            raise ConfigError(f"cell {name!r} has no fused sequence(), which --path fused checks; use --path "
+                              "auto or compiled (its compiled tape), composed or all")
         _check_cost(name, options, layers, bidirectional, hidden, input_size, steps, batch, path)
     for name, options in cell_list:
-        cell_class = cells.get(name)
-        paths = ["fused", "compiled", "composed"] if path in ("all", "both") else [path]
-        if not has_fused_path(cell_class) and "fused" in paths:
-            if not as_json:
-                out.print(f"[dim]{name} has no fused sequence(): its fused path is the compiled one, "
-                          "checked once[/]")
-            paths = [p for p in paths if p != "fused"] or ["compiled"]
+        fused = has_fused_path(cells.get(name))
+        if path in ("all", "both"):
+            paths = ["fused", "compiled", "composed"] if fused else ["compiled", "composed"]
+            if not fused and not as_json:
+                out.print(f"[dim]{name} has no fused sequence(): the compiled and composed paths are checked[/]")
+        else:  # auto is checked as the path it takes for this cell, and named so
+            paths = [("fused" if fused else "compiled") if path == "auto" else path]
         for p in paths:
             check = _built(f"cell {name!r}", lambda: check_cell(
                 name, layers=layers, bidirectional=bidirectional, hidden=hidden, input_size=input_size,
@@ -125,7 +130,7 @@ def _check_cost(name, options, layers, bidirectional, hidden, input_size, steps,
     from ...tensor import Tensor
     rnn = _built(f"cell {name!r}", lambda: Recurrent(
         cells.get(name), input_size, hidden, num_layers=layers, bidirectional=bidirectional,
-        fused=False, **options).to(dtype=np.float64))  # composed: the slowest path, an upper bound
+        path="composed", **options).to(dtype=np.float64))  # composed: the slowest path, an upper bound
     x = Tensor(np.zeros((batch, steps, input_size)))
     entries = x.size + sum(p.size for p in rnn.parameters())
     seconds = []
@@ -215,7 +220,7 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
         _check_plot_path(plot_path)
     base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=None,
                              bidirectional=None, epochs=max(epochs, 1), batch_size=batch_size, lr=lr, seed=seed,
-                             backend=None, fused=None)
+                             backend=None, path=None)
     configs = [resolve({**base, "cell": name, "cell_options": options}) for name, options in _cell_specs(cell_specs)]
     check_all(configs)  # every cell built and sized before the first is measured
     for config in configs:
