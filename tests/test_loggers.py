@@ -139,6 +139,20 @@ def test_mlflow_tune_study_is_a_parent_run_with_its_trials_nested(mlflow_store, 
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
 
 
+def test_dask_workers_log_every_trial(tmp_path):
+    pytest.importorskip("tensorboard")
+    distributed = pytest.importorskip("distributed")
+    sweep = [a for a in SWEEP if a not in ("--workers", 1)] + ["--seeds", 1]
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        result = rnnrun(*sweep, "--scheduler", cluster.scheduler_address, "--log", "tensorboard",
+                        "--runs-dir", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    trials = json.loads(result.stdout)["trials"]
+    assert len(trials) == 2
+    for trial in trials:
+        assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(trial["run_dir"], "tb")))
+
+
 # ---- a logger that fails, or is slow, never fails or slows the run ------------------------------------
 RAISES = '''
 from tinygrad_rnn import Logger, register_logger
