@@ -177,6 +177,34 @@ def test_paths_that_cannot_be_used_are_refused_before_anything_runs(tmp_path):
         assert_clean(invoke(args), 2, fragment, args)
 
 
+RUNS_DIR_COMMANDS = [  # (args, whether the command writes into the runs dir)
+    (["runs"], False), (["show", "last"], False), (["compare", "a", "b"], False), (["resume", "last"], False),
+    (TRAIN, True), (["sweep", "--cell", "gru", "--data", "sine", "--lr", "1e-3,1e-2"], True),
+    (["tune", "--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-2"], True),
+    (["vanish", "--cell", "rnn", "--data", "adding:T=5,n_train=8", "--epochs", "0"], True),
+]
+
+
+@pytest.mark.parametrize("args, writes", RUNS_DIR_COMMANDS, ids=[a[0] for a, _ in RUNS_DIR_COMMANDS])
+def test_a_runs_dir_that_cannot_be_used_is_refused_up_front_by_every_command(tmp_path, args, writes):
+    """A file, /dev/null, a name no file system takes, '' and (for commands that write) /proc: exit 2
+    naming --runs-dir, before anything is computed or created."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [(a_file, "is not a folder"), (a_file / "below", "which is not a folder"), ("/dev/null", "is not a folder"),
+             ("", "--runs-dir is empty"),
+             (tmp_path / ("r" * 300), "File name too long")]
+    if writes and os.path.isdir("/proc/self"):
+        cases.append(("/proc/x", "is not writable"))
+    for runs_dir, fragment in cases:
+        flags = ["--runs-dir", runs_dir]
+        result = invoke(args + flags if args[0] in ("sweep", "tune", "vanish", "runs", "show", "compare", "resume")
+                        else flags + args)
+        assert_clean(result, 2, fragment, [*args, runs_dir])
+        assert "--runs-dir" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_an_unwritable_runs_dir_is_refused(tmp_path):
     locked = tmp_path / "locked"
@@ -306,6 +334,23 @@ class Stateless(Module):
         return x, state
 
 
+@register_cell("{prefix}_shape")
+class WrongShape(Base):
+    def forward(self, x, state):
+        return x, state
+
+
+@register_cell("{prefix}_noisy")
+class Noisy(Base):
+    """Prints, as plugins under development do: never onto a --json document."""
+    def forward(self, x, state):
+        print("debugging print from forward")
+        return super().forward(x, state)
+
+
+print("debugging print on import")
+
+
 @register_cell("{prefix}_late")
 class Late(Base):
     """Fine on one sequence (the pre-run check), broken on a batch: fails inside training."""
@@ -328,11 +373,19 @@ def plugin(tmp_path, request):
 def test_a_broken_plugin_cell_is_one_line_naming_its_file_and_debug_shows_the_traceback(plugin, tmp_path):
     path, prefix = plugin
     data = ["--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--runs-dir", tmp_path / "runs"]
-    for cell, fragment in ((f"{prefix}_boom", "boom in forward"), (f"{prefix}_stateless", "initial_state")):
+    source = open(path).read().splitlines()
+    lines = {"boom": source.index('        raise ValueError("boom in forward")') + 1,
+             "stateless": source.index(f'@register_cell("{prefix}_stateless")') + 1,
+             "shape": source.index('class WrongShape(Base):') + 2}
+    for cell, fragment in ((f"{prefix}_boom", "boom in forward"), (f"{prefix}_stateless", "initial_state"),
+                           (f"{prefix}_shape", "expected (hidden_size,)")):
         result = invoke(["--plugin", path, "--cell", cell, *data])
         assert_clean(result, 2, fragment)
-        assert os.path.basename(path) in result.stderr
-        for command in (["graph"], ["gradcheck"], ["vanish", "--data", "adding:T=5,n_train=8", "--no-plot"]):
+        line = lines[cell.rsplit("_", 1)[1]]
+        assert f"{path} line {line}" in result.stderr  # the plugin's file and line, as the README promises
+        assert result.stderr.count("\n") == 1 and "CompileWarning" not in result.stderr, result.stderr
+        commands = (["graph"], ["gradcheck"], ["vanish", "--data", "adding:T=5,n_train=8", "--no-plot"])
+        for command in commands if not cell.endswith("_shape") else ():  # their input size is the hidden size
             result = invoke([*command, "--plugin", path, "--cell", cell])
             assert_clean(result, 2, fragment)
             assert os.path.basename(path) in result.stderr
@@ -340,6 +393,29 @@ def test_a_broken_plugin_cell_is_one_line_naming_its_file_and_debug_shows_the_tr
     for before, after, env in ((["--debug"], [], None), ([], ["--debug"], None), ([], [], {"RNNRUN_DEBUG": "1"})):
         result = invoke([*before, "graph", "--plugin", path, "--cell", f"{prefix}_boom", *after], env=env)
         assert result.exit_code == 2 and "Traceback" in result.stderr and "boom in forward" in result.stderr
+
+
+def test_check_names_the_plugin_for_a_cell_without_initial_state_and_a_file_that_is_not_python(plugin, tmp_path):
+    path, prefix = plugin
+    result = invoke(["check", "--plugin", path, "--cell", f"{prefix}_stateless"])
+    assert_clean(result, 2, "has no initial_state(batch_size) method")
+    assert path in result.stderr and "internal error" not in result.stderr
+    text = tmp_path / "not_python.txt"
+    text.write_text("hello\n")
+    assert_clean(invoke(["check", "--plugin", text]), 2, "is not a Python file")
+
+
+@pytest.mark.parametrize("command", [["check", "--cell", "{prefix}_noisy"],
+                                     ["--cell", "{prefix}_noisy", *TRAIN[2:]]])
+def test_json_stays_strict_when_a_plugin_prints(plugin, tmp_path, command):
+    """stdout holds the JSON document alone; the plugin's prints go to stderr."""
+    path, prefix = plugin
+    args = ["--runs-dir", tmp_path / "runs", "--plugin", path, *[a.replace("{prefix}", prefix) for a in command],
+            "--json"]
+    result = invoke(args)
+    assert result.exit_code in (0, 1) and "Traceback" not in result.stderr, result.stderr  # check: 1 if a check fails
+    strict_json(result.stdout)
+    assert "debugging print" not in result.stdout and "debugging print" in result.stderr
 
 
 def test_a_plugin_that_fails_during_training_is_one_line_and_exit_1(plugin, tmp_path):
@@ -419,3 +495,96 @@ def test_output_to_a_full_disk_is_one_line_and_exit_1():
         result = subprocess_rnnrun(["list"], stdout=full)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == ["Error: cannot write the output: No space left on device"]
+
+
+# ---- 12: what happens around the commands: warnings, a reader that goes away ---------------------------
+def test_a_numpy_warning_is_one_line_naming_where_it_came_from(tmp_path):
+    path = tmp_path / "overflowing.py"
+    path.write_text("import numpy as np\nnp.multiply(np.float64(1e300), 1e300)\n")
+    result = invoke(["--plugin", path, "list"])
+    assert_clean(result, 0)
+    warned = [line for line in result.stderr.splitlines() if line.strip()]
+    assert warned == [f"warning: overflow encountered in multiply (RuntimeWarning, {path} line 2)"], result.stderr
+
+
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
+def test_a_reader_that_goes_away_ends_rnnrun_quietly_as_sigpipe_would(args):
+    """`rnnrun list | head -0`: no message, status 141 (128 + SIGPIPE), as cat or git give."""
+    proc = subprocess.Popen([RNNRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+
+
+def test_the_memory_estimate_counts_no_batch_larger_than_the_dataset():
+    from tinygrad_rnn.registry import datasets
+    from tinygrad_rnn.runner.experiment import estimate_memory, resolve
+    config = resolve({"cell": "gru", "data": "sine", "data_options": {"n_train": 100}, "batch_size": 10 ** 6})
+    dataset = datasets.get("sine")(seed=0, n_train=100)
+    assert estimate_memory(config, dataset) == estimate_memory({**config, "batch_size": 100}, dataset)
+    assert estimate_memory(config, dataset)["total"] < 2 ** 30
+
+
+# ---- issue 29 items 3 and 11: predict's --steps is bounded, and its --input is checked like training's ----
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A runs folder with one finished csv forecaster, and the file it was trained on."""
+    root = tmp_path_factory.mktemp("csvruns")
+    data = root / "monthly.csv"
+    data.write_text("month,y\n" + "".join(f"{2000 + m // 12}-{m % 12 + 1:02d},{10 + m % 7}\n" for m in range(60)))
+    result = invoke(["--cell", "gru", "--data", f"csv:path={data},target=y,time=month,window=6", "--epochs", "1",
+                     "--hidden", "4", "--quiet", "--runs-dir", root])
+    assert result.exit_code == 0, result.output
+    return root, data
+
+
+def test_predict_steps_has_the_bound_of_forecast_steps(csv_run):
+    root, data = csv_run
+    for steps in ("0", "-3", "1000001", "9223372036854775808", "1" * 30):
+        assert_clean(invoke(["predict", "last", "--input", data, "--steps", steps, "--runs-dir", root]), 2,
+                     "is not in the range 1<=x<=1000000", ["--steps", steps])
+    assert_clean(invoke(["predict", "last", "--input", data, "--steps", "1e3", "--runs-dir", root]), 2,
+                 "is not a valid integer")
+
+
+def test_predict_input_that_cannot_be_read_is_exit_2_as_in_training(csv_run, tmp_path):
+    root, data = csv_run
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"month,y\n\xff\xfe,1\n")
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text(data.read_text().replace("2001-03,", '2001-03,"', 1))
+    cases = [(tmp_path / "missing.csv", "no such file"), (tmp_path, "is a folder, not a file"),
+             (binary, "is not UTF-8 text"), (unclosed, "line 16: a quote opened and not closed")]
+    for path, fragment in cases:
+        args = ["predict", "last", "--input", path, "--runs-dir", root]
+        assert_clean(invoke(args), 2, fragment, args)
+    args = ["predict", "last", "--input", data, "--split", "test", "--runs-dir", root]
+    assert_clean(invoke(args), 2, "--split picks a classification file's series", args)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+def test_predict_input_without_read_permission_is_exit_2(csv_run, tmp_path):
+    root, data = csv_run
+    locked = tmp_path / "locked.csv"
+    shutil.copy(data, locked)
+    locked.chmod(0o000)
+    try:
+        assert_clean(invoke(["predict", "last", "--input", locked, "--runs-dir", root]), 2, "cannot read")
+    finally:
+        locked.chmod(0o600)
+
+
+def test_reading_a_file_without_permission_is_a_config_error(tmp_path, monkeypatch):
+    """The same as the test above for root, who may read anything: open() made to refuse."""
+    from tinygrad_rnn import ConfigError
+    from tinygrad_rnn.data import read_table
+    import builtins
+    real_open = builtins.open
+
+    def refusing(path, *args, **kwargs):
+        if str(path).endswith("locked.csv"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", refusing)
+    with pytest.raises(ConfigError, match="cannot read .*locked.csv: Permission denied"):
+        read_table(str(tmp_path / "locked.csv"))

@@ -6,6 +6,8 @@ replaced by a stub: what is under test is everything before the first run starts
 """
 import math
 
+import numpy as np
+
 import pytest
 import tomli_w
 from click.testing import CliRunner
@@ -113,3 +115,85 @@ def test_the_stub_is_where_training_would_start(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path), "--cell", "gru", "--data", "sine"])
     assert result.exit_code == 0 and len(called) == 1
     assert app.cli is cli
+
+
+# ---- CSV content (issue 29): whatever the file holds, a clean answer, and no row lost without a word ----
+MISSING_TOKENS = ["", "NA", "NaN", "null", "None", "N/A", "na", " "]
+FIELDS = st.one_of(st.integers(-5, 5).map(str), st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: f"{v:.3g}"),
+                   st.sampled_from(MISSING_TOKENS + ["x", "1e400", "inf", "-0", "2005-01", "a,b", 'say "hi"']),
+                   st.text(alphabet='0123456789.-e ";,|\tab', max_size=4))
+
+
+@st.composite
+def csv_files(draw):
+    """(text, delimiter): a header t, y, g and 0–12 rows, some quoted (closed or not), some missing
+    tokens, some rows one field short or long, blank lines, \\n or \\r\\n line ends."""
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [sep.join(["t", "y", "g"])]
+    for k in range(draw(st.integers(0, 12))):
+        width = draw(st.sampled_from([3, 3, 3, 3, 2, 4]))
+        fields = [str(k)] + [draw(FIELDS) for _ in range(width - 1)]
+        quoting = draw(st.sampled_from(["none", "none", "closed", "open"]))
+        if quoting == "closed":
+            fields = [f'"{f.replace(chr(34), chr(34) * 2)}"' for f in fields]
+        elif quoting == "open":
+            fields[-1] = '"' + fields[-1]
+        lines.append(sep.join(fields))
+        if draw(st.integers(0, 9)) == 0:
+            lines.append("")
+    return end.join(lines) + draw(st.sampled_from([end, ""])), sep
+
+
+def data_rows(text):
+    """The oracle: lines after the header that hold anything (an empty line is no row; CR, LF, CRLF end lines)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return sum(1 for line in lines[1:] if line)
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A trained forecaster of column y over time t, window 1: `rnnrun predict` reads the random files too."""
+    root = tmp_path_factory.mktemp("csvrun")
+    data = root / "train.csv"
+    data.write_text("t,y,g\n" + "".join(f"{k},{k % 5},{k % 3}\n" for k in range(40)))
+    result = CliRunner().invoke(cli, ["--runs-dir", str(root), "--cell", "gru", "--hidden", "2", "--epochs", "1",
+                                      "--data", f"csv:path={data},target=y,time=t,window=1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(content=csv_files(), missing=st.sampled_from(["error", "drop", "ffill", "interpolate"]))
+def test_every_csv_file_is_read_whole_or_refused_naming_the_problem(tmp_path, csv_run, content, missing):
+    from tinygrad_rnn import ConfigError
+    from tinygrad_rnn.data import read_rows
+    from tinygrad_rnn.registry import datasets, discover
+    text, sep = content
+    path = tmp_path / "data.csv"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        names, table, lines = read_rows(str(path))
+    except ConfigError as e:
+        assert str(path) in str(e) and "\n" not in str(e)
+    else:   # read: every line that holds anything is a row, whole
+        assert names == ["t", "y", "g"] and len(table["t"]) == len(lines) == data_rows(text)
+        assert all(len(table[name]) == len(lines) for name in names)
+    discover()
+    dataset = datasets.get("csv")(path=str(path), target="y", time="t", window=1, missing=missing, val=0.2,
+                                  test=0.2)
+    try:
+        data = dataset.load(str(path))
+    except ConfigError:
+        pass
+    else:   # nothing dropped but what missing=drop drops, and only rows with a missing value
+        kept = len(data["values"])
+        assert kept == data_rows(text) or (missing == "drop" and kept < data_rows(text))
+        assert np.isfinite(data["values"]).all()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        runs = stub_training(monkeypatch, tmp_path)
+        assert_clean(CliRunner().invoke(cli, runs + ["--cell", "gru", "--data", f"csv:path={path},target=y,time=t,"
+                                                     f"window=1,missing={missing}"]))
+    assert_clean(CliRunner().invoke(cli, ["--runs-dir", str(csv_run), "predict", "last", "--input", str(path),
+                                          "--steps", "2"]))

@@ -4,10 +4,13 @@ Each test writes a small CSV to tmp_path. The `rnnrun predict` round trips are i
 """
 import itertools
 import json
+import os
 import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from tinygrad_rnn import ConfigError
@@ -130,6 +133,126 @@ def test_log_of_a_value_that_is_not_positive_is_an_error_naming_the_line(tmp_pat
         d.splits()
 
 
+# ---- splits users need (issue 25 item 5) -----------------------------------------------------------------
+def monthly_file(tmp_path, months=120, name="monthly.csv"):
+    """A value per month from 2000-01, the value naming its month: 0, 1, 2, ..."""
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1:02d}", m) for m in range(months)]
+    return write(tmp_path / name, ["month", "y"], rows)
+
+
+def target_months(dataset, name):
+    """The set of months (as written) of every target of split `name`."""
+    return set(dataset.series_and_times(name)[1].ravel())
+
+
+def test_test_from_and_val_from_cut_by_date_and_windows_straddling_a_cut_are_dropped(tmp_path):
+    d = csv_dataset(path=monthly_file(tmp_path), target="y", time="month", window=6, horizon=3,
+                    val_from="2007-01", test_from="2008-07", transform="none")
+    assert min(target_months(d, "test")) == "2008-07" and max(target_months(d, "test")) == "2009-12"
+    assert min(target_months(d, "val")) == "2007-01" and max(target_months(d, "val")) == "2008-06"
+    assert max(target_months(d, "train")) == "2006-12"
+    truth = d.references(d.splits()["test"])["truth"]
+    assert truth.min() == 102 and len(truth) == 18 - 3 + 1     # 2008-07 is month 102; whole windows only
+
+
+def test_dates_compare_as_dates_and_numbers_as_numbers(tmp_path):
+    # months written without a leading zero: as text "2000-10" < "2000-9", as dates it is later
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1}-1", m) for m in range(48)]
+    d = csv_dataset(path=write(tmp_path / "d.csv", ["day", "y"], rows), target="y", time="day", window=3,
+                    test_from="2003-1-1", val=0.1)
+    assert d.references(d.splits()["test"])["truth"].min() == 36
+    numbers = [(t, t) for t in range(1, 41)]   # 9 < 10 as numbers, not as text
+    n = csv_dataset(path=write(tmp_path / "n.csv", ["t", "y"], numbers), target="y", time="t", window=3,
+                    test_from=10, val_from=5)
+    assert sorted(set(n.references(n.splits()["val"])["truth"].ravel())) == [5, 6, 7, 8, 9]
+    assert n.references(n.splits()["test"])["truth"].min() == 10
+
+
+def test_a_split_column_splits_a_forecast_and_a_window_belongs_to_its_targets_split(tmp_path):
+    parts = ["train"] * 30 + ["val"] * 10 + ["train"] * 5 + ["test"] * 15
+    rows = [(t, t, part) for t, part in enumerate(parts)]
+    d = csv_dataset(path=write(tmp_path / "s.csv", ["t", "y", "part"], rows), target="y", time="t", window=4,
+                    horizon=2, split="part", transform="none")
+    targets = {name: set(d.references(d.splits()[name])["truth"].ravel()) for name in ("train", "val", "test")}
+    assert targets["val"] == set(range(30, 40)) and targets["test"] == set(range(45, 60))
+    assert targets["train"] == set(range(4, 30)) | set(range(40, 45))   # rows 4.. (the first window), both runs
+    assert 39 not in {v for w in d.references(d.splits()["train"])["truth"] for v in w}
+
+
+def test_val_0_has_no_validation_split_and_refuses_early_stopping(tmp_path):
+    d = csv_dataset(path=monthly_file(tmp_path), target="y", time="month", window=6, val=0)
+    assert len(d.splits()["val"]) == 0 and len(d.splits()["train"]) and len(d.splits()["test"])
+    c = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec", val=0)
+    assert len(c.splits()["val"]) == 0
+    runs = tmp_path / "runs"
+    path = monthly_file(tmp_path)
+    result = CliRunner().invoke(cli, ["--runs-dir", str(runs), "--cell", "gru", "--data",
+                                      f"csv:path={path},target=y,time=month,window=6,val=0", "--epochs", "2",
+                                      "--hidden", "4", "--json"], prog_name="rnnrun")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["val_loss"] is None
+    assert "has no validation split" in result.stderr and "nothing to choose on" in result.stderr
+    from tinygrad_rnn.runner.store import RunStore
+    run = RunStore(str(runs)).get("last")
+    summary = run.summary()
+    assert summary.get("val_loss") is None and summary["best_epoch"] == 2   # the last epoch is kept
+    config = run.config()
+    config.pop("meta")
+    from tinygrad_rnn.runner.experiment import build
+    dataset, model, _ = build(config)
+    model.load_state_dict(run.weights())
+    assert dataset.metric(_outputs(model, dataset.splits()["test"]), dataset.splits()["test"]) == \
+        pytest.approx(summary["test_metric"], rel=1e-6)
+    stopping = CliRunner().invoke(cli, ["--runs-dir", str(tmp_path / "none"), "--cell", "gru", "--data",
+                                        f"csv:path={path},target=y,time=month,window=6,val=0", "--reg",
+                                        "early_stopping"], prog_name="rnnrun")
+    assert stopping.exit_code == 2 and len(stopping.stderr.strip().splitlines()) == 1
+    assert "early_stopping stops on the validation loss" in stopping.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def _outputs(model, split):
+    from tinygrad_rnn import Tensor, no_grad
+    model.eval()
+    with no_grad():
+        return model.predict(Tensor(split.x), lengths=split.lengths).numpy()
+
+
+def test_a_composite_time_key_sorts_by_its_columns_in_order(tmp_path):
+    rows = [(2000 + q // 4, q % 4 + 1, q) for q in range(40)]
+    shuffled = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
+    d = csv_dataset(path=write(tmp_path / "q.csv", ["year", "quarter", "y"], shuffled), target="y",
+                    time="year+quarter", window=4, test_from="2008+2", val_from=2007, transform="none")
+    test = d.references(d.splits()["test"])["truth"]
+    assert test.ravel().tolist() == list(range(33, 40))                 # 2008 Q2 is quarter 33
+    assert d.series_and_times("test")[1][0, 0] == "2008+2"
+    assert d.references(d.splits()["val"])["truth"].ravel().tolist() == [28, 29, 30, 31, 32]
+
+
+def test_series_are_in_natural_order(tmp_path):
+    rows = [(f"test-{k}", t, k * 100 + t) for k in (10, 2, 1) for t in range(20)]
+    d = csv_dataset(path=write(tmp_path / "n.csv", ["id", "t", "y"], rows), target="y", series="id", time="t",
+                    window=3)
+    series, _ = d.series_and_times("test")
+    assert list(dict.fromkeys(series)) == ["test-1", "test-2", "test-10"]
+
+
+def test_series_and_times_without_a_time_column_give_series_only(tmp_path):
+    d = csv_dataset(path=series_file(tmp_path), target="units", series="store", window=4)
+    series, times = d.series_and_times("val")
+    assert times is None and set(series) == {"a", "b"} and len(series) == len(d.splits()["val"])
+    c = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec")
+    series, times = c.series_and_times("test")
+    assert times is None and series == c.series_ids(c.splits()["test"])
+
+
+def test_the_data_label_names_the_file_and_the_options_that_shape_the_task():
+    label = datasets.get("csv").data_label("csv", {"path": "/data/elnino.csv", "target": "sst", "window": 24,
+                                                  "val": 0.15, "sha256": "ab12", "relative": False})
+    assert label == "csv:elnino.csv(target=sst,window=24,relative=false)"
+    assert datasets.get("sine").data_label("sine", {"T": 50}) == "sine"
+
+
 # ---- classification ------------------------------------------------------------------------------------
 def test_one_padded_sequence_per_series_with_its_label_and_class_names(tmp_path):
     d = csv_dataset(path=sequences_file(tmp_path), label="move", series="rec", time="t")
@@ -224,6 +347,14 @@ def bad_inputs(tmp_path):
     no_id = write(tmp_path / "noid.csv", ["rec", "move", "a"], [("s1", "left", 1), ("", "up", 2)])
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("day,units\n1,2\n2\n3,4\n")
+    unclosed = tmp_path / "unclosed.csv"     # issue 29: the open quote swallowed the 48 lines after it
+    unclosed.write_text("day,units\n" + "".join(f"{d},{d}\n" if d != 11 else '10,"unterminated\n'
+                                                 for d in range(1, 60)))
+    blank_then_ragged = tmp_path / "blank.csv"
+    blank_then_ragged.write_text("day,units\n1,2\n\n2,3\n3,4,5\n")
+    nul = tmp_path / "nul.csv"
+    nul.write_text("day,units\n1,2\n2,\0\n")
+    all_na = write(tmp_path / "all_na.csv", ["day", "units"], [(d, "NA") for d in range(30)])
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "latin1.csv").write_bytes("caf\xe9,units\n1,2\n".encode("latin-1"))
     return [
@@ -242,7 +373,24 @@ def bad_inputs(tmp_path):
         (f"path={mixed},label=move,series=rec", "line 3: series 's1' has labels 'left' and 'up'"),
         (f"path={parts},label=move,series=rec,split=part", "line 3: column 'part' holds 'dev'; valid values: train"),
         (f"path={no_id},label=move,series=rec", "line 3: column 'rec' is empty"),
-        (f"path={ragged},target=units", "line 3 has 1 fields, the lines before 2"),
+        (f"path={ragged},target=units", "line 3 has 1 field, the header 2"),
+        (f"path={unclosed},target=units", "line 12: a quote opened and not closed"),
+        (f"path={blank_then_ragged},target=units", "line 5 has 3 fields, the header 2"),
+        (f"path={nul},target=units", "line 3 holds a NUL byte"),
+        (f"path={all_na},target=units,missing=drop", "no rows left after dropping the rows with missing values "
+                                                    "(missing=drop): column 'units' is missing in every row"),
+        (f"path={good},target=units,test_from=2005", "test_from and val_from compare each target's time: they "
+                                                     "need time=COL"),
+        (f"path={good},target=units,series=store,time=day,test_from=2005-01",
+         "time column 'day' holds numbers; '2005-01' is not one"),
+        (f"path={good},target=units,series=store,time=day,test_from=99", "no test window"),
+        (f"path={good},target=units,val=-0.1", "val must be a fraction from 0 (no validation split)"),
+        (f"path={good},target=units,series=store,time=day,split=store,test_from=50", "test_from and val_from "
+                                                                                     "cannot say it too"),
+        (f"path={good},target=units,series=store,time=day,split=store", "line 2: column 'store' holds 'a'; valid "
+                                                                        "values: train, val, test"),
+        (f"path={good},target=units,series=store,time=day,test_from=55,val_from=58", "no val window"),
+        (f"path={good},target=units,series=store,time=day+store,test_from=50+a+1", "has 3 parts, the time key 2"),
         (f"path={good},label=units", "classification needs series=COL"),
         ("target=units", "needs path=FILE"),
         (f"path={good},target=units,missing=guess", "missing must be one of error, drop, ffill, interpolate"),
@@ -279,6 +427,16 @@ def test_a_run_records_the_files_path_and_hash_and_warns_when_it_changed(tmp_pat
         f.write("a,60,1060,0.5\n")
     changed = CliRunner().invoke(cli, argv[:-6] + ["--config", f"{run_dir}/config.toml", "--quiet"])
     assert changed.exit_code == 0 and "has changed since the run that recorded it" in changed.stderr
+    # compare never ranks runs on a file that changed, nor on other options, against each other
+    other = CliRunner().invoke(cli, argv + ["--data", f"csv:path={path},target=units,series=store,window=5"])
+    assert other.exit_code == 0, other.output
+    ids = sorted(os.listdir(runs))
+    compared = CliRunner().invoke(cli, ["--runs-dir", str(runs), "compare", *ids], terminal_width=250)
+    assert compared.exit_code == 0, compared.output
+    text = " ".join(compared.stdout.split())    # titles wrap to their table's width
+    assert text.count("Comparison on ") == 3 and "3 tables" in text
+    assert text.count("Comparison on csv:sales.csv(target=units,series=store), file SHA-256 ") == 2
+    assert "Comparison on csv:sales.csv(target=units,series=store,window=5) (rmse)" in text
 
 
 def test_the_shipped_long_vowels_file_is_the_vowels_data():
@@ -296,3 +454,44 @@ def test_the_shipped_long_vowels_file_is_the_vowels_data():
     speakers = np.concatenate([raw["y_train"], raw["y_test"]]) + 1
     assert (table["speaker"] == np.repeat([f"speaker{s}" for s in speakers], lengths)).all()
     assert (table["set"] == "test").sum() == raw["len_test"].sum()
+
+
+def test_rnnrun_check_holds_a_csv_dataset_without_validation_to_the_protocol(tmp_path):
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1:02d}", round(10 + 3 * np.sin(m) + 0.1 * m, 4)) for m in range(120)]
+    path = write(tmp_path / "wavy.csv", ["month", "y"], rows)
+    result = CliRunner().invoke(cli, ["check", "--data", f"csv:path={path},target=y,time=month,window=6,val=0"])
+    assert result.exit_code == 0 and "checks that apply pass" in " ".join(result.stdout.split()), result.output
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(20, 60), window=st.integers(1, 5), horizon=st.integers(1, 3), cut=st.data())
+def test_time_cutoffs_put_every_whole_window_in_the_split_of_its_targets(tmp_path, n, window, horizon, cut):
+    """Times 0..n−1 (y = t): each window whose targets lie on one side of the cutoffs is kept, in that split."""
+    test_from = cut.draw(st.integers(window + horizon + 2, n - horizon))
+    val_from = cut.draw(st.integers(window + horizon, test_from - 1))
+    path = write(tmp_path / "t.csv", ["t", "y"], [(t, t) for t in range(n)])
+    try:
+        d = csv_dataset(path=path, target="y", time="t", window=window, horizon=horizon, transform="none",
+                        test_from=test_from, val_from=val_from)
+        splits = d.splits()
+    except ConfigError as e:
+        assert "no val window" in str(e) or "no train window" in str(e)
+        return
+    expected = {"train": (window, val_from), "val": (val_from, test_from), "test": (test_from, n)}
+    for name, (low, high) in expected.items():
+        truth = d.references(splits[name])["truth"]
+        firsts = sorted(truth[:, 0].astype(int).tolist())
+        assert firsts == list(range(low, high - horizon + 1)), name     # every whole window, and only those
+
+
+def test_a_quote_inside_a_field_is_text_and_only_an_opening_quote_left_open_is_an_error(tmp_path):
+    from tinygrad_rnn.data import read_table
+    fine = tmp_path / "fine.csv"
+    fine.write_text('size,units\n5" screen,1\n"a, b",2\n"say ""hi""",3\n')
+    names, table = read_table(str(fine))
+    assert table["size"].tolist() == ['5" screen', "a, b", 'say "hi"'] and table["units"].tolist() == ["1", "2", "3"]
+    for text, line in (('size,units\n"a""b,1\n2,3\n', 2), ('size,units\n1,2\n3,"""\n', 3)):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=f"line {line}: a quote opened and not closed"):
+            read_table(str(bad))

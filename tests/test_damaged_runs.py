@@ -56,12 +56,6 @@ def test_a_damaged_file_is_named_and_the_other_runs_stay_usable(two_runs, tmp_pa
     assert status[healthy] == "finished"
     table = rnnrun("runs", "--runs-dir", root)
     assert table.exit_code == 0 and healthy in table.stdout
-    if name == "checkpoint.npz" and how == "delete":
-        # runs from before checkpoints have none: not damage, but nothing to resume from
-        assert status[damaged] == "finished"
-        refused = rnnrun("resume", damaged, "--epochs", 3, "--runs-dir", root)
-        assert refused.exit_code == 2 and "no checkpoint" in refused.stderr
-        return
     assert status[damaged].startswith(f"damaged ({name}: "), status[damaged]
 
     one_line_error(rnnrun("show", damaged, "--runs-dir", root), name)
@@ -93,3 +87,88 @@ def test_a_checkpoint_that_does_not_fit_its_config_changes_nothing(two_runs, tmp
     before = {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}
     one_line_error(rnnrun("resume", first, "--epochs", 3, "--runs-dir", root), "checkpoint.npz")
     assert before == {name: open(os.path.join(root, first, name), "rb").read() for name in FILES}
+
+
+def test_a_run_from_before_checkpoints_is_not_damaged_but_cannot_resume(two_runs, tmp_path):
+    """An older rnnrun wrote no checkpoint and did not record one: no damage, nothing to resume from."""
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    run = root / two_runs[1][0]
+    os.remove(run / "checkpoint.npz")
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["checkpoint_epoch"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    status = {row["id"]: row["status"] for row in json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)}
+    assert status[run.name] == "finished"
+    refused = rnnrun("resume", run.name, "--epochs", 3, "--runs-dir", root)
+    assert refused.exit_code == 2 and "it trained 2 epochs with an rnnrun that wrote none" in refused.stderr
+
+
+def test_a_foreign_model_file_is_damage_in_runs_show_and_compare(two_runs, tmp_path):
+    """np.savez(zzz=...) in place of model.npz: not this run's model, named wherever the run is read."""
+    import numpy as np
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    damaged, healthy = two_runs[1]
+    np.savez(root / damaged / "model.npz", zzz=np.zeros(3))
+    status = {row["id"]: row["status"] for row in json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)}
+    assert status[damaged].startswith("damaged (model.npz: not this run's model")
+    one_line_error(rnnrun("show", damaged, "--runs-dir", root), "model.npz")
+    one_line_error(rnnrun("compare", healthy, damaged, "--runs-dir", root), "model.npz")
+
+
+def test_an_empty_run_folder_and_an_unreadable_one_are_listed_as_damaged(two_runs, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs[0], root)
+    (root / "20261204-000000-gru-sine").mkdir()        # named like a run, nothing in it
+    (root / "notes").mkdir()                           # not a run: not listed
+    locked = root / "20261204-000001-gru-sine"
+    shutil.copytree(root / two_runs[1][0], locked)
+    scandir = os.scandir
+
+    def unreadable(path="."):  # chmod 000 as a non-root user sees it (root reads everything)
+        if os.path.basename(os.fspath(path)) == locked.name:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", unreadable)
+    status = {row["id"]: row["status"] for row in json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)}
+    assert status["20261204-000000-gru-sine"] == "damaged (config.toml: missing)"
+    assert locked.name in status and "notes" not in status
+    assert all(status[i] == "finished" for i in two_runs[1])
+
+
+CSV_RUN = ["--cell", "gru", "--epochs", "1", "--hidden", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A finished run on the csv dataset (it saves preprocessing.json) and its data file."""
+    from helpers import SMALL
+    root = tmp_path_factory.mktemp("csvruns")
+    options = SMALL["csv"]
+    spec = "csv:" + ",".join(f"{k}={v}" for k, v in options.items())
+    assert rnnrun(*CSV_RUN, "--data", spec, "--runs-dir", root).exit_code == 0
+    return root, next(p.name for p in root.iterdir()), options["path"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (None, "missing"),
+    ("[1, 2, 3]", "not a JSON object"),
+    ('{"shape": "forecasting"}', "does not fit dataset 'csv'"),
+    ("garbage{", "not valid JSON"),
+])
+def test_a_damaged_preprocessing_file_is_named_by_predict(csv_run, tmp_path, content, reason):
+    root = tmp_path / "runs"
+    shutil.copytree(csv_run[0], root)
+    run, data = csv_run[1], csv_run[2]
+    path = root / run / "preprocessing.json"
+    if content is None:
+        os.remove(path)
+    else:
+        path.write_text(content)
+    result = rnnrun("predict", run, "--input", data, "--runs-dir", root)
+    one_line_error(result, "preprocessing.json")
+    assert reason in result.stderr and "plugin" not in result.stderr
+    if content != '{"shape": "forecasting"}':  # what only the dataset can tell is found by predict alone
+        status = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[0]["status"]
+        assert status.startswith("damaged (preprocessing.json: ")

@@ -357,7 +357,9 @@ def test_the_dataset_protocol_is_declared_whole_in_the_base_class():
     for name in ("kind", "problem", "metric_name", "higher_is_better", "baseline_name", "forecastable",
                  "synthetic", "stateful", "streams", "defaults", "forecast_steps", "T", "n_train", "vocab",
                  "make_splits", "metric", "baseline", "extra_metrics", "denormalize", "forecast_start",
-                 "preprocessing", "restore", "predict_file", "recorded_options", "encode", "decode", "splits"):
+                 "preprocessing", "restore", "predict_file", "recorded_options", "encode", "decode", "splits",
+                 "free_run", "forecast_picture", "data_label", "series_and_times", "without_validation",
+                 "splits_made"):
         assert hasattr(Dataset, name), f"Dataset does not declare {name}"
     assert Dataset().extra_metrics(None, None) == {} and Dataset.forecast_steps == 50
     fallback = re.compile(r"(getattr\((self\.)?dataset, [^)]*,|hasattr\((self\.)?dataset\b)")

@@ -61,9 +61,10 @@ def test_forecast_round_trip_each_series_cut_before_its_last_test_window(tmp_pat
     # days 57–59 are each store's last test targets: cut the file just before them
     cut = write(tmp_path / "cut.csv", rows[0], [r for r in rows[1:] if int(r[1]) < 57])
     document = predicted(runs, "--input", cut)
-    assert document["columns"] == ["store", "step", "units"]
-    for store, step, value in document["rows"]:
-        assert value == pytest.approx(last[store][step - 1], rel=1e-5)
+    assert document["columns"] == ["store", "day", "units"]   # the days after 56, continued
+    for store, day, value in document["rows"]:
+        assert value == pytest.approx(last[store][int(day) - 57], rel=1e-5)
+    assert [(store, day) for store, day, _ in document["rows"]] == [(s, str(d)) for s in "ab" for d in (57, 58, 59)]
 
 
 def test_classification_round_trip_on_the_training_file_without_its_label_column(tmp_path):
@@ -87,13 +88,13 @@ def test_steps_feed_the_forecasts_back_and_the_output_file_holds_them(tmp_path):
     runs, *_ = trained(tmp_path, f"csv:path={path},target=units,time=day,window=5")
     one = predicted(runs, "--input", path)["rows"]
     five = predicted(runs, "--input", path, "--steps", "5")["rows"]
-    assert [r[0] for r in five] == [1, 2, 3, 4, 5] and five[0] == one[0]
+    assert [r[0] for r in five] == ["60", "61", "62", "63", "64"] and five[0] == one[0]
     rows = list(csv.reader(open(path)))
     extended = write(tmp_path / "ext.csv", rows[0], rows[1:] + [["a", "60", str(five[0][1]), "0"]])
     assert predicted(runs, "--input", extended)["rows"][0][1] == pytest.approx(five[1][1], rel=1e-5)
     result = rnnrun(runs, "predict", "last", "--input", path, "--steps", "3", "--output", str(tmp_path / "out.csv"))
     assert result.exit_code == 0 and "3 predictions written" in result.output
-    assert list(csv.reader(open(tmp_path / "out.csv")))[0] == ["step", "units"]
+    assert list(csv.reader(open(tmp_path / "out.csv")))[0] == ["day", "units"]
     table = rnnrun(runs, "predict", "last", "--input", path)
     assert table.exit_code == 0 and "units" in table.output
 
@@ -132,3 +133,39 @@ def test_the_built_in_airline_series_predicts_from_a_file_of_the_same_shape(tmp_
     document = predicted(runs, "--input", cut)
     assert document["columns"] == ["step", "passengers"]
     assert document["rows"][0][1] == pytest.approx(first, rel=1e-5)
+
+
+# ---- issue 25 item 4: predictions carry their time; series in natural order; --split ---------------------
+def test_predictions_continue_a_regular_time_and_are_numbered_where_it_is_irregular(tmp_path):
+    rows = [(f"{2000 + m // 12}-{m % 12 + 1:02d}", 100 + m) for m in range(48)]
+    path = write(tmp_path / "m.csv", ["month", "y"], rows)
+    runs, *_ = trained(tmp_path, f"csv:path={path},target=y,time=month,window=6,horizon=2")
+    dated = predicted(runs, "--input", path, "--steps", "3")
+    assert dated["columns"] == ["month", "y"] and [r[0] for r in dated["rows"]] == ["2004-01", "2004-02", "2004-03"]
+    gappy = write(tmp_path / "g.csv", ["month", "y"], rows[:40] + rows[41:])   # 2003-05 missing: irregular
+    numbered = predicted(runs, "--input", gappy, "--steps", "2")
+    assert numbered["columns"] == ["step", "y"] and [r[0] for r in numbered["rows"]] == [1, 2]
+
+
+def test_predicted_series_come_in_natural_order(tmp_path):
+    rows = [(f"store-{k}", d, 10 * k + d % 5) for k in (10, 2, 1) for d in range(30)]
+    path = write(tmp_path / "n.csv", ["store", "day", "units"], rows)
+    runs, *_ = trained(tmp_path, f"csv:path={path},target=units,series=store,time=day,window=4")
+    document = predicted(runs, "--input", path)
+    assert [r[0] for r in document["rows"]] == ["store-1", "store-2", "store-10"]
+    assert [r[1] for r in document["rows"]] == ["30", "30", "30"]
+
+
+def test_split_test_predicts_only_the_test_series_of_a_classification_file(tmp_path):
+    path = sequences_file(tmp_path, split=True)
+    runs, run, dataset, model = trained(tmp_path, f"csv:path={path},label=move,series=rec,time=t,split=part")
+    everything = predicted(runs, "--input", path)
+    test = predicted(runs, "--input", path, "--split", "test")
+    assert len(everything["rows"]) == 30 and len(test["rows"]) == 9     # 3 of each class's 10 are test
+    assert [r[0] for r in test["rows"]] == sorted(dataset.series_ids(dataset.splits()["test"]),
+                                                  key=lambda s: int(s[1:]))
+    by_id = {r[0]: r for r in everything["rows"]}
+    assert all(by_id[r[0]] == r for r in test["rows"])      # the same predictions, fewer rows
+    random_split = trained(tmp_path / "r", f"csv:path={path},label=move,series=rec,time=t")[0]
+    refused = rnnrun(random_split, "predict", "last", "--input", path, "--split", "test")
+    assert refused.exit_code == 2 and "this run split its series at random" in refused.stderr

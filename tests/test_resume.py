@@ -170,8 +170,9 @@ def test_a_running_run_cannot_be_resumed_twice_and_a_run_without_checkpoint_says
     assert run.status() == "running"  # this very process: alive
     busy = rnnrun("resume", run.id, "--runs-dir", tmp_path)
     assert busy.exit_code == 2 and "still running" in busy.stderr
-    os.unlink(run.file("checkpoint.npz"))
-    run.write_summary({**run.summary(), "status": "interrupted"})
+    os.unlink(run.file("checkpoint.npz"))  # as a run stopped before its first epoch ended has none (nor records one)
+    run.write_summary({k: v for k, v in run.summary().items() if k != "checkpoint_epoch"} | {"status": "interrupted",
+                                                                                            "epochs_done": 0})
     none = rnnrun("resume", run.id, "--runs-dir", tmp_path)
     assert none.exit_code == 2 and "no checkpoint" in none.stderr and len(none.stderr.strip().splitlines()) == 1
 
@@ -195,3 +196,15 @@ def test_sweep_resume_continues_a_killed_trial_from_its_checkpoint_in_its_own_fo
         assert trial["status"] == "finished" and trial["run_dir"] == folder  # the same folder, not a new attempt
         assert rnnrun(*args, "--runs-dir", tmp_path / "reference", "--quiet").exit_code == 0
     assert_same_run(folder, run_dir_of(tmp_path / "reference"))
+
+
+def test_a_second_stop_signal_during_cleanup_waits_instead_of_cutting_it_short():
+    """The first signal raises Stopped where the run is; one more while the run's files are being saved is
+    recorded, not raised, so the run is kept whole and the process exits by its own exit code."""
+    from tinygrad_rnn.runner.signals import Stop, Stopped, on_stop
+    with on_stop():
+        with pytest.raises(Stopped) as first:
+            Stop.handler(signal.SIGTERM, None)
+        Stop.handler(signal.SIGTERM, None)  # during the cleanup: nothing raised
+        assert first.value.signum == signal.SIGTERM and Stop.seen == signal.SIGTERM
+    assert Stop.seen is None  # the next command's block starts clean

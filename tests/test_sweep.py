@@ -239,3 +239,25 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_rest(plugin, tmp_
     assert code == 0 and again["resumed"] == 2 and again["trials"][2]["run_id"] != doc["trials"][2]["run_id"]
     code, out, _ = rnnrun("runs", "--sweep", sweep_id, "--runs-dir", runs, "--json")
     assert len(json.loads(out)) == 5  # 3 trials + the interrupted attempt + the one whose summary was lost
+
+
+# ---- one rnnrun per sweep; runs the client cannot read ----------------------------------------------------
+def test_a_second_rnnrun_on_a_running_sweep_is_refused(sequential, plugin):
+    root, doc = sequential
+    sweep = sweeps.find_sweep(str(root), doc["id"])
+    with sweeps.sweep_lock(sweep):  # as if another rnnrun were running it
+        code, _, err = sweep_json("--resume", doc["id"], "--runs-dir", root, "--plugin", plugin)
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 2 and len(errors) == 1 and f"sweep {doc['id']} is being run by rnnrun pid" in errors[0], err
+
+
+def test_a_run_the_client_cannot_read_back_is_a_failure_that_says_where_it_went(sequential, tmp_path):
+    """A Dask worker without the shared file system writes its run on its own disk: not a silent result."""
+    root, doc = sequential
+    finished = next(t for t in doc["trials"] if t["status"] == "finished")
+    assert sweeps.readable_here(finished) == finished  # this machine can read it: kept as it is
+    elsewhere = {**finished, "run_dir": str(tmp_path / "on-the-worker's-disk"), "host": "node7"}
+    failed = sweeps.readable_here(elsewhere)
+    assert failed["status"] == "failed"
+    assert failed["message"].startswith(f"host node7 wrote the run to {elsewhere['run_dir']}, which this machine "
+                                        "cannot read")

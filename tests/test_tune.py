@@ -16,6 +16,8 @@ from helpers import console_script as rnnrun
 
 optuna = pytest.importorskip("optuna")
 
+AIRLINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "datasets", "data",
+                       "airline_passengers_1949_1960.csv")
 SEARCH = ["--cell", "gru", "--data", "sine:n_train=64", "--lr", "1e-4:1e-1", "--hidden", "4:16", "--epochs", "2"]
 
 
@@ -138,6 +140,9 @@ def test_dask_workers_share_one_study(tmp_path):
     (["--cell", "gru", "--data", "sine", "--hidden", "4:100000"], "would need about"),
     # fine alone, too large together: hidden 4096 with 256 layers
     (["--cell", "gru,lstm", "--data", "sine", "--hidden", "4:4096", "--layers", "1:256"], "would need about"),
+    # csv's val=0: nothing to choose on
+    (["--cell", "gru", "--data", f"csv:path={AIRLINE},target=passengers,val=0", "--lr", "1e-3:1e-1"],
+     "has no validation split (val=0), and tune chooses on validation"),
 ])
 def test_a_bad_search_is_one_line_and_exit_2_before_any_folder(tmp_path, args, says):
     code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *args)
@@ -171,6 +176,93 @@ def test_without_optuna_it_says_how_to_install_it(monkeypatch, tmp_path):
     assert code == 2 and err.strip() == f"Error: {tuning.INSTALL}"
 
 
-def test_a_storage_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path):
-    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--storage", "nosuchdb://x")
-    assert code == 2 and err.count("\n") == 1 and "cannot open the study's storage nosuchdb://x" in err
+@pytest.mark.parametrize("url", ["nosuchdb://x", "notaurl", "sqlite:////proc/nope/study.db",
+                                 "postgresql://localhost/db"])
+def test_a_storage_that_cannot_be_opened_is_one_line_and_exit_2_and_leaves_no_folder(tmp_path, url):
+    code, _, err = rnnrun("--runs-dir", tmp_path / "runs", "tune", *SEARCH, "--storage", url)
+    assert code == 2 and err.count("\n") == 1 and f"cannot open the study's storage {url}" in err, err
+    assert not os.path.exists(tmp_path / "runs")  # neither runs/ nor runs/tunes/ nor the study's folder
+
+
+@pytest.mark.parametrize("command", ["tune", "sweep"])
+@pytest.mark.parametrize("address", ["notaurl", "tcp://host-without-port", "foo://host:8786", "tcp://h:99999"])
+def test_a_malformed_scheduler_address_is_a_usage_error_before_connecting(tmp_path, command, address):
+    import time
+    start = time.perf_counter()
+    code, _, err = rnnrun("--runs-dir", tmp_path / "runs", command, *SEARCH, "--scheduler", address)
+    assert code == 2 and err.strip().splitlines() == [err.strip()] and "is not a Dask scheduler address" in err
+    assert time.perf_counter() - start < 5 and "Client.__del__" not in err
+    assert not os.path.exists(tmp_path / "runs")
+
+
+# ---- signals: a stopped study keeps every trial's run, "interrupted" --------------------------------------
+@pytest.mark.parametrize("signum, workers", [("SIGTERM", 1), ("SIGHUP", 2)])  # SIGINT: the same path (on_stop)
+def test_a_signal_stops_tune_cleanly_and_leaves_its_trials_interrupted(tmp_path, signum, workers):
+    """SIGTERM (timeout, a batch scheduler), SIGHUP (a closed terminal) and Ctrl-C: exit 128 + the signal,
+    no traceback, never a hang; the trials that were training are "interrupted" in their runs and the study."""
+    import glob
+    import shutil
+    import signal
+    import subprocess
+    import time
+    from tinygrad_rnn.runner.store import Run
+    rnnrun_script = shutil.which("rnnrun") or os.path.join(os.path.dirname(sys.executable), "rnnrun")
+    args = [rnnrun_script, "--runs-dir", str(tmp_path), "tune", "--cell", "gru", "--data", "sine:n_train=64",
+            "--lr", "1e-3:1e-2", "--epochs", "1000", "--trials", str(2 * workers), "--workers", str(workers)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while not glob.glob(str(tmp_path / "tunes" / "*" / "*" / "metrics.csv")):  # a trial is training
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signum))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + getattr(signal, signum), err
+    assert "Traceback" not in err and "interrupted:" in err
+    runs = [Run(os.path.dirname(p)) for p in glob.glob(str(tmp_path / "tunes" / "*" / "*" / "config.toml"))]
+    assert runs and all(run.status() == "interrupted" for run in runs)
+    study_db = glob.glob(str(tmp_path / "tunes" / "*" / "study.db"))[0]
+    study = optuna.load_study(study_name=None, storage="sqlite:///" + study_db)
+    assert {t.user_attrs.get("status") for t in study.trials} == {"interrupted"}
+
+
+# ---- faults: trials left RUNNING, two commands on one study ---------------------------------------------
+def test_a_trial_left_running_by_a_dead_process_is_failed_by_the_next_command(study, monkeypatch):
+    """Optuna's heartbeat: a RUNNING trial whose process stopped beating is failed when trials start again."""
+    root, doc = study
+    url = doc["study"]["storage"]
+    dead = optuna.load_study(study_name=doc["study"]["name"], storage=tuning.storage(url)).ask()
+    dead.study._storage.record_heartbeat(dead._trial_id)  # it beat once, then its process was killed
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 1)  # Optuna compares whole seconds: silent for 2 s is stale
+    import time
+    time.sleep(2.2)
+    after = tune_json(root, *SEARCH, "--trials", "1")
+    states = {t["number"]: t["state"] for t in after["trials"]}
+    assert states[dead.number] == "fail" and after["study"]["running"] == 0
+
+
+def test_a_second_command_on_the_same_study_is_refused_while_the_first_runs(tmp_path):
+    from tinygrad_rnn.runner.sweeper import folder_lock
+    first = tune_json(tmp_path, *SEARCH, "--trials", "1")
+    with folder_lock(first["study"]["path"], "the first command's study"):
+        code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 2 and len(errors) == 1 and "is being run by rnnrun pid" in errors[0], err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_study_file_is_named(tmp_path):
+    first = tune_json(tmp_path, *SEARCH, "--trials", "1")
+    database = os.path.join(first["study"]["path"], "study.db")
+    os.chmod(database, 0o444)
+    code, _, err = rnnrun("--runs-dir", tmp_path, "tune", *SEARCH, "--trials", "1")
+    assert code == 2 and f"the study's database {database} cannot be written" in err, err
+
+
+def test_trials_whose_runs_this_machine_cannot_read_are_found(study, tmp_path):
+    """A Dask worker without the shared file system: its trials are in the study, their folders are not here."""
+    _, doc = study
+    assert tuning.unreadable_runs(doc) == []
+    moved = {**doc, "trials": [{**doc["trials"][0], "run_dir": str(tmp_path / "elsewhere"), "state": "complete",
+                                "host": "node7"}] + doc["trials"][1:]}
+    assert [t["host"] for t in tuning.unreadable_runs(moved)] == ["node7"]

@@ -32,7 +32,7 @@ options a run should write back into its config.toml (a file's absolute path and
 """
 import csv
 import hashlib
-import re
+import io
 import sys
 import warnings
 from dataclasses import dataclass
@@ -86,6 +86,9 @@ class Dataset:
     T = None
     n_train = None
     vocab = None                   # a character-level dataset's tokens, in id order (with encode, decode)
+    # True where the options ask for no validation split (the csv dataset's val=0): "val" is then an
+    # empty Split, the trainer keeps the last epoch, and early stopping and tune refuse the data
+    without_validation = False
     # What makes `rnnrun --cell gru --data NAME` a good run on a 2-core CPU in well under a minute.
     defaults = {"hidden": 32, "epochs": 20, "lr": 1e-2, "batch_size": 32}
 
@@ -135,6 +138,30 @@ class Dataset:
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} is not a "
                           "time series: it cannot forecast")
 
+    def free_run(self, predict, steps, source="data"):
+        """(predictions (K, 1), truth (K, 1) or None) in the data's units, for a dataset whose model output
+        is not its next input (the csv dataset's models predict changes, K steps at a time), which runs
+        its free-running forecast itself with `predict(x, lengths)` (the model's normalised outputs).
+        None (the default): a forecastable dataset's output is its next input, and `tinygrad_rnn.forecast`
+        feeds it back from `forecast_start`."""
+        return None
+
+    def forecast_picture(self, predict):
+        """What a run's forecast.png draws for a dataset that runs its own `free_run`: {"series" (its id),
+        "time" (the test targets' times), "truth", "prediction" (the model's one-step forecasts of
+        them), "future_time", "future" (forecasts past the end of the data, fed back)}; None: no picture
+        (the default: forecastable datasets draw the free-running forecast of `forecast_start`)."""
+        return None
+
+    # ---- how tables name a run's data -------------------------------------------------------------------
+    @classmethod
+    def data_label(cls, name, options):
+        """How `runs`, `compare`, `sweep` and `tune` name the data of a run of this dataset, `options` its
+        config.toml's data_options: the dataset's name by default. A dataset read from a user's file
+        names the file and the options that shape the task, so that runs on different data never read
+        alike (the csv dataset: `csv:elnino.csv(target=sst,window=24)`)."""
+        return name
+
     # ---- predicting from a file (datasets read from a user's file) --------------------------------------
     def preprocessing(self):
         """What fitting learned from the training rows, as a JSON-able dict (None: nothing to predict with).
@@ -151,7 +178,9 @@ class Dataset:
         """(columns, rows): the model's predictions for the sequences of the file at `path`.
 
         `predict(x, lengths)` returns the model's outputs (normalised, as in training) for inputs built
-        with the restored preprocessing; `steps` asks a forecaster for that many steps ahead."""
+        with the restored preprocessing; `steps` asks a forecaster for that many steps ahead. A dataset
+        whose files mark each sequence's split may take `split=NAME` too (`rnnrun predict --split`),
+        predicting only those sequences."""
         raise ConfigError(f"dataset {getattr(self, 'plugin_name', type(self).__name__)!r} cannot predict "
                           "from a file")
 
@@ -168,6 +197,13 @@ class Dataset:
         """Options the run writes back into its config.toml after building the dataset ({} by default)."""
         return {}
 
+    def series_and_times(self, name):
+        """(series, times) of the rows of split `name`, for the run's predictions.csv: `series` a list of
+        N series ids (str), `times` an (N, K) array of each target step's own time value (K the horizon;
+        a date string or a number), or None where the dataset has no clock. Default: (None, None).
+        (The same hook as branch `results` declares; the csv dataset gives its file's times.)"""
+        return None, None
+
     # ---- used by the trainer ------------------------------------------------------------------------
     def splits(self):
         if self._splits is None:
@@ -176,6 +212,11 @@ class Dataset:
             if missing:
                 raise ConfigError(f"{type(self).__name__}.make_splits() returned no {sorted(missing)} split")
         return self._splits
+
+    @property
+    def splits_made(self):
+        """Whether `splits()` has built the splits already (a check that reads them need not build them)."""
+        return self._splits is not None
 
     def describe(self):
         s = self.splits()
@@ -320,58 +361,117 @@ DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\t": "\t", "|": "|"}
 
 def read_table(path, delimiter=None):
     """(names, columns) of a delimited text file with a header row: columns maps name → (rows,) str array.
+    `read_rows` says how it reads, and gives each row's line number as well."""
+    names, columns, _ = read_rows(path, delimiter)
+    return names, columns
+
+
+def read_rows(path, delimiter=None):
+    """(names, columns, line numbers): `read_table`'s columns, and the (rows,) int64 line number (1-based)
+    of each row in the file, for errors that name a row's line.
 
     The delimiter is sniffed from the first lines (comma, semicolon, tab or bar) unless given; a UTF-8
-    byte-order mark is dropped; quoted fields may hold the delimiter. Any problem is one ConfigError
-    naming the file: missing, empty, not UTF-8, a repeated column name, or a row of the wrong width.
-    The rows are parsed by NumPy's C reader (`np.loadtxt`), about a second per million short rows."""
+    byte-order mark is dropped; quoted fields may hold the delimiter, not a line break. Any problem is
+    one ConfigError naming the file and, where it is one row's, its line: missing, unreadable, empty,
+    not UTF-8, a NUL byte, a repeated column name, a quote left open, a row of the wrong width. Every
+    non-empty line after the header is one row or an error: no row is lost without a word. The rows
+    are parsed by NumPy's C reader (`np.loadtxt`), about a second per million short rows."""
     if delimiter is not None and delimiter not in DELIMITERS:
         raise ConfigError(f"delimiter {delimiter!r} is not one of: {', '.join(repr(d) for d in DELIMITERS)}")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            head = [f.readline() for _ in range(20)]
-        blank = next((k for k, line in enumerate(head) if line.strip()), None)
-        if blank is None:
-            raise ConfigError(f"{path} is empty: expected a header row of column names, then data rows")
-        sep = DELIMITERS[delimiter] if delimiter else _sniff([line for line in head if line.strip()])
-        names = [name.strip() for name in next(csv.reader([head[blank]], delimiter=sep))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            body = np.loadtxt(path, dtype=str, delimiter=sep, comments=None, quotechar='"', skiprows=blank + 1,
-                              ndmin=2, encoding="utf-8-sig")
-    except ConfigError:
-        raise
+        with open(path, encoding="utf-8-sig") as f:   # universal newlines: \n, \r\n and \r all end a line
+            lines = f.read().split("\n")
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a folder, not a file") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    except ValueError as e:  # rows of different widths
-        changed = re.search(r"from (\d+) to (\d+) at row (\d+)", str(e))
-        where = f": line {int(changed.group(3)) + blank + 1} has {changed.group(2)} fields, the lines before " \
-                f"{changed.group(1)}" if changed else f": {e}"
-        raise ConfigError(f"{path}{where} (delimiter {sep!r}; pass delimiter=... if that is wrong)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    header = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if header is None:
+        raise ConfigError(f"{path} is empty: expected a header row of column names, then data rows")
+    if lines[-1] == "":
+        lines.pop()   # the end of the last line, not a line
+    nul = next((k for k, line in enumerate(lines) if "\0" in line), None)
+    if nul is not None:   # NumPy's reader would end the field there without a word
+        raise ConfigError(f"{path} line {nul + 1} holds a NUL byte: this is not a text CSV file")
+    head = [line for line in lines[header:header + 20] if line.strip()]
+    sep = DELIMITERS[delimiter] if delimiter else _sniff(head)
+    names = [name.strip() for name in next(csv.reader([lines[header]], delimiter=sep))]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated or "" in names:
         raise ConfigError(f"{path}: the header has {'repeated' if repeated else 'empty'} column names "
                           f"{repeated or ''}; every column needs a name of its own")
-    if not body.size:
+    # the line number (1-based) of each row: NumPy's reader skips empty lines and nothing else
+    row_lines = [k + 1 for k in range(header + 1, len(lines)) if lines[k]]
+    if not row_lines:
         raise ConfigError(f"{path} has a header but no data rows")
-    if body.shape[1] != len(names):
-        raise ConfigError(f"{path}: the rows have {body.shape[1]} fields, the header {len(names)} "
-                          f"(delimiter {sep!r}; pass delimiter=... if that is wrong)")
-    return names, {name: body[:, k] for k, name in enumerate(names)}
+    # a quote opened and not closed would run on over the lines after it, which would then be lost
+    unclosed = next((number for number in row_lines if '"' in lines[number - 1]
+                     and _leaves_a_quote_open(lines[number - 1], sep)), None)
+    if unclosed is not None:
+        raise ConfigError(f"{path} line {unclosed}: a quote opened and not closed; a quoted field ends on its "
+                          "own line")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported above
+            body = np.loadtxt(io.StringIO("\n".join(lines[header + 1:])), dtype=str, delimiter=sep,
+                              comments=None, quotechar='"', ndmin=2)
+    except ValueError:  # rows of different widths: find the first that differs from the header
+        _raise_bad_width(path, lines, row_lines, sep, len(names))
+    if len(body) != len(row_lines) or body.shape[1] != len(names):
+        _raise_bad_width(path, lines, row_lines, sep, len(names))
+    return names, {name: body[:, k] for k, name in enumerate(names)}, np.array(row_lines, np.int64)
+
+
+def _leaves_a_quote_open(line, sep):
+    """Whether a field of `line` opens a quote that the line does not close. As NumPy's reader reads
+    it: a quote opens only as a field's first character; inside, "" is a quote and " closes."""
+    quoted, start, k = False, True, 0
+    while k < len(line):
+        char = line[k]
+        if quoted:
+            if char == '"':
+                if line[k + 1:k + 2] == '"':
+                    k += 1
+                else:
+                    quoted = False
+        elif char == sep:
+            start = True
+            k += 1
+            continue
+        elif char == '"' and start:
+            quoted = True
+        start = False
+        k += 1
+    return quoted
+
+
+def _raise_bad_width(path, lines, row_lines, sep, width):
+    """ConfigError naming the first row whose number of fields is not the header's `width`."""
+    for number in row_lines:
+        fields = next(csv.reader([lines[number - 1]], delimiter=sep), [])
+        if len(fields) != width:
+            raise ConfigError(f"{path} line {number} has {len(fields)} field{'s' * (len(fields) != 1)}, the header "
+                              f"{width} (delimiter {sep!r}; pass delimiter=... if that is wrong)")
+    raise ConfigError(f"{path}: the rows cannot be read as {width} fields each (delimiter {sep!r}; pass "
+                      "delimiter=... if that is wrong)")
 
 
 def _sniff(lines):
-    """The candidate delimiter that splits the header into the most fields, consistently in the lines after."""
-    best, best_width = ",", 1
+    """The candidate delimiter that splits the header into the most fields, consistently in the lines
+    after; where none is consistent (a ragged row), the one that splits the header into the most, so
+    that the ragged row is then named by its line."""
+    best, best_width, header_best, header_width = None, 1, ",", 1
     for sep in (",", ";", "\t", "|"):
         widths = [len(row) for row in csv.reader(lines, delimiter=sep) if row]
         if widths and widths[0] > best_width and all(w == widths[0] for w in widths):
             best, best_width = sep, widths[0]
-    return best
+        if widths and widths[0] > header_width:
+            header_best, header_width = sep, widths[0]
+    return best or header_best
 
 
 def sha256_of(path):

@@ -11,7 +11,11 @@ from .tensor import Tensor
 
 
 def forecast(model, dataset, steps, source="data"):
-    """(predictions (K, D), truth (K, D) or None), both in original units."""
+    """(predictions (K, D), truth (K, D) or None), both in original units. A dataset whose model output
+    is not its next input (csv) runs its own loop, `Dataset.free_run`."""
+    own = dataset.free_run(predictor(model), steps, source)
+    if own is not None:
+        return own
     window, truth = dataset.forecast_start(source=source, steps=steps)
     predictions = free_run(model, window, steps)
     return dataset.denormalize(predictions), None if truth is None else dataset.denormalize(truth)
@@ -33,3 +37,21 @@ def free_run(model, window, steps):
             window = xp.concatenate([window[1:], next_value[None, :]], axis=0)
     model.train()
     return backend.to_numpy(xp.stack(predictions)) if predictions else np.zeros((0,) + window.shape[1:], np.float32)
+
+
+def predictor(model, batch_size=256):
+    """predict(x, lengths) → the model's outputs for inputs x (N, T, D) as host NumPy, in evaluation mode
+    and batch by batch: how a dataset's own loops (`free_run`, `predict_file`) call a model."""
+    def predict(x, lengths=None):
+        model.eval()
+        parts = []
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                part = slice(start, start + batch_size)
+                xs = Tensor(backend.convert(np.ascontiguousarray(x[part], np.float32), backend.get_backend()))
+                parts.append(backend.to_numpy(model.predict(xs, lengths=None if lengths is None
+                                                            else lengths[part]).data))
+        model.train()
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+    return predict
+

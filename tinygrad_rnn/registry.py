@@ -168,6 +168,8 @@ def load_plugin(path_or_module):
             raise PluginError(f"plugin file not found: {target}")
         name = "tinygrad_rnn_user_plugin_" + os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # Python imports .py (and compiled) files only
+            raise PluginError(f"plugin {target} is not a Python file: pass a .py file or an importable module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
@@ -223,6 +225,16 @@ def _one_line(error, path=None):
 def _same_definition(old, new):
     """The same class defined again by the same module (a plugin file loaded a second time)."""
     return (old.__module__, old.__qualname__) == (new.__module__, new.__qualname__)
+
+
+def where_defined(obj):
+    """'path/to/file.py line N' where a plugin's class or function is defined (its module where not known)."""
+    try:
+        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
+        line = inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return getattr(obj, "__module__", repr(obj))
+    return f"{path} line {line}"
 
 
 def _where(cls):

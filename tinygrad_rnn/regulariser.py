@@ -30,6 +30,7 @@ class Regularizer:
     """Base class: every hook does nothing."""
 
     events = ()  # names this regulariser may pass to trainer.count()
+    needs_validation = False  # True for one that reads the validation loss (early stopping): refused without one
 
     def on_model_built(self, trainer):
         pass

@@ -664,9 +664,13 @@ class CompiledCell:
                 tape = self.tape_for(x, state)
             except NotTraceable as e:
                 self.reason = str(e)
+                # op by op first: a step that simply fails raises its own error there, and that, not
+                # the tracing, is what its author needs to read
+                result = unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
                 name = getattr(self.cell, "plugin_name", type(self.cell).__name__)
                 warnings.warn(f"cell {name!r} cannot be compiled: {e}; running it op by op", CompileWarning,
                               stacklevel=3)
+                return result
         if self.reason is not None or x.shape[1] < 2:
             return unroll(self.cell, x, state, mask, feedback_mask=feedback_mask)
         feedback = None if feedback_mask is None else feedback_mask.data

@@ -50,6 +50,9 @@ class Trainer:
         self._counters = {}
         self._batch_events = {}
         splits = dataset.splits()
+        check_validation(dataset, self.regularisers, patience)
+        # no validation split (csv's val=0): nothing to choose an epoch on, so the last one is kept
+        self.validating = len(splits["val"]) > 0
         if dataset.kind in ("vec2seq", "encdec"):
             model.target_length = splits["train"].y.shape[1]
         for r in self.regularisers:
@@ -188,12 +191,13 @@ class Trainer:
                 raise DivergedError(f"training diverged at epoch {self.epoch}: the training loss is {train_loss}; "
                                     f"{DIVERGED_HINT}")
             metrics = {"epoch": self.epoch, "train_loss": train_loss}
-            metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()})
+            metrics.update({f"val_{k}": v for k, v in self.evaluate("val").items()} if self.validating else
+                           {"val_loss": math.nan, "val_metric": math.nan})
             metrics.update({"grad_norm_mean": norm_mean, "grad_norm_max": norm_max})
             metrics.update({f"{e}_rate": count / n_batches for e, count in zip(names, counts)})
             metrics["lr"] = float(self.optimizer.lr)
             metrics["seconds"] = time.perf_counter() - started
-            if not math.isfinite(metrics["val_loss"]):
+            if self.validating and not math.isfinite(metrics["val_loss"]):
                 raise DivergedError(f"training diverged at epoch {self.epoch}: the validation loss is "
                                     f"{metrics['val_loss']}; {DIVERGED_HINT}")
             self._keep_best(metrics)
@@ -220,6 +224,8 @@ class Trainer:
         return backend.to_numpy(figures).tolist()
 
     def _keep_best(self, metrics):
+        if not self.validating:
+            return   # best_state stays None: the last epoch's weights are kept
         if metrics["val_loss"] < self.best_val_loss:
             self.best_val_loss, self.best_epoch = metrics["val_loss"], self.epoch
             self.best_state = self.model.state_dict()
@@ -299,6 +305,19 @@ class Trainer:
         result = {f"test_{k}": v for k, v in self.evaluate("test").items()}
         result["baseline"] = float(self.dataset.baseline(split))
         return result
+
+
+def check_validation(dataset, regularisers=(), patience=None):
+    """ConfigError where something needs a validation split that `dataset` does not have (csv's val=0):
+    early stopping (a regulariser with `needs_validation`, or `patience`)."""
+    if len(dataset.splits()["val"]):
+        return
+    needing = [getattr(r, "plugin_name", type(r).__name__) for r in regularisers
+               if getattr(r, "needs_validation", False)]
+    if needing or patience is not None:
+        what = f"regulariser {needing[0]}" if needing else "patience"
+        raise ConfigError(f"{what} stops on the validation loss, and this data has no validation split (val=0); "
+                          "drop it, or give the data a validation split (val=0.15, val_from=...)")
 
 
 def detach_state(state):

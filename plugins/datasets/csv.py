@@ -2,10 +2,14 @@
 
     --data csv:path=sales.csv,target=units,series=store,time=date,window=28,horizon=7,season=7
     --data csv:path=gestures.csv,label=gesture,series=recording,time=t,features=acc_x+acc_y+acc_z
+    --data csv:path=macro.csv,target=unemp,time=year+quarter,test_from=2000,val_from=1993
 
 The file has a header row; the delimiter (comma, semicolon, tab, bar) is sniffed or given
-(`delimiter=;` or `delimiter=tab`); column lists join names with `+`. Rows are grouped by `series`
-(one sequence each; without it the file is one series) and ordered by `time` within a series (a
+(`delimiter=;` or `delimiter=tab`); column lists join names with `+`. Every non-empty line is a row
+or an error naming its line (a quote left open, a row of the wrong width): no row is lost without a
+word. Rows are grouped by `series` (one sequence each, in natural order: s2 before s10; without it
+the file is one series) and ordered by `time` within a series: numbers as numbers, ISO dates as dates
+(tinygrad_rnn/times.py), a key of several columns (`time=year+quarter`) by each in turn (a
 duplicate time is an error; without it, file order). Missing values (empty, NA, NaN, null) are an
 error unless `missing=drop` (the row goes), `ffill` (the last value before it, within the series)
 or `interpolate` (linear within the series; gaps at either end take the nearest value).
@@ -13,10 +17,11 @@ or `interpolate` (linear within the series; gaps at either end take the nearest 
 **Forecasting** (`target=COL`). Window i of a series reads rows i−W … i−1 of `features` (default:
 the target alone) and predicts the target y at rows i … i+K−1 (W = `window`, K = `horizon`). The
 last `test` fraction of each series' rows are test targets, the `val` fraction before them
-validation; a window belongs to the split of its targets and is dropped where they straddle two, so
-no target is in two splits. With g the target transform (`transform=log`, `none`, or `auto`: log
-when every value of the target is positive, else none) and
-a = g(y_{i−1}) the last observed value, the model sees and predicts
+validation; or the rows whose time is ≥ `test_from` (≥ `val_from`) are; or a column `split=COL`
+says each row's split. `val=0` means no validation split. A window belongs to the split of its
+targets and is dropped where they straddle two, so no target is in two splits. With g the target
+transform (`transform=log`, `none`, or `auto`: log when every value of the target is positive, else
+none) and a = g(y_{i−1}) the last observed value, the model sees and predicts
 
     x_target = g(y_{i−W..i−1}) − a       (scale=window: every window starts from its own level)
                g(y_{i−W..i−1})           (scale=global)
@@ -38,17 +43,22 @@ the training series). Features are standardised with the training series' rows. 
 the majority class; the class names are kept for `rnnrun predict`.
 
 A run records the file's absolute path and SHA-256 (options `path`, `sha256` of its config.toml),
-and warns when the file has changed since. What fitting learned (scalers, columns, class names) is
-`preprocessing()`, saved by the run as preprocessing.json for `rnnrun predict`, which never refits.
+and warns when the file has changed since; tables name its data `csv:FILE(options)` (`data_label`).
+What fitting learned (scalers, columns, class names) is `preprocessing()`, saved by the run as
+preprocessing.json for `rnnrun predict`, which never refits; its forecasts continue the file's
+times where they step regularly (else they are numbered 1…K), and `free_run` and
+`forecast_picture` give `rnnrun forecast` and the run's forecast.png.
 """
 import difflib
+import inspect
 import os
+import re
 
 import numpy as np
 
 from tinygrad_rnn import ConfigError, register_dataset
-from tinygrad_rnn.data import (Dataset, Split, accuracy, majority_baseline, read_table, rmse, sha256_of,
-                               warn)
+from tinygrad_rnn.data import Dataset, Split, accuracy, majority_baseline, read_rows, rmse, sha256_of, warn
+from tinygrad_rnn.times import TimeKey, composite_continuation, continuation
 
 MISSING_TOKENS = ["", "na", "nan", "null", "none", "n/a"]
 MISSING_SPELLINGS = [spelling for token in MISSING_TOKENS for spelling in {token, token.upper(), token.title()}]
@@ -71,7 +81,8 @@ class CSVDataset(Dataset):
     # an empty string is an option not given ("" for target: not a forecast; for series: one series ...)
     def __init__(self, seed=0, path="", target="", label="", series="", time="", features="",
                  window=12, horizon=1, season=0, val=0.15, test=0.15, relative=True, transform="auto",
-                 scale="window", missing="error", split="", delimiter="auto", sha256=""):
+                 scale="window", missing="error", split="", delimiter="auto", sha256="", test_from="",
+                 val_from=""):
         super().__init__(seed)
         if not path:
             raise ConfigError("dataset 'csv' needs path=FILE, e.g. --data csv:path=sales.csv,target=units")
@@ -82,9 +93,10 @@ class CSVDataset(Dataset):
         for name, value, low in (("window", window, 1), ("horizon", horizon, 1), ("season", season, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"csv option {name} must be an integer ≥ {low}, got {value!r}")
-        for name, value in (("val", val), ("test", test)):
-            if not 0 < value < 1:
-                raise ConfigError(f"csv option {name} must be a fraction between 0 and 1, got {value!r}")
+        if not 0 <= val < 1:    # val=0: no validation split (the last epoch is kept)
+            raise ConfigError(f"csv option val must be a fraction from 0 (no validation split) up to 1, got {val!r}")
+        if not 0 < test < 1:
+            raise ConfigError(f"csv option test must be a fraction between 0 and 1, got {test!r}")
         if val + test >= 1:
             raise ConfigError(f"csv options val + test must leave rows to train on, got {val} + {test}")
         for name, value, valid in (("transform", transform, TRANSFORMS), ("scale", scale, SCALES),
@@ -99,6 +111,16 @@ class CSVDataset(Dataset):
         self.features = [str(f) for f in str(features).split("+") if f] or None
         self.window, self.horizon, self.season = window, horizon, season
         self.val, self.test = val, test
+        self.times = time.split("+") if time else []     # time=year+quarter: sorted by year, then quarter
+        self.test_from, self.val_from = _name(test_from), _name(val_from)
+        if (self.test_from or self.val_from) and not self.times:
+            raise ConfigError("csv options test_from and val_from compare each target's time: they need time=COL")
+        if self.split_column and (self.test_from or self.val_from):
+            raise ConfigError(f"csv option split={split} says each row's split; test_from and val_from cannot "
+                              "say it too")
+        if label is not None and (self.test_from or self.val_from):
+            raise ConfigError("csv options test_from and val_from split a forecast by time; a classifier's "
+                              "series are split by split=COL or at random")
         self.relative, self.transform, self.scale = relative, transform, scale
         self.missing, self.delimiter = missing, None if delimiter == "auto" else delimiter
         if self.label is not None:
@@ -130,10 +152,12 @@ class CSVDataset(Dataset):
     # ---- the file, read the same way for training and for prediction ----------------------------------
     def load(self, path, training=True):
         """The file's rows, grouped by series and ordered by time, missing values handled:
-        {"ids" (S,) series names, "codes" (n,) series of each row, "starts", "sizes" (S,),
-        "values" (n, C) float64 of `columns`, "columns", "labels" and "splits" (n,) str or None}."""
-        names, table = read_table(path, self.delimiter)
-        wanted = [c for c in (self.target, self.series, self.time) if c]
+        {"ids" (S,) series names in natural order (test-2 before test-10), "codes" (n,) series of each
+        row, "starts", "sizes" (S,), "values" (n, C) float64 of `columns`, "columns", "labels" and
+        "splits" (n,) str or None, "times" (n,) str (a composite key's parts joined by +) or None,
+        "time_key" a TimeKey of the rows or None, "lines" (n,) each row's line in the file}."""
+        names, table, file_lines = read_rows(path, self.delimiter)
+        wanted = [c for c in (self.target, self.series, *self.times) if c]
         for optional in (self.label, self.split_column):   # not needed to predict
             if optional and (training or optional in table):
                 wanted.append(optional)
@@ -146,38 +170,54 @@ class CSVDataset(Dataset):
         columns = list(dict.fromkeys(([self.target] if self.target else []) + features))
         n = len(table[names[0]])
         ids_text = table[self.series] if self.series else np.full(n, "")
-        for column in (self.series, self.time, *(c for c in (self.label, self.split_column) if c in wanted)):
+        for column in (self.series, *self.times, *(c for c in (self.label, self.split_column) if c in wanted)):
             empty = _is_missing(table[column]) if column else None
             if column and empty.any():
-                raise ConfigError(f"{path} line {int(np.flatnonzero(empty)[0]) + 2}: column {column!r} is empty; "
+                raise ConfigError(f"{path} line {file_lines[np.flatnonzero(empty)[0]]}: column {column!r} is empty; "
                                   f"every row needs its {column} (missing= fills only numeric columns)")
         ids, codes = np.unique(ids_text, return_inverse=True)
-        if self.time:
-            when = _time_key(table[self.time])
-            order = np.lexsort((when, codes))
-            same = (codes[order][1:] == codes[order][:-1]) & (when[order][1:] == when[order][:-1])
+        natural = np.array(sorted(range(len(ids)), key=lambda k: _natural(str(ids[k]))), np.int64)
+        rank = np.empty(len(ids), np.int64)
+        rank[natural] = np.arange(len(ids))
+        ids, codes = ids[natural], rank[codes.reshape(-1)]     # series in natural order: test-2 before test-10
+        time_key = TimeKey([table[c] for c in self.times], self.times) if self.times else None
+        if time_key:
+            order = time_key.order(codes)
+            same = (codes[order][1:] == codes[order][:-1]) & time_key.same(order[1:], order[:-1])
             if same.any():
                 row = order[1:][same][0]
-                raise ConfigError(f"{path} line {row + 2}: time {str(table[self.time][row])!r} appears twice in "
+                when = "+".join(str(table[c][row]) for c in self.times)
+                raise ConfigError(f"{path} line {file_lines[row]}: time {when!r} appears twice in "
                                   f"{_series_text(self.series, ids_text[row])}; times must be unique")
         else:
             order = np.argsort(codes, kind="stable")
-        values = np.stack([_numbers(path, c, table[c]) for c in columns], axis=1)[order]
-        lines, codes = order + 2, codes[order]
+        values = np.stack([_numbers(path, c, table[c], file_lines) for c in columns], axis=1)[order]
+        lines, codes = file_lines[order], codes[order]
         labels = table[self.label][order] if self.label in wanted else None
         splits = table[self.split_column][order] if self.split_column in wanted else None
+        times = _joined([table[c][order] for c in self.times]) if self.times else None
         keep = self._fill_missing(path, values, codes, lines, columns)
         if keep is not None:
+            if not keep.any():
+                gone = [c for k, c in enumerate(columns) if np.isnan(values[:, k]).all()]
+                raise ConfigError(f"{path}: no rows left after dropping the rows with missing values (missing=drop)"
+                                  + (f": column {gone[0]!r} is missing in every row" if gone else
+                                     f"; every row misses one of {', '.join(map(repr, columns))}"))
+            order = order[keep]
             values, codes, lines = values[keep], codes[keep], lines[keep]
             labels = None if labels is None else labels[keep]
             splits = None if splits is None else splits[keep]
+            times = None if times is None else times[keep]
         sizes = np.bincount(codes, minlength=len(ids))
         present = sizes > 0          # a series whose every row was dropped is gone
         ids, sizes = ids[present], sizes[present]
         codes = np.cumsum(present)[codes] - 1
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        if time_key:
+            time_key = time_key.take(order)
         return {"ids": ids, "codes": codes, "starts": starts, "sizes": sizes, "values": values,
-                "columns": columns, "features": features, "labels": labels, "splits": splits, "lines": lines}
+                "columns": columns, "features": features, "labels": labels, "splits": splits, "lines": lines,
+                "times": times, "time_key": time_key}
 
     def _default_features(self, names, table):
         if self.target:
@@ -252,27 +292,70 @@ class CSVDataset(Dataset):
         gy = self._g(y, data["lines"])
         G = self._transformed(data, gy)
         codes, starts, sizes = data["codes"], data["starts"], data["sizes"]
-        n_test = np.round(self.test * sizes).astype(np.int64)
-        val_start = starts + sizes - n_test - np.round(self.val * sizes).astype(np.int64)
-        test_start = starts + sizes - n_test
+        row_split = self._row_splits(data)                                # 0 train, 1 val, 2 test per row
         local = np.arange(len(y)) - starts[codes]
         i = np.flatnonzero((local >= W) & (local <= sizes[codes] - K))        # first target row of each window
-        last, vs, ts = i + K - 1, val_start[codes[i]], test_start[codes[i]]
-        masks = {"train": last < vs, "val": (i >= vs) & (last < ts), "test": i >= ts}
+        targets = i[:, None] + np.arange(K)
+        # a window belongs to the split of its targets, and is dropped where they straddle two
+        whole = (row_split[targets] == row_split[i][:, None]).all(axis=1)
+        masks = {name: whole & (row_split[i] == k) for k, name in enumerate(SPLIT_VALUES)}
         for name, mask in masks.items():
-            if not mask.any():
+            if not mask.any() and not (name == "val" and self.without_validation):
                 raise ConfigError(f"{self.path}: no {name} window (series of {sizes.min()}–{sizes.max()} rows, "
-                                  f"window {W}, horizon {K}, val {self.val}, test {self.test}); use longer series "
-                                  "or a smaller window, horizon or fraction")
-        train_rows = local < (val_start - starts)[codes]
-        self._fit_forecasting(G, gy, i[masks["train"]], train_rows, data["features"])
-        self._rows, splits = {}, {}
+                                  f"window {W}, horizon {K}, {self._split_text()}); use longer series, a smaller "
+                                  "window or horizon, or other split options" + ("; val=0 trains without a "
+                                                                                  "validation split" * (name == "val")))
+        self._fit_forecasting(G, gy, i[masks["train"]], row_split == 0, data["features"])
+        self._rows, self._windows, splits = {}, {}, {}
         for name, mask in masks.items():
             at = i[mask]
             splits[name] = Split(self._inputs(G, gy, at), self._targets(gy, at).astype(np.float32))
             self._rows[name] = self._references(y, gy, at, starts[codes[at]])
+            self._windows[name] = {"series": data["ids"][codes[at]],
+                                   "times": None if data["times"] is None else data["times"][targets[mask]]}
         self.input_size, self.output_size = G.shape[1], K
+        self._file = {**data, "y": y, "first_test": int(i[masks["test"]][0])}  # for forecast pictures
         return splits
+
+    @property
+    def without_validation(self):
+        """Whether the options allow an empty validation split: val=0, and no val_from naming one."""
+        return self.val == 0 and not self.val_from
+
+    def _split_text(self):
+        if self.split_column:
+            return f"split from column {self.split_column!r}"
+        return ", ".join([f"val_from {self.val_from}" if self.val_from else f"val {self.val}",
+                          f"test_from {self.test_from}" if self.test_from else f"test {self.test}"])
+
+    def _row_splits(self, data):
+        """(n,) 0 train, 1 val, 2 test for each row: from the split column, from the time cutoffs
+        (test_from, val_from), or the last `test` fraction of each series' rows and the `val` before them."""
+        if self.split_column:
+            return self._split_values(data["splits"], data["lines"])
+        codes, starts, sizes = data["codes"], data["starts"], data["sizes"]
+        local = np.arange(len(codes)) - starts[codes]
+        if self.test_from:  # ≥ the cutoff: the last rows of their series, since rows are ordered by time
+            test = data["time_key"].at_least(self.test_from)
+        else:
+            test = local >= (sizes - np.round(self.test * sizes).astype(np.int64))[codes]
+        if self.val_from:
+            val = data["time_key"].at_least(self.val_from) & ~test
+        else:
+            n_test = np.bincount(codes, weights=test, minlength=len(sizes)).astype(np.int64)
+            val_start = sizes - n_test - np.round(self.val * sizes).astype(np.int64)
+            val = (local >= val_start[codes]) & ~test
+        return np.where(test, 2, np.where(val, 1, 0))
+
+    def _split_values(self, text, lines):
+        """(n,) 0 train, 1 val, 2 test from a split column's text; its first other value is an error."""
+        given = np.char.lower(np.char.strip(text))
+        bad = ~np.isin(given, SPLIT_VALUES)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"{self.path} line {lines[row]}: column {self.split_column!r} holds "
+                              f"{str(text[row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
+        return np.where(given == "test", 2, np.where(given == "val", 1, 0))
 
     def _g(self, y, lines):
         if self.fitted["transform"] == "log":
@@ -358,6 +441,16 @@ class CSVDataset(Dataset):
         """(N, K) forecasts in the target's units for the windows of `split` (one of this dataset's)."""
         return self.to_units(outputs, self._rows[self._split_name(split)]["anchor"])
 
+    def series_and_times(self, name):
+        """(series, times) of the windows of split `name`: each window's series id, and the time of each
+        of its K targets as the file writes it (a composite key's parts joined by +); times None
+        without time=COL."""
+        self.splits()
+        if self.problem == "classification":
+            return self.series_ids(self.splits()[name]), None
+        windows = self._windows[name]
+        return [str(s) for s in windows["series"]], windows["times"]
+
     def metric(self, outputs, split):
         if self.problem == "classification":
             return accuracy(outputs, split)
@@ -381,6 +474,69 @@ class CSVDataset(Dataset):
             reference = self._rows[self._split_name(split)]
             extra["seasonal_naive"] = rmse(reference["seasonal"], reference["truth"])
         return extra
+
+    # free-running forecasts: rnnrun forecast and the run's forecast.png ---------------------------------------
+    def free_run(self, predict, steps, source="data"):
+        """From the first test window of the first series with one: `steps` forecasts fed back, K at a
+        time, against the truth that follows (NaN past the end of the file)."""
+        if self.problem == "classification":
+            raise ConfigError("a csv classifier names labels: it has no series to forecast")
+        if source != "data":
+            raise ConfigError(f"a csv forecaster starts from its file's data (--from data), not from {source}: its "
+                              "inputs are changes from the window's last value")
+        self.splits()
+        y, start = self._file["y"], self._file["first_test"]
+        predictions = self.continue_series(y[None, start - self.window:start], predict, steps)[0]
+        truth = np.full(steps, np.nan)
+        end = self._file["starts"][self._file["codes"][start]] + self._file["sizes"][self._file["codes"][start]]
+        known = y[start:min(end, start + steps)]
+        truth[:len(known)] = known
+        return predictions[:, None], truth[:, None]
+
+    def forecast_picture(self, predict, future=None):
+        """The first series with test targets: their truth and the model's forecasts (each from the window
+        just before it; the last window's later steps K−1, …, 2 ahead), then
+        `future` steps (default: the horizon, or a season where longer) past the file's end, fed back as
+        `rnnrun predict --steps` does (only the horizon where other features are inputs)."""
+        if self.problem == "classification":
+            return None
+        test = self.splits()["test"]
+        f, W, K = self._file, self.window, self.horizon
+        code = f["codes"][f["first_test"]]
+        mine = self._windows["test"]["series"] == f["ids"][code]
+        start, end = f["starts"][code], f["starts"][code] + f["sizes"][code]
+        # each test target as forecast by the window just before it; the last window's later steps too
+        forecast = self.to_units(predict(test.x[mine], None), self._rows["test"]["anchor"][mine])
+        forecast = np.concatenate([forecast[:, 0], forecast[-1, 1:]])
+        truth = self._rows["test"]["truth"][mine]
+        truth = np.concatenate([truth[:, 0], truth[-1, 1:]])
+        times = self._windows["test"]["times"]
+        times = None if times is None else np.concatenate([times[mine][:, 0], times[mine][-1, 1:]])
+        label = (lambda k: f"t{k + 1}") if times is None else (lambda k: str(times[k]))
+        future = future or max(K, self.season)
+        recent = f["y"][None, end - W:end]
+        if self.fitted["features"] != [self.target]:
+            future = K
+            gy = self._g(f["y"], f["lines"])
+            ahead = self.to_units(predict(self._inputs(self._transformed(f, gy), gy, np.array([end])), None),
+                                  gy[end - 1:end])[0]
+        else:
+            ahead = self.continue_series(recent, predict, future)[0]
+        following = (self._following_times({**f, "starts": [start], "sizes": [end - start]}, future) or
+                     [[f"+{k}" for k in range(1, future + 1)]])[0]
+        return {"series": str(f["ids"][code]), "time": [label(k) for k in range(len(truth))],
+                "truth": truth.tolist(), "prediction": forecast.tolist(), "future_time": following,
+                "future": ahead[:future].tolist(), "target": self.target}
+
+    @classmethod
+    def data_label(cls, name, options):
+        """`csv:FILE(option=value,...)`: the file's name and every option that differs from its default
+        (not the path's folder, nor the SHA-256, which the config keeps)."""
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        shown = [f"{k}={_option_text(options[k])}" for k in defaults    # in the signature's order
+                 if k in options and k not in ("path", "sha256", "seed") and options[k] != defaults[k]]
+        return f"{name}:{os.path.basename(str(options.get('path', '')))}({','.join(shown)})"
 
     # classification ---------------------------------------------------------------------------------------
     def _classification(self, data):
@@ -419,13 +575,7 @@ class CSVDataset(Dataset):
         """(S,) 0 train, 1 val, 2 test per series: from the split column, or stratified by label at random."""
         rng = np.random.default_rng(self.seed)
         if self.split_column:
-            given = np.char.lower(np.char.strip(data["splits"]))
-            bad = ~np.isin(given, SPLIT_VALUES)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise ConfigError(f"{self.path} line {data['lines'][row]}: column {self.split_column!r} holds "
-                                  f"{str(data['splits'][row])!r}; valid values: {', '.join(SPLIT_VALUES)}")
-            assigned = np.array([SPLIT_VALUES.index(v) for v in given[data["starts"]]])
+            assigned = self._split_values(data["splits"], data["lines"])[data["starts"]]
             if not (assigned == 1).any():  # validation drawn from the training series, stratified
                 train = np.flatnonzero(assigned == 0)
                 for c in np.unique(y[train]):
@@ -439,7 +589,7 @@ class CSVDataset(Dataset):
                 assigned[members[:n_test]] = 2
                 assigned[members[n_test:n_test + n_val]] = 1
         for k, name in enumerate(SPLIT_VALUES):
-            if not (assigned == k).any():
+            if not (assigned == k).any() and not (name == "val" and self.without_validation):
                 raise ConfigError(f"{self.path}: no {name} series ({len(y)} series in all, val {self.val}, "
                                   f"test {self.test}); give more series or larger fractions")
         return assigned
@@ -464,12 +614,35 @@ class CSVDataset(Dataset):
         if source.get("path") and os.path.isfile(source["path"]) and sha256_of(source["path"]) != source["sha256"]:
             warn(f"{source['path']}, which this run was trained on, has changed since")
 
-    def predict_file(self, path, predict, steps=None):
+    def predict_file(self, path, predict, steps=None, split=None):
+        """`split` ("train", "val" or "test"): a classifier predicts only the series its split column marks so."""
         self.features = self.fitted["features"]   # the run's columns, in the run's order
         data = self.load(path, training=False)
+        if split is not None:
+            data = self._only_split(path, data, split)
         if self.fitted["shape"] == "classification":
             return self._predict_labels(data, predict)
         return self._predict_values(data, predict, steps)
+
+    def _only_split(self, path, data, split):
+        """`data` cut to the series whose split column says `split` (in their first row)."""
+        if self.fitted["shape"] != "classification":
+            raise ConfigError("--split picks a classification file's series by their split column; a forecast "
+                              "continues every series from its end")
+        if not self.split_column:
+            raise ConfigError("--split needs the split column the run was trained with; this run split its "
+                              "series at random (it was given no split=COL)")
+        if data["splits"] is None:
+            raise ConfigError(f"{path} has no column {self.split_column!r}, which --split {split} reads")
+        keep = self._split_values(data["splits"], data["lines"])[data["starts"]] == SPLIT_VALUES.index(split)
+        if not keep.any():
+            raise ConfigError(f"{path}: no series has {split!r} in column {self.split_column!r}")
+        rows = keep[data["codes"]]
+        sizes = data["sizes"][keep]
+        return {**data, "ids": data["ids"][keep], "sizes": sizes, "codes": (np.cumsum(keep) - 1)[data["codes"][rows]],
+                "starts": np.concatenate([[0], np.cumsum(sizes)[:-1]]), "values": data["values"][rows],
+                "lines": data["lines"][rows], "splits": data["splits"][rows],
+                "times": None if data["times"] is None else data["times"][rows]}
 
     def _predict_labels(self, data, predict):
         x = self._padded(data["values"], data["codes"], data["starts"], data["sizes"])
@@ -489,26 +662,46 @@ class CSVDataset(Dataset):
             raise ConfigError(f"{_series_text(self.series, data['ids'][s])} has {data['sizes'][s]} rows; "
                               f"predicting needs the last window = {W} of them")
         steps = steps or K
-        if steps > K and self.fitted["features"] != [self.target]:
-            raise ConfigError(f"--steps {steps} feeds predictions back as inputs, which needs the target as the "
-                              f"only input; this run reads {self.fitted['features']} and predicts {K} step(s)")
         y = data["values"][:, 0]
         ends = data["starts"] + data["sizes"]
-        gy = self._g(y, data["lines"])
-        values = self.to_units(predict(self._inputs(self._transformed(data, gy), gy, ends), None), gy[ends - 1])
-        if steps > K:   # the target alone: append the forecasts to each series' last window and go on
-            history = np.concatenate([y[ends[:, None] + np.arange(-W, 0)], values], axis=1)
-            while history.shape[1] - W < steps:
-                recent = history[:, -W:]
-                g = self._g(recent.reshape(-1), np.zeros(recent.size, np.int64))
-                at = np.arange(1, len(recent) + 1) * W
-                more = self.to_units(predict(self._inputs(g[:, None], g, at), None), g[at - 1])
-                history = np.concatenate([history, more], axis=1)
-            values = history[:, W:]
-        columns = ([self.series] if self.series else []) + ["step", self.target]
-        rows = [([str(sid)] if self.series else []) + [k + 1, float(v)]
-                for sid, row in zip(data["ids"], values) for k, v in enumerate(row[:steps])]
+        if steps <= K:
+            gy = self._g(y, data["lines"])
+            values = self.to_units(predict(self._inputs(self._transformed(data, gy), gy, ends), None), gy[ends - 1])
+        else:
+            values = self.continue_series(y[ends[:, None] + np.arange(-W, 0)], predict, steps)
+        times = self._following_times(data, steps)
+        when = [self.time] if times is not None else ["step"]
+        columns = ([self.series] if self.series else []) + when + [self.target]
+        rows = [([str(sid)] if self.series else []) + [times[s][k] if times is not None else k + 1, float(v)]
+                for s, (sid, row) in enumerate(zip(data["ids"], values)) for k, v in enumerate(row[:steps])]
         return columns, rows
+
+    def continue_series(self, recent, predict, steps):
+        """(N, steps) forecasts in the target's units after each row of `recent` (N, W), the target's last
+        W values: K at a time, each forecast appended and fed back as input (the target must be the
+        only input: the other features' future is unknown)."""
+        W, K = self.window, self.horizon
+        if self.fitted["features"] != [self.target]:
+            raise ConfigError(f"{steps} steps ahead feeds forecasts back as inputs, which needs the target as the "
+                              f"only input; this run reads {self.fitted['features']} and predicts {K} step(s)")
+        history = np.asarray(recent, np.float64)
+        while history.shape[1] - W < steps:
+            last = history[:, -W:]
+            g = self._g(last.reshape(-1), np.zeros(last.size, np.int64))
+            at = np.arange(1, len(last) + 1) * W
+            more = self.to_units(predict(self._inputs(g[:, None], g, at), None), g[at - 1])
+            history = np.concatenate([history, more], axis=1)
+        return history[:, W:W + steps]
+
+    def _following_times(self, data, steps):
+        """(S, steps) the time values after each series' last row, where one time column steps regularly
+        in every series (see tinygrad_rnn/times.py); None otherwise (the rows are then numbered 1…K)."""
+        if not self.times or len(self.times) > 2:
+            return None
+        follow = continuation if len(self.times) == 1 else composite_continuation
+        following = [follow(data["times"][start:start + size], steps)
+                     for start, size in zip(data["starts"], data["sizes"])]
+        return None if any(f is None for f in following) else following
 
 
 # ---- reading columns ------------------------------------------------------------------------------------
@@ -525,8 +718,9 @@ def _is_missing(text):
     return np.isin(text, MISSING_SPELLINGS)
 
 
-def _numbers(path, column, text):
-    """A column's float64 values, NaN where missing; a value that is no number is one error line."""
+def _numbers(path, column, text, lines):
+    """A column's float64 values, NaN where missing; a value that is no number is one error line
+    (`lines`: each row's line in the file)."""
     try:
         values = text.astype(np.float64)
     except ValueError:
@@ -539,12 +733,13 @@ def _numbers(path, column, text):
                 try:
                     float(text[row])
                 except ValueError:
-                    raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a "
+                    raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a "
                                       "number") from None
     bad = np.isinf(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ConfigError(f"{path} line {row + 2}: column {column!r} holds {str(text[row])!r}, not a finite number")
+        raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a finite "
+                          "number")
     return values
 
 
@@ -559,12 +754,21 @@ def _looks_numeric(text):
         return False
 
 
-def _time_key(text):
-    """Times sort as numbers when they all are, otherwise as text (ISO dates sort right as text)."""
-    try:
-        return text.astype(np.float64)
-    except ValueError:
-        return text
+def _option_text(value):
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _joined(columns):
+    """(n,) str: the time of each row as written, a composite key's parts joined by + (2005+3)."""
+    joined = columns[0].astype(str)
+    for column in columns[1:]:
+        joined = np.char.add(np.char.add(joined, "+"), column.astype(str))
+    return joined
+
+
+def _natural(name):
+    """A sort key in which the numbers inside a name count as numbers: test-2 before test-10."""
+    return [int(part) if k % 2 else part for k, part in enumerate(re.split(r"(\d+)", name))]
 
 
 def _all_numbers(names):

@@ -12,6 +12,8 @@ from tinygrad_rnn import ConfigError, Regularizer, register_regularizer
 class EarlyStopping(Regularizer):
     """Stop when the validation loss stops improving for `patience` epochs."""
 
+    needs_validation = True   # a dataset without a validation split (csv's val=0) refuses it
+
     def __init__(self, patience=5, min_delta=0.0):
         if int(patience) != patience or patience < 1:
             raise ConfigError(f"early_stopping: patience must be a positive integer, got {patience}")

@@ -30,6 +30,7 @@ import errno
 import os
 import sys
 import sysconfig
+import tempfile
 import traceback
 import warnings
 
@@ -42,9 +43,10 @@ from ..registry import REGISTRIES, discover, load_errors, load_plugin
 from . import options as shared
 from .config import check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
 from .options import DEBUG_ENV, debug_enabled, debug_option
-from .output import Fail, console, make_streams_tolerant
+from .output import Fail, console, make_streams_tolerant, stdout_held_for_json
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
+BROKEN_PIPE = 141  # `rnnrun runs | head`: quietly, with the status of a tool ended by SIGPIPE (128 + 13), as cat's
 
 
 # ---- plugins and specs --------------------------------------------------------------------------------
@@ -142,8 +144,10 @@ def run_config(run):
 
 
 def check_runs_dir(path, flag="--runs-dir"):
-    """ConfigError unless `path` is (or can be made) a writable directory; creates nothing."""
-    path = os.path.abspath(path)
+    """ConfigError unless `path` is (or can be made) a folder this process can write runs in; leaves
+    nothing behind. Tried for real (a probe folder made and removed): permission bits say nothing for
+    root, a read-only mount or /proc."""
+    path = _runs_dir_path(path, flag)
     probe = path
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)
@@ -153,8 +157,45 @@ def check_runs_dir(path, flag="--runs-dir"):
     if not os.path.isdir(probe):
         what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
         raise ConfigError(f"{flag} {path} {what}; pass a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: {probe} is not writable; pass a folder you can write to")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".rnnrun-probe-", dir=probe))
+    except OSError as e:
+        where = "" if probe == path else f": {probe}"
+        raise ConfigError(f"{flag} {path}{where} is not writable ({e.strerror or e}); pass a folder you can "
+                          "write to") from None
+    return path
+
+
+def check_readable_runs_dir(path, flag="--runs-dir"):
+    """ConfigError unless `path` is a folder that can be listed, or does not exist yet (no runs)."""
+    path = _runs_dir_path(path, flag)
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
+        raise ConfigError(f"{flag} {path} {what}; pass the folder your runs are in")
+    if os.path.isdir(path):
+        try:
+            os.listdir(path)
+        except OSError as e:
+            raise ConfigError(f"{flag} {path} cannot be read ({e.strerror or e})") from None
+    return path
+
+
+def _runs_dir_path(path, flag):
+    """The absolute path of a --runs-dir, or ConfigError for one no file system takes ('' or too long)."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; pass a folder, e.g. {flag} runs")
+    path = os.path.abspath(path)
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # it does not exist (yet), or lies below a file: the callers say which
+    except OSError as e:  # a name too long, a folder above that cannot be entered
+        raise ConfigError(f"{flag} {path[:80]}{'…' if len(path) > 80 else ''}: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte
+        raise ConfigError(f"{flag} {path!r}: {e}") from None
     return path
 
 
@@ -204,8 +245,8 @@ def report(error):
     if isinstance(error, KeyboardInterrupt):
         click.echo("Interrupted.", err=True)
         return 130
-    if isinstance(error, OSError) and error.errno == errno.EPIPE:
-        return 1  # the reader went away (`| head`): nothing to say, nobody to say it to
+    if isinstance(error, ReaderGone) or isinstance(error, OSError) and error.errno == errno.EPIPE:
+        return BROKEN_PIPE  # the reader went away (`| head`): nothing to say, nobody to say it to
     if isinstance(error, MemoryError):
         click.echo("Error: out of memory; use a smaller --hidden, --batch-size or dataset", err=True)
         return 1
@@ -221,7 +262,8 @@ def report(error):
 
 _LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
     os.path.dirname(os.path.dirname(__file__)),                       # the tinygrad_rnn package
-    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+    *(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))})  # a base venv's too
 
 
 def blame(error):
@@ -246,6 +288,10 @@ def _short_path(path):
     return relative if not relative.startswith("..") else path
 
 
+class ReaderGone(Exception):
+    """stdout's reader went away (`rnnrun runs | head`): not an error of the command, nothing to say."""
+
+
 class RnnrunGroup(click.Group):
     """A click group whose errors are one line on stderr and an exit code, never a traceback.
 
@@ -258,12 +304,24 @@ class RnnrunGroup(click.Group):
             cmd.params.append(debug_option())
         super().add_command(cmd, name)
 
+    def invoke(self, ctx):
+        """click would turn a broken pipe into exit 1; it goes to `report` (BROKEN_PIPE) instead."""
+        try:
+            return super().invoke(ctx)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise ReaderGone() from e
+            raise
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         shared.reset_debug()
         _given_plugins.clear()
         make_streams_tolerant()
+        warnings.showwarning = _warning_line
+        argv = sys.argv[1:] if args is None else list(args)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with stdout_held_for_json("--json" in argv[:argv.index("--")] if "--" in argv else "--json" in argv):
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = code if isinstance(code, int) else 0
             sys.stdout.flush()
         except SystemExit as e:  # from a plugin or library that called sys.exit: not a success
@@ -276,6 +334,19 @@ class RnnrunGroup(click.Group):
         sys.exit(code)
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line on stderr, where it came from at its end, never the source line Python
+    quotes (a NumPy overflow deep in an op reads `warning: overflow encountered in multiply (...)`)."""
+    if debug_enabled():
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+    else:
+        text = f"warning: {message} ({category.__name__}, {_short_path(filename)} line {lineno})\n"
+    try:
+        (file or sys.stderr).write(text)
+    except (OSError, ValueError):  # stderr gone: a warning is not worth failing for
+        pass
+
+
 def _flush_or_report(code):
     """Flush stdout now, while a failure can still be reported; afterwards stdout is /dev/null, so
     the interpreter's own flush at exit has nothing left to fail on."""
@@ -285,6 +356,8 @@ def _flush_or_report(code):
     except OSError as e:
         if e.errno != errno.EPIPE:
             click.echo(f"Error: cannot write the output: {e.strerror or e}", err=True)
+        else:
+            code = code or BROKEN_PIPE
         try:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, sys.stdout.fileno())
@@ -347,6 +420,7 @@ def cli(ctx, plugins, runs_dir):
 
 
 def store_for(ctx, runs_dir):
-    """The run store of the command: its --runs-dir, else the group's, else ./runs (options.runs_dir_of)."""
+    """The run store of a command that reads runs: its --runs-dir, else the group's, else ./runs
+    (options.runs_dir_of), checked first (check_readable_runs_dir)."""
     from .store import RunStore
-    return RunStore(shared.runs_dir_of(ctx, runs_dir))
+    return RunStore(check_readable_runs_dir(shared.runs_dir_of(ctx, runs_dir)))

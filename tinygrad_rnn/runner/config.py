@@ -23,14 +23,19 @@ the plugin's constructor (known names, the defaults' types, finite numbers).
 import difflib
 import math
 import os
-import tomllib
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli from PyPI, the parser the standard library adopted as tomllib in 3.11
+    import tomli as tomllib
+
 from ..errors import ConfigError
-from ..errors import PluginError
+from ..errors import PluginError, UnknownPluginError
 from ..nn.recurrent import PATHS  # noqa: F401  (how the cells run: config key `path`; options.py reads it here)
-from ..registry import load_plugin, plugin_options
+from ..registry import datasets, load_plugin, plugin_options
 
 # Settings every run has; a dataset's `defaults` replace the None ones.
 BASE = {"cell": None, "cell_options": {}, "data": None, "data_options": {}, "hidden": None, "layers": 1,
@@ -45,6 +50,7 @@ MAX_HIDDEN = 1 << 20
 MAX_LAYERS = 256
 MAX_EPOCHS = 10 ** 6
 MAX_BATCH = 1 << 24
+MAX_FORECAST_STEPS = 10 ** 6   # forecast --steps and predict --steps
 MAX_SEED = 2 ** 32 - 1          # NumPy's legacy seeding takes 0 <= seed < 2**32
 
 
@@ -319,3 +325,23 @@ def validate(config):
 def signature_text(cls):
     """'T=100, n_train=2000' for `rnnrun list`."""
     return ", ".join(f"{k}={v!r}" if v is not None else k for k, v in plugin_options(cls).items())
+
+
+def spec_label(spec):
+    """`data_label` of a --data spec as written (`csv:path=f.csv,target=y`): how sweep and tune name it."""
+    try:
+        name, _, options = parse_spec(spec, "dataset")
+    except ConfigError:
+        return str(spec)
+    return data_label({"data": name, "data_options": options})
+
+
+def data_label(config):
+    """How tables name a run's data: its dataset's `data_label` (csv: `csv:elnino.csv(target=sst,...)`),
+    or the dataset's name where its plugin is not loaded."""
+    name = config.get("data") or "?"
+    try:
+        cls = datasets.get(name)
+    except UnknownPluginError:   # a plugin not loaded here: the name still tells it apart
+        return name
+    return str(cls.data_label(name, config.get("data_options") or {}))

@@ -10,25 +10,35 @@ import json
 import math
 import os
 import time
+import traceback
+import warnings
 
 import numpy as np
 
 from .. import __version__, backend
 from .. import random as _random
 from .config import BASE, FROM_DATASET, check_config, check_options, construct, plugin_file_gone, validate
-from ..errors import ConfigError, DivergedError, PluginError, UnknownPluginError
-from ..forecast import forecast
+from ..errors import ConfigError, DivergedError, PluginError, ShapeError, UnknownPluginError
+from ..forecast import forecast, predictor
 from ..models import SequenceModel
+from ..nn import CompileWarning
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
+<<<<<<< HEAD
 from ..registry import cells, datasets, loggers, optimizers, regularisers
 from ..tensor import Tensor
 from ..train import Trainer
 from .loggers import INTERRUPTED_SECONDS, Loggers, check_loggers, run_info
 from .store import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
+=======
+from ..registry import cells, datasets, optimizers, regularisers, where_defined
+from ..tensor import Tensor
+from ..data import warn
+from ..train import Trainer, check_validation
+from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
+                    weights_signature)
+>>>>>>> main
 from .signals import held, why
-
-PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 
 
 def resolve(config):
@@ -114,23 +124,24 @@ def _model(config, dataset, hidden, layers):
 
 
 # ---- every run of a command, checked before the first one starts --------------------------------------
-def check_all(configs):
+def check_all(configs, choosing=False):
     """Build every dataset, model, regulariser, optimiser and schedule that `configs` describe, estimate
     each run's memory, and run each cell once on a tiny input; raise ConfigError (or PluginError) at
     the first that fails. Call it before anything is trained or written, so that a command whose
     third run is misconfigured fails at once, with no run folder made (exit 2).
 
     Configurations that differ only in their seed (a sweep's) are checked once; the models built here
-    are small or discarded."""
+    are small or discarded. Data without a validation split (csv's val=0) is a warning, and an error
+    where the command is `choosing` on validation (tune)."""
     seen = set()
     for config in configs:
         key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("meta", "seed")))
         if key not in seen:
             seen.add(key)
-            check_run(config)
+            check_run(config, choosing)
 
 
-def check_run(config):
+def check_run(config, choosing=False):
     """check_all for one resolved config: build, estimate memory, run the cell once."""
     check_loggers(config)  # a --log whose package is missing: one line naming the extra
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
@@ -143,8 +154,17 @@ def check_run(config):
     small = need["parameters"] > SMALL_MODEL_BYTES  # a large model is checked at a small size: same code
     model = _model(config, dataset, min(config["hidden"], 8) if small else config["hidden"],
                    min(config["layers"], 2) if small else config["layers"])
-    for r in config["regularisers"]:
-        construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+    regs = [construct(regularisers.get(r["name"]), "regulariser", r["name"], r["options"])
+            for r in config["regularisers"]]
+    # data without a validation split (csv's val=0) is known once its splits are made, as a file's are here
+    if dataset.splits_made:
+        check_validation(dataset, regs)
+    if dataset.splits_made and not len(dataset.splits()["val"]):
+        if choosing:   # rnnrun tune: its objective is a validation value
+            raise ConfigError(f"{config['data']} has no validation split (val=0), and tune chooses on validation; "
+                              "give the data one (val=0.15, val_from=...)")
+        warn(f"{config['data']} has no validation split: the last epoch's weights are kept, and choosing between "
+             "runs or epochs has nothing to choose on (only the test split, which must not choose)")
     optimizer = construct(optimizers.get(config["optimizer"]), "optimizer", config["optimizer"],
                           config["optimizer_options"], params=model.parameters(), lr=config["lr"])
     if config.get("schedule"):
@@ -154,9 +174,12 @@ def check_run(config):
 
 def smoke_test_cell(name, options, input_size=1, path="auto"):
     """Run cell `name` over 2 steps of a batch of 1 and back. A constructor that rejects an option's
-    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises) is a
-    PluginError naming its file: both before any run starts."""
+    value is a ConfigError; a cell that then fails (no initial_state, a forward that raises or returns
+    a state of the wrong shape) is a PluginError naming its file and line: both before any run starts."""
     cell_class = cells.get(name)
+    if not callable(getattr(cell_class, "initial_state", None)):
+        raise PluginError(f"cell {name!r} ({where_defined(cell_class)}) has no initial_state(batch_size) method; "
+                          "a cell needs forward(x, state) and initial_state(batch_size) (see docs/04-plugins.md)")
     try:
         rnn = Recurrent(cell_class, input_size, 2, path=path, **options)
     except ConfigError:
@@ -164,16 +187,31 @@ def smoke_test_cell(name, options, input_size=1, path="auto"):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cell {name!r}: {e}") from None
     try:
-        out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        with warnings.catch_warnings():  # a forward that raises is reported below, not as "cannot be compiled"
+            warnings.simplefilter("ignore", CompileWarning)
+            out, _ = rnn(Tensor(np.zeros((1, 2, input_size), np.float32)))
+        if tuple(out.shape) != (1, 2, 2):
+            raise ShapeError(f"its output h has shape {tuple(out.shape[2:])} per step, expected (hidden_size,) "
+                             f"= (2,)")
         out.sum().backward()
     except (ConfigError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as e:
-        try:
-            where = inspect.getsourcefile(cell_class) or cell_class.__module__
-        except TypeError:
-            where = cell_class.__module__
-        raise PluginError(f"cell {name!r} ({where}) fails on a 2-step sequence: {type(e).__name__}: {e}") from e
+        raise PluginError(f"cell {name!r} ({_plugin_line(cell_class, e)}) fails on a 2-step sequence: "
+                          f"{type(e).__name__}: {e}") from e
+
+
+def _plugin_line(cell_class, error):
+    """'file line N' of the innermost frame of `error` in the cell's own file (else where it is defined)."""
+    try:
+        path = os.path.abspath(inspect.getsourcefile(cell_class) or "")
+    except TypeError:
+        return cell_class.__module__
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if os.path.abspath(frame.filename) == path:
+            return f"{path} line {frame.lineno}"
+    forward = getattr(cell_class, "forward", cell_class)
+    return where_defined(forward if inspect.isfunction(forward) else cell_class)
 
 
 # ---- memory: estimated before anything large is allocated ---------------------------------------------
@@ -185,7 +223,7 @@ def estimate_memory(config, dataset):
     """Bytes a run needs, roughly: {"parameters", "activations", "data", "total"}.
 
         parameters    16 P                  P parameters in float32: weights, gradients, 2 Adam moments
-        activations   4 B T H L d F         batch B, steps T, hidden H, layers L, directions d, and
+        activations   4 B T H L d F         batch B (at most N), steps T, hidden H, layers L, directions d, and
                                             F = ACTIVATION_FLOATS floats kept per unit for BPTT
         data          8 (3/2 N) (T + 1) D   N training sequences, half again for validation and
                                             test, D features, generated in float64
@@ -203,7 +241,8 @@ def estimate_memory(config, dataset):
     steps = _size(dataset, "T") or 1
     sequences = _size(dataset, "n_train")
     parameters = 16 * count
-    activations = 4 * config["batch_size"] * steps * hidden * layers * directions * ACTIVATION_FLOATS
+    batch = min(config["batch_size"], sequences) if sequences else config["batch_size"]  # no batch outgrows the data
+    activations = 4 * batch * steps * hidden * layers * directions * ACTIVATION_FLOATS
     data = 8 * (sequences * 3 // 2) * (steps + 1) * features if sequences else 0
     return {"parameters": parameters, "activations": activations, "data": data,
             "total": parameters + activations + data}
@@ -286,7 +325,7 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
     return _train(run, config, None, on_start, on_epoch, on_batch, runs_dir=store.root)
 
 
-def prepare_resume(run, epochs=None):
+def prepare_resume(run, epochs=None, live_workers=None):
     """(config, checkpoint) to continue `run` from its last checkpoint, `epochs` the new total if given.
 
     Everything that can refuse is checked here, before anything is written: a damaged file raises
@@ -296,7 +335,7 @@ def prepare_resume(run, epochs=None):
     if epochs is not None:
         check_config({"epochs": epochs}, "flags")  # the bound --epochs has for training
     config = run.verify().config()
-    status = run.status()
+    status = run.status(live_workers)
     if status == "running":
         summary = run.summary()
         raise ConfigError(f"run {run.id} is still running (pid {summary.get('pid')} on {summary.get('host')}); "
@@ -305,8 +344,11 @@ def prepare_resume(run, epochs=None):
         raise ConfigError(f"run {run.id} diverged: resumed, it would diverge again at the same epoch; start it "
                           f"again with a lower --lr: rnnrun --config {run.file('config.toml')} --lr ...")
     if not run.has_checkpoint():
-        raise ConfigError(f"run {run.id} has no checkpoint: it stopped before its first epoch ended; start it "
-                          f"again with rnnrun --config {run.file('config.toml')}")
+        done = run.summary().get("epochs_done") or 0
+        why = ("it stopped before its first epoch ended" if not done else
+               f"it trained {done} epochs with an rnnrun that wrote none")  # a newer run's loss is DamagedRun
+        raise ConfigError(f"run {run.id} has no checkpoint: {why}; start it again with "
+                          f"rnnrun --config {run.file('config.toml')}")
     meta = config.pop("meta", {})
     try:
         config = resolve(config)
@@ -330,10 +372,10 @@ def prepare_resume(run, epochs=None):
     return {**config, "meta": meta}, checkpoint
 
 
-def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None):
+def resume(run, epochs=None, on_start=None, on_epoch=None, on_batch=None, live_workers=None):
     """Continue `run` in its own folder from its last checkpoint (see `prepare_resume`); returns its
     summary. On NumPy the numbers are bit for bit those of the same run never interrupted."""
-    config, checkpoint = prepare_resume(run, epochs)
+    config, checkpoint = prepare_resume(run, epochs, live_workers)
     return continue_run(run, config, checkpoint, on_start, on_epoch, on_batch)
 
 
@@ -367,6 +409,8 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch, runs_dir=None)
         dataset, model, regs = build(config)
         if not restoring:  # a resumed run has its preprocessing.json already
             _keep_preprocessing(run, dataset, config)
+        if os.path.exists(run.file(PREPROCESSING)):  # recorded, so that losing it later reads as damage
+            summary["has_preprocessing"] = True
         summary.update(params=model.num_parameters(), metric=dataset.metric_name,
                        higher_is_better=dataset.higher_is_better, baseline_name=dataset.baseline_name)
 
@@ -375,24 +419,41 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch, runs_dir=None)
                 run.append_metrics(metrics)
                 last = trainer.epoch >= trainer.epochs or trainer.should_stop
                 if trainer.epoch % every == 0 or last:
-                    run.save_checkpoint({**trainer.state_dict(), "elapsed": time.perf_counter() - started})
+                    state = trainer.state_dict()
+                    run.save_checkpoint({**state, "elapsed": time.perf_counter() - started})
+                    summary["checkpoint_epoch"] = trainer.epoch  # a checkpoint.npz missing later is damage
+                    # the model's names and shapes as trained (regularisers may add to it): another
+                    # model's weights or checkpoint in this folder are then named as not this run's
+                    summary["weights_signature"] = weights_signature(state["model"])
                 summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
                 run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
             watchers.epoch(metrics)
             if on_epoch:
                 on_epoch(trainer, metrics)
 
+        last_beat = [time.time()]
+
+        def batch_done(trainer, batch, batches, loss):
+            if time.time() - last_beat[0] >= HEARTBEAT_SECONDS:  # a heartbeat within long epochs too
+                with held():
+                    summary["last_seen"] = last_beat[0] = time.time()
+                    run.write_summary(summary, durable=False)
+            if on_batch:
+                on_batch(trainer, batch, batches, loss)
+
         trainer = Trainer(model, dataset, optimizer=config["optimizer"], lr=config["lr"],
                           optimizer_options=config["optimizer_options"], regularisers=regs,
                           epochs=config["epochs"], batch_size=config["batch_size"],
                           schedule=config.get("schedule"), schedule_options=config.get("schedule_options"),
-                          on_epoch=epoch_done, on_batch=on_batch)
+                          on_epoch=epoch_done, on_batch=batch_done)
         if checkpoint:
             try:
                 trainer.load_state_dict(checkpoint)
             except (ConfigError, KeyError, IndexError, TypeError, ValueError) as e:
                 raise DamagedRun(run, CHECKPOINT, f"does not fit the run of config.toml ({e})") from None
             restoring = False
+            summary["checkpoint_epoch"] = int(checkpoint["epoch"])
+            summary["weights_signature"] = weights_signature(checkpoint["model"])
             _new_total(run, config)
             run.write_summary(summary)
             run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again
@@ -405,7 +466,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch, runs_dir=None)
         summary.update(_results(trainer), status="finished")
         run.save_weights(model.state_dict())
         predictions, truth = _forecast(dataset, model, summary)
-        _plots(run, trainer, predictions, truth)
+        _plots(run, trainer, predictions, truth, dataset.forecast_picture(predictor(model)))
     except KeyboardInterrupt as e:
         if restoring:
             raise
@@ -437,7 +498,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch, runs_dir=None)
     return summary
 
 
-PROCESS_KEYS = ("pid", "host", "pid_start", "last_seen", "epoch_seconds")
+PROCESS_KEYS = ("pid", "host", "pid_start", "worker", "last_seen", "epoch_seconds")
 
 
 def _final(summary):
@@ -474,10 +535,13 @@ def _keep(run, trainer, summary, started):
 
 
 def _history_stats(history):
-    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf)
-    return {"epochs": len(history), "train_loss": history[-1]["train_loss"], "val_loss": best["val_loss"],
-            "val_metric": best["val_metric"], "best_epoch": best["epoch"],
-            "val_losses": [m["val_loss"] for m in history],
+    validated = any(math.isfinite(m["val_loss"]) for m in history)   # not with csv's val=0
+    best = min(history, key=lambda m: m["val_loss"] if math.isfinite(m["val_loss"]) else math.inf) \
+        if validated else history[-1]
+    return {"epochs": len(history), "train_loss": history[-1]["train_loss"],
+            "val_loss": best["val_loss"] if validated else None,
+            "val_metric": best["val_metric"] if validated else None, "best_epoch": best["epoch"],
+            "val_losses": [m["val_loss"] for m in history] if validated else [],
             "grad_norm_mean": sum(m["grad_norm_mean"] for m in history) / len(history),
             "grad_norm_max": max(m["grad_norm_max"] for m in history),
             "clip_rate": sum(m.get("clipped_rate", 0.0) for m in history) / len(history)}
@@ -501,11 +565,15 @@ def _forecast(dataset, model, summary):
     return predictions, truth
 
 
-def _plots(run, trainer, predictions, truth):
+def _plots(run, trainer, predictions, truth, picture=None):
+    """loss.png, and forecast.png: a time series' free-running forecast, or the picture a dataset that
+    runs its own forecasts draws (csv: the test targets, then the steps after the file)."""
     try:
         from . import plots
     except ImportError:  # matplotlib is an optional extra
         return
     plots.loss_plot(run.file("loss.png"), trainer.history)
-    if predictions is not None:
+    if picture is not None:
+        plots.picture_plot(run.file("forecast.png"), picture)
+    elif predictions is not None:
         plots.forecast_plot(run.file("forecast.png"), predictions, truth)

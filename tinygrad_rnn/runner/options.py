@@ -81,7 +81,10 @@ def runs_dir_of(ctx, runs_dir):
     """The runs folder a command uses: its own --runs-dir, else the group's (`rnnrun --runs-dir R
     show`), else ./runs. A path only; app.check_runs_dir checks it before anything is written."""
     root = ctx.find_root().obj or {}
-    return runs_dir or root.get("runs_dir") or DEFAULT_RUNS_DIR
+    for given in (runs_dir, root.get("runs_dir")):
+        if given is not None:  # '' too: given, and refused by the check, not quietly ./runs
+            return given
+    return DEFAULT_RUNS_DIR
 
 
 def plugins_of(ctx, plugins):

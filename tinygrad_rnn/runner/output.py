@@ -1,5 +1,7 @@
 """What every command prints through: the rich consoles, strict JSON, and `Fail`, a run failure
 already reported (exit 1)."""
+import contextlib
+import errno
 import json
 import math
 import sys
@@ -12,8 +14,16 @@ class Fail(Exception):
     """A run that failed (exit 1), already reported."""
 
 
+class _Console(Console):
+    def on_broken_pipe(self):
+        """rich's default exits 1 on its own; the reader going away (`rnnrun runs | head`) goes through
+        rnnrun's one error path instead, which ends quietly (app.BROKEN_PIPE)."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the output's reader went away")
+
+
 def console(stderr=False):
-    return Console(stderr=stderr, highlight=False)
+    return _Console(stderr=stderr, highlight=False)
 
 
 def make_streams_tolerant():
@@ -59,11 +69,29 @@ def json_text(doc, indent=2):
     return json.dumps(clean, indent=indent, allow_nan=False), count
 
 
+_json_stdout = [None]  # the real stdout while --json holds it (see stdout_held_for_json)
+
+
+@contextlib.contextmanager
+def stdout_held_for_json(held):
+    """With --json (`held`), stdout carries the JSON document and nothing else: whatever else is printed
+    there meanwhile (a plugin's print(), a progress line) goes to stderr. print_json writes to the real one."""
+    if not held:
+        yield
+        return
+    real = sys.stdout
+    _json_stdout[0], sys.stdout = real, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, _json_stdout[0] = real, None
+
+
 def print_json(doc, indent=2):
     """The one way a command prints --json: one strict JSON document on stdout. A value that is not a
     finite number (NaN, ±infinity: a diverged run) is written as null, and a note on stderr says so."""
     text, count = json_text(doc, indent)
-    click.echo(text)
+    click.echo(text, file=_json_stdout[0] or sys.stdout)
     if count:
         click.echo(f"note: {count} value{'s' if count != 1 else ''} that {'were' if count != 1 else 'was'} "
                    "not a finite number (NaN or infinity) written as null", err=True)

@@ -39,6 +39,27 @@ def forecast_plot(path, predictions, truth=None, source="data"):
     plt.close(fig)
 
 
+def picture_plot(path, picture):
+    """A dataset's `forecast_picture`: the test targets' truth and forecasts, then the forecasts past the
+    end of the data, on one time axis labelled with the data's own times."""
+    n, k = len(picture["truth"]), len(picture["future"])
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(range(n), picture["truth"], label="truth (test)", color="black", linewidth=1)
+    ax.plot(range(n), picture["prediction"], label="forecast (test)", color="tab:blue")
+    ax.plot(range(n - 1, n + k), [picture["truth"][-1]] + list(picture["future"]), label="forecast (after the data)",
+            color="tab:red", linestyle="--")
+    labels = list(picture["time"]) + list(picture["future_time"])
+    ticks = list(range(0, n + k, max(1, (n + k) // 8)))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([labels[t] for t in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(picture.get("target", ""))
+    ax.set_title(f"series {picture['series']}" if picture.get("series") else "", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def line_plot(path, series, title, ylabel, log=True):
     """One line per name in `series` ({name: values}); used by `rnnrun vanish`."""
     fig, ax = plt.subplots(figsize=(7, 4))

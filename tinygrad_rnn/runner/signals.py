@@ -9,8 +9,11 @@ expects. SIGKILL cannot be caught: that is what checkpoints and `rnnrun resume` 
         ...
         with held():                # ... except here: a signal waits until the files are written
             write_the_epochs_files()
+            with released():        # ... and here, inside a held block, it acts at once again
+                train_a_trial()
 """
 import contextlib
+import os
 import signal
 import threading
 
@@ -34,8 +37,9 @@ class Stop:
 
     @classmethod
     def handler(cls, signum, frame):
-        cls.seen = signum
-        if not cls._held:
+        first = cls.seen is None
+        cls.seen = cls.seen or signum
+        if first and not cls._held:  # a second signal while the first one's cleanup saves the run waits
             raise Stopped(signum)
 
     @classmethod
@@ -54,6 +58,35 @@ def held():
         Stop._held -= 1
     if not Stop._held:
         Stop.check()
+
+
+@contextlib.contextmanager
+def released():
+    """Inside held(): here a stop signal acts at once again (a trial's training), while around the block
+    it waits (a study's database being written, which an exception mid-write could leave locked)."""
+    saved, Stop._held = Stop._held, 0
+    try:
+        Stop.check()
+        yield
+    finally:
+        Stop._held = saved
+
+
+def interrupt_workers(processes):
+    """Pass a stop on to worker processes as Ctrl-C (their trials save and end "interrupted"): a
+    SIGTERM or SIGHUP sent to the parent alone, unlike a terminal's Ctrl-C, does not reach them."""
+    for process in processes:
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except (OSError, AttributeError, TypeError):  # gone already
+            pass
+
+
+@contextlib.contextmanager
+def ignoring_stops(signals=STOP_SIGNALS):
+    """Within the block (the last words of a stopped command), further stop signals are ignored."""
+    with on_ctrl_c(signal.SIG_IGN, signals):
+        yield
 
 
 def why(error):
@@ -91,5 +124,8 @@ def on_ctrl_c(handler, signals=(signal.SIGINT,)):
 def on_stop(signals=STOP_SIGNALS):
     """Within the block, SIGINT, SIGTERM and SIGHUP (or `signals`) raise `Stopped` through `Stop`."""
     Stop.seen = None  # a signal of an earlier block in this process is not this one's
-    with on_ctrl_c(Stop.handler, signals):
-        yield
+    try:
+        with on_ctrl_c(Stop.handler, signals):
+            yield
+    finally:
+        Stop.seen = None

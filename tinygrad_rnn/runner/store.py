@@ -21,10 +21,13 @@ flushed rows. Each reader checks what it reads: a file that is missing, truncate
 """
 import csv
 import datetime
+import hashlib
 import io
 import json
 import os
+import re
 import socket
+import sys
 import tempfile
 import time
 import zipfile
@@ -37,8 +40,11 @@ from ..errors import ConfigError, TinygradRNNError
 
 FILES = ("config.toml", "summary.json", "metrics.csv", "model.npz", "checkpoint.npz")
 CHECKPOINT = "checkpoint.npz"
+PREPROCESSING = "preprocessing.json"   # a run's fitted preprocessing, where its dataset has one
 REQUIRED_SETTINGS = ("cell", "data", "hidden", "layers", "epochs", "batch_size", "lr", "seed")  # in every config.toml
-STALE_SECONDS = 3600  # a run on another host with no heartbeat for this long (and 5 epochs' time) is gone
+RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # how RunStore.create names a run folder: <timestamp>-<cell>-<data>
+HEARTBEAT_SECONDS = 30  # a running run rewrites its summary at least this often (between batches)
+STALE_SECONDS = 600     # a run on another host with no heartbeat for this long is gone
 
 
 class DamagedRun(TinygradRNNError):
@@ -103,8 +109,24 @@ def read_json(path):
 
 # ---- the process that runs a run: is it still there? ----------------------------------------------
 def process_identity():
-    """{"pid", "host", "pid_start"} of this process; pid_start (Linux) tells a reused pid apart."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_start": _start_time(os.getpid())}
+    """{"pid", "host", "pid_start"} of this process; pid_start (Linux) tells a reused pid apart. In a Dask
+    worker, "worker" too: its address, which the scheduler can say is gone wherever the worker ran."""
+    identity = {"pid": os.getpid(), "host": socket.gethostname(), "pid_start": _start_time(os.getpid())}
+    worker = dask_worker_address()
+    if worker:
+        identity["worker"] = worker
+    return identity
+
+
+def dask_worker_address():
+    """The address of the Dask worker this code runs in, or None (not in one, or no Dask at all)."""
+    if "distributed" not in sys.modules:  # never import Dask just to ask
+        return None
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError, AttributeError):  # ValueError: not in a worker
+        return None
 
 
 def _start_time(pid):
@@ -117,11 +139,16 @@ def _start_time(pid):
     return None if fields[0] == "Z" else int(fields[19])  # a zombie has exited already
 
 
-def process_alive(summary):
-    """Whether the process that wrote this "running" summary may still be running it."""
+def process_alive(summary, live_workers=None):
+    """Whether the process that wrote this "running" summary may still be running it.
+
+    `live_workers`: the addresses of the Dask workers the scheduler knows now (None: not asked). A run
+    whose worker is not among them is gone, on whatever host it ran."""
+    if live_workers is not None and summary.get("worker") and summary["worker"] not in live_workers:
+        return False
     if summary.get("host") != socket.gethostname():  # no way to ask another machine: trust the heartbeat
         quiet = time.time() - float(summary.get("last_seen") or 0)
-        return quiet < STALE_SECONDS + 5 * float(summary.get("epoch_seconds") or 0)
+        return quiet < STALE_SECONDS
     pid = summary.get("pid")
     if not isinstance(pid, int):
         return False
@@ -204,7 +231,7 @@ class Run:
 
     # ---- reading back (each reader raises DamagedRun naming the file) -------------------------------
     def config(self):
-        import tomllib
+        from .config import tomllib  # tomllib, or tomli on Python 3.10
         text = self._read("config.toml", "rb")
         try:
             config = tomllib.loads(text.decode("utf-8"))
@@ -284,23 +311,55 @@ class Run:
         except (KeyError, ValueError, TypeError) as e:
             raise DamagedRun(self, CHECKPOINT, f"not a checkpoint of this program ({_first_line(e)})") from None
 
-    def status(self):
-        """The run's status as it is now: "killed" where summary.json says running but its process is gone."""
+    def status(self, live_workers=None):
+        """The run's status as it is now: "killed" where summary.json says running but its process is gone
+        (see process_alive; `live_workers` are the Dask workers the scheduler knows, where asked)."""
         summary = self.summary()
-        if summary["status"] == "running" and not process_alive(summary):
+        if summary["status"] == "running" and not process_alive(summary, live_workers):
             return "killed"
         return summary["status"]
 
     def verify(self):
-        """Read every file of the run back; DamagedRun names the first that does not read."""
+        """Read every file of the run back; DamagedRun names the first that does not read, or that is
+        not what this run wrote (weights of another model, a checkpoint that was deleted)."""
         self.config()
         summary = self.summary()
         self.metrics()
-        if summary["status"] == "finished" or os.path.exists(self.file("model.npz")):
-            self.weights()
+        signature = summary.get("weights_signature")  # the model's names and shapes (older runs lack it)
+        checkpoint = None
         if self.has_checkpoint():
-            self.checkpoint()
+            checkpoint = self.checkpoint()
+            model = checkpoint.get("model")
+            if signature and (not isinstance(model, dict) or weights_signature(model) != signature):
+                raise DamagedRun(self, CHECKPOINT, "not this run's: its model is another one than summary.json records")
+        elif isinstance(summary.get("checkpoint_epoch"), int):  # it wrote one (older runs did not record it)
+            raise DamagedRun(self, CHECKPOINT, f"missing (the run wrote one after epoch {summary['checkpoint_epoch']})")
+        if summary["status"] == "finished" or os.path.exists(self.file("model.npz")):
+            weights = self.weights()
+            if signature and weights_signature(weights) != signature:
+                raise DamagedRun(self, "model.npz", "not this run's model: its arrays are not the ones summary.json "
+                                                    "records")
+            if not signature and isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict) \
+                    and weights_signature(weights) != weights_signature(checkpoint["model"]):
+                raise DamagedRun(self, "model.npz", "not this run's model, or checkpoint.npz is not: they hold "
+                                                    "different arrays")
+        if self.preprocessing() is None and summary.get("has_preprocessing"):
+            raise DamagedRun(self, PREPROCESSING, "missing (the run wrote one; `rnnrun predict` needs it)")
         return self
+
+    def preprocessing(self):
+        """What the run's dataset fitted (preprocessing.json, written by datasets read from a user's
+        file), or None where there is none."""
+        if not os.path.exists(self.file(PREPROCESSING)):
+            return None
+        text = self._read(PREPROCESSING, "rb")
+        try:
+            doc = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise DamagedRun(self, PREPROCESSING, f"not valid JSON ({_first_line(e)})") from None
+        if not isinstance(doc, dict) or not doc:
+            raise DamagedRun(self, PREPROCESSING, "not a JSON object of fitted values: not what the run wrote")
+        return doc
 
     def check(self):
         """None if every file of the run reads back, else "FILE: reason" of the first that does not."""
@@ -337,6 +396,14 @@ class Run:
             return 0
         epochs = summary.get("epochs_done", summary.get("epochs") if summary["status"] == "finished" else 0)
         return epochs if isinstance(epochs, int) else 0
+
+
+def weights_signature(weights):
+    """A short fingerprint of a model's parameter names and shapes ({name: array or shape}): two files
+    of the same model agree, weights of another model (or not of a model at all) do not."""
+    shapes = sorted((str(name), [int(n) for n in (value if isinstance(value, tuple) else np.shape(value))])
+                    for name, value in weights.items())
+    return hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16]
 
 
 def _first_line(error):
@@ -397,10 +464,14 @@ class RunStore:
         found = []
         if not os.path.isdir(self.root):
             return found
-        for folder, _, files in os.walk(self.root):
+        unreadable = []  # folders os.walk cannot list (chmod 000): shown as damaged, never left out
+        for folder, subfolders, files in os.walk(self.root, onerror=unreadable.append):
             present = set(files) & set(FILES)
-            if "sweep.toml" not in files and ("config.toml" in present or len(present) >= 2):
+            empty_run = not files and not subfolders and RUN_NAME.match(os.path.basename(folder))
+            if "sweep.toml" not in files and ("config.toml" in present or len(present) >= 2 or empty_run):
                 found.append(Run(folder))
+        found += [Run(error.filename) for error in unreadable
+                  if error.filename and os.path.normpath(error.filename) != os.path.normpath(self.root)]
         return sorted(found, key=lambda r: (_mtime(r), r.id))
 
     def get(self, run_id):

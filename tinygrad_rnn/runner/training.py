@@ -30,6 +30,7 @@ def resume_run(run, epochs, as_json, quiet):
 
 
 def _drive(jobs, as_json, quiet):
+    from .config import data_label
     from .report import forecast_lines, model_table, results_table
     out, err = console(), console(stderr=True)
     show = not as_json and not quiet
@@ -85,7 +86,7 @@ def _drive(jobs, as_json, quiet):
         docs = [{k: s.get(k) for k in keys} | {k: v for k, v in s.items() if k.startswith("test_")} for s in summaries]
         print_json(docs[0] if len(docs) == 1 else docs)  # a diverged run's NaN losses: null
     else:
-        out.print(results_table(summaries, title=f"Results on {configs[0]['data']}"))
+        out.print(results_table(summaries, title=f"Results on {data_label(configs[0])}"))
         for s in summaries:
             if s.get("forecast"):
                 out.print(forecast_lines(s))

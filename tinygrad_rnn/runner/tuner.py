@@ -29,14 +29,18 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
+import time
+import warnings
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
 from . import sweeper as sweeps
-from .config import parse_spec
+from .config import parse_spec, spec_label
 from .store import atomic_write, plain, slug
-from .signals import on_ctrl_c
+from .signals import held, ignoring_stops, interrupt_workers, on_stop, released
 from .sweeper import Range
 
 TUNES = "tunes"                                      # studies live in <runs-dir>/tunes/<study>/
@@ -164,7 +168,7 @@ def check_search(job):
     dataset, the number of epochs)."""
     from .experiment import check_all
     configs = [trial_config(job, settings) for settings in edges(job)]
-    check_all(configs)
+    check_all(configs, choosing=True)
     return configs[0]
 
 
@@ -178,24 +182,41 @@ def storage_url(root, name, url=None):
     return url or "sqlite:///" + os.path.join(os.path.abspath(study_folder(root, name)), "study.db")
 
 
+HEARTBEAT_SECONDS = 30   # a running trial tells the study it is alive this often (Optuna's heartbeat) ...
+GRACE_SECONDS = 120      # ... and one silent this long is failed by the next process that starts a trial
+
+
 def storage(url):
-    """An Optuna storage; SQLite waits up to a minute for a lock, so local workers can share one file."""
+    """An Optuna storage with a heartbeat, so that a trial whose process or worker died does not stay
+    RUNNING forever (the next trial to start fails it); SQLite waits up to a minute for a lock, so local
+    workers can share one file."""
     optuna = require_optuna()
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return url
+    connect = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():  # "heartbeat_interval is an experimental feature" (since Optuna 2.9)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=connect, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS)
 
 
 def open_study(job):
     """Create the study, or load it and check that it is the same search (else a usage error)."""
     optuna = require_optuna()
+    database = job["storage"][len("sqlite:///"):] if job["storage"].startswith("sqlite:///") else None
+    if database and os.path.exists(database):  # SQLite on a read-only file fails late and obscurely
+        try:
+            open(database, "r+b").close()
+        except OSError as e:
+            raise ConfigError(f"the study's database {database} cannot be written ({e.strerror}); make it "
+                              "writable, or pick a new --study NAME") from None
+    made = _missing_folders(job["folder"])
     os.makedirs(job["folder"], exist_ok=True)
     try:
         study = optuna.create_study(study_name=job["study"], storage=storage(job["storage"]),
                                     direction=job["direction"], load_if_exists=True)
-    except Exception as e:  # a malformed URL, a database that cannot be reached or opened
-        with contextlib.suppress(OSError):
-            os.rmdir(job["folder"])  # only if we just made it and it is empty
+    except Exception as e:  # a malformed URL, a database that cannot be reached or opened, a missing driver
+        for folder in made:  # a command that fails its checks leaves no folder behind: runs/, tunes/, the study's
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if still empty
         raise ConfigError(f"cannot open the study's storage {job['storage']}: {first_line(e)}") from None
     stored = study.user_attrs.get("definition")
     if stored is None:
@@ -205,6 +226,18 @@ def open_study(job):
         raise ConfigError(f"study {job['study']!r} was made with different {', '.join(changed)}; "
                           "repeat its command or pick a new --study NAME")
     return study
+
+
+def _missing_folders(path):
+    """The folders os.makedirs(path) would create, deepest first."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 # ---- one trial, and one process's share of the trials -------------------------------------------------
@@ -235,16 +268,20 @@ def objective(trial, job, say=None):
     key = job["objective"]
 
     def on_epoch(trainer, metrics):
-        trial.set_user_attr("epochs", metrics["epoch"])
-        trial.report(metrics[key], metrics["epoch"])
-        if trial.should_prune():
+        with held():  # the study's database is written whole; a stop waits for it
+            trial.set_user_attr("epochs", metrics["epoch"])
+            trial.report(metrics[key], metrics["epoch"])
+            prune = trial.should_prune()
+        if prune:
             raise Pruned(f"pruned after epoch {metrics['epoch']} of {config['epochs']}: "
                          f"{key} {metrics[key]:.4g} is worse than the pruner's bar")
 
     store = sweeps.RecordingStore(job["root"])
     try:
-        with sweeps.trial_lock:  # the seeded generator and backend are per process: one trial at a time
-            summary = execute(config, store, on_epoch=on_epoch, group=job["group"])
+        stop = job.get("stop")  # on Dask: the client's Ctrl-C or SIGTERM, read between batches
+        with sweeps.trial_lock, released():  # one trial at a time per process; a stop ends it at once
+            summary = execute(config, store, on_epoch=on_epoch, group=job["group"],
+                              on_batch=stop.check if stop is not None else None)
     except KeyboardInterrupt:
         _keep_attrs(trial, store, {"status": "interrupted"})
         raise
@@ -265,6 +302,7 @@ def _keep_attrs(trial, store, summary):
     if store.run is not None:
         trial.set_user_attr("run_dir", os.path.abspath(store.run.path))
         trial.set_user_attr("run_id", store.run.id)
+        trial.set_user_attr("host", socket.gethostname())  # where the run was written (a Dask worker's disk?)
     if "epochs" in summary:
         trial.set_user_attr("epochs", summary["epochs"])
     trial.set_user_attr("status", summary["status"])
@@ -275,16 +313,34 @@ def _keep_attrs(trial, store, summary):
 def optimize(job, say=None):
     """Run job["trials"] trials of the study in this process: the CLI's own, a pool worker or a Dask task."""
     sweeps.load_plugins_once(job["plugins"])
+    sweeps.keep_freed_memory()  # a Dask nanny's malloc setting would cost a third more CPU time
     optuna = require_optuna()
-    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]),
-                              sampler=make_sampler(job), pruner=make_pruner(job))
-    study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,))
+    study = optuna.load_study(study_name=job["study"], storage=storage(job["storage"]), pruner=make_pruner(job))
+    with warnings.catch_warnings():  # "fail_stale_trials is experimental" (since Optuna 2.9)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
+    # a share run again (its Dask worker lost) or started beside another command must not replay the
+    # draws of the trials already there: its seed moves on with the study
+    study.sampler = make_sampler({**job, "sampler_seed": job["sampler_seed"] + len(study.trials)})
+    stop = job.get("stop")
+
+    def no_new_trial_once_stopped(study, trial):
+        if stop is not None and stop.seen():
+            study.stop()
+    with held():  # a stop signal acts inside a trial's training (objective), never mid-write in Optuna
+        study.optimize(lambda trial: objective(trial, job, say), n_trials=job["trials"], catch=(TrialFailed,),
+                       callbacks=[no_new_trial_once_stopped])
 
 
 def _worker_optimize(job):
-    """optimize in a pool worker or Dask task: Ctrl-C ends the running trial as "interrupted"."""
-    with on_ctrl_c(signal.default_int_handler):
-        optimize(job)
+    """optimize in a pool worker or Dask task: Ctrl-C (or, on Dask, the client's stop) ends the running
+    trial as "interrupted" and the share with it."""
+    with on_stop((signal.SIGINT,)):
+        try:
+            optimize(job)
+        except KeyboardInterrupt:
+            return "interrupted"
+    return "done"
 
 
 # ---- where the trials run: here, a local process pool, or a Dask cluster -------------------------------
@@ -297,7 +353,15 @@ def run_study(job, workers=1, client=None, say=None):
     """Add job["trials"] trials to the study: here (one worker), on a spawned pool, or on a Dask cluster.
 
     Each process gets its share of the trials and a sampler seed of its own, so they do not propose
-    the same settings; the database is what they share."""
+    the same settings; the database is what they share. A study in its own folder's SQLite file takes
+    one rnnrun at a time (a second identical command would draw the same settings)."""
+    if job["storage"] == storage_url(job["root"], job["study"]):
+        with sweeps.folder_lock(job["folder"], f"study {job['study']}"):
+            return _run_study(job, workers, client, say)
+    return _run_study(job, workers, client, say)
+
+
+def _run_study(job, workers, client, say):
     if client is not None:
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
@@ -312,6 +376,7 @@ def run_study(job, workers=1, client=None, say=None):
             _on_dask(jobs, client)
         else:
             _on_pool(jobs)
+<<<<<<< HEAD
         status = "finished"
     except (KeyboardInterrupt, ConfigError):
         raise
@@ -321,15 +386,49 @@ def run_study(job, workers=1, client=None, say=None):
     finally:
         watchers.end_group({"status": status, "study": job["study"], "trials_added": job["trials"]},
                            seconds=5 if status == "interrupted" else None)
+=======
+    except (KeyboardInterrupt, ConfigError, TuneError):
+        raise
+    except BrokenProcessPool:  # killed (out of memory, SIGKILL): its trials are in the study
+        raise TuneError("a worker process died (killed, or out of memory?); the finished trials are kept in "
+                        "the study, and a trial it left running is failed when trials start again") from None
+    except Exception as e:  # a share that raised: what it said
+        raise TuneError(f"a share of the trials failed: {first_line(e)}; the finished trials are kept in the "
+                        "study") from None
+>>>>>>> main
 
 
 def _on_dask(jobs, client):
-    pending = [client.submit(_worker_optimize, j, pure=False) for j in jobs]
+    from distributed import as_completed, wait
+    stop = sweeps.DaskStop(f"rnnrun-stop-{jobs[0]['study']}-{os.getpid()}-{time.time_ns()}").start(client)
+    pending = [client.submit(_worker_optimize, {**j, "stop": stop}, pure=False) for j in jobs]
+    failures = []
     try:
-        client.gather(pending)  # a task that raised (e.g. a lost worker) raises here
-    except KeyboardInterrupt:
-        client.cancel(pending)
+        for future in as_completed(pending, loop=client.loop):  # not gather: a stop leaves no task behind
+            if future.status == "cancelled":
+                failures.append("lost the Dask scheduler; trials running on workers may still finish")
+            elif future.status == "error":  # the others run on: rnnrun ends when they have
+                failures.append(share_error(future.exception()))
+        if failures:
+            raise TuneError(f"{failures[0]}{f' (and {len(failures) - 1} more)' if len(failures) > 1 else ''}; "
+                            "the finished trials are kept in the study")
+    except KeyboardInterrupt as e:
+        stop.set(getattr(e, "signum", signal.SIGINT))  # the running trials save and end "interrupted"
+        with ignoring_stops():
+            with contextlib.suppress(Exception):
+                wait(pending, timeout=sweeps.STOP_WAIT_SECONDS)
+            client.cancel(pending)
         raise
+
+
+def share_error(error):
+    """What went wrong with a Dask task running a share of the trials, in words."""
+    name = type(error).__name__
+    if name == "KilledWorker":
+        return f"a Dask worker died running trials ({first_line(error)})"
+    if isinstance(error, TinygradRNNError):  # e.g. a plugin the worker cannot load: its own message says where
+        return first_line(error)
+    return f"a share of the trials failed on a Dask worker: {first_line(error)}"
 
 
 def _on_pool(jobs):
@@ -342,8 +441,9 @@ def _on_pool(jobs):
         for future in futures.as_completed(running):
             future.result()
     except KeyboardInterrupt:
-        futures.wait(running, timeout=10)  # Ctrl-C reached the workers too: their trials save and return
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        interrupt_workers(processes)  # a SIGTERM to this process alone is passed on as Ctrl-C
+        futures.wait(running, timeout=10)  # their trials save and return
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
@@ -364,7 +464,8 @@ def summarise(job, new_trials=0):
         best = _trial_row(b) | {"config": os.path.join(job["folder"], "best.toml")}
     counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
     epochs = sum(t["epochs"] or 0 for t in trials)
-    return {"study": {"name": job["study"], "path": job["folder"], "storage": job["storage"],
+    return {"study": {"name": job["study"], "data": spec_label(job["definition"]["fixed"].get("data", "")),
+                      "path": job["folder"], "storage": job["storage"],
                       "objective": job["objective"], "direction": job["direction"], "trials": len(trials),
                       "new_trials": new_trials, **counts, "epochs": epochs,
                       "max_epochs": len(trials) * job["epochs"],
@@ -377,7 +478,13 @@ def _trial_row(t):
     return {"number": t.number, "params": t.params, "value": value, "state": t.state.name.lower(),
             "status": t.user_attrs.get("status"), "epochs": t.user_attrs.get("epochs"),
             "run_dir": t.user_attrs.get("run_dir"), "run_id": t.user_attrs.get("run_id"),
-            "message": t.user_attrs.get("message")}
+            "host": t.user_attrs.get("host"), "message": t.user_attrs.get("message")}
+
+
+def unreadable_runs(doc):
+    """The trials whose run folder this machine cannot read (their worker had no shared file system)."""
+    return [t for t in doc["trials"] if t["run_dir"] and t["state"] in ("complete", "pruned")
+            and not os.path.isfile(os.path.join(t["run_dir"], "summary.json"))]
 
 
 def importances(study, complete):

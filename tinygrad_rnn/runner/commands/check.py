@@ -11,8 +11,8 @@ from .. import options as shared
 from ..app import load_plugins, with_spec
 from ..config import split_names
 from ..output import Fail, console, print_json
-from ...errors import ConfigError
-from ...registry import REGISTRIES, load_plugin
+from ...errors import ConfigError, PluginError
+from ...registry import REGISTRIES, load_plugin, where_defined
 STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
@@ -77,7 +77,10 @@ def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, 
     if not chosen and not modules:
         raise ConfigError("name what to check: --plugin PATH_OR_MODULE, or --cell/--data/--reg/--optimizer/--log NAME")
     chosen = chosen or registered_by(modules)
-    for _, _, cls, options in chosen:
+    for kind, name, cls, options in chosen:
+        if kind == "cell" and not callable(getattr(cls, "initial_state", None)):  # the plugin's mistake, named
+            raise PluginError(f"cell {name!r} ({where_defined(cls)}) has no initial_state(batch_size) method; "
+                              "a cell needs forward(x, state) and initial_state(batch_size)")
         build_plugin(cls, **options)  # options it refuses are a usage error, said once (exit 2)
     rows = [(kind, result) for kind, _, cls, options in chosen for result in run_checks(cls, **options)]
     failed = [r for _, r in rows if r.status == "fail"]

@@ -7,6 +7,7 @@ The preprocessing the run fitted on its training rows (scalers, column order, cl
 back from its preprocessing.json and applied as it is: nothing is refitted on the new file.
 """
 import csv
+import inspect
 import os
 
 import click
@@ -16,12 +17,12 @@ from rich.table import Table
 
 from .. import options as shared
 from ..app import run_config, store_for
-from ..experiment import PREPROCESSING, build_model
-from ..config import construct
+from ..experiment import build_model
+from ..config import MAX_FORECAST_STEPS, construct
 from ..output import console, print_json
-from ..store import DamagedRun, read_json
+from ..store import PREPROCESSING, DamagedRun
 from ... import backend
-from ...errors import ConfigError
+from ...errors import ConfigError, TinygradRNNError
 from ...function import no_grad
 from ...registry import datasets
 from ...tensor import Tensor
@@ -32,13 +33,16 @@ from ...tensor import Tensor
 @click.option("--input", "input_path", required=True, metavar="FILE.csv",
               help="Rows with the run's columns (a classifier's label column may be absent).")
 @click.option("--output", "output_path", metavar="OUT.csv", help="Write the predictions here as CSV.")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--steps", type=click.IntRange(1, MAX_FORECAST_STEPS),
               help="Forecast this many steps (default: the run's horizon); past the horizon the forecasts "
                    "are fed back as inputs, which needs the target as the only input.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="A classifier: predict only the series the file's split column (the run's split=COL) "
+                   "marks so.")
 @shared.runs_dir()
 @shared.as_json(help="Print a JSON document instead of a table.")
 @click.pass_context
-def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
+def predict_cmd(ctx, run_id, input_path, output_path, steps, split, runs_dir, as_json):
     """Predict with a finished run (RUN: id, id prefix, path or 'last') on a new CSV file: for a
     forecaster each series' next values, for a classifier each series' label and class probabilities."""
     run = store_for(ctx, runs_dir).get(run_id).verify()  # a damaged file: one line naming it, exit 1
@@ -47,23 +51,31 @@ def predict_cmd(ctx, run_id, input_path, output_path, steps, runs_dir, as_json):
     if status not in ("finished", "interrupted"):
         raise ConfigError(f"run {run.id} has status {status!r}, with no trained model to predict with; "
                           "see `rnnrun show " + run.id + "`")
-    try:
-        preprocessing = read_json(run.file(PREPROCESSING))
-    except (ValueError, OSError) as e:  # garbage or unreadable: the run is damaged, the others are not
-        raise DamagedRun(run, PREPROCESSING, f"cannot be read ({str(e).splitlines()[0]})") from None
-    if not preprocessing:
+    dataset_class = datasets.get(config["data"])
+    preprocessing = run.preprocessing()  # garbage or not a JSON object: DamagedRun naming the file
+    if preprocessing is None and _predicts(dataset_class):
+        raise DamagedRun(run, PREPROCESSING, f"missing (dataset {config['data']!r} saves one with every run; "
+                                             "without it the run's scaling is lost: train the run again)")
+    if preprocessing is None:
         able = [n for n in datasets.names() if _predicts(datasets.get(n))]
-        raise ConfigError(f"run {run.id} (dataset {config.get('data')!r}) has no {PREPROCESSING}: its dataset "
-                          f"does not predict from files; predict works for runs on: {', '.join(able)}")
+        raise ConfigError(f"run {run.id} is on dataset {config.get('data')!r}, which does not predict from files; "
+                          f"predict works for runs on: {', '.join(able)}")
     backend.set_backend(config.get("backend", "numpy"))
-    dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
-                        seed=config["seed"])
-    dataset.restore(preprocessing)
+    dataset = construct(dataset_class, "dataset", config["data"], config["data_options"], seed=config["seed"])
+    try:
+        dataset.restore(preprocessing)
+    except TinygradRNNError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
+        raise DamagedRun(run, PREPROCESSING, f"does not fit dataset {config['data']!r} "
+                                             f"({type(e).__name__}: {e}); not what the run wrote") from None
     model = build_model(config, dataset)
     if not os.path.exists(run.file("model.npz")):
         raise ConfigError(f"run {run.id} has no saved weights (model.npz) yet; wait for it to finish")
     run.load_weights_into(model)
-    columns, rows = dataset.predict_file(input_path, _predictor(model), steps)
+    if split and "split" not in inspect.signature(dataset.predict_file).parameters:
+        raise ConfigError(f"--split: dataset {config['data']!r} marks no splits in its files; it predicts them whole")
+    columns, rows = dataset.predict_file(input_path, _predictor(model), steps, **({"split": split} if split else {}))
     if output_path:
         _write_csv(output_path, columns, rows)
     if as_json:

@@ -13,12 +13,11 @@ from rich.table import Table
 
 from .. import options as shared
 from ..app import run_config, store_for
+from ..config import MAX_FORECAST_STEPS, data_label
 from ..output import console, print_json
 from ..store import DamagedRun
 from ...errors import ConfigError, DivergedError
 from ...registry import datasets
-
-MAX_FORECAST_STEPS = 10 ** 6
 
 
 @click.command("runs")
@@ -97,7 +96,7 @@ RESUMABLE = ("killed", "interrupted", "failed")
 
 def _config_part(run):
     c = run.config()
-    return {"cell": c.get("cell"), "data": c.get("data"), "settings": settings_text(c)}
+    return {"cell": c.get("cell"), "data": data_label(c), "settings": settings_text(c)}
 
 
 def _summary_part(run):
@@ -164,14 +163,25 @@ def compare(ctx, run_ids, runs_dir):
         summary.setdefault("data", config.get("data"))
         summary["status"] = run.status()
         summary["cell"] = f"{summary['cell']} ({run.id})"
-        groups.setdefault((summary.get("metric") or "metric", summary.get("data") or "?"), []).append(summary)
+        # the data as named (a csv run: its file and options) and the file's hash: never ranked across either
+        sha256 = (config.get("data_options") or {}).get("sha256")
+        groups.setdefault((summary.get("metric") or "metric", data_label(config), sha256), []).append(summary)
     out = console()
-    for (metric, data), summaries in groups.items():
+    for (metric, data, sha256), summaries in groups.items():
+        same_name = sum(key[:2] == (metric, data) for key in groups) > 1   # one file, changed between runs
+        data = f"{data}, file SHA-256 {sha256[:12]}…" if same_name and sha256 else data
         title = "Comparison" if len(groups) == 1 else f"Comparison on {data} ({metric})"
         out.print(results_table(summaries, title=title))
     if len(groups) > 1:
-        out.print(f"[dim]{len(groups)} tables: runs on different datasets or metrics are not ranked "
-                  "against each other[/]")
+        out.print(f"[dim]{len(groups)} tables: runs on different data (dataset, options or file) or metrics are "
+                  "not ranked against each other[/]", soft_wrap=True)
+
+
+def _forecasts(dataset):
+    """Whether a dataset (class or instance) forecasts: a time series, or one that runs its own free run (csv)."""
+    from ...data import Dataset
+    cls = dataset if isinstance(dataset, type) else type(dataset)
+    return cls.forecastable or cls.free_run is not Dataset.free_run
 
 
 @click.command("forecast")
@@ -190,10 +200,10 @@ def forecast_cmd(ctx, run_id, steps, source, runs_dir, as_json):
     run = store_for(ctx, runs_dir).get(run_id).verify()
     config = run_config(run)
     dataset, model, _ = build(config)
-    if not dataset.forecastable:
+    if not _forecasts(dataset) or dataset.problem == "classification":
         raise ConfigError(f"run {run.id} is on dataset {config['data']!r}, which is not a time series; "
                           "forecast needs one of: " + ", ".join(n for n in datasets.names()
-                                                                if datasets.get(n).forecastable))
+                                                                if _forecasts(datasets.get(n))))
     run.load_weights_into(model)
     predictions, truth = forecast(model, dataset, steps, source)
     if not np.isfinite(predictions).all():

@@ -19,7 +19,7 @@ from ...errors import ConfigError
 from .. import sweeper as sweeps
 from .. import options as shared
 from ..app import check_runs_dir, config_from_flags
-from ..config import MAX_EPOCHS, parse_spec
+from ..config import MAX_EPOCHS, parse_spec, spec_label
 from ..output import Fail, console, print_json
 from ..report import fmt
 from ..signals import exit_code, on_stop
@@ -67,6 +67,7 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, log, runs_dir, as_jso
     """
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
+    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
     root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X sweep` loaded them already
@@ -190,17 +191,19 @@ def sweep_table(doc):
     if not axes:
         axes = [a for a in sweeps.AXES if any(a in r["settings"] for r in rows)]
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
-    best = [sweeps.label({a: r["settings"].get(a, "–") for a in axes}) for r in rows if r["best"]]
+    shown = lambda r, a: spec_label(r["settings"][a]) if a == "data" and a in r["settings"] else \
+        r["settings"].get(a, "–")  # noqa: E731  (a csv file's data: its name and options, not its path)
+    best = [sweeps.label({a: shown(r, a) for a in axes}) for r in rows if r["best"]]
     caption = "mean ± std over seeds" + (f"; best (bold): {', '.join(best)}" if best and len(rows) > 1 else "")
     table = Table(title=f"Sweep {doc['id']}", title_justify="left", caption=caption, caption_justify="left")
     for axis in axes:
-        table.add_column(axis.replace("_", " "))
+        table.add_column(axis.replace("_", " "), overflow="fold")
     for column in ("seeds", f"test {metric}", "val loss", "baseline", "params", "s/trial"):
         table.add_column(column, justify="left" if column == "seeds" else "right",
                          no_wrap=column in (f"test {metric}", "val loss"))
     for r in rows:
         seeds = f"{r['finished']}/{r['trials']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        table.add_row(*(str(r["settings"].get(a, "–")) for a in axes), seeds,
+        table.add_row(*(str(shown(r, a)) for a in axes), seeds,
                       _pm(r["test_metric_mean"], r["test_metric_std"]), _pm(r["val_loss_mean"], r["val_loss_std"]),
                       fmt(r["baseline_mean"]), f"{r['params']:,}" if r.get("params") else "–", fmt(r["seconds_mean"], 3),
                       style="bold green" if r["best"] and len(rows) > 1 else None)

@@ -218,6 +218,8 @@ def vanish_cmd(ctx, cell_specs, data, reg, epochs, hidden, lr, optimizer, batch_
     load_plugins(plugins)
     if plot_path and not no_plot:
         _check_plot_path(plot_path)
+    elif not no_plot:  # the plot goes to the runs dir: a dir that cannot take it is refused before measuring
+        check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     base = config_from_flags(None, data=data, optimizer=optimizer, reg=reg, hidden=hidden, layers=None,
                              bidirectional=None, epochs=max(epochs, 1), batch_size=batch_size, lr=lr, seed=seed,
                              backend=None, path=None)

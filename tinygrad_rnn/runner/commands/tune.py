@@ -18,6 +18,7 @@ from ..app import check_runs_dir, config_from_flags
 from ..config import MAX_EPOCHS
 from ..output import Fail, console, print_json
 from ..report import fmt
+from ..signals import exit_code, ignoring_stops, on_stop
 from ...errors import ConfigError
 
 BEST_SHOWN = 10
@@ -77,13 +78,18 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     tuning.require_optuna()
     if workers is not None and scheduler:
         raise ConfigError("--workers is for the local pool; with --scheduler the Dask cluster's workers run the trials")
-    root = os.path.abspath(shared.runs_dir_of(ctx, runs_dir))
+    sweeps.check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
+    root = check_runs_dir(shared.runs_dir_of(ctx, runs_dir))
     group_plugins = shared.plugins_of(ctx, ())
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
+<<<<<<< HEAD
     job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins, log)
     check_runs_dir(root)
+=======
+    job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
+>>>>>>> main
     job["epochs"] = tuning.check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
     job["warmup"] = warmup
     client = sweeps.connect(scheduler) if scheduler else None
@@ -98,11 +104,14 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
                       f"({sampler} sampler, {pruner} pruner; {shown(job['folder'])})[/]", soft_wrap=True)
         say = None if as_json or quiet else _say(err)
         try:
-            tuning.run_study(job, workers or 1, client, say)
-        except KeyboardInterrupt:
-            err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
-                      f"adds more ({job['folder']})", soft_wrap=True)
-            sys.exit(130)
+            with on_stop():  # SIGTERM and SIGHUP stop a study as Ctrl-C does: the running trial "interrupted"
+                tuning.run_study(job, workers or 1, client, say)
+        except KeyboardInterrupt as e:
+            with ignoring_stops():  # a second signal must not cut the note or best.toml short
+                tuning.write_best(tuning.summarise(job, new_trials=trials))
+                err.print(f"[yellow]interrupted:[/] finished trials are kept in the study; the same command "
+                          f"adds more ({job['folder']})", soft_wrap=True)
+            sys.exit(exit_code(e))
     finally:
         if client is not None:
             client.close()
@@ -117,6 +126,12 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
         err.print(f"[red]no trial of study {job['study']} has finished[/]: see the runs' messages "
                   f"(rnnrun runs --runs-dir {root})", soft_wrap=True)
         raise Fail()
+    lost = tuning.unreadable_runs(doc)
+    if lost:  # the study has their values, but `rnnrun runs`, best.toml and resume need the folders
+        where = ", ".join(sorted({t["host"] or "a worker" for t in lost}))
+        raise tuning.TuneError(f"{len(lost)} of the trials wrote their runs where this machine cannot read them "
+                               f"(on {where}, e.g. {lost[0]['run_dir']}): give the workers --runs-dir on a file "
+                               "system this machine shares")
 
 
 def _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins, log=()):
@@ -167,7 +182,7 @@ def _print(doc, best_toml, plots):
             table.add_row(name, f"{share:.2f}", "█" * round(20 * share))
         out.print(table)
     epochs = f"{study['epochs']} epochs trained of {study['max_epochs']} without pruning"
-    out.print(f"[dim]study {study['name']}: {study['trials']} trials ({study['complete']} finished, "
+    out.print(f"[dim]study {study['name']} on {study['data']}: {study['trials']} trials ({study['complete']} finished, "
               f"{study['pruned']} pruned, {study['fail']} failed), {epochs}; {shown(study['path'])}[/]", soft_wrap=True)
     if doc["best"]:
         best = doc["best"]
