@@ -24,20 +24,13 @@ from ..models import SequenceModel
 from ..nn import CompileWarning
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
-<<<<<<< HEAD
-from ..registry import cells, datasets, loggers, optimizers, regularisers
-from ..tensor import Tensor
-from ..train import Trainer
-from .loggers import INTERRUPTED_SECONDS, Loggers, check_loggers, run_info
-from .store import CHECKPOINT, DamagedRun, atomic_write, plain, process_identity
-=======
-from ..registry import cells, datasets, optimizers, regularisers, where_defined
+from ..registry import cells, datasets, loggers, optimizers, regularisers, where_defined
 from ..tensor import Tensor
 from ..data import warn
 from ..train import Trainer, check_validation
+from .loggers import INTERRUPTED_SECONDS, Loggers, check_loggers, run_info
 from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
                     weights_signature)
->>>>>>> main
 from .signals import held, why
 
 

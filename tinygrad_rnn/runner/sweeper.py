@@ -758,6 +758,7 @@ def _run_sweep(sweep, trials, workers, client, plugins, on_result):
         raise
     except SchedulerLost as e:  # the unknown trials stay pending: --resume collects what the workers finish
         sweep.write_summary({**summarise(sweep, trials, records, "failed", resumed), "message": str(e)})
+        watchers.end_group({"status": "failed", "message": str(e)}, seconds=5)
         raise SchedulerLost(f"{e}; rnnrun sweep --resume {sweep.id} collects them and runs the rest") from None
     doc = summarise(sweep, trials, records, "finished", resumed)
     sweep.write_summary(doc)

@@ -366,27 +366,29 @@ def _run_study(job, workers, client, say):
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
             for i, n in enumerate(shares(job["trials"], workers))]
+    # the study's loggers (--log): MLflow's parent run, made before any trial looks for it
     watchers = sweeps.group_loggers([{"config": job["base"]}], "tune", job["study"], job["folder"], job["group"],
                                     job["root"], job["definition"])
-    status = "interrupted"
+    status = "failed"
     try:
-        if len(jobs) == 1 and client is None:
-            optimize(jobs[0], say)
-        elif client is not None:
-            _on_dask(jobs, client)
-        else:
-            _on_pool(jobs)
-<<<<<<< HEAD
+        _run_shares(jobs, client, say)
         status = "finished"
-    except (KeyboardInterrupt, ConfigError):
+    except KeyboardInterrupt:
+        status = "interrupted"
         raise
-    except Exception as e:  # a worker that died: the trials it finished are in the study all the same
-        status = "failed"
-        raise TuneError(f"a worker stopped: {first_line(e)}; the finished trials are kept in the study") from None
     finally:
         watchers.end_group({"status": status, "study": job["study"], "trials_added": job["trials"]},
                            seconds=5 if status == "interrupted" else None)
-=======
+
+
+def _run_shares(jobs, client, say):
+    if len(jobs) == 1 and client is None:
+        return optimize(jobs[0], say)
+    try:
+        if client is not None:
+            _on_dask(jobs, client)
+        else:
+            _on_pool(jobs)
     except (KeyboardInterrupt, ConfigError, TuneError):
         raise
     except BrokenProcessPool:  # killed (out of memory, SIGKILL): its trials are in the study
@@ -395,7 +397,6 @@ def _run_study(job, workers, client, say):
     except Exception as e:  # a share that raised: what it said
         raise TuneError(f"a share of the trials failed: {first_line(e)}; the finished trials are kept in the "
                         "study") from None
->>>>>>> main
 
 
 def _on_dask(jobs, client):

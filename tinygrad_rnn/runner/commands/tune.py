@@ -84,12 +84,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     sweeps.mark_loaded(group_plugins)  # `rnnrun --plugin X tune` loaded them already
     sweeps.load_plugins_once(plugins)
     plugins = [sweeps.plugin_ref(p) for p in group_plugins + list(plugins)]
-<<<<<<< HEAD
     job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins, log)
-    check_runs_dir(root)
-=======
-    job = _job(root, flags, trials, sampler, pruner, objective, direction, seed, study_name, storage, plugins)
->>>>>>> main
     job["epochs"] = tuning.check_search(job)["epochs"]  # bad names, options, sizes fail here, before any folder
     job["warmup"] = warmup
     client = sweeps.connect(scheduler) if scheduler else None
