@@ -1,1 +1,1 @@
-"""Built-in plugins: cells, datasets, regularisers and optimisers, written against the public API only."""
+"""Built-in plugins: cells, datasets, regularisers, optimisers and loggers, written against the public API only."""

@@ -24,7 +24,7 @@ SMALL = {"sine": {"n_train": 40}, "adding": {"T": 10, "n_train": 40}, "copy": {"
 def restored_registry():
     """Plugins registered inside the block are forgotten after it, as they would be by a new process."""
     registry.discover()  # the built-in plugins are part of what is kept
-    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers)
+    tables = (registry.cells, registry.datasets, registry.regularisers, registry.optimizers, registry.loggers)
     saved = [dict(t._entries) for t in tables]
     try:
         yield

@@ -12,8 +12,9 @@ from .function import Function, is_grad_enabled, no_grad, record_ops
 from .gradcheck import gradcheck
 from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
-from .registry import (load_plugin, register_cell, register_dataset, register_optimizer, register_regularizer,
-                       register_regulariser)
+from .logger import Logger
+from .registry import (load_plugin, register_cell, register_dataset, register_logger, register_optimizer,
+                       register_regularizer, register_regulariser)
 from .regulariser import Regularizer, Regulariser
 from .selection import selection_key
 from .tensor import Tensor, topological_order
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "topological_order", "gradcheck",
            "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin",
            "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
+           "register_logger", "Logger",
            "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases
            "TinygradRNNError", "ShapeError", "DTypeError", "BackendError", "GraphError", "UnknownPluginError",
            "PluginError", "ConfigError", "DivergedError", "selection_key", "__version__"]

@@ -1,4 +1,4 @@
-"""The plugin registry: cells, datasets, regularisers and optimisers, found by name.
+"""The plugin registry: cells, datasets, regularisers, optimisers and loggers, found by name.
 
 A plugin is a class registered under a name:
 
@@ -115,13 +115,16 @@ cells = Registry("cell")
 datasets = Registry("dataset")
 regularizers = regularisers = Registry("regulariser")
 optimizers = Registry("optimizer")
-# The four registries by the word a spec, a message or `rnnrun list` calls them (in that order).
-REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers}
+loggers = Registry("logger")
+# The five registries by the word a spec, a message or `rnnrun list` calls them (in that order).
+REGISTRIES = {"cell": cells, "dataset": datasets, "regulariser": regularisers, "optimizer": optimizers,
+              "logger": loggers}
 
 register_cell = cells.register
 register_dataset = datasets.register
 register_regularizer = register_regulariser = regularizers.register
 register_optimizer = optimizers.register
+register_logger = loggers.register
 
 # Problems met while discovering plugins: (where, message). The CLI prints them as warnings.
 load_errors = []

@@ -44,7 +44,8 @@ def _stopped_worker_hint(name):
 
 def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden=None, layers=None,
           bidirectional=None, epochs=None, batch_size=None, lr=None, seed=None, seeds=None, backend=None,
-          path=None, plugin=(), config=None, runs_dir="runs", checkpoint_every=1, quiet=True, progress=False):
+          path=None, plugin=(), log=(), config=None, runs_dir="runs", checkpoint_every=1, quiet=True,
+          progress=False):
     """Train one run per cell (and per seed with `seeds`) in `runs_dir`, as `rnnrun train` does.
 
     Returns a `Run` for one cell given as a name; a list of `Run`s (`Runs`) for several cells
@@ -57,12 +58,12 @@ def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden
     configs = plan_training(cell=cell, data=data, reg=reg, optimizer=optimizer, schedule=schedule, hidden=hidden,
                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
                             seed=seed, seeds=seeds, backend=backend, path=path, plugins=_tuple(plugin), config=config,
-                            runs_dir=runs_dir)
+                            runs_dir=runs_dir, log=log)
     _check_checkpoint_every(checkpoint_every)
     summaries = train_all(configs, RunStore(runs_dir), checkpoint_every=checkpoint_every,
                           progress=progress or not quiet, verbose=not quiet, notes=not quiet)
     if not quiet:
-        print_results(summaries)
+        print_results(summaries, configs=configs, seeds=seeds)
     runs = Runs(Run(s["run_dir"]) for s in summaries)
     one = seeds is None and (isinstance(cell, str) and "," not in cell or cell is None)
     return runs[0] if one else runs
@@ -70,7 +71,7 @@ def train(cell=None, data=None, *, reg=(), optimizer=None, schedule=None, hidden
 
 def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, hidden=None, layers=None,
                   bidirectional=None, epochs=None, batch_size=None, lr=None, seed=None, seeds=None, backend=None,
-                  path=None, plugins=(), config=None, runs_dir="runs", loaded_plugins=()):
+                  path=None, plugins=(), config=None, runs_dir="runs", loaded_plugins=(), log=()):
     """The resolved config of every run that training with these flags makes: one per cell and seed
     (seeds seed, seed+1, ..., seed+seeds-1 of each cell, cell by cell), every one checked (names,
     options, sizes, memory, each cell run once) before any is trained, and `runs_dir` checked. Nothing
@@ -88,7 +89,7 @@ def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, h
     config_file = config if isinstance(config, (str, os.PathLike)) else None
     flags = dict(data=data, optimizer=optimizer, schedule=schedule, reg=_tuple(reg), hidden=hidden, layers=layers,
                  bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, backend=backend,
-                 path=path)
+                 path=path, log=_tuple(log))
     base = config_from_flags(os.fspath(config_file) if config_file else None, **flags)
     if isinstance(config, dict):  # a run's .config: the flags given override it, as they do a file
         given = dict(config)
@@ -125,7 +126,7 @@ def _check_checkpoint_every(n):
 # ---- sweep: a grid (or a random sample) of runs over seeds -------------------------------------------------
 def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=None, batch_size=None, reg=(),
           epochs=None, bidirectional=None, seeds=None, random=None, sample_seed=None, workers=None, scheduler=None,
-          resume=None, plugin=(), runs_dir="runs", quiet=True, progress=False):
+          resume=None, plugin=(), log=(), runs_dir="runs", quiet=True, progress=False):
     """Run a sweep as `rnnrun sweep` does; returns a `SweepResult` (`.trials`, `.groups`, `.best`).
 
     An axis takes a list of values (a grid: lr=[1e-2, 3e-3]), one value, a comma string as on the
@@ -147,7 +148,8 @@ def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=
                                                        ("batch_size", batch_size))},
              "reg": _tuple(reg), "epochs": epochs, "bidirectional": bidirectional, "seeds": seeds,
              "samples": random, "sample_seed": sample_seed}
-    plan = plan_sweep(root, flags, plugins, resume, command=_call("sweep", _given(flags, plugin, resume)))
+    plan = plan_sweep(root, flags, plugins, resume, command=_call("sweep", _given(flags, plugin, resume)),
+                      log=_tuple(log))
     from concurrent.futures.process import BrokenProcessPool
 
     from .sweeper import SweepError
@@ -221,8 +223,8 @@ def run_sweep_plan(plan, where, progress=False, lines=False, notes=False):
 # ---- tune: an Optuna study ------------------------------------------------------------------------------
 def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=None, batch_size=None, reg=(),
          schedule=None, epochs=None, bidirectional=None, trials=20, sampler="tpe", pruner="median", warmup=0,
-         objective="val_loss", direction=None, seed=0, study=None, storage=None, workers=None, scheduler=None,
-         plugin=(), runs_dir="runs", quiet=True, progress=False):
+         objective="val_metric", direction=None, seed=0, study=None, storage=None, workers=None, scheduler=None,
+         plugin=(), log=(), runs_dir="runs", quiet=True, progress=False):
     """Search hyper-parameters with Optuna as `rnnrun tune` does; returns a `StudyResult` (`.trials`,
     `.best`, a Run, `.importances`). An axis takes a list of choices, one fixed value, or a range: a
     (low, high) or (low, high, "log"|"linear") tuple, or "1e-4:1e-1". The same call again adds
@@ -241,7 +243,7 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
                                                        ("batch_size", batch_size))},
              "reg": _tuple(reg), "schedule": schedule, "epochs": epochs, "bidirectional": bidirectional}
     job = plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study, storage, plugins,
-                     command=_call("tune", _given(flags, plugin, None)))
+                     command=_call("tune", _given(flags, plugin, None)), log=_tuple(log))
     try:
         doc, _, _ = run_study_job(job, where, progress=progress or not quiet, lines=not quiet, notes=not quiet)
     except TuneError as e:

@@ -124,6 +124,10 @@ def config_from_flags(config_file, **flags):
     if regs:
         config["regularisers"] = [{"name": name, "options": options}
                                   for name, options in (with_spec(spec, "regulariser") for spec in regs)]
+    logs = flags.pop("log", None)
+    if logs:  # --log replaces the config file's loggers, as --reg replaces its regularisers
+        config["log"] = [{"name": name, "options": options}
+                         for name, options in (with_spec(spec, "logger") for spec in logs)]
     check_config(flags, "flags")
     config.update({key: value for key, value in flags.items() if value is not None})
     return config

@@ -12,6 +12,7 @@ A run is described by one flat dict (written as the run's `config.toml`, and rea
     schedule = "cosine"          schedule_options = {}       (optional: step or cosine, per epoch)
     regularisers = [{name = "clip", options = {threshold = 1.0}}]
     plugins = ["/home/me/my_plugins.py"]                     (only when the run used --plugin)
+    log = [{name = "tensorboard", options = {}}]             (only when the run used --log: its loggers)
 
 Flags and config files go through the same `SCHEMA` (`check_config`): an unknown key, a value of the
 wrong type or out of range is a ConfigError that names the key (or flag), what is expected and the
@@ -105,6 +106,8 @@ SCHEMA = {
     "path": Setting(" or ".join(repr(p) for p in PATHS), lambda v: v in PATHS),
     "plugins": Setting("a list of plugin files or module names",
                        lambda v: isinstance(v, list) and all(_is_name(p) for p in v)),
+    "log": Setting('a list of tables like [{name = "mlflow", options = {experiment = "mine"}}]',
+                   _is_regulariser_list),
     "meta": Setting("a table (written by rnnrun)", _is_table),
 }
 

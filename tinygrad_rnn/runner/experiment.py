@@ -27,12 +27,13 @@ from ..models import SequenceModel
 from ..nn import CompileWarning
 from ..nn.recurrent import Recurrent
 from ..optim import SCHEDULES, check_schedule, make_schedule
-from ..registry import cells, datasets, optimizers, regularisers, where_defined
+from ..registry import cells, datasets, loggers, optimizers, regularisers, where_defined
 from ..selection import pick_best
 from ..tensor import Tensor
 from ..data import warn
 from ..threads import blas_threads, choose_threads
 from ..trainer import Trainer, check_validation
+from .loggers import INTERRUPTED_SECONDS, Loggers, check_loggers, run_info
 from .store import (CHECKPOINT, HEARTBEAT_SECONDS, PREPROCESSING, DamagedRun, atomic_write, plain, process_identity,
                     weights_signature)
 from .signals import held, why
@@ -84,6 +85,10 @@ def _check_names(full):
         name, options = reg["name"], reg.get("options", {})
         regs.append({"name": name, "options": check_options(regularisers.get(name), "regulariser", name, [], options)})
     full["regularisers"] = regs
+    if full.get("log"):
+        full["log"] = [{"name": spec["name"], "options": check_options(loggers.get(spec["name"]), "logger",
+                                                                       spec["name"], [], spec.get("options", {}))}
+                       for spec in full["log"]]
 
 
 def build(config):
@@ -136,6 +141,7 @@ def check_all(configs, choosing=False):
 
 def check_run(config, choosing=False):
     """check_all for one resolved config: build, estimate memory, run the cell once."""
+    check_loggers(config)  # a --log whose package is missing: one line naming the extra
     dataset = construct(datasets.get(config["data"]), "dataset", config["data"], config["data_options"],
                         seed=config["seed"])
     need = estimate_memory(config, dataset)
@@ -309,9 +315,12 @@ def execute(config, store, on_start=None, on_epoch=None, on_batch=None, group=No
 
     KeyboardInterrupt is re-raised after the run's files are saved (status "interrupted")."""
     run = store.create(config["cell"], config["data"], group=group)
-    config = {**config, "meta": {"version": __version__, "run_id": run.id, "checkpoint_every": checkpoint_every}}
+    meta = {"version": __version__, "run_id": run.id, "checkpoint_every": checkpoint_every}
+    if group:  # a trial: its loggers find their sweep's or study's record by it, on resume too
+        meta["group"] = group
+    config = {**config, "meta": meta}
     run.write_config(config)
-    return _train(run, config, None, on_start, on_epoch, on_batch)
+    return _train(run, config, None, on_start, on_epoch, on_batch, runs_dir=store.root)
 
 
 def prepare_resume(run, epochs=None, live_workers=None):
@@ -381,8 +390,10 @@ def _new_total(run, config):
         os.utime(run.file("config.toml"), (mtime, mtime))  # the run keeps its place in `rnnrun runs`
 
 
-def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
-    """Build, (restore,) train, test and store: the body shared by a new run and a resumed one."""
+def _train(run, config, checkpoint, on_start, on_epoch, on_batch, runs_dir=None):
+    """Build, (restore,) train, test and store: the body shared by a new run and a resumed one.
+
+    The config's loggers (`--log`) hear of it all: after the build, every epoch, and the end."""
     started = time.perf_counter() - (checkpoint.get("elapsed", 0.0) if checkpoint else 0.0)
     every = max(1, int(config.get("meta", {}).get("checkpoint_every", 1)))
     summary = {"run_id": run.id, "run_dir": run.path, "cell": config["cell"], "data": config["data"],
@@ -391,7 +402,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
     restoring = checkpoint is not None  # until the checkpoint is back in place, a resumed run's files stay as they are
     if not restoring:
         run.write_summary(summary)  # from now on a vanished process reads as "killed"
-    trainer = None
+    trainer, watchers = None, Loggers([])
     threads = contextlib.ExitStack()  # the BLAS thread count chosen for this run, restored when it ends
     try:
         dataset, model, regs = build(config)
@@ -417,6 +428,7 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
                     summary["weights_signature"] = weights_signature(state["model"])
                 summary.update(last_seen=time.time(), epochs_done=trainer.epoch, epoch_seconds=metrics["seconds"])
                 run.write_summary(summary, durable=False)  # a heartbeat: the next one replaces it
+            watchers.epoch(metrics)
             if on_epoch:
                 on_epoch(trainer, metrics)
 
@@ -446,6 +458,9 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
             _new_total(run, config)
             run.write_summary(summary)
             run.write_metrics(trainer.history)  # rows after the checkpoint, if any, are trained again
+        if config.get("log"):
+            watchers = Loggers.start(config["log"], run_info(run, config, summary["params"],
+                                                             config.get("meta", {}).get("group"), runs_dir))
         if on_start:
             on_start(run, dataset, model)
         trainer.fit()
@@ -459,26 +474,31 @@ def _train(run, config, checkpoint, on_start, on_epoch, on_batch):
             raise
         summary.update(status="interrupted", message=why(e))
         _keep(run, trainer, summary, started)
+        watchers.end(summary, run.path, INTERRUPTED_SECONDS)
         raise
     except DivergedError as e:
         summary.update(status="diverged", message=str(e))
         _keep(run, trainer, summary, started)
+        watchers.end(summary, run.path)
         return summary
     except Pruned as e:
         summary.update(status="pruned", message=str(e))
         _keep(run, trainer, summary, started)
+        watchers.end(summary, run.path)
         return summary
     except Exception as e:
         if restoring:
             raise
         summary.update(status="failed", message=f"{type(e).__name__}: {e}")
         _keep(run, trainer, summary, started)
+        watchers.end(summary, run.path)
         raise
     finally:
         threads.close()
     summary["seconds"] = time.perf_counter() - started
     summary = _final(summary)
     run.write_summary(summary)
+    watchers.end(summary, run.path)
     return summary
 
 

@@ -4,7 +4,7 @@ Each name below is a factory: `@options.plugin()` adds `--plugin` with its one s
 type; a command may pass `help=` (what *it* does with the value) or a default, never another name or
 metavar. Options only one command takes stay in that command's file.
 
-    plugin, runs_dir, as_json, quiet, debug, seed     the options of many commands
+    plugin, runs_dir, as_json, quiet, debug, seed, log   the options of many commands
     threads                                           --threads N|auto: train, sweep, tune, resume
     TRAINING                                          the training flags of `rnnrun train`, in order
     training_options(f)                               all of TRAINING on one command
@@ -50,6 +50,9 @@ quiet = shared("--quiet", "-q", is_flag=True, help="No progress bar or model sum
 seed = shared("--seed", type=SEED, metavar="N", help="Seed for data, weights, shuffling and dropout (default 0).")
 layers = shared("--layers", type=int, help="Stacked recurrent layers (default 1).")
 bidirectional = shared("--bidirectional/--unidirectional", default=None, help="Run each layer in both directions.")
+log = shared("--log", "log", multiple=True, metavar="NAME[:k=v]",
+             help="Also log the run(s) to NAME, repeatable: --log tensorboard[:dir=PATH], "
+                  "--log mlflow[:uri=URI,experiment=NAME], or a logger plugin (see `rnnrun list`).")
 
 _debug = [False]
 
@@ -156,6 +159,7 @@ TRAINING = [
     shared("--backend", type=click.Choice(["numpy", "cupy"]), help="Array backend (default numpy)."),
     path, fused_alias, composed_alias, compiled_alias,
     plugin,
+    log,
     shared("--config", "config_file", type=str, metavar="FILE",
            help="TOML config (e.g. a run's config.toml); flags given here override it."),
     runs_dir,

@@ -264,14 +264,17 @@ def plan(base, settings_list, seeds):
     return trials
 
 
+NOT_IDENTITY = ("meta", "log")  # a run's metadata and its loggers change no number it computes
+
+
 def trial_key(config):
-    """A trial's identity: a hash of its resolved config without the run's metadata (`meta`)."""
-    return digest({k: v for k, v in config.items() if k != "meta"})
+    """A trial's identity: a hash of its resolved config without the run's metadata and loggers."""
+    return digest({k: v for k, v in config.items() if k not in NOT_IDENTITY})
 
 
 def configuration_key(config):
     """What the seeds of one configuration share: the trial key without the seed."""
-    return digest({k: v for k, v in config.items() if k not in ("meta", "seed")})
+    return digest({k: v for k, v in config.items() if k not in NOT_IDENTITY + ("seed",)})
 
 
 def digest(value):
@@ -827,17 +830,32 @@ def _run_sweep(sweep, trials, workers, client, plugins, on_result):
             on_result(trial, records[trial["key"]])
 
     sweep.write_summary(summarise(sweep, trials, records, "running", resumed))
+    watchers = group_loggers(trials, "sweep", sweep.id, sweep.path, sweep.group, sweep.root,
+                             {k: v for k, v in sweep.definition().items() if k not in ("trials", "command")})
     try:
         run_trials(todo, os.path.abspath(sweep.root), sweep.group, plugins, workers, client, record)
     except KeyboardInterrupt:
         sweep.write_summary(summarise(sweep, trials, records, "interrupted", resumed))
+        watchers.end_group({k: v for k, v in summarise(sweep, trials, records, "interrupted", resumed).items()
+                            if k not in ("trials", "configurations")}, seconds=5)
         raise
     except SchedulerLost as e:  # the unknown trials stay pending: --resume collects what the workers finish
         sweep.write_summary({**summarise(sweep, trials, records, "failed", resumed), "message": str(e)})
+        watchers.end_group({"status": "failed", "message": str(e)}, seconds=5)
         raise SchedulerLost(f"{e}; rnnrun sweep --resume {sweep.id} collects them and runs the rest") from None
     doc = summarise(sweep, trials, records, "finished", resumed)
     sweep.write_summary(doc)
+    watchers.end_group({k: v for k, v in doc.items() if k not in ("trials", "configurations")})
     return doc
+
+
+def group_loggers(trials, kind, group_id, path, group, root, settings):
+    """The loggers of a sweep's or study's trials (its first trial's `log`), told that the group starts;
+    they have made its record (MLflow's parent run) before this returns, so every trial finds it."""
+    from .loggers import GroupInfo, Loggers
+    specs = trials[0]["config"].get("log") if trials else None
+    return Loggers.start_group(specs, GroupInfo(id=group_id, kind=kind, path=os.path.abspath(path), group=group,
+                                                runs_dir=os.path.abspath(root), settings=settings))
 
 
 def _record(trial, summary):
@@ -942,7 +960,7 @@ class SweepPlan:
     create: object = None
 
 
-def plan_sweep(root, flags, plugins=(), resume_id=None, command=""):
+def plan_sweep(root, flags, plugins=(), resume_id=None, command="", log=()):
     """Check a sweep's flags (`flags`: DEFINING's values, lists of texts as the command line gives
     them) and every trial's config; make nothing. `plugins`: loaded already, recorded in sweep.toml."""
     from .app import config_from_flags
@@ -958,6 +976,9 @@ def plan_sweep(root, flags, plugins=(), resume_id=None, command=""):
         plugins = list(dict.fromkeys(recorded.get("plugins", []) + plugins))
         load_plugins_once(plugins)
         trials = recorded.get("trials", [])
+        if log:  # the loggers of the trials still to run (a trial's key leaves its loggers out)
+            loggers = config_from_flags(None, log=tuple(log))["log"]
+            trials = [{**t, "config": {**t["config"], "log": loggers}} for t in trials]
         check_all([resolve(dict(trial["config"])) for trial in trials])  # unknown names fail here, not in each trial
         return SweepPlan(trials, plugins, sweep=sweep)
     axes = {axis: parse_axis(axis, flags[axis]) for axis in AXES if flags.get(axis)}
@@ -966,7 +987,7 @@ def plan_sweep(root, flags, plugins=(), resume_id=None, command=""):
     axes, regs, extra_axes = option_axes(axes, flags.get("reg") or ())  # window=12|24 → an axis data.window
     axes.update(extra_axes)
     base = config_from_flags(None, data=None, optimizer=None, reg=regs, epochs=flags.get("epochs"),
-                             bidirectional=flags.get("bidirectional"))
+                             bidirectional=flags.get("bidirectional"), log=tuple(log))
     seeds = list(range(flags.get("seeds") or 1))
     samples, sample_seed = flags.get("samples"), flags.get("sample_seed") or 0
     trials = plan(base, configurations(axes, samples, sample_seed), seeds)

@@ -385,6 +385,22 @@ def _run_study(job, workers, client, say):
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
     jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
             for i, n in enumerate(shares(job["trials"], workers))]
+    # the study's loggers (--log): MLflow's parent run, made before any trial looks for it
+    watchers = sweeps.group_loggers([{"config": job["base"]}], "tune", job["study"], job["folder"], job["group"],
+                                    job["root"], job["definition"])
+    status = "failed"
+    try:
+        _run_shares(jobs, client, say)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        watchers.end_group({"status": status, "study": job["study"], "trials_added": job["trials"]},
+                           seconds=5 if status == "interrupted" else None)
+
+
+def _run_shares(jobs, client, say):
     if len(jobs) == 1 and client is None:
         return optimize(jobs[0], say)
     try:
@@ -538,7 +554,7 @@ def as_json(doc):
 
 # ---- a study from its flags: what `rnnrun tune` and the API's tune() both do first ----------------------
 def plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage_given,
-               plugins, command=""):
+               plugins, command="", log=()):
     """Everything a worker needs to run its share of the study, as plain picklable values, every edge of
     the search checked (names, options, sizes) before any folder exists. `flags`: the axes' values as
     the command line gives them (lists of texts), and reg, schedule, epochs, bidirectional."""
@@ -560,7 +576,8 @@ def plan_study(root, flags, trials, sampler, pruner, warmup, objective, directio
     fixed, tuned = search_space(axes)
     direction = check_direction(fixed["data"], objective, direction)
     base = config_from_flags(None, data=None, optimizer=None, reg=regs, schedule=flags.get("schedule"),
-                             epochs=flags.get("epochs"), bidirectional=flags.get("bidirectional"), seed=seed)
+                             epochs=flags.get("epochs"), bidirectional=flags.get("bidirectional"), seed=seed,
+                             log=tuple(log))
     base.pop("seed", None)
     plugins = [sweeps.plugin_ref(p) for p in plugins]
     doc = definition(fixed, tuned, base, objective, direction, seed, plugins)

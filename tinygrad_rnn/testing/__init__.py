@@ -9,6 +9,7 @@ without `sequence()`) is skipped.
 
     check_cell(MyCell)                       # runs every cell check; raises AssertionError on failure
     check_dataset(MyData, n=200)             # options make it small
+    check_logger(MyLogger)                   # hooks driven through a 3-epoch run and a 2-trial sweep
     plugin_checks(MyCell)                    # [(name, callable), ...], one callable per check
 
     @parametrize_with_checks([MyCell, MyData, (MyReg, {"std": 0.1})])
@@ -20,22 +21,26 @@ without `sequence()`) is skipped.
 import inspect
 
 from ..data import Dataset
+from ..logger import Logger
 from ..optim import Optimizer
 from ..regulariser import Regularizer
-from . import cells, datasets, optimizers, regularisers
+from . import cells, datasets, loggers, optimizers, regularisers
 from .base import PluginCheckWarning, Result, SkipCheck, bound_check, plugin_name, run_one
 
-__all__ = ["check_cell", "check_dataset", "check_regularizer", "check_regulariser", "check_optimizer", "plugin_checks",
+__all__ = ["check_cell", "check_dataset", "check_regularizer", "check_regulariser", "check_optimizer",
+           "check_logger", "plugin_checks",
            "parametrize_with_checks", "run_checks", "build_plugin", "kind_of", "Result", "SkipCheck",
            "PluginCheckWarning"]
 
 KINDS = {"cell": cells.CHECKS, "dataset": datasets.CHECKS, "regulariser": regularisers.CHECKS,
-         "optimizer": optimizers.CHECKS}
+         "optimizer": optimizers.CHECKS, "logger": loggers.CHECKS}
 
 
 def kind_of(obj):
-    """'cell', 'dataset', 'regulariser' or 'optimizer': what protocol the plugin class follows."""
+    """'cell', 'dataset', 'regulariser', 'optimizer' or 'logger': what protocol the plugin class follows."""
     if inspect.isclass(obj):
+        if issubclass(obj, Logger):
+            return "logger"
         if issubclass(obj, Dataset):
             return "dataset"
         if issubclass(obj, Regularizer):
@@ -45,7 +50,8 @@ def kind_of(obj):
         if callable(getattr(obj, "initial_state", None)):
             return "cell"
     raise TypeError(f"{obj!r} is not a plugin class: expected a cell (with initial_state), a "
-                    "tinygrad_rnn.data.Dataset, a tinygrad_rnn.Regularizer or a tinygrad_rnn.optim.Optimizer subclass")
+                    "tinygrad_rnn.data.Dataset, a tinygrad_rnn.Regularizer, a tinygrad_rnn.optim.Optimizer or a "
+                    "tinygrad_rnn.Logger subclass")
 
 
 def plugin_checks(obj, **options):
@@ -68,7 +74,7 @@ def build_plugin(obj, **options):
         dataset = obj(seed=0, **options)
         dataset.splits()
         return dataset
-    if kind == "regulariser":
+    if kind in ("regulariser", "logger"):
         return obj(**options)
     return optimizers.make(obj, options, optimizers.parameters())
 
@@ -112,6 +118,12 @@ check_regulariser = check_regularizer  # the spelling of earlier releases, kept 
 def check_optimizer(optimizer_class, **options):
     """Run every optimiser check on `optimizer_class(params, lr, **options)`; AssertionError on failure."""
     return _check_all(optimizer_class, "optimizer", options)
+
+
+def check_logger(logger_class, **options):
+    """Run every logger check on `logger_class(**options)`, driven through a 3-epoch run and a sweep of two
+    trials in a temporary folder; AssertionError on failure (a check whose package is missing is skipped)."""
+    return _check_all(logger_class, "logger", options)
 
 
 def parametrize_with_checks(plugins):

@@ -23,7 +23,7 @@ def registered_by(modules):
         mine = [(kind, name, registry.get(name), {}) for kind, registry in REGISTRIES.items()
                 for name in registry.names() if registry.get(name).__module__ == module]
         if not mine:
-            raise ConfigError(f"plugin {path} registers no cell, dataset, regulariser or optimizer; "
+            raise ConfigError(f"plugin {path} registers no cell, dataset, regulariser, optimizer or logger; "
                               "register them with register_cell, register_dataset, ...")
         found += mine
     return found
@@ -47,15 +47,17 @@ def named_plugins(kind, specs):
               help="Check this regulariser (repeatable).")
 @click.option("--optimizer", "optimizer_specs", multiple=True, metavar="NAME[:k=v]",
               help="Check this optimiser (repeatable).")
+@click.option("--log", "log_specs", multiple=True, metavar="NAME[:k=v]", help="Check this logger (repeatable).")
 @shared.as_json(help="Print JSON instead of a table.")
 @click.pass_context
-def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, as_json):
+def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, log_specs, as_json):
     """Run the conformance checks of tinygrad_rnn.testing on plugins: the protocol, the maths, the data.
 
     Cells: gradients against finite differences, sequence() against forward(), padding, seeds.
     Datasets: shapes and dtypes, seeds, no sequence in two splits, a baseline a perfect model beats.
     Regularisers: two epochs of a tiny trainer, counters, state_dict. Optimisers: a convex quadratic,
-    lr, state_dict. With --cell/--data/--reg/--optimizer only the named plugins are checked (those
+    lr, state_dict. Loggers: a 3-epoch run and a 2-trial sweep through every hook, a diverged run, the
+    arguments left alone. With --cell/--data/--reg/--optimizer/--log only the named plugins are checked (those
     of --plugin files too). Exit code 0 when every check passes (warnings and skips allowed), 1 when
     one fails.
 
@@ -63,15 +65,17 @@ def check_cmd(ctx, plugins, cell_specs, data_specs, reg_specs, optimizer_specs, 
     rnnrun check --plugin my_plugins.py
     rnnrun check --cell gru,lstm --optimizer adam
     rnnrun check --data copy:T=5,n_train=100
+    rnnrun check --log tensorboard
     """
     from ...testing import build_plugin, run_checks
     load_plugins(())
     plugins = shared.plugins_of(ctx, plugins)  # `rnnrun --plugin FILE check` means the same
     modules = {load_plugin(path).__name__: path for path in plugins}
     chosen = (named_plugins("cell", cell_specs) + named_plugins("dataset", data_specs)
-              + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs))
+              + named_plugins("regulariser", reg_specs) + named_plugins("optimizer", optimizer_specs)
+              + named_plugins("logger", log_specs))
     if not chosen and not modules:
-        raise ConfigError("name what to check: --plugin PATH_OR_MODULE, or --cell/--data/--reg/--optimizer NAME")
+        raise ConfigError("name what to check: --plugin PATH_OR_MODULE, or --cell/--data/--reg/--optimizer/--log NAME")
     chosen = chosen or registered_by(modules)
     for kind, name, cls, options in chosen:
         if kind == "cell" and not callable(getattr(cls, "initial_state", None)):  # the plugin's mistake, named

@@ -44,12 +44,13 @@ from ..signals import exit_code
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler instead.")
 @click.option("--resume", "resume_id", metavar="SWEEP_ID", help="Run only the trials this sweep still lacks.")
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.log(help="Log every trial to NAME too (tensorboard, mlflow: the sweep is a parent run), repeatable.")
 @shared.runs_dir(help="Where runs are stored (default ./runs); sweeps go in its sweeps/.")
 @shared.as_json()
 @shared.threads()
 @shared.quiet(help="No progress lines.")
 @click.pass_context
-def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, quiet, **defining):
+def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, log, runs_dir, as_json, quiet, **defining):
     """Run a grid (or --random sample) of configurations over several seeds; one table of mean ± std.
 
     \b
@@ -67,7 +68,7 @@ def sweep_cmd(ctx, resume_id, workers, scheduler, plugins, runs_dir, as_json, qu
     # for people reading sweep.toml; when called as a library (tests) argv is someone else's
     command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
                if os.path.basename(sys.argv[0]) == "rnnrun" else "")
-    plan = sweeps.plan_sweep(root, defining, group_plugins + list(plugins), resume_id, command)
+    plan = sweeps.plan_sweep(root, defining, group_plugins + list(plugins), resume_id, command, log=log)
     silent = as_json or quiet
     try:
         doc = run_sweep_plan(plan, where, progress=not silent, lines=not silent, notes=True)

@@ -41,8 +41,8 @@ class TrainCommand(click.Command):
 @shared.training_options
 @click.pass_context
 def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirectional, epochs, batch_size, lr, seed,
-              seeds, backend, path, fused_alias, composed_alias, compiled_alias, plugins, config_file, runs_dir,
-              checkpoint_every, as_json, quiet):
+              seeds, backend, path, fused_alias, composed_alias, compiled_alias, plugins, log, config_file,
+              runs_dir, checkpoint_every, as_json, quiet):
     """Train one model per cell and print the results, beside the dataset's baseline.
 
     \b
@@ -67,7 +67,7 @@ def train_cmd(ctx, cell, data, reg, optimizer, schedule, hidden, layers, bidirec
                             layers=layers, bidirectional=bidirectional, epochs=epochs, batch_size=batch_size, lr=lr,
                             seed=seed, seeds=seeds, backend=backend, path=shared.path_of(path, fused_alias, composed_alias,
                                                                             compiled_alias),
-                            plugins=plugins, config=config_file, runs_dir=runs_dir,
+                            plugins=plugins, log=log, config=config_file, runs_dir=runs_dir,
                             loaded_plugins=shared.plugins_of(ctx, ()))
     show = not as_json and not quiet
     try:

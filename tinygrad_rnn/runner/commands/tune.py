@@ -57,13 +57,14 @@ from ..signals import exit_code
               help="Local worker processes sharing the study (default 1: the trials run here, one by one).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the trials on this Dask scheduler's workers.")
 @shared.plugin(help="Load plugins from a .py file or module, here and in every worker (repeatable).")
+@shared.log(help="Log every trial to NAME too (tensorboard, mlflow: the study is a parent run), repeatable.")
 @shared.runs_dir(help="Where runs are stored (default ./runs); studies go in its tunes/.")
 @shared.as_json(help="Print only a JSON document of the study.")
 @shared.threads()
 @shared.quiet(help="No line per trial.")
 @click.pass_context
 def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, study_name, storage, workers, scheduler,
-             plugins, runs_dir, as_json, quiet, **flags):
+             plugins, log, runs_dir, as_json, quiet, **flags):
     """Search hyper-parameters with Optuna: TPE proposes, the pruner stops losing trials early.
 
     \b
@@ -84,7 +85,7 @@ def tune_cmd(ctx, trials, sampler, pruner, warmup, objective, direction, seed, s
     command = ("rnnrun " + " ".join(shlex.quote(a) for a in sys.argv[1:])
                if os.path.basename(sys.argv[0]) == "rnnrun" else "")
     job = tuning.plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study_name,
-                            storage, group_plugins + list(plugins), command)
+                            storage, group_plugins + list(plugins), command, log=log)
     silent = as_json or quiet
     try:
         doc, best_toml, plots = run_study_job(job, where, progress=False, lines=not silent, notes=True)
