@@ -211,13 +211,15 @@ def test_sweep_returns_its_trials_groups_and_best_as_rnnrun_sweep_json_does(tmp_
 def test_tune_returns_the_study_with_its_best_run_and_importances(tmp_path):
     pytest.importorskip("optuna")
     from tinygrad_rnn.runner import tune
-    study = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=3, epochs=1, runs_dir=str(tmp_path))
+    study = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=3, epochs=1, runs_dir=str(tmp_path),
+                 objective="val_loss")
     assert len(study.trials) == 3 and isinstance(study.best, Run) and study.best.status == "finished"
     best = study.summary["best"]
     assert study.best.summary["val_loss"] == best["value"] and study.best.config["hidden"] == best["params"]["hidden"]
     assert set(study.importances) <= {"lr", "hidden"}
     assert "Best trials of study" in study._repr_html_()
-    again = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=1, epochs=1, runs_dir=str(tmp_path))
+    again = tune(cell="gru", data=SINE, lr=(1e-3, 1e-1), hidden=[4, 8], trials=1, epochs=1, runs_dir=str(tmp_path),
+                 objective="val_loss")
     assert len(again.trials) == 4 and again.name == study.name  # the same call goes on with the same study
 
 

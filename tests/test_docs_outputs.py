@@ -208,6 +208,19 @@ def aligned(quote, output):
     return [q for q in quote if q != ELLIPSIS], output
 
 
+def _kept_around_ellipsis(quote, output, printed):
+    """A quote's new text when it has one `...`, first or last: the output's tail from the line the quote
+    resumes at (or its head, as many lines as were quoted); None for any other shape (update it by hand)."""
+    if quote.count(ELLIPSIS) != 1:
+        return None
+    if quote[0] == ELLIPSIS:
+        starts = [i for i, line in enumerate(output) if len(quote) > 1 and line == quote[1]]
+        return None if not starts else [ELLIPSIS] + printed[starts[-1]:]
+    if quote[-1] == ELLIPSIS:
+        return printed[:len(quote) - 1] + [ELLIPSIS]
+    return None
+
+
 def update(paths, tmp_path_factory):
     """Rewrite every quote of `paths` that no longer matches and has no `...` line; return the others."""
     by_hand = []
@@ -222,12 +235,15 @@ def update(paths, tmp_path_factory):
             output = normalised(stdout if code == 0 else stdout + stderr, folder)
             if matches(normalised(quote), output):
                 continue
-            if ELLIPSIS in quote.split("\n"):
-                by_hand.append(f"{os.path.relpath(path, ROOT)}:{line} `{command}`")
-                continue
             printed = (stdout if code == 0 else stdout + stderr).replace(str(folder) + os.sep, "")
             printed = [row.rstrip() for row in printed.rstrip("\n").split("\n") if not SECONDS_ROW.match(row)]
-            count = len(quote.split("\n"))
+            quoted = quote.split("\n")
+            count = len(quoted)
+            if ELLIPSIS in quoted:
+                printed = _kept_around_ellipsis(normalised(quote), output, printed)
+                if printed is None:
+                    by_hand.append(f"{os.path.relpath(path, ROOT)}:{line} `{command}`")
+                    continue
             lines[line:line + count] = printed  # `line` is the 1-based number of the `$` line
         open(path, "w", encoding="utf-8").write("\n".join(lines))
     return by_hand
@@ -242,6 +258,7 @@ NOT_REGENERATED = {
     ("05-text-generation.md", "ROMEO:"): "text sampled after a long training run",
     ("05-text-generation.md", "KING RICHARD III:"): "text sampled after a long training run",
     ("07-your-own-data.md", "1,000,000 rows"): "a benchmark's timing (bench/csv_choices.py), not a teaching number",
+    ("07-your-own-data.md", '{"runs": [...], "groups"'): "five seeds of a full airline run: a minute of training",
     ("sweeps.md", "Sweep 2026"): "nine trials of 30 epochs at T = 100: minutes, not a test",
     ("tuning.md", "study sine-demo:"): "an Optuna study of 12 trials",
 }

@@ -752,7 +752,10 @@ class CompiledCell:
 def still_holds(tape, cell, x1, state):
     """Whether one step recorded now applies the ops and constants `tape` baked in. The key above
     watches what the cell holds; this catches what its forward reads from outside it (a module-level
-    constant changed between calls), at the cost of one step run without gradients per sequence."""
+    constant changed between calls), at the cost of one step run without gradients per sequence. On
+NumPy only: on a GPU the comparison would be a device read per call (there the key alone watches)."""
+    if array_module(x1) is not np:  # comparing device constants would make every call wait for the GPU
+        return True
     params = cell.parameters()
     inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
     try:
