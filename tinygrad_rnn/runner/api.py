@@ -143,9 +143,7 @@ def sweep(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=
     root = _runs_dir(runs_dir)
     plugins = _tuple(plugin)
     load_plugins_once(plugins)
-    flags = {**{axis: _axis(value) for axis, value in (("cell", cell), ("data", data), ("optimizer", optimizer),
-                                                       ("lr", lr), ("hidden", hidden), ("layers", layers),
-                                                       ("batch_size", batch_size))},
+    flags = {**_axes(cell, data, optimizer, lr, hidden, layers, batch_size),
              "reg": _tuple(reg), "epochs": epochs, "bidirectional": bidirectional, "seeds": seeds,
              "samples": random, "sample_seed": sample_seed}
     plan = plan_sweep(root, flags, plugins, resume, command=_call("sweep", _given(flags, plugin, resume)),
@@ -238,9 +236,7 @@ def tune(cell=None, data=None, *, optimizer=None, lr=None, hidden=None, layers=N
     root = _runs_dir(runs_dir)
     plugins = _tuple(plugin)
     load_plugins_once(plugins)
-    flags = {**{axis: _axis(value) for axis, value in (("cell", cell), ("data", data), ("optimizer", optimizer),
-                                                       ("lr", lr), ("hidden", hidden), ("layers", layers),
-                                                       ("batch_size", batch_size))},
+    flags = {**_axes(cell, data, optimizer, lr, hidden, layers, batch_size),
              "reg": _tuple(reg), "schedule": schedule, "epochs": epochs, "bidirectional": bidirectional}
     job = plan_study(root, flags, trials, sampler, pruner, warmup, objective, direction, seed, study, storage, plugins,
                      command=_call("tune", _given(flags, plugin, None)), log=_tuple(log))
@@ -356,6 +352,13 @@ def _check_where(workers, scheduler):
     _check_int("--workers", workers, 1, 4096)
     check_scheduler(scheduler)  # a malformed address is a usage error, before anything connects
     return workers, scheduler
+
+
+def _axes(cell, data, optimizer, lr, hidden, layers, batch_size):
+    """The search axes of sweep() and tune(), each as the command line would give it (a list of texts)."""
+    given = (("cell", cell), ("data", data), ("optimizer", optimizer), ("lr", lr), ("hidden", hidden),
+             ("layers", layers), ("batch_size", batch_size))
+    return {axis: _axis(value) for axis, value in given}
 
 
 def _check_int(flag, value, low, high):

@@ -153,17 +153,24 @@ def values_and_gradients(run, tensors):
     return [host(outputs)] + [host(s) for s in final], [grad_of(t) for t in tensors]
 
 
+def run_inputs(cell):
+    """(x, state, every tensor a gradient is checked for, names of what a run returns, names of those
+    gradients): what the checks that compare two ways of running a cell over a sequence share."""
+    x, state = inputs(), random_state(cell)
+    params = cell.named_parameters()
+    tensors = [x, *state] + [p for _, p in params]
+    gradient_names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
+    value_names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
+    return x, state, tensors, value_names, gradient_names
+
+
 def check_sequence_matches_step_by_step(cls, options):
     """sequence(x, state, mask) equals the step-by-step unroll of forward(): outputs, final state and
     every gradient, without and with a padding mask."""
     if not hasattr(cls, "sequence"):
         raise SkipCheck("the cell has no sequence(): it runs as its compiled tape (checked below) or step by step")
     cell = make(cls, options)
-    x, state = inputs(), random_state(cell)
-    params = cell.named_parameters()
-    tensors = [x, *state] + [p for _, p in params]
-    gradient_names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
-    value_names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
+    x, state, tensors, value_names, gradient_names = run_inputs(cell)
     for mask, label in ((None, "without a mask"), (mask_of(LENGTHS, x), f"with lengths {LENGTHS.tolist()}")):
         fused, fused_grads = values_and_gradients(lambda: cell.sequence(x, state, mask), tensors)
         step, step_grads = values_and_gradients(lambda: unroll(cell, x, state, mask), tensors)
@@ -196,11 +203,7 @@ def check_compiled_matches_step_by_step(cls, options):
     mask, and again after each plain attribute of the cell is changed (a tape must not replay a stale
     constant)."""
     cell = make(cls, options)
-    x, state = inputs(), random_state(cell)
-    params = cell.named_parameters()
-    tensors = [x, *state] + [p for _, p in params]
-    gradient_names = ["input x"] + [f"initial state[{i}]" for i in range(len(state))] + [n for n, _ in params]
-    value_names = ["outputs"] + [f"final state[{i}]" for i in range(len(state))]
+    x, state, tensors, value_names, gradient_names = run_inputs(cell)
     compiled = compile_cell(cell)
 
     def compare(when):
