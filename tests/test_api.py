@@ -275,6 +275,7 @@ def test_the_readme_and_the_notebook_hold_every_line_of_the_issues_snippet():
 @pytest.mark.slow
 def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
     """Trains about 40 small models (a minute or two): every line of the issue's snippet, in order."""
+    pytest.importorskip("optuna")  # the snippet's last line tunes (the `tune` extra)
     os.symlink(os.path.join(ROOT, "plugins"), tmp_path / "plugins")
     shutil.copy(AIRLINE, tmp_path / "new_rows.csv")  # new rows with the training file's columns
     snippet = readme_api_block() + (

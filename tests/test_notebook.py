@@ -25,6 +25,7 @@ def executed(tmp_path_factory):
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("ipykernel")
     pytest.importorskip("matplotlib")
+    pytest.importorskip("optuna")  # its last cell tunes (the `tune` extra, which CI installs)
     root = tmp_path_factory.mktemp("repo")
     os.symlink(os.path.join(ROOT, "plugins"), root / "plugins")
     (root / "examples").mkdir()
