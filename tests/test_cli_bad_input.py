@@ -7,6 +7,7 @@ CliRunner; the few that need a real terminal encoding, /dev/full or the console 
 subprocesses. Each case is (argv, expected exit code, a fragment of the error).
 """
 import json
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -180,12 +181,14 @@ def test_paths_that_cannot_be_used_are_refused_before_anything_runs(tmp_path):
 RUNS_DIR_COMMANDS = [  # (args, whether the command writes into the runs dir)
     (["runs"], False), (["show", "last"], False), (["compare", "a", "b"], False), (["resume", "last"], False),
     (TRAIN, True), (["sweep", "--cell", "gru", "--data", "sine", "--lr", "1e-3,1e-2"], True),
-    (["tune", "--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-2"], True),
+    pytest.param(["tune", "--cell", "gru", "--data", "sine", "--lr", "1e-3:1e-2"], True,
+                 marks=pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="needs the tune extra")),
     (["vanish", "--cell", "rnn", "--data", "adding:T=5,n_train=8", "--epochs", "0"], True),
 ]
 
 
-@pytest.mark.parametrize("args, writes", RUNS_DIR_COMMANDS, ids=[a[0] for a, _ in RUNS_DIR_COMMANDS])
+@pytest.mark.parametrize("args, writes", RUNS_DIR_COMMANDS,
+                         ids=[(case.values if hasattr(case, "values") else case)[0][0] for case in RUNS_DIR_COMMANDS])
 def test_a_runs_dir_that_cannot_be_used_is_refused_up_front_by_every_command(tmp_path, args, writes):
     """A file, /dev/null, a name no file system takes, '' and (for commands that write) /proc: exit 2
     naming --runs-dir, before anything is computed or created."""
