@@ -200,6 +200,7 @@ def test_tune_searches_an_input_option_over_a_range_and_best_toml_repeats_the_ex
 
 
 def test_tune_refuses_an_option_that_changes_what_is_scored(tmp_path):
+    pytest.importorskip("optuna")
     code, _, err = console_script("--runs-dir", tmp_path, "tune", "--cell", "gru", "--data", "sine:T=8|16",
                                   "--lr", "1e-3:1e-1")
     assert code == 2 and "changes what is scored" in err and not os.path.exists(tmp_path / "tunes")
