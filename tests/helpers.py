@@ -2,6 +2,7 @@
 import contextlib
 import io
 import os
+import re
 
 import numpy as np
 from click.testing import CliRunner
@@ -31,6 +32,18 @@ def restored_registry():
     finally:
         for t, entries in zip(tables, saved):
             t._entries = entries
+
+
+def load_example_cells():
+    """mgu from the README's my_plugins.py (as a user copies it) and indrnn from examples/, as plugin cells."""
+    import tinygrad_rnn as tg
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = open(os.path.join(root, "README.md")).read()
+    source = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S).group(1)
+    if "mgu" not in registry.cells:  # another test may have loaded the README's file already
+        exec(compile(source, "my_plugins.py", "exec"), {"__name__": "my_plugins"})
+    if "indrnn" not in registry.cells:
+        tg.load_plugin(os.path.join(root, "examples", "indrnn_cell.py"))
 
 
 def small_spec(name):

@@ -5,7 +5,6 @@ gradient, for every built-in cell and the example cells, with padding, stacked a
 """
 import json
 import os
-import re
 import warnings
 
 import numpy as np
@@ -16,19 +15,9 @@ from tinygrad_rnn import DTypeError, Function, Tensor, register_cell, registry
 from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
 from tinygrad_rnn.tape import ROWS, STEP, TapeSequence
 
-from helpers import restored_registry, rnnrun
+from helpers import load_example_cells, restored_registry, rnnrun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_example_cells():
-    """mgu from the README's my_plugins.py (as a user copies it) and indrnn from examples/."""
-    text = open(os.path.join(ROOT, "README.md")).read()
-    source = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S).group(1)
-    if "mgu" not in registry.cells:  # another test may have loaded the README's file already
-        exec(compile(source, "my_plugins.py", "exec"), {"__name__": "my_plugins"})
-    if "indrnn" not in registry.cells:
-        tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,6 @@
 """Elementwise fusion (tinygrad_rnn/fusion.py): each run of elementwise ops of a compiled step is one
 generated numba kernel, forward and backward; it must give what the op-by-op replay gives."""
 import os
-import re
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, fusion, registry
 from tinygrad_rnn.nn import Recurrent, compile_cell
 
-from helpers import restored_registry
+from helpers import load_example_cells, restored_registry
 
 pytest.importorskip("numba")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,12 +19,7 @@ CELLS = ["rnn", "rnn:nonlinearity=relu", "lstm", "gru", "gru:variant=cho", "peep
 @pytest.fixture(autouse=True)
 def example_cells():
     with restored_registry():
-        text = open(os.path.join(ROOT, "README.md")).read()
-        source = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S).group(1)
-        if "mgu" not in registry.cells:
-            exec(compile(source, "my_plugins.py", "exec"), {"__name__": "my_plugins"})
-        if "indrnn" not in registry.cells:
-            tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
+        load_example_cells()
         yield
 
 

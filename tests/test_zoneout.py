@@ -2,7 +2,6 @@
 random masks drawn outside the step and passed in as step inputs, so the compiled path runs them."""
 import json
 import os
-import re
 import warnings
 
 import numpy as np
@@ -13,7 +12,7 @@ from tinygrad_rnn import Tensor, gradcheck, registry
 from tinygrad_rnn.nn import CompileWarning, Recurrent
 from tinygrad_rnn.tape import TapeSequence
 
-from helpers import restored_registry, rnnrun
+from helpers import load_example_cells, restored_registry, rnnrun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = ["rnn", "lstm", "gru", "peephole", "mgu", "indrnn"]
@@ -23,12 +22,7 @@ CELLS = ["rnn", "lstm", "gru", "peephole", "mgu", "indrnn"]
 def example_cells():
     """mgu from the README (as a user copies it) and indrnn from examples/, as plugin cells."""
     with restored_registry():
-        text = open(os.path.join(ROOT, "README.md")).read()
-        source = re.search(r"```python\n(# my_plugins.py\n.*?)```", text, re.S).group(1)
-        if "mgu" not in registry.cells:
-            exec(compile(source, "my_plugins.py", "exec"), {"__name__": "my_plugins"})
-        if "indrnn" not in registry.cells:
-            tg.load_plugin(os.path.join(ROOT, "examples", "indrnn_cell.py"))
+        load_example_cells()
         yield
 
 
