@@ -1,0 +1,123 @@
+"""Slow checks that run in a subprocess of their own start as soon as the tests are collected.
+
+The test process runs on one core (one BLAS thread). A check whose work is all in a subprocess (a
+notebook's Jupyter kernel, the README's snippet in a plain `python -c`) can train on another core
+meanwhile, instead of leaving the test process waiting when its test comes up. So:
+
+- a test module defines the subprocess as a job: `define(NAME, prepare, seconds=S, needs=(MODULE, ...))`,
+  where `prepare(folder)` sets up a fresh folder and returns Popen's keywords (args; env, built from
+  ENVIRON; cwd, the folder unless given);
+- a test that reads the job's result is marked `@pytest.mark.early_job(NAME)` and calls `result(NAME)`:
+  (exit code, stdout, stderr, folder), waiting for the job if it is still running;
+- conftest.py starts, when collection ends, the jobs of the tests that will run, one at a time, longest
+  (`seconds`) first, on a background thread (so the test process and one job: two busy processes, as many
+  as a 2-core machine has cores). A job whose `needs` are not installed is not started (its test skips);
+  a job no selected test needs never runs; `result` runs a job itself if it was not started (a test
+  run on its own, `--collect-only` earlier...). At the end of the session a job still running is
+  stopped with its whole process group (a kernel included).
+
+What each test checks is unchanged: the same command, in the same kind of folder, with the same
+environment; only when it runs has moved.
+"""
+import importlib.util
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+
+# The environment the session started with: a job's prepare() builds its subprocess's environment from this,
+# not from os.environ, which a test running meanwhile may have changed for itself (monkeypatch.setenv).
+ENVIRON = dict(os.environ)
+_jobs = {}      # name -> _Job
+_lock = threading.Lock()
+
+
+class _Job:
+    def __init__(self, name, prepare, seconds, needs, timeout):
+        self.name, self.prepare, self.seconds, self.needs = name, prepare, seconds, tuple(needs)
+        self.timeout = timeout
+        self.claimed = False          # started (or being started) by the background thread or a test
+        self.done = threading.Event()
+        self.process = None
+        self.outcome = None           # (exit code, stdout, stderr, folder), or the exception preparing it raised
+        self.folder = None
+
+    def installed(self):
+        return all(importlib.util.find_spec(module) is not None for module in self.needs)
+
+    def claim(self):
+        with _lock:
+            if self.claimed:
+                return False
+            self.claimed = True
+            return True
+
+    def run(self):
+        try:
+            self.folder = tempfile.mkdtemp(prefix="early-" + re.sub(r"\W+", "-", self.name) + "-")
+            folder = pathlib.Path(self.folder)
+            options = {"cwd": folder, "env": ENVIRON, **self.prepare(folder)}
+            # a session of its own, so that stopping it stops what it started too (a notebook's kernel)
+            self.process = subprocess.Popen(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                            start_new_session=True, **options)
+            try:
+                out, err = self.process.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.communicate()
+                raise
+            self.outcome = (self.process.returncode, out, err, folder)
+        except BaseException as error:  # reported by result(), in the test that needs the job
+            self.outcome = error
+        finally:
+            self.done.set()
+
+
+def define(name, prepare, seconds, needs=(), timeout=None):
+    """Declare a job (at a test module's import); defining the same name again replaces it. `seconds`
+    is about how long it takes (the longest start first); past `timeout` seconds it is killed and its
+    test fails with subprocess.TimeoutExpired."""
+    _jobs[name] = _Job(name, prepare, seconds, needs, timeout)
+
+
+def result(name):
+    """(exit code, stdout, stderr, folder) of the job: started early, or run now if it was not."""
+    job = _jobs[name]
+    if job.claim():
+        job.run()
+    job.done.wait()
+    if isinstance(job.outcome, BaseException):
+        raise job.outcome
+    return job.outcome
+
+
+def start(names):
+    """Run the named jobs, longest first, one at a time, on a background thread."""
+    queue = sorted((_jobs[n] for n in set(names) if n in _jobs and _jobs[n].installed()),
+                   key=lambda job: -job.seconds)
+
+    def work():
+        for job in queue:
+            if job.claim():
+                job.run()
+    threading.Thread(target=work, name="early jobs", daemon=True).start()
+
+
+def stop_all():
+    """Stop every job still running (its process group) and remove the jobs' folders."""
+    for job in _jobs.values():
+        with _lock:
+            job.claimed = True  # nothing starts after this
+        process = job.process
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if job.folder:
+            job.done.wait(timeout=30)
+            shutil.rmtree(job.folder, ignore_errors=True)
