@@ -20,7 +20,7 @@ def pytest_configure(config):
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    early_jobs.start(mark.args[0] for item in session.items for mark in item.iter_markers("early_job"))
+    early_jobs.start(mark.args for item in session.items for mark in item.iter_markers("early_job"))
 
 
 def pytest_sessionfinish(session):

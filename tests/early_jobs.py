@@ -8,7 +8,9 @@ meanwhile, instead of leaving the test process waiting when its test comes up. S
   where `prepare(folder)` sets up a fresh folder and returns Popen's keywords (args; env, built from
   ENVIRON; cwd, the folder unless given);
 - a test that reads the job's result is marked `@pytest.mark.early_job(NAME)` and calls `result(NAME)`:
-  (exit code, stdout, stderr, folder), waiting for the job if it is still running;
+  (exit code, stdout, stderr, folder), waiting for the job if it is still running; a job defined with
+  `parts=True` is prepared as `prepare(folder, parts)`, the parts being the marks' further arguments
+  (`early_job(NAME, PAGE)`: only the pages of the selected tests; None, all of them, when run unmarked);
 - conftest.py starts, when collection ends, the jobs of the tests that will run, one at a time, longest
   (`seconds`) first, on a background thread (so the test process and one job: two busy processes, as many
   as a 2-core machine has cores). A job whose `needs` are not installed is not started (its test skips);
@@ -37,9 +39,10 @@ _lock = threading.Lock()
 
 
 class _Job:
-    def __init__(self, name, prepare, seconds, needs, timeout):
+    def __init__(self, name, prepare, seconds, needs, timeout, parts):
         self.name, self.prepare, self.seconds, self.needs = name, prepare, seconds, tuple(needs)
         self.timeout = timeout
+        self.parts = set() if parts else None  # what the selected tests need of it (parts=True)
         self.claimed = False          # started (or being started) by the background thread or a test
         self.done = threading.Event()
         self.process = None
@@ -60,7 +63,9 @@ class _Job:
         try:
             self.folder = tempfile.mkdtemp(prefix="early-" + re.sub(r"\W+", "-", self.name) + "-")
             folder = pathlib.Path(self.folder)
-            options = {"cwd": folder, "env": ENVIRON, **self.prepare(folder)}
+            prepared = self.prepare(folder) if self.parts is None else \
+                self.prepare(folder, sorted(self.parts) if self.parts else None)
+            options = {"cwd": folder, "env": ENVIRON, **prepared}
             # a session of its own, so that stopping it stops what it started too (a notebook's kernel)
             self.process = subprocess.Popen(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                             start_new_session=True, **options)
@@ -77,11 +82,11 @@ class _Job:
             self.done.set()
 
 
-def define(name, prepare, seconds, needs=(), timeout=None):
+def define(name, prepare, seconds, needs=(), timeout=None, parts=False):
     """Declare a job (at a test module's import); defining the same name again replaces it. `seconds`
     is about how long it takes (the longest start first); past `timeout` seconds it is killed and its
     test fails with subprocess.TimeoutExpired."""
-    _jobs[name] = _Job(name, prepare, seconds, needs, timeout)
+    _jobs[name] = _Job(name, prepare, seconds, needs, timeout, parts)
 
 
 def result(name):
@@ -95,10 +100,16 @@ def result(name):
     return job.outcome
 
 
-def start(names):
-    """Run the named jobs, longest first, one at a time, on a background thread."""
-    queue = sorted((_jobs[n] for n in set(names) if n in _jobs and _jobs[n].installed()),
-                   key=lambda job: -job.seconds)
+def start(marks):
+    """Run the jobs that the marks' arguments (NAME, *PARTS) name, longest first, one at a time, on a
+    background thread."""
+    names = set()
+    for name, *parts in marks:
+        if name in _jobs:
+            names.add(name)
+            if _jobs[name].parts is not None:
+                _jobs[name].parts.update(parts)
+    queue = sorted((_jobs[n] for n in names if _jobs[n].installed()), key=lambda job: -job.seconds)
 
     def work():
         for job in queue:

@@ -195,10 +195,11 @@ class Folders:
         return pathlib.Path(tempfile.mkdtemp(prefix=name + "-", dir=self.base))
 
 
-def write_every_pages_outputs(out, base):
-    """`--json OUT BASE`: {page: {"folder", "results": {line: [exit code, stdout, stderr]}} or {"error"}}."""
+def write_the_pages_outputs(out, base, *paths):
+    """`--json OUT BASE [PAGE ...]` (default: every page):
+    {page: {"folder", "results": {line: [exit code, stdout, stderr]}} or {"error"}}."""
     pages = {}
-    for path in DOCUMENTS:
+    for path in paths or DOCUMENTS:
         try:
             folder, results = document_outputs(path, Folders(base))
             pages[path] = {"folder": str(folder), "results": {line: list(r) for line, r in results.items()}}
@@ -208,15 +209,19 @@ def write_every_pages_outputs(out, base):
         json.dump(pages, f)
 
 
-def prepare_every_pages_outputs(folder):
-    return {"args": [sys.executable, os.path.abspath(__file__), "--json", str(folder / "outputs.json"), str(folder)],
-            "env": {**early_jobs.ENVIRON, "OMP_NUM_THREADS": "1"}}
+def prepare_the_pages_outputs(folder, paths):
+    """The pages the selected tests read (all when None)."""
+    return {"args": [sys.executable, os.path.abspath(__file__), "--json", str(folder / "outputs.json"), str(folder)]
+            + list(paths or []), "env": {**early_jobs.ENVIRON, "OMP_NUM_THREADS": "1"}}
 
 
 OUTPUTS_JOB = "docs' quoted outputs"
-early_jobs.define(OUTPUTS_JOB, prepare_every_pages_outputs, seconds=60)
-regenerates_the_outputs = pytest.mark.early_job(OUTPUTS_JOB)
+early_jobs.define(OUTPUTS_JOB, prepare_the_pages_outputs, seconds=60, parts=True)
 _written = {}
+
+
+def regenerates_the_outputs_of(path):
+    return pytest.mark.early_job(OUTPUTS_JOB, path)
 
 
 def regenerated(path):
@@ -225,6 +230,8 @@ def regenerated(path):
         code, _, stderr, folder = early_jobs.result(OUTPUTS_JOB)
         assert code == 0, stderr
         _written.update(json.loads((folder / "outputs.json").read_text(encoding="utf-8")))
+    assert path in _written, (f"{os.path.relpath(path, ROOT)} was not regenerated: mark its test "
+                              f"early_job({OUTPUTS_JOB!r}, PAGE)")
     page = _written[path]
     assert "error" not in page, f"a command of {os.path.relpath(path, ROOT)} raised:\n{page['error']}"
     return page["folder"], {int(line): tuple(result) for line, result in page["results"].items()}
@@ -235,8 +242,8 @@ def _id(value):
         str(value) if isinstance(value, int) else None
 
 
-@regenerates_the_outputs
-@pytest.mark.parametrize("path, line, command", list(quoted_outputs()), ids=_id)
+@pytest.mark.parametrize("path, line, command", [pytest.param(*quoted, marks=regenerates_the_outputs_of(quoted[0]))
+                                                  for quoted in quoted_outputs()], ids=_id)
 def test_the_quoted_output_is_what_the_command_prints_now(path, line, command):
     folder, results = regenerated(path)
     code, stdout, stderr = results[line]
@@ -366,7 +373,7 @@ def test_the_docs_quote_outputs_and_every_console_block_is_found():
     assert len(quoted) >= 20
 
 
-@regenerates_the_outputs
+@regenerates_the_outputs_of(os.path.join(ROOT, "docs", "02-bptt-vanishing.md"))
 def test_changing_one_quoted_digit_fails_the_comparison():
     """The promise of this file, tried: in a quote that matches now, change each digit that is shown
     (not one inside a run's time stamp), one at a time; the comparison must fail every time."""
@@ -384,8 +391,8 @@ def test_changing_one_quoted_digit_fails_the_comparison():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--json"] and len(sys.argv) == 4:
-        write_every_pages_outputs(*sys.argv[2:])
+    if sys.argv[1:2] == ["--json"] and len(sys.argv) >= 4:
+        write_the_pages_outputs(*sys.argv[2:])
         sys.exit()
     if sys.argv[1:2] != ["--update"]:
         sys.exit("usage: python tests/test_docs_outputs.py --update [PAGE.md ...]  (rewrites stale quotes)")
