@@ -20,7 +20,7 @@ reads. Anything else ends the run.
 The kernels are cached on disk (numba's `cache=True`, the generated source kept under
 ~/.cache/tinygrad_rnn/fusion or $TINYGRAD_RNN_FUSION_CACHE), so only the first run of a cell on a
 machine pays the compilation: about 2 s of CPU for an LSTM's two kernels, then 0.5 s per process to
-import numba and load them (bench/RESULTS.md). So a tape is fused only after its 20th replay
+import numba and load them (bench/RESULTS.md). So a tape is fused from its 20th replay on
 (`mode()`), and a short run never pays. numba is the optional extra `fast`; without it, or with
 TINYGRAD_RNN_FUSE=0, or on CuPy arrays, the tape replays op by op as before.
 """
@@ -103,8 +103,9 @@ AFTER = 20  # replays of a tape before its kernels are made (TINYGRAD_RNN_FUSE u
 
 def mode():
     """TINYGRAD_RNN_FUSE: "0" never fuse, "1" fuse a tape as soon as it is traced, "auto" (the default)
-    after AFTER replays: importing numba and loading even cached kernels costs about half a second
-    of CPU, which a short run (a test, a smoke run) would not win back."""
+    from the AFTER-th replay on (the first AFTER - 1 run op by op): importing numba and loading even
+    cached kernels costs about half a second of CPU, which a short run (a test, a smoke run) would not
+    win back."""
     value = os.environ.get(ENV, "auto").strip().lower()
     return "off" if value in ("0", "false", "no", "off") else "now" if value in ("1", "true", "yes", "on") else "auto"
 
