@@ -17,6 +17,12 @@ def pytest_configure(config):
                                        "as soon as the tests are collected (tests/early_jobs.py)")
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that read an early job's result run last (in their order), so that the jobs have the
+    whole session to run beside the other tests instead of keeping the test process waiting."""
+    items.sort(key=lambda item: item.get_closest_marker("early_job") is not None)
+
+
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return

@@ -71,9 +71,8 @@ class _Job:
                                             start_new_session=True, **options)
             try:
                 out, err = self.process.communicate(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.communicate()
+            except BaseException:  # past the timeout, or Ctrl-C while a test waited here
+                _kill(self.process)
                 raise
             self.outcome = (self.process.returncode, out, err, folder)
         except BaseException as error:  # reported by result(), in the test that needs the job
@@ -102,7 +101,7 @@ def result(name):
 
 def start(marks):
     """Run the jobs that the marks' arguments (NAME, *PARTS) name, longest first, one at a time, on a
-    background thread."""
+    background thread (returned)."""
     names = set()
     for name, *parts in marks:
         if name in _jobs:
@@ -115,7 +114,19 @@ def start(marks):
         for job in queue:
             if job.claim():
                 job.run()
-    threading.Thread(target=work, name="early jobs", daemon=True).start()
+    thread = threading.Thread(target=work, name="early jobs", daemon=True)
+    thread.start()
+    return thread
+
+
+def _kill(process):
+    """Kill the job's process group (SIGKILL: the runner's commands catch SIGTERM to stop a run cleanly and
+    go on) and reap the job's process."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def stop_all():
@@ -123,12 +134,8 @@ def stop_all():
     for job in _jobs.values():
         with _lock:
             job.claimed = True  # nothing starts after this
-        process = job.process
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if job.process is not None and job.process.poll() is None:
+            _kill(job.process)
         if job.folder:
             job.done.wait(timeout=30)
             shutil.rmtree(job.folder, ignore_errors=True)
