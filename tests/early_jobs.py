@@ -13,13 +13,14 @@ meanwhile, instead of leaving the test process waiting when its test comes up. S
   (`early_job(NAME, PAGE)`: only the pages of the selected tests; None, all of them, when run unmarked);
 - conftest.py starts, when collection ends, the jobs of the tests that will run, one at a time, longest
   (`seconds`) first, on a background thread (so the test process and one job: two busy processes, as many
-  as a 2-core machine has cores). A job whose `needs` are not installed is not started (its test skips);
-  a job no selected test needs never runs; `result` runs a job itself if it was not started (a test
-  run on its own, `--collect-only` earlier...). At the end of the session a job still running is
-  stopped with its whole process group (a kernel included).
+  as a 2-core machine has cores), and moves the marked tests to the end of the session, so that the jobs
+  have the whole session to run. A job whose `needs` are not installed is not started (its test skips);
+  a job no selected test needs never runs; `result` runs a job itself if no one has started it yet (the
+  test process got there first: it would only wait otherwise). A job still running at the end of the
+  session (after -x or Ctrl-C) is killed with its whole process group (a kernel included).
 
 What each test checks is unchanged: the same command, in the same kind of folder, with the same
-environment; only when it runs has moved.
+environment (the session's, as it started); only when it runs has moved.
 """
 import importlib.util
 import os
