@@ -27,6 +27,8 @@ import types
 
 import numpy as np
 
+from . import elementwise as _elementwise
+
 _HERE = os.path.abspath(__file__)
 
 
@@ -565,6 +567,9 @@ class _Device:
     def __repr__(self):
         return f"<CUDA Device {self.id}>"
 
+
+# ---- kernels written in C: their bodies run by a small C interpreter (elementwise.py) -------------------
+ElementwiseKernel = _elementwise.ElementwiseKernel
 
 _DEVICE = _Device(0)
 random = _random_module()
