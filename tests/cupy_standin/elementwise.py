@@ -34,7 +34,7 @@ DTYPES = {"float": np.float32, "double": np.float64, INTEGER: np.int64, "bool": 
 FUNCTIONS = {"tanhf": ("float", np.tanh), "expf": ("float", np.exp), "tanh": ("double", np.tanh),
              "exp": ("double", np.exp)}
 TOKEN = re.compile(r"\s*(?:(?P<number>\d+\.\d*(?:[eE][-+]?\d+)?f?|\d+[eE][-+]?\d+f?|\d+)|(?P<name>[A-Za-z_]\w*)|"
-                   r"(?P<op>\+=|==|!=|<=|>=|[-+*/%<>=?:;()\[\],]))")
+                   r"(?P<op>--|\+\+|\+=|==|!=|<=|>=|[-+*/%<>=?:;()\[\],]))")
 
 
 class KernelError(Exception):
@@ -54,7 +54,10 @@ def tokenize(text):
         m = TOKEN.match(text, pos)
         if m is None:
             raise KernelError(f"cannot read {text[pos:pos + 20].strip()!r}")
-        tokens.append(m.group("number") or m.group("name") or m.group("op"))
+        token = m.group("number") or m.group("name") or m.group("op")
+        if token in ("--", "++"):  # C's maximal munch: `a --b` is a decrement, not a minus of -b
+            raise KernelError(f"{token!r} (C's {'de' if token == '--' else 'in'}crement) in {text.strip()[:60]!r}")
+        tokens.append(token)
         pos = m.end()
     return tokens
 
