@@ -272,5 +272,5 @@ def compile_group(group, values, kind, dtype):
             return tuple(result)
     Fused.__name__ = Fused.__qualname__ = "Fused[" + ", ".join(e.cls.__name__ for e in group.entries) + "]"
     Fused.source = forward.source() + "\n\n" + backward.source()
-    Fused.kernels = (forward, backward)
+    Fused.kernels, Fused.layout = (forward, backward), layout
     return Fused
