@@ -149,7 +149,7 @@ def gru_kernels(dtype, monkeypatch, cupy):
 GRU_FORWARD = """\
 const ptrdiff_t row = i / 5;
 const ptrdiff_t col = i % 5;
-const float x1_5 = in1[row * 15 + 4 + col];
+const float x1_5 = in1[row * 15 + 5 + col];
 const float x0_5 = in0[row * 15 + 5 + col];
 const float v0 = x1_5 + x0_5;
 const float v1 = 1.0f / (1.0f + expf(-v0));
