@@ -38,7 +38,8 @@ TOKEN = re.compile(r"\s*(?:(?P<number>\d+\.\d*(?:[eE][-+]?\d+)?f?|\d+[eE][-+]?\d
 
 
 class KernelError(Exception):
-    """The body is not the C this interpreter runs, or breaks one of its rules; says which and where."""
+    """The body is not the C this interpreter runs, or breaks one of its rules; says which and where.
+    Rules that do not depend on the data fail when the kernel is made, the others when it runs."""
 
 
 def _ctype(name):
@@ -62,18 +63,11 @@ def tokenize(text):
     return tokens
 
 
-class Value:
-    """A C value in every lane: the lanes' data (an array or a scalar) and its C type."""
-
-    def __init__(self, data, ctype):
-        self.data, self.ctype = data, ctype
-
-
 class Raw:
-    """A raw parameter: indexed by a C-order index over its shape; writes checked for races."""
+    """A raw parameter at run time: indexed by a C-order index over its shape; writes checked for races."""
 
-    def __init__(self, name, array, ctype, writable):
-        self.name, self.array, self.ctype, self.writable = name, array, ctype, writable
+    def __init__(self, name, array, lanes, writable):
+        self.name, self.array, self.lanes = name, array, lanes
         self.writer = np.full(array.size, -1, np.int64) if writable else None
 
     def where(self, index):
@@ -84,8 +78,7 @@ class Raw:
         return index, np.unravel_index(index, self.array.shape)
 
     def read(self, index):
-        _, place = self.where(index)
-        return Value(self.array[place], self.ctype)
+        return self.array[self.where(index)[1]]
 
     def write(self, index, value):
         flat, place = self.where(index)
@@ -96,32 +89,46 @@ class Raw:
         if np.any((earlier >= 0) & (earlier != lanes)):
             raise KernelError(f"two threads write one element of {self.name} (a race)")
         self.writer[flat] = lanes
-        self.array[place] = np.broadcast_to(value.data, (self.lanes,))
+        self.array[place] = np.broadcast_to(value, (self.lanes,))
 
 
-class Interpreter:
-    """Runs one body over `lanes` threads with `names` (name → Value or Raw) as its parameters."""
+def _c_divide(a, b):  # C's integer division truncates towards zero
+    if np.any(np.asarray(b) == 0):
+        raise KernelError("integer division by zero")
+    return np.abs(a) // np.abs(b) * np.sign(a) * np.sign(b)
 
-    def __init__(self, lanes, names, readonly, outputs):
-        self.lanes, self.names, self.readonly, self.outputs = lanes, dict(names), set(readonly), outputs
-        self.const, self.assigned = set(readonly), set()
-        self.names["i"] = Value(np.arange(lanes, dtype=np.int64), INTEGER)
-        self.const.add("i")
-        for v in self.names.values():
-            if isinstance(v, Raw):
-                v.lanes = lanes
 
-    # ---- statements ------------------------------------------------------------------------------------
-    def run(self, body):
-        self.tokens, self.pos = tokenize(body), 0
+ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply}
+COMPARISONS = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater, "<=": np.less_equal,
+               ">=": np.greater_equal}
+
+
+class Translator:
+    """Reads a body once, checking every rule that does not depend on the data (types, names, const,
+    outputs assigned before they are read and by the end), into a list of statements, each a function
+    of the environment (name → the lanes' values, or a Raw) that runs it in all lanes."""
+
+    def __init__(self, params):
+        self.types, self.inputs, self.outputs = {"i": INTEGER}, {"i"}, []
+        self.raw = {name for raw, _, name, _ in params if raw}
+        self.raw_outputs = {name for raw, _, name, out in params if raw and out}
+        for raw, dtype, name, out in params:
+            self.types[name] = _ctype(C_TYPE_OF[dtype])
+            if not raw:
+                (self.outputs.append if out else self.inputs.add)(name)
+        self.const, self.assigned = set(self.inputs), set()
+
+    def translate(self, body):
+        self.tokens, self.pos, statements = tokenize(body), 0, []
         while self.pos < len(self.tokens):
-            self.statement()
+            statements.append(self.statement())
         missing = [o for o in self.outputs if o not in self.assigned]
         if missing:
             raise KernelError(f"the kernel never assigns its output(s) {', '.join(missing)}")
+        return statements
 
-    def peek(self, k=0):
-        return self.tokens[self.pos + k] if self.pos + k < len(self.tokens) else None
+    def peek(self):
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
     def take(self, expected=None):
         token = self.peek()
@@ -130,6 +137,7 @@ class Interpreter:
         self.pos += 1
         return token
 
+    # ---- statements ------------------------------------------------------------------------------------
     def statement(self):
         const = self.peek() == "const"
         if const:
@@ -139,82 +147,88 @@ class Interpreter:
             name = self.take()
             if not re.fullmatch(r"[A-Za-z_]\w*", name):
                 raise KernelError(f"{name!r} is not a name")
-            if name in self.names:
+            if name in self.types:
                 raise KernelError(f"{name} is declared twice")
             self.take("=")
             value = self.expect(self.expression(), ctype, f"the initialiser of {name}")
             self.take(";")
-            self.names[name] = Value(np.broadcast_to(value.data, (self.lanes,)), ctype)
+            self.types[name] = ctype
             if const:
                 self.const.add(name)
-            return
+
+            def declare(env, name=name, value=value):
+                env[name] = value(env)
+            return declare
         if const:
             raise KernelError("const without a type")
         name = self.take()
-        target = self.names.get(name)
-        if target is None:
+        if name not in self.types:
             raise KernelError(f"{name} is used before it is declared")
-        if isinstance(target, Raw):
+        if name in self.raw:
             self.take("[")
             index = self.expect(self.expression(), INTEGER, f"an index of {name}")
             self.take("]")
             self.take("=")
-            if not target.writable:
+            if name not in self.raw_outputs:
                 raise KernelError(f"{name} is an input (read only)")
-            value = self.expect(self.expression(), target.ctype, f"a value written to {name}")
+            value = self.expect(self.expression(), self.types[name], f"a value written to {name}")
             self.take(";")
-            target.write(index.data, value)
-            return
+            return lambda env: env[name].write(index(env), value(env))
         op = self.take()
         if op not in ("=", "+="):
             raise KernelError(f"expected = or += after {name}, found {op!r}")
         if name in self.const:
-            raise KernelError(f"{name} is {'an input' if name in self.readonly else 'const'}; it cannot be assigned")
+            raise KernelError(f"{name} is {'an input' if name in self.inputs else 'const'}; it cannot be assigned")
         if op == "+=":
             self.check_assigned(name)
-        value = self.expect(self.expression(), target.ctype, f"the value assigned to {name}")
+        value = self.expect(self.expression(), self.types[name], f"the value assigned to {name}")
         self.take(";")
-        data = value.data if op == "=" else target.data + value.data
-        self.names[name] = Value(np.broadcast_to(data, (self.lanes,)), target.ctype)
         self.assigned.add(name)
+        if op == "=":
+            def assign(env):
+                env[name] = value(env)
+            return assign
 
-    def expect(self, value, ctype, what):
-        if value.ctype != ctype:
-            raise KernelError(f"{what} is {value.ctype}, not {ctype} (no implicit conversions here)")
-        return value
+        def accumulate(env):
+            env[name] = env[name] + value(env)
+        return accumulate
 
-    # ---- expressions, by C's precedence ---------------------------------------------------------------------
+    def expect(self, typed, ctype, what):
+        fn, got = typed
+        if got != ctype:
+            raise KernelError(f"{what} is {got}, not {ctype} (no implicit conversions here)")
+        return fn
+
+    def check_assigned(self, name):
+        if name in self.outputs and name not in self.assigned:
+            raise KernelError(f"the output {name} is read before the kernel assigns it (uninitialised)")
+
+    # ---- expressions, by C's precedence: each returns (function of the environment, C type) -------------------
     def expression(self):  # ternary: right-associative, lowest
         cond = self.comparison()
         if self.peek() != "?":
             return cond
         self.take("?")
-        self.expect(cond, "bool", "the condition of ?:")
-        a = self.expression()
-        self.take(":")
-        b = self.expression()
-        if a.ctype != b.ctype:
-            raise KernelError(f"the branches of ?: are {a.ctype} and {b.ctype}")
-        return Value(np.where(cond.data, a.data, b.data).astype(DTYPES[a.ctype]), a.ctype)
+        c = self.expect(cond, "bool", "the condition of ?:")
+        (a, at), _, (b, bt) = self.expression(), self.take(":"), self.expression()
+        if at != bt:
+            raise KernelError(f"the branches of ?: are {at} and {bt}")
+        dtype = DTYPES[at]
+        return (lambda env: np.where(c(env), a(env), b(env)).astype(dtype, copy=False)), at
 
     def comparison(self):  # == != < > <= >= (one level here; C has two, and none are chained below)
         left = self.additive()
-        while self.peek() in ("==", "!=", "<", ">", "<=", ">="):
+        while self.peek() in COMPARISONS:
             op = self.take()
             right = self.additive()
-            self.same(left, right, op)
-            fn = {"==": np.equal, "!=": np.not_equal, "<": np.less, ">": np.greater, "<=": np.less_equal,
-                  ">=": np.greater_equal}[op]
-            left = Value(fn(left.data, right.data), "bool")
+            left = self.binary(left, right, op, COMPARISONS[op], "bool")
         return left
 
     def additive(self):
         left = self.multiplicative()
         while self.peek() in ("+", "-"):
             op = self.take()
-            right = self.multiplicative()
-            self.same(left, right, op)
-            left = Value(left.data + right.data if op == "+" else left.data - right.data, left.ctype)
+            left = self.binary(left, self.multiplicative(), op, ARITHMETIC[op])
         return left
 
     def multiplicative(self):
@@ -222,28 +236,32 @@ class Interpreter:
         while self.peek() in ("*", "/", "%"):
             op = self.take()
             right = self.unary()
-            self.same(left, right, op)
             if op == "*":
-                data = left.data * right.data
-            elif left.ctype == INTEGER:  # C truncates towards zero
-                if np.any(np.asarray(right.data) == 0):
-                    raise KernelError("integer division by zero")
-                q = np.abs(left.data) // np.abs(right.data) * np.sign(left.data) * np.sign(right.data)
-                data = q if op == "/" else left.data - q * right.data
+                fn = np.multiply
+            elif left[1] == INTEGER:
+                fn = _c_divide if op == "/" else (lambda a, b: a - _c_divide(a, b) * b)
             elif op == "/":
-                data = left.data / right.data
+                fn = np.divide
             else:
                 raise KernelError("% of floating values")
-            left = Value(data, left.ctype)
+            left = self.binary(left, right, op, fn)
         return left
+
+    def binary(self, left, right, op, fn, result=None):
+        (a, at), (b, bt) = left, right
+        if at != bt:
+            raise KernelError(f"{at} {op} {bt}: mixed types (no implicit conversions here)")
+        if at == "bool" and op not in ("==", "!="):
+            raise KernelError(f"bool {op} bool")
+        return (lambda env: fn(a(env), b(env))), result or at
 
     def unary(self):
         if self.peek() == "-":
             self.take()
-            value = self.unary()
-            if value.ctype == "bool":
+            fn, ctype = self.unary()
+            if ctype == "bool":
                 raise KernelError("minus of a bool")
-            return Value(-value.data, value.ctype)
+            return (lambda env: -fn(env)), ctype
         return self.postfix()
 
     def postfix(self):
@@ -260,39 +278,28 @@ class Interpreter:
             if token not in FUNCTIONS:
                 raise KernelError(f"unknown function {token}() (known: {', '.join(FUNCTIONS)})")
             self.take("(")
-            arg = self.expression()
-            self.take(")")
             ctype, fn = FUNCTIONS[token]
-            self.expect(arg, ctype, f"the argument of {token}()")
-            with np.errstate(over="ignore"):  # expf(large) is inf in C too
-                return Value(fn(arg.data), ctype)
-        target = self.names.get(token)
-        if target is None:
+            arg = self.expect(self.expression(), ctype, f"the argument of {token}()")
+            self.take(")")
+            return (lambda env: fn(arg(env))), ctype
+        if token not in self.types:
             raise KernelError(f"{token} is used before it is declared")
-        if isinstance(target, Raw):
+        if token in self.raw:
             self.take("[")
             index = self.expect(self.expression(), INTEGER, f"an index of {token}")
             self.take("]")
-            return target.read(index.data)
+            return (lambda env: env[token].read(index(env))), self.types[token]
         self.check_assigned(token)
-        return target
-
-    def check_assigned(self, name):
-        if name in self.outputs and name not in self.assigned:
-            raise KernelError(f"the output {name} is read before the kernel assigns it (uninitialised)")
+        return (lambda env: env[token]), self.types[token]
 
     def number(self, token):
         if token.endswith("f"):
-            return Value(np.float32(token[:-1]), "float")
-        if "." in token or "e" in token or "E" in token:
-            return Value(np.float64(token), "double")
-        return Value(np.int64(token), INTEGER)
-
-    def same(self, left, right, op):
-        if left.ctype != right.ctype:
-            raise KernelError(f"{left.ctype} {op} {right.ctype}: mixed types (no implicit conversions here)")
-        if left.ctype == "bool" and op not in ("==", "!="):
-            raise KernelError(f"bool {op} bool")
+            value, ctype = np.float32(token[:-1]), "float"
+        elif "." in token or "e" in token or "E" in token:
+            value, ctype = np.float64(token), "double"
+        else:
+            value, ctype = np.int64(token), INTEGER
+        return (lambda env: value), ctype
 
 
 def parse_params(text):
@@ -310,17 +317,19 @@ def parse_params(text):
 
 
 class ElementwiseKernel:
-    """cupy.ElementwiseKernel(in_params, out_params, operation, name): `operation` run by the interpreter."""
+    """cupy.ElementwiseKernel(in_params, out_params, operation, name): `operation` translated once (its
+    static rules checked when the kernel is made), then run in all lanes at each call."""
 
     def __init__(self, in_params, out_params, operation, name="kernel", **options):
         self.in_params, self.out_params = parse_params(in_params), parse_params(out_params)
         self.operation, self.name = operation, name
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise KernelError(f"kernel name {name!r} is not a C identifier")
-        tokenize(operation)  # an unreadable body fails when the kernel is made, as CuPy's compile would
         names = [p[2] for p in self.in_params + self.out_params]
         if len(set(names)) != len(names):
             raise KernelError(f"a parameter name is used twice in {names}")
+        params = [p + (False,) for p in self.in_params] + [p + (True,) for p in self.out_params]
+        self.statements = Translator(params).translate(operation)
 
     def __call__(self, *args, size=None):
         from . import standin
@@ -329,14 +338,12 @@ class ElementwiseKernel:
             raise TypeError(f"Wrong number of arguments for {self.name!r}: expected {n_in} or {len(params)}, "
                             f"got {len(args)}")
         for a in args:
-            if isinstance(a, np.ndarray):
-                raise TypeError(f"Unsupported type {type(a)}")
             if not isinstance(a, (standin.ndarray, int, float, np.generic)):
                 raise TypeError(f"Unsupported type {type(a)}")
         given = list(args)
         shapes = [a.shape for (raw, _, _), a in zip(params, given) if not raw and isinstance(a, standin.ndarray)]
         if shapes:
-            grid = np.broadcast_shapes(*shapes)
+            grid = tuple(np.broadcast_shapes(*shapes))
         elif size is not None:
             grid = (size,)
         else:
@@ -346,33 +353,28 @@ class ElementwiseKernel:
                 raise ValueError(f"Output array size is undecided for raw {name}")
             given.append(standin.ndarray(np.empty(grid, dtype)))
         lanes = int(np.prod(grid))
-        names, readonly, outputs, stores = {}, [], [], []
+        env, stores = {"i": np.arange(lanes, dtype=np.int64)}, []
         for position, ((raw, dtype, name), a) in enumerate(zip(params, given)):
             is_out = position >= n_in
-            if isinstance(a, standin.ndarray):
-                if a.dtype.name != dtype:
-                    raise TypeError(f"{self.name}: {name} is declared {dtype}, got an array of {a.dtype.name}")
-                if raw:
-                    names[name] = Raw(name, a._a, C_TYPE_OF[dtype], is_out)
-                    continue
-                if is_out:
-                    if a.shape != tuple(grid):
-                        raise ValueError(f"{self.name}: output {name} has shape {a.shape}, the loop {tuple(grid)}")
-                    outputs.append(name)
-                    stores.append((name, a))
-                    names[name] = Value(np.zeros(lanes, a.dtype), C_TYPE_OF[dtype])
-                else:
-                    names[name] = Value(np.broadcast_to(a._a, grid).reshape(-1), C_TYPE_OF[dtype])
-            else:  # a Python or NumPy scalar, converted to the declared type as CuPy does
+            if not isinstance(a, standin.ndarray):  # a Python or NumPy scalar, as the declared type
                 if raw or is_out:
                     raise TypeError(f"{self.name}: {name} must be an array")
-                names[name] = Value(np.dtype(dtype).type(a), C_TYPE_OF[dtype])
-            if not is_out:
-                readonly.append(name)
-        run = Interpreter(lanes, names, readonly, outputs)
-        with np.errstate(over="ignore", under="ignore"):
-            run.run(self.operation)
+                env[name] = np.dtype(dtype).type(a)
+                continue
+            if a.dtype.name != dtype:
+                raise TypeError(f"{self.name}: {name} is declared {dtype}, got an array of {a.dtype.name}")
+            if raw:
+                env[name] = Raw(name, a._a, lanes, is_out)
+            elif is_out:
+                if a.shape != grid:
+                    raise ValueError(f"{self.name}: output {name} has shape {a.shape}, the loop {grid}")
+                stores.append((name, a))
+            else:
+                env[name] = np.broadcast_to(a._a, grid).reshape(-1)
+        with np.errstate(over="ignore", under="ignore"):  # expf(large) is inf in C too
+            for statement in self.statements:
+                statement(env)
         for name, a in stores:
-            a._a[...] = run.names[name].data.reshape(grid)
+            a._a[...] = np.broadcast_to(env[name], (lanes,)).reshape(grid)
         result = given[n_in:]
         return result[0] if len(result) == 1 else tuple(result)
