@@ -11,8 +11,9 @@ is Python that numba compiles for the CPU; here it is the body of a CUDA C kerne
 An input of the step's shape is an ordinary parameter (`float32 in0`: the element at i); a row (H,)
 too (CuPy broadcasts it over the batch; its gradient is the per-element array summed over the batch
 after the kernel); a wider array read in columns (an LSTM's gates, read by Chunk) is `raw` and
-indexed `in1[row * 4H + m*H + col]`, its gradient a pre-zeroed `raw` output written at the same
-places. Each thread writes its own elements, so no two threads write one place: a group whose reads
+indexed `in1[row * 4H + m*H + col]` (a C-order index over its shape, whatever its strides: CuPy's
+CArray::operator[](ptrdiff_t), cupy/_core/include/cupy/carray.cuh; `i` is the thread's element of the
+grid), its gradient a pre-zeroed `raw` output written at the same places. Each thread writes its own elements, so no two threads write one place: a group whose reads
 of one input overlap (two column slices less than H apart) would break that, and is left unfused.
 
 float32 kernels use float literals (`1.0f`) and the float functions (`tanhf`, `expf`), float64 ones
@@ -164,7 +165,8 @@ def generate(group, values, kind, dtype):
     in_params = ", ".join(param[k] for k in used)
     out_params = ", ".join(f"{dt} out{m}" for m in range(len(outs)))
     body = "\n".join(head + w.lines + [f"out{m} = {name};" for m, name in enumerate(outs)])
-    forward = Kernel(in_params, out_params, body, f"tinygrad_rnn_fused_forward_{digest_of(in_params, out_params, body)}")
+    forward = Kernel(in_params, out_params, body,
+                     f"tinygrad_rnn_fused_forward_{digest_of(in_params, out_params, body)}")
 
     # backward: recompute the element, then the adjoints in reverse (as fusion.generate does)
     adj, lines = {}, []

@@ -17,6 +17,9 @@ cupy/_core/core.pyx, which the comments below quote):
     only for add, subtract, maximum, minimum; reductions without `initial` / `where`;
     `ascontiguousarray` of device arrays only).
 
+`ElementwiseKernel` runs the kernel's C body with a small, strict interpreter of the C it uses
+(elementwise.py): what a kernel computes is tested, not assumed; what NVRTC makes of it is not.
+
 It is plugged in where CuPy would be (tinygrad_rnn.backend's lazily imported module) by the fixture in
 conftest.py, and only there: nothing in the package knows about it.
 """

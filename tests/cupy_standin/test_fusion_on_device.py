@@ -237,7 +237,8 @@ def test_a_group_whose_threads_would_write_one_place_is_left_unfused(cupy, monke
     step = t.program.step
     groups = fusion.find_groups(step, t.values, t.kind, {t.h, *t.state_out}, t.entries)
     assert [[step[k].cls.__name__ for k in run] for run, _ in groups] == [["Mul", "Tanh"]]
-    assert fusion_cupy.supports(groups[0][1], t.values, t.kind) == (False, "input 0 is read at overlapping columns [0, 1]")
+    assert fusion_cupy.supports(groups[0][1], t.values, t.kind) == \
+        (False, "input 0 is read at overlapping columns [0, 1]")
 
 
 # ---- the stand-in's interpreter: the oracle above, held to C ---------------------------------------------
