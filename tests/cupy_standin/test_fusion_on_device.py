@@ -302,6 +302,7 @@ def test_the_interpreter_refuses_numpy_arrays_and_wrong_dtypes_as_cupy_does():
 
 # ---- the generated C, compiled by the host's C compiler ------------------------------------------------------
 CC = shutil.which("cc") or shutil.which("gcc")
+CXX = shutil.which("c++") or shutil.which("g++")
 
 
 def as_host_c(kernel, shapes, grid):
@@ -338,6 +339,10 @@ def run_host_c(source, arrays, folder, name):
     done = subprocess.run([CC, *flags, "-o", path + ".so", path + ".c", "-lm"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ctypes.CDLL(path + ".so").kernel(*[a.ctypes.data_as(ctypes.c_void_p) for a in arrays])
+    if CXX is not None:  # CUDA kernels are C++: the same text read as C++ too
+        done = subprocess.run([CXX, "-x", "c++", "-fsyntax-only", "-Werror=double-promotion", "-Werror=float-conversion", path + ".c"], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.skipif(CC is None, reason="no C compiler on this machine")
@@ -346,7 +351,8 @@ def run_host_c(source, arrays, folder, name):
 def test_the_generated_c_compiles_as_c99_and_computes_what_the_standin_computes(cupy, name, dtype, monkeypatch,
                                                                                   tmp_path):
     """Compiled by the host's C compiler with double promotion and float narrowing as errors, the kernels
-    compute on the CPU what the stand-in's interpreter computes from the same text."""
+    compute on the CPU what the stand-in's interpreter computes from the same text; read as C++ (what
+    NVRTC reads), the text is valid too."""
     monkeypatch.setenv(fusion.ENV, "1")
     cell, _, option = name.partition(":")
     tg.manual_seed(0)
