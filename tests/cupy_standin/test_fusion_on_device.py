@@ -340,8 +340,8 @@ def run_host_c(source, arrays, folder, name):
     assert done.returncode == 0, done.stderr
     ctypes.CDLL(path + ".so").kernel(*[a.ctypes.data_as(ctypes.c_void_p) for a in arrays])
     if CXX is not None:  # CUDA kernels are C++: the same text read as C++ too
-        done = subprocess.run([CXX, "-x", "c++", "-fsyntax-only", "-Werror=double-promotion", "-Werror=float-conversion", path + ".c"], capture_output=True,
-                              text=True)
+        strict = ["-Werror=double-promotion", "-Werror=float-conversion"]
+        done = subprocess.run([CXX, "-x", "c++", "-fsyntax-only", *strict, path + ".c"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
 
 
