@@ -229,8 +229,9 @@ def _is_literal(name):
 
 def supports(group, values, kind):
     """Whether this backend fuses the group; the reason when it does not."""
+    dtype = values[group.outputs[0]].dtype
     try:
-        generate(group, values, kind, values[group.outputs[0]].dtype)
+        group.generated = (dtype, generate(group, values, kind, dtype))  # kept for compile_group
     except Unsupported as e:
         return False, str(e)
     return True, None
@@ -248,7 +249,8 @@ def _compiled(xp, kernel):
 
 def compile_group(group, values, kind, dtype):
     """The group's Function: its forward and backward are the generated ElementwiseKernels."""
-    forward, backward, layout = generate(group, values, kind, dtype)
+    made = getattr(group, "generated", None)
+    forward, backward, layout = made[1] if made and made[0] == dtype else generate(group, values, kind, dtype)
     xp = array_module(values[group.outputs[0]])
     forward_kernel, backward_kernel = _compiled(xp, forward), _compiled(xp, backward)
     used, wanted, modes, shapes = layout.used, layout.wanted, layout.modes, layout.shapes
