@@ -52,7 +52,8 @@ RULES = {
     _ops.Exp: ("{exp}({0})", ["{g} * {y}"]),
     _ops.Tanh: ("{tanh}({0})", ["{g} * ({one} - {y} * {y})"]),
     _ops.Sigmoid: ("{one} / ({one} + {exp}(-{0}))", ["{g} * {y} * ({one} - {y})"]),
-    _ops.ReLU: ("{0} > {zero} ? {0} : {zero}", ["{0} > {zero} ? {g} : {zero}"]),
+    # NaN passes on, as xp.maximum(x, 0) lets it (NaN <= 0 is false): a diverging value stays visible
+    _ops.ReLU: ("{0} <= {zero} ? {zero} : {0}", ["{0} > {zero} ? {g} : {zero}"]),
 }
 
 

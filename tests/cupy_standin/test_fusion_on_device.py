@@ -115,6 +115,22 @@ def test_gradcheck_passes_on_the_fused_compiled_path_on_the_device(on_device, na
     assert check.ok, check
 
 
+def test_a_fused_relu_on_the_device_passes_nan_on_as_the_op_by_op_replay_does(cupy, monkeypatch):
+    def run(fuse):
+        monkeypatch.setenv(fusion.ENV, "1" if fuse else "0")
+        tg.manual_seed(0)
+        rnn = Recurrent(registry.cells.get("rnn"), 2, 3, path="compiled", nonlinearity="relu").to("cupy")
+        x = np.random.default_rng(1).standard_normal((2, 4, 2)).astype(np.float32)
+        x[0, 1, 0] = np.nan
+        out, _ = rnn(Tensor(x).to("cupy"))
+        (tape,) = compile_cell(rnn.cells[0]).tapes.values()
+        assert bool(fused([e.cls.__name__ for e in tape.program.step])) == fuse
+        return backend.to_numpy(out.data)
+    got, want = run(True), run(False)
+    assert np.isnan(want[0, 1:]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
 def test_fusion_on_the_device_needs_no_numba(cupy, monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now fails
     assert not fusion.available(np.zeros(1)) and fusion.available(cupy.zeros(1))
