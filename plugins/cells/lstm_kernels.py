@@ -1,0 +1,96 @@
+"""The elementwise work of one LSTM step as a numba kernel: what `LSTMSequence` runs with the `fast` extra.
+
+A step of lstm_fused.py's NumPy loop is one matrix product and about ten NumPy calls on (N, H) arrays
+(add, tanh, scale, shift, three products, a sum, tanh, a product); on small batches each call costs
+more in dispatch than in arithmetic. Here the calls after the product are one loop over the elements,
+forward and backward, so a step is `np.dot` + one kernel call. The arithmetic is the NumPy loop's, in
+the same order (so the two agree to float32 rounding, checked by tests/test_fused_cells.py), except
+tanh: numba's np.tanh is one libm call per element, far slower than NumPy's vectorised loop, so
+`tanh` below is the rational approximation of Eigen and XLA (`generic_fast_tanh_float`, the one the
+tape's kernels use, tinygrad_rnn/fusion.py), pure arithmetic that vectorises, within a few float32
+roundings of tanh. It is used for float32 only: float64 (the gradient checks) keeps the NumPy loop.
+
+numba is imported by `compiled()` at the first use, not when the plugin is discovered: importing it
+costs about half a second, which a run without an LSTM should not pay. The functions below are plain
+Python until then (readable, and runnable as a slow reference).
+
+Gate layout, as in lstm_fused.py: a step's gates are (N, 4, H) in the order (o, i, f, g), the
+pre-activations of o, i, f already halved (sigmoid(x) = 1/2 + tanh(x/2)/2, the 1/2 folded into the
+weights), and after the forward step they hold the gate values, which the backward step reads.
+"""
+import numpy as np
+
+F32 = np.float32
+
+
+def tanh(x):
+    """tanh(x) in float32 to a few roundings: a degree-13/6 odd rational on [-9, 9] (tanh(9) is 1 in float32)."""
+    x = F32(9) if x > F32(9) else (F32(-9) if x < F32(-9) else x)
+    x2 = x * x
+    p = x2 * F32(-2.76076847742355e-16) + F32(2.00018790482477e-13)
+    p = p * x2 + F32(-8.60467152213735e-11)
+    p = p * x2 + F32(5.12229709037114e-08)
+    p = p * x2 + F32(1.48572235717979e-05)
+    p = p * x2 + F32(6.37261928875436e-04)
+    p = p * x2 + F32(4.89352455891786e-03)
+    q = x2 * F32(1.19825839466702e-06) + F32(1.18534705686654e-04)
+    q = q * x2 + F32(2.26843463243900e-03)
+    q = q * x2 + F32(4.89352518554385e-03)
+    return x * p / q
+
+
+def forward_step(a, hw, c_prev, c_new, h_new):
+    """a (N, 4, H): x-part of the pre-activations in, gate values out; hw (N, 4, H) the h-part;
+    writes c_new = f * c_prev + i * g and h_new = o * tanh(c_new)."""
+    half = F32(0.5)
+    # One short loop per quantity, not one loop doing everything: LLVM vectorises loops that touch a few
+    # arrays (16 floats at a time), and gives up on one that reads and writes seven (measured: 10x slower).
+    for n in range(a.shape[0]):
+        for k in range(3):  # o, i, f: sigmoid(x) = 1/2 + tanh(x/2)/2, the /2 already in the weights
+            for j in range(a.shape[2]):
+                a[n, k, j] = tanh(a[n, k, j] + hw[n, k, j]) * half + half
+        for j in range(a.shape[2]):  # g
+            a[n, 3, j] = tanh(a[n, 3, j] + hw[n, 3, j])
+        for j in range(a.shape[2]):
+            c = a[n, 2, j] * c_prev[n, j] + a[n, 1, j] * a[n, 3, j]  # c = f * c_prev + i * g
+            c_new[n, j] = c
+            h_new[n, j] = a[n, 0, j] * tanh(c)                       # h = o * tanh(c)
+
+
+def backward_step(a, c_prev, c, grad_outputs, t, dh, dc, da):
+    """Step t back: a (N, 4, H) the gate values (o, i, f, g), c_prev and c the cell before and after,
+    grad_outputs (N, T, H) the outputs' gradient (read at t: passing the whole array keeps its last axis
+    contiguous, which vectorising needs), dh and dc the state gradients from the step after (dc becomes
+    the one for c_prev); writes da (N, 4, H), d(pre-activations), whose product with W_hh is the next dh."""
+    one = F32(1)
+    for n in range(a.shape[0]):
+        for j in range(a.shape[2]):
+            h_grad = dh[n, j] + grad_outputs[n, t, j]
+            o, tc = a[n, 0, j], tanh(c[n, j])
+            da[n, 0, j] = (one - o) * o * tc * h_grad                   # do = dh * tanh(c) * sigma'(o)
+            dc[n, j] = dc[n, j] + h_grad * ((one - tc * tc) * o)        # dc += dh * o * tanh'(c)
+        for j in range(a.shape[2]):
+            da[n, 1, j] = (one - a[n, 1, j]) * a[n, 1, j] * a[n, 3, j] * dc[n, j]    # di = dc * g * sigma'(i)
+        for j in range(a.shape[2]):
+            da[n, 2, j] = (one - a[n, 2, j]) * a[n, 2, j] * c_prev[n, j] * dc[n, j]  # df = dc * c_prev * sigma'(f)
+        for j in range(a.shape[2]):
+            da[n, 3, j] = (one - a[n, 3, j] * a[n, 3, j]) * a[n, 1, j] * dc[n, j]    # dg = dc * i * tanh'(g)
+        for j in range(a.shape[2]):
+            dc[n, j] = dc[n, j] * a[n, 2, j]                            # dc_prev = dc * f
+
+
+_compiled = False
+
+
+def compiled():
+    """This module with its functions compiled by numba (once per process; numba caches the machine code on
+    disk, so only the first run on a machine pays the compilation, a few seconds)."""
+    global tanh, forward_step, backward_step, _compiled
+    if not _compiled:
+        from numba import njit
+        # error_model="numpy": a division by zero gives inf as in NumPy, no Python exception check per element
+        tanh = njit(inline="always", error_model="numpy", cache=True)(tanh)
+        forward_step = njit(error_model="numpy", cache=True)(forward_step)
+        backward_step = njit(error_model="numpy", cache=True)(backward_step)
+        _compiled = True
+    return forward_step, backward_step
