@@ -15,16 +15,15 @@ How `LSTMSequence` is fast (see rnn_fused.py for the plan shared by all fused ce
     (sigma', tanh', the other gate's value) is computed for all steps at once before the loop; the
     loop then only scales by dh and dc and does one matmul per step.
   * With the `fast` extra (numba), on float32 NumPy arrays without a padding mask, the elementwise work
-    of a step is one compiled kernel (lstm_kernels.py), forward and backward: a step is then one matmul
+    of a step is one compiled kernel (kernels.py), forward and backward: a step is then one matmul
     and one kernel call instead of a dozen NumPy calls. TINYGRAD_RNN_FUSE=0 switches it off, as it does
     the compiled tape's kernels; the two loops agree to float32 rounding.
 """
-import numpy as np
-
-from tinygrad_rnn import Function, array_module, fusion_available, register_cell, sigmoid_array
+from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
 from . import lstm
-from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
+from .rnn_fused import (_sum, batch_first, bias_grad, cast, initial, numba_kernels, project, step_masks, time_major,
+                        weight_grads)
 
 INTERNAL = [3, 0, 1, 2]  # internal gate k is PyTorch's gate INTERNAL[k]: (o, i, f, g) from (i, f, g, o)
 BACK = [1, 2, 3, 0]      # and back again
@@ -40,16 +39,6 @@ def sigmoid_halves(H, xp, dtype):
     half = xp.full(4 * H, 0.5, dtype)
     half[3 * H:] = 1
     return half
-
-
-def step_kernels(weight, mask):
-    """lstm_kernels' (forward_step, backward_step) where they apply, else None (the NumPy loop)."""
-    if mask is not None or not isinstance(weight, np.ndarray) or weight.dtype != np.float32:
-        return None  # float64 (gradient checks) and CuPy arrays keep the NumPy loop; so does padding
-    if not fusion_available():
-        return None
-    from . import lstm_kernels  # imports numba: only here, on first use
-    return lstm_kernels.compiled()
 
 
 # ---- one step ---------------------------------------------------------------------------------------------
@@ -105,9 +94,9 @@ class LSTMSequence(Function):
         S[0], C[0] = initial(h0, (N, H), xp, dtype), initial(c0, (N, H), xp, dtype)
         # Without a mask the candidates are the new states, so they are written straight into S and C.
         Hc, Cc = (S[1:], C[1:]) if m is None else (xp.empty((T, N, H), dtype), xp.empty((T, N, H), dtype))
-        ctx.kernels = kernels = step_kernels(weight_hh, mask)
+        ctx.kernels = kernels = numba_kernels(weight_hh, mask)
         if kernels is not None:
-            numba_forward(kernels[0], A, S, C, W_hh_T)
+            numba_forward(kernels.lstm_forward, A, S, C, W_hh_T)
         else:
             numpy_forward(A, S, C, Hc, Cc, W_hh_T, m, keep)
         ctx.save_for_backward(X, A, S, C, Cc, weight_ih, weight_hh, m, keep)  # tanh(c) is recomputed
@@ -125,7 +114,7 @@ class LSTMSequence(Function):
         dh = grad_h_last.astype(dtype, copy=True)
         dc = grad_c_last.astype(dtype, copy=True)
         if ctx.kernels is not None:
-            dA = numba_backward(ctx.kernels[1], A, C, grad_outputs, W_hh, dh, dc)
+            dA = numba_backward(ctx.kernels.lstm_backward, A, C, grad_outputs, W_hh, dh, dc)
         else:
             dA = numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep)
         dA2 = dA.reshape(T, N, 4 * H)
@@ -141,7 +130,7 @@ class LSTMSequence(Function):
 
 
 def numba_forward(forward_step, A, S, C, W_hh_T):
-    """The steps by lstm_kernels.forward_step: A becomes the gate values, S and C the states (no mask)."""
+    """The steps by kernels.lstm_forward: A becomes the gate values, S and C the states (no mask)."""
     xp = array_module(A)
     T, N, _, H = A.shape
     hw = xp.empty((N, 4 * H), A.dtype)
@@ -179,7 +168,7 @@ def numpy_forward(A, S, C, Hc, Cc, W_hh_T, m, keep):
 
 
 def numba_backward(backward_step, A, C, grad_outputs, W_hh, dh, dc):
-    """dA (T, N, 4, H) by lstm_kernels.backward_step and one matmul per step; dh, dc end as the initial state's."""
+    """dA (T, N, 4, H) by kernels.lstm_backward and one matmul per step; dh, dc end as the initial state's."""
     xp = array_module(A)
     grad_outputs = xp.ascontiguousarray(grad_outputs)  # (N, T, H); a no-op when it is already
     dA = xp.empty_like(A)
