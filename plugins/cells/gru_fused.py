@@ -10,6 +10,8 @@ with the /2 folded into the weights, and in backward every chain-rule factor tha
 the incoming gradient computed for all steps before the loop. For the "pytorch" variant that is all of
 them: each gate's gradient is dh times a known factor, so a backward step is two scalings and a matmul.
 "Cho" needs two matmuls per step both ways, because r acts before W_hn.
+With the `fast` extra (numba), "pytorch" on float32 NumPy arrays without a padding mask runs each
+step's elementwise work as one kernel of kernels.py, forward and backward (as the LSTM does).
 """
 from tinygrad_rnn import ConfigError, Function, array_module, register_cell, sigmoid_array
 
