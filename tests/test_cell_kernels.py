@@ -1,4 +1,4 @@
-"""The fused LSTM's and GRU's numba step kernels (plugins/cells/kernels.py, the `fast` extra) compute what
+"""The fused LSTM's, GRU's and peephole LSTM's numba step kernels (plugins/cells/kernels.py, the `fast` extra) compute what
 their NumPy loops compute, to float32 rounding, and are used exactly where they apply."""
 import os
 import subprocess
@@ -10,6 +10,7 @@ import pytest
 from tinygrad_rnn import Tensor
 from tinygrad_rnn_plugins.cells.gru_fused import GRUSequence
 from tinygrad_rnn_plugins.cells.lstm_fused import LSTMSequence
+from tinygrad_rnn_plugins.cells.peephole_fused import PeepholeSequence
 from tinygrad_rnn_plugins.cells.rnn_fused import numba_kernels
 
 pytest.importorskip("numba")
@@ -17,16 +18,18 @@ pytest.importorskip("numba")
 FUSE = "TINYGRAD_RNN_FUSE"
 
 
-GATES = {"lstm": 4, "gru": 3}
+GATES = {"lstm": 4, "gru": 3, "peephole": 4}
+CELLS = list(GATES)
 
 
 def problem(cell, N, T, D, H, seed=0, dtype=np.float32):
     """The inputs of cell's sequence Function (x, initial states, weights, biases) and the weights of a
     random linear loss on its outputs and final states."""
     rng = np.random.default_rng(seed)
-    bound, G, states = 1 / np.sqrt(H), GATES[cell], 2 if cell == "lstm" else 1
+    bound, G, states = 1 / np.sqrt(H), GATES[cell], 1 if cell == "gru" else 2
     arrays = [rng.standard_normal((N, T, D))] + [rng.standard_normal((N, H)) * 0.5] * states
     arrays += [rng.uniform(-bound, bound, s) for s in [(G * H, D), (G * H, H), (G * H,), (G * H,)]]
+    arrays += [rng.uniform(-bound, bound, H) for _ in range(3 if cell == "peephole" else 0)]  # w_ci, w_cf, w_co
     loss_weights = [rng.standard_normal((N, T, H))] + [rng.standard_normal((N, H))] * states
     return [a.astype(dtype) for a in arrays], [w.astype(dtype) for w in loss_weights]
 
@@ -34,24 +37,28 @@ def problem(cell, N, T, D, H, seed=0, dtype=np.float32):
 def run(cell, arrays, loss_weights, mask=None):
     """Outputs, final states and the gradient of every input of a random linear loss on them."""
     inputs = [Tensor(a, requires_grad=True) for a in arrays]
-    results = LSTMSequence.apply(*inputs, mask) if cell == "lstm" else GRUSequence.apply(*inputs, mask, "pytorch")
+    if cell == "gru":
+        results = GRUSequence.apply(*inputs, mask, "pytorch")
+    else:
+        results = (LSTMSequence if cell == "lstm" else PeepholeSequence).apply(*inputs, mask)
     loss = sum(((y * Tensor(w)).sum() for y, w in zip(results, loss_weights)), Tensor(np.float32(0)))
     loss.backward()
     return [y.numpy() for y in results] + [t.grad for t in inputs]
 
 
 def names(cell):
-    states = ["h_last", "c_last"] if cell == "lstm" else ["h_last"]
+    states = ["h_last"] if cell == "gru" else ["h_last", "c_last"]
     return (["outputs"] + states + ["d x"] + [f"d {s}0" for s in ("h", "c")[:len(states)]]
-            + ["d weight_ih", "d weight_hh", "d bias_ih", "d bias_hh"])
+            + ["d weight_ih", "d weight_hh", "d bias_ih", "d bias_hh"]
+            + (["d weight_ci", "d weight_cf", "d weight_co"] if cell == "peephole" else []))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("shape", [(32, 50, 1, 32), (3, 7, 4, 5), (1, 4, 3, 17), (16, 30, 8, 64)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_numba_kernels_agree_with_the_numpy_loop_to_float32_rounding(cell, shape, monkeypatch):
     arrays, loss_weights = problem(cell, *shape)
-    weight_hh = arrays[-3]
+    weight_hh = arrays[(2 if cell == "gru" else 3) + 1]
     monkeypatch.setenv(FUSE, "auto")
     assert numba_kernels(weight_hh, None) is not None  # the kernels are what runs by default
     fast = run(cell, arrays, loss_weights)
@@ -65,7 +72,7 @@ def test_numba_kernels_agree_with_the_numpy_loop_to_float32_rounding(cell, shape
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * scale, err_msg=name)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_numba_kernels_are_reproducible_bit_for_bit(cell, monkeypatch):
     monkeypatch.setenv(FUSE, "auto")
     arrays, loss_weights = problem(cell, 8, 20, 3, 16, seed=3)

@@ -1,4 +1,4 @@
-"""The elementwise work of one step of the fused LSTM and GRU as numba kernels: the `fast` extra's path.
+"""The elementwise work of one step of the fused LSTM, GRU and peephole LSTM as numba kernels: the `fast` extra's path.
 
 A step of lstm_fused.py's NumPy loop is one matrix product and about ten NumPy calls on (N, H) arrays
 (add, tanh, scale, shift, three products, a sum, tanh, a product); on small batches each call costs
@@ -119,18 +119,62 @@ def gru_backward(a, h, hn, grad_outputs, t, dh, through_z, da, da_n):
             da[m, 1, j] = (one - a[m, 1, j]) * a[m, 1, j] * (h[m, j] - a[m, 2, j]) * dh[m, j]  # d a_z
 
 
+def peephole_forward(a, hw, w_if, w_o, c_prev, c_new, tanh_c, h_new):
+    """Peephole LSTM, gates (i, f, g, o). a (N, 4, H): x-part of the pre-activations in, gate values out;
+    hw (N, 4, H) the h-part; w_if (2, H) and w_o (H,) the peephole weights, halved like their gates;
+    writes c_new, tanh_c = tanh(c_new) (kept for backward) and h_new."""
+    half = F32(0.5)
+    for n in range(a.shape[0]):
+        for k in range(2):  # i, f look at c_prev
+            for j in range(a.shape[2]):
+                a[n, k, j] = tanh(a[n, k, j] + hw[n, k, j] + c_prev[n, j] * w_if[k, j]) * half + half
+        for j in range(a.shape[2]):  # g
+            a[n, 2, j] = tanh(a[n, 2, j] + hw[n, 2, j])
+        for j in range(a.shape[2]):
+            c_new[n, j] = a[n, 1, j] * c_prev[n, j] + a[n, 0, j] * a[n, 2, j]  # c = f * c_prev + i * g
+        for j in range(a.shape[2]):  # o looks at c_t
+            a[n, 3, j] = tanh(a[n, 3, j] + hw[n, 3, j] + c_new[n, j] * w_o[j]) * half + half
+            tanh_c[n, j] = tanh(c_new[n, j])
+            h_new[n, j] = a[n, 3, j] * tanh_c[n, j]
+
+
+def peephole_backward(a, c_prev, tanh_c, grad_outputs, t, w_ci, w_cf, w_co, dh, dc, da):
+    """Step t back, peephole LSTM: as lstm_backward, with the peepholes' paths: dc_t also gets dh through
+    o's peephole (w_co), and passes back to c_prev through i's and f's (w_ci, w_cf) besides f."""
+    one = F32(1)
+    for n in range(a.shape[0]):
+        for j in range(a.shape[2]):
+            h_grad = dh[n, j] + grad_outputs[n, t, j]
+            o, tc = a[n, 3, j], tanh_c[n, j]
+            do = o * (one - o) * tc                                        # d o / d(its pre-activation), per dh
+            da[n, 3, j] = do * h_grad
+            dc[n, j] = dc[n, j] + h_grad * ((one - tc * tc) * o + do * w_co[j])  # through tanh(c) and o's peephole
+        for j in range(a.shape[2]):
+            da[n, 0, j] = a[n, 0, j] * (one - a[n, 0, j]) * a[n, 2, j] * dc[n, j]     # di = dc * g * sigma'(i)
+        for j in range(a.shape[2]):
+            da[n, 1, j] = a[n, 1, j] * (one - a[n, 1, j]) * c_prev[n, j] * dc[n, j]  # df = dc * c_prev * sigma'(f)
+        for j in range(a.shape[2]):
+            da[n, 2, j] = (one - a[n, 2, j] * a[n, 2, j]) * a[n, 0, j] * dc[n, j]     # dg = dc * i * tanh'(g)
+        for j in range(a.shape[2]):  # dc_prev = dc * (f + the paths through i's and f's peepholes)
+            i, f, g = a[n, 0, j], a[n, 1, j], a[n, 2, j]
+            dc[n, j] = dc[n, j] * (f + i * (one - i) * g * w_ci[j] + f * (one - f) * c_prev[n, j] * w_cf[j])
+
+
 _compiled = False
 
 
 def compiled():
     """This module, its functions compiled by numba (once per process; numba caches the machine code on
     disk, so only the first run on a machine pays the compilation, a few seconds)."""
-    global tanh, lstm_forward, lstm_backward, gru_forward, gru_backward, _compiled
+    global tanh, lstm_forward, lstm_backward, gru_forward, gru_backward, peephole_forward, peephole_backward
+    global _compiled
     if not _compiled:
         from numba import njit
         # error_model="numpy": a division by zero gives inf as in NumPy, no Python exception check per element
         tanh = njit(inline="always", error_model="numpy", cache=True)(tanh)
-        lstm_forward, lstm_backward, gru_forward, gru_backward = (
-            njit(error_model="numpy", cache=True)(f) for f in (lstm_forward, lstm_backward, gru_forward, gru_backward))
+        kernel = njit(error_model="numpy", cache=True)
+        lstm_forward, lstm_backward = kernel(lstm_forward), kernel(lstm_backward)
+        gru_forward, gru_backward = kernel(gru_forward), kernel(gru_backward)
+        peephole_forward, peephole_backward = kernel(peephole_forward), kernel(peephole_backward)
         _compiled = True
     return sys.modules[__name__]
