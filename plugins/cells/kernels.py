@@ -26,11 +26,14 @@ import sys
 import numpy as np
 
 F32 = np.float32
+CLAMP = F32(7.90531110763549805)
 
 
 def tanh(x):
-    """tanh(x) in float32, to a few roundings: a degree-13/6 odd rational on [-9, 9] (tanh(9) is 1 in float32)."""
-    x = F32(9) if x > F32(9) else (F32(-9) if x < F32(-9) else x)
+    """tanh(x) in float32, to a few roundings: a degree-13/6 odd rational, its input clamped to +-7.905...,
+    where it reaches 1 in float32 (Eigen's and XLA's clamp, as fusion.py's: the older 9 let it return
+    1 + 2 ulp, and so a sigmoid gate below 0 and 1 - g^2 below 0)."""
+    x = CLAMP if x > CLAMP else (-CLAMP if x < -CLAMP else x)
     x2 = x * x
     p = x2 * F32(-2.76076847742355e-16) + F32(2.00018790482477e-13)
     p = p * x2 + F32(-8.60467152213735e-11)
