@@ -1,6 +1,7 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files, and the slow subprocess checks started early (tests/early_jobs.py)."""
 import pytest
 
+import early_jobs
 from helpers import restored_registry
 
 
@@ -9,3 +10,24 @@ def fresh_registry():
     """Plugins a test loads are forgotten after it, as they would be by a new process."""
     with restored_registry():
         yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "early_job(name): reads the result of a subprocess job that starts "
+                                       "as soon as the tests are collected (tests/early_jobs.py)")
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that read an early job's result run last (in their order), so that the jobs have the
+    whole session to run beside the other tests instead of keeping the test process waiting."""
+    items.sort(key=lambda item: item.get_closest_marker("early_job") is not None)
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    early_jobs.start(mark.args for item in session.items for mark in item.iter_markers("early_job"))
+
+
+def pytest_sessionfinish(session):
+    early_jobs.stop_all()

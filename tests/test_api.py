@@ -15,6 +15,7 @@ import pytest
 from tinygrad_rnn import ConfigError, UnknownPluginError
 from tinygrad_rnn.runner import Run, load_run, train
 
+import early_jobs
 from helpers import SMALL, rnnrun, small_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -272,12 +273,11 @@ def test_the_readme_and_the_notebook_hold_every_line_of_the_issues_snippet():
         assert line in readme, f"the README's API snippet lost: {line}"
 
 
-@pytest.mark.slow
-def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
-    """Trains about 40 small models (a minute or two): every line of the issue's snippet, in order."""
-    pytest.importorskip("optuna")  # the snippet's last line tunes (the `tune` extra)
-    os.symlink(os.path.join(ROOT, "plugins"), tmp_path / "plugins")
-    shutil.copy(AIRLINE, tmp_path / "new_rows.csv")  # new rows with the training file's columns
+def prepare_the_readme_snippet(folder):
+    """The README's API snippet, then a line that saves what it made, as `python -c` in a folder with the
+    repository's plugins/ (for the CSV file the snippet trains on) and new_rows.csv (for its predict)."""
+    os.symlink(os.path.join(ROOT, "plugins"), folder / "plugins")
+    shutil.copy(AIRLINE, folder / "new_rows.csv")  # new rows with the training file's columns
     snippet = readme_api_block() + (
         "import json\n"
         "json.dump({'run': run.status, 'epochs': len(run.history), 'runs': len(runs), 'y': len(y),\n"
@@ -286,11 +286,22 @@ def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python(tmp_path):
         "          open('result.json', 'w'))\n")
     # run by `python` as typed at its prompt (python -c: no script file for the workers to import again;
     # a script puts it under `if __name__ == "__main__":`, as the README says)
-    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and done.stderr == ""  # nothing printed unless asked
-    result = json.loads((tmp_path / "result.json").read_text())
+    return {"args": [sys.executable, "-c", snippet], "env": {**early_jobs.ENVIRON, "OMP_NUM_THREADS": "1"}}
+
+
+# trains about 40 small models (a minute or two), so it starts when the tests are collected (tests/early_jobs.py)
+early_jobs.define("README API snippet", prepare_the_readme_snippet, seconds=50, needs=("optuna",))
+
+
+@pytest.mark.slow
+@pytest.mark.early_job("README API snippet")
+def test_the_readmes_api_snippet_runs_as_written_from_a_plain_python():
+    """Every line of the issue's snippet, in order, from a plain `python -c`."""
+    pytest.importorskip("optuna")  # the snippet's last line tunes (the `tune` extra)
+    code, stdout, stderr, folder = early_jobs.result("README API snippet")
+    assert code == 0, stderr
+    assert stdout == "" and stderr == ""  # nothing printed unless asked
+    result = json.loads((folder / "result.json").read_text())
     assert result["run"] == "finished" and result["epochs"] == 10 and result["runs"] == 6 and result["y"] == 12
     assert result["trials"] == 8 and result["groups"] == 4 and result["study_best"] == "finished"
     assert result["importances"] == ["lr"]

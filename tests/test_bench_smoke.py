@@ -4,15 +4,27 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+import early_jobs
+
 BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "rnn_bench.py")
 
 
-def test_quick_benchmark_writes_a_result_for_every_cell_and_implementation(tmp_path):
-    out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, BENCH, "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(out.read_text())
+def prepare_the_quick_benchmark(folder):
+    return {"args": [sys.executable, BENCH, "--quick", "--json", str(folder / "bench.json")],
+            "env": {**early_jobs.ENVIRON}}
+
+
+# a subprocess of a few seconds' CPU, so it starts when the tests are collected (tests/early_jobs.py)
+early_jobs.define("bench --quick", prepare_the_quick_benchmark, seconds=15, timeout=300)
+
+
+@pytest.mark.early_job("bench --quick")
+def test_quick_benchmark_writes_a_result_for_every_cell_and_implementation():
+    code, _, stderr, folder = early_jobs.result("bench --quick")
+    assert code == 0, stderr[-2000:]
+    report = json.loads((folder / "bench.json").read_text())
     impls = {r["impl"] for r in report["results"]}
     assert {"fused", "compiled", "composed"} <= impls
     for cell in ("rnn", "lstm", "gru"):

@@ -9,7 +9,8 @@ load with --plugin; the README's, its `my_plugins.py`, for every document), and 
 `examples/` and `plugins/` (whose data files the `csv` dataset's commands read) are linked there.
 
 To keep the suite fast, training commands (a run, `rnnrun vanish`, `rnnrun sweep`, `rnnrun tune`) get `--epochs 1`
-appended (the last --epochs wins). A command must exit 0, or the code a trailing `# exit N` comment
+appended (the last --epochs wins) and train on 40 sequences (`n_train=40` added to a built-in dataset's spec
+that does not set it; see `smaller`). A command must exit 0, or the code a trailing `# exit N` comment
 on its line states.
 
 The same for examples/README.md. The docs' other promises are checked here too: a snippet quoted from the source (a ```python
@@ -78,11 +79,34 @@ def subcommand_of(argv):
 
 
 def prepared(argv, runs_dir):
-    """The argv as the test runs it: --runs-dir first, --epochs 1 last for training commands."""
+    """The argv as the test runs it: --runs-dir first; for training commands, --epochs 1 last and a
+    small training set (`smaller`)."""
     argv = ["--runs-dir", str(runs_dir)] + list(argv)
     if subcommand_of(argv) in TRAINING and "--help" not in argv:
+        argv = [smaller(value) if flag == "--data" else value for flag, value in zip([None] + argv, argv)]
         argv += ["--epochs", "1"]
     return argv
+
+
+SMALL_TRAINING_SET = 40
+
+
+def smaller(data):
+    """A --data value with `n_train=40` added to each built-in dataset spec that has the option and does not
+    set it: `adding:T=100` -> `adding:T=100,n_train=40`. What the doc sets (T=100) is kept, so every
+    option it shows is still parsed and used; only the number of training sequences, which no command's
+    exit code depends on, shrinks (2000 sequences of 100 steps are most of a sweep's time otherwise)."""
+    from tinygrad_rnn import registry
+    from tinygrad_rnn.runner.config import parse_spec, split_names
+    registry.discover()
+    specs = []
+    for spec in split_names([data]):
+        name, positional, options = parse_spec(spec, "dataset")
+        known = registry.datasets.options(name) if name in registry.datasets else {}
+        if "n_train" in known and "n_train" not in options and len(positional) <= list(known).index("n_train"):
+            spec += ("," if ":" in spec else ":") + f"n_train={SMALL_TRAINING_SET}"
+        specs.append(spec)
+    return ",".join(specs)
 
 
 def write_plugin_files(text, where):
@@ -114,6 +138,10 @@ def test_command_extraction_reads_console_and_bash_blocks():
     assert subcommand_of(["--cell", "gru", "--data", "sine"]) is None
     assert prepared(["vanish", "--cell", "rnn"], "R")[-2:] == ["--epochs", "1"]
     assert prepared(["show", "last"], "R") == ["--runs-dir", "R", "show", "last"]
+    assert prepared(["sweep", "--data", "adding:T=100,sine,heartbeat:n_train=8", "--cell", "gru"], "R")[3:6] == \
+        ["--data", "adding:T=100,n_train=40,sine:n_train=40,heartbeat:n_train=8", "--cell"]
+    assert smaller("csv:path=x.csv,target=y") == "csv:path=x.csv,target=y"
+    assert smaller("adding:50") == "adding:50,n_train=40"
 
 
 # A page about an optional extra runs only where that extra is installed (the README's test command

@@ -25,6 +25,8 @@ compared is stdout, or stdout then stderr for a command that exits with an error
 stderr). A console command whose output is not quoted is run only when a later quoted command of the
 same page reads a past run (`last`). Each distinct command runs once per test session (a cache keyed
 by the command and the plugin files it can see); `head -N FILE` is the one shell command supported.
+All of it runs in one subprocess (this file, `--json`), started when the tests are collected
+(tests/early_jobs.py), so that it trains while the other tests run; the tests compare what it wrote.
 
 When a quote fails: the message shows the difference and the command's whole output, normalised,
 ready to paste in place of the quote (keep the `...` lines you want), or let this file rewrite the
@@ -36,9 +38,14 @@ import contextlib
 import difflib
 import glob
 import hashlib
+import json
 import os
+import pathlib
 import re
 import shlex
+import sys
+import tempfile
+import traceback
 
 import pytest
 from click.testing import CliRunner
@@ -46,6 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from tinygrad_rnn.runner.cli import cli
 
+import early_jobs
 from helpers import restored_registry
 from test_docs_commands import fenced_blocks, write_plugin_files
 
@@ -177,14 +185,67 @@ def document_outputs(path, tmp_path_factory):
     return _documents[path]
 
 
+class Folders:
+    """What pytest's tmp_path_factory gives document_outputs, for this file run as a script: fresh folders
+    (under `base` when given)."""
+    def __init__(self, base=None):
+        self.base = base
+
+    def mktemp(self, name):
+        return pathlib.Path(tempfile.mkdtemp(prefix=name + "-", dir=self.base))
+
+
+def write_the_pages_outputs(out, base, *paths):
+    """`--json OUT BASE [PAGE ...]` (default: every page):
+    {page: {"folder", "results": {line: [exit code, stdout, stderr]}} or {"error"}}."""
+    pages = {}
+    for path in paths or DOCUMENTS:
+        try:
+            folder, results = document_outputs(path, Folders(base))
+            pages[path] = {"folder": str(folder), "results": {line: list(r) for line, r in results.items()}}
+        except Exception:  # a command that raised: that page's tests fail with its traceback
+            pages[path] = {"error": traceback.format_exc()}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(pages, f)
+
+
+def prepare_the_pages_outputs(folder, paths):
+    """The pages the selected tests read (all when None)."""
+    return {"args": [sys.executable, os.path.abspath(__file__), "--json", str(folder / "outputs.json"), str(folder)]
+            + list(paths or []), "env": {**early_jobs.ENVIRON, "OMP_NUM_THREADS": "1"}}
+
+
+OUTPUTS_JOB = "docs' quoted outputs"
+early_jobs.define(OUTPUTS_JOB, prepare_the_pages_outputs, seconds=60, parts=True)
+_written = {}
+
+
+def regenerates_the_outputs_of(path):
+    return pytest.mark.early_job(OUTPUTS_JOB, path)
+
+
+def regenerated(path):
+    """(folder, {line: (exit code, stdout, stderr)}) of the page, as the subprocess regenerated them."""
+    if not _written:
+        code, _, stderr, folder = early_jobs.result(OUTPUTS_JOB)
+        assert code == 0, stderr
+        _written.update(json.loads((folder / "outputs.json").read_text(encoding="utf-8")))
+    assert path in _written, (f"{os.path.relpath(path, ROOT)} was not regenerated: mark its test "
+                              f"early_job({OUTPUTS_JOB!r}, PAGE)")
+    page = _written[path]
+    assert "error" not in page, f"a command of {os.path.relpath(path, ROOT)} raised:\n{page['error']}"
+    return page["folder"], {int(line): tuple(result) for line, result in page["results"].items()}
+
+
 def _id(value):
     return os.path.relpath(value, ROOT) if isinstance(value, str) and value.startswith(ROOT) else \
         str(value) if isinstance(value, int) else None
 
 
-@pytest.mark.parametrize("path, line, command", list(quoted_outputs()), ids=_id)
-def test_the_quoted_output_is_what_the_command_prints_now(path, line, command, tmp_path_factory):
-    folder, results = document_outputs(path, tmp_path_factory)
+@pytest.mark.parametrize("path, line, command", [pytest.param(*quoted, marks=regenerates_the_outputs_of(quoted[0]))
+                                                  for quoted in quoted_outputs()], ids=_id)
+def test_the_quoted_output_is_what_the_command_prints_now(path, line, command):
+    folder, results = regenerated(path)
     code, stdout, stderr = results[line]
     expected_code = int(EXIT.search(command).group(1)) if EXIT.search(command) else 0
     where = f"{os.path.relpath(path, ROOT)}:{line}"
@@ -312,13 +373,14 @@ def test_the_docs_quote_outputs_and_every_console_block_is_found():
     assert len(quoted) >= 20
 
 
-def test_changing_one_quoted_digit_fails_the_comparison(tmp_path_factory):
+@regenerates_the_outputs_of(os.path.join(ROOT, "docs", "02-bptt-vanishing.md"))
+def test_changing_one_quoted_digit_fails_the_comparison():
     """The promise of this file, tried: in a quote that matches now, change each digit that is shown
     (not one inside a run's time stamp), one at a time; the comparison must fail every time."""
     path = os.path.join(ROOT, "docs", "02-bptt-vanishing.md")
     line, command, quote = next(c for c in console_commands(open(path, encoding="utf-8").read())
                                 if c[2] is not None and "--epochs 0" in c[1])
-    folder, results = document_outputs(path, tmp_path_factory)
+    folder, results = regenerated(path)
     output = normalised(results[line][1], folder)
     assert matches(normalised(quote), output)
     digits = [i for i, ch in enumerate(quote) if ch.isdigit()]
@@ -329,16 +391,11 @@ def test_changing_one_quoted_digit_fails_the_comparison(tmp_path_factory):
 
 
 if __name__ == "__main__":
-    import sys
-    import tempfile
+    if sys.argv[1:2] == ["--json"] and len(sys.argv) >= 4:
+        write_the_pages_outputs(*sys.argv[2:])
+        sys.exit()
     if sys.argv[1:2] != ["--update"]:
         sys.exit("usage: python tests/test_docs_outputs.py --update [PAGE.md ...]  (rewrites stale quotes)")
-
-    class Folders:  # what pytest's tmp_path_factory gives document_outputs
-        def mktemp(self, name):
-            import pathlib
-            return pathlib.Path(tempfile.mkdtemp(prefix=name + "-"))
-
     pages = [os.path.abspath(p) for p in sys.argv[2:]] or DOCUMENTS
     left = update(pages, Folders())
     print("\n".join(["quotes with `...` to update by hand (see `pytest tests/test_docs_outputs.py`):"] + left)

@@ -3,11 +3,15 @@ and is kept in the repository without outputs."""
 import json
 import os
 import shutil
+import sys
 
 import pytest
 
+import early_jobs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "examples", "own_data.ipynb")
+RUN_NOTEBOOK = os.path.join(ROOT, "tests", "run_notebook.py")
 
 
 def test_the_notebook_is_stored_without_outputs():
@@ -17,25 +21,34 @@ def test_the_notebook_is_stored_without_outputs():
     assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """The notebook after running every cell (about 40 small models: a few minutes), in a copy of the repository's layout: examples/ beside
-    plugins/ (the notebook reads the shipped CSV file as ../plugins/...), its runs in the copy."""
-    nbclient = pytest.importorskip("nbclient")
-    nbformat = pytest.importorskip("nbformat")
-    pytest.importorskip("ipykernel")
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("optuna")  # its last cell tunes (the `tune` extra, which CI installs)
-    root = tmp_path_factory.mktemp("repo")
+def prepare_the_notebook(root):
+    """A copy of the repository's layout in `root`: examples/ beside plugins/ (the notebook reads the shipped
+    CSV file as ../plugins/...); the notebook runs in examples/, its runs in the copy."""
     os.symlink(os.path.join(ROOT, "plugins"), root / "plugins")
     (root / "examples").mkdir()
     shutil.copy(NOTEBOOK, root / "examples")
-    notebook = nbformat.read(str(root / "examples" / "own_data.ipynb"), as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(root / "examples")}})
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    client.execute()  # a cell that raises fails here, naming the cell and its traceback
-    return notebook, root
+    examples = str(root / "examples")
+    return {"args": [sys.executable, RUN_NOTEBOOK, os.path.join(examples, "own_data.ipynb"), examples,
+                     os.path.join(examples, "executed.ipynb"), "600"],
+            "env": {"OMP_NUM_THREADS": "1", **early_jobs.ENVIRON}}
+
+
+# the last cell tunes (the `tune` extra, which CI installs); the plots need matplotlib
+NEEDS = ("nbclient", "nbformat", "ipykernel", "matplotlib", "optuna")
+early_jobs.define("own_data.ipynb", prepare_the_notebook, seconds=80, needs=NEEDS)
+runs_the_notebook = pytest.mark.early_job("own_data.ipynb")
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """The notebook after running every cell (about 40 small models: a minute or more) in a Jupyter kernel,
+    as a user runs it: started when the tests were collected (tests/early_jobs.py)."""
+    for module in NEEDS:
+        pytest.importorskip(module)
+    import nbformat
+    code, _, stderr, root = early_jobs.result("own_data.ipynb")
+    assert code == 0, stderr  # a cell that raised: nbclient names the cell and shows its traceback
+    return nbformat.read(str(root / "examples" / "executed.ipynb"), as_version=4), root
 
 
 def outputs(notebook, containing):
@@ -45,12 +58,14 @@ def outputs(notebook, containing):
 
 
 @pytest.mark.slow
+@runs_the_notebook
 def test_the_notebook_runs_top_to_bottom_and_trains_in_its_own_runs_folder(executed):
     notebook, root = executed
     assert len(os.listdir(root / "examples" / "runs")) >= 6
 
 
 @pytest.mark.slow
+@runs_the_notebook
 def test_runs_show_as_their_results_table_and_progress_as_a_widget(executed):
     notebook, _ = executed
     shown = outputs(notebook, 'runs = train(cell=["lstm", "gru"]')
@@ -62,6 +77,7 @@ def test_runs_show_as_their_results_table_and_progress_as_a_widget(executed):
 
 
 @pytest.mark.slow
+@runs_the_notebook
 def test_the_plot_shows_as_a_picture_once(executed):
     notebook, _ = executed
     pictures = [o for o in outputs(notebook, "best.plot()") if "image/png" in o.get("data", {})]
@@ -69,6 +85,7 @@ def test_the_plot_shows_as_a_picture_once(executed):
 
 
 @pytest.mark.slow
+@runs_the_notebook
 def test_the_forecast_shows_twelve_months(executed):
     notebook, _ = executed
     [table] = [o["data"]["text/html"] for o in outputs(notebook, "best.predict(")
@@ -77,6 +94,7 @@ def test_the_forecast_shows_twelve_months(executed):
 
 
 @pytest.mark.slow
+@runs_the_notebook
 def test_the_whole_api_cell_runs_in_the_notebook_too(executed):
     notebook, _ = executed
     printed = "".join(o.get("text", "") for o in outputs(notebook, "print(run, len(runs), y, s, study"))
