@@ -40,6 +40,7 @@ import weakref
 import numpy as np
 
 from . import fusion
+from . import tape_codegen
 from . import ops as _ops
 from .backend import array_module
 from .backend import to_numpy as backend_to_numpy
@@ -345,6 +346,19 @@ class Plan:
             self.backward_ops.append((i, _plain_backward(e, loop_needs, tape.values),
                                       e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
                                       to_step, to_rest))
+        self.program, self.codes = program, {}
+
+    def code(self, keep, masked):
+        """The step loops written out as Python (tape_codegen.py) for this plan, made once; None where the
+        writer does not handle the step, or with TINYGRAD_RNN_CODEGEN=0: then the table is interpreted."""
+        key = (keep, masked)
+        if key not in self.codes:
+            try:
+                self.codes[key] = tape_codegen.StepCode(self.program, self, keep, masked) \
+                    if tape_codegen.enabled() else None
+            except tape_codegen.Unsupported:
+                self.codes[key] = None
+        return self.codes[key]
 
 
 def _fused(step, tape):
@@ -494,7 +508,8 @@ class TapeSequence(Function):
     The cell's tape replayed for t = 1..T on plain arrays: static entries once, hoisted entries once
     over all T*N rows, the rest every step. `mask` (N, T) keeps the state where it is 0 (padding) and
     zeroes the output there. (Random masks, as of zoneout or recurrent dropout, come in as columns of x:
-    nn/step_masks.py.)
+    nn/step_masks.py.) The step loops run as the Python that tape_codegen.py writes for the plan, or,
+    where it writes none, by interpreting the plan's table (`_forward_steps`, `_backward_steps`).
     """
 
     @staticmethod
@@ -517,46 +532,17 @@ class TapeSequence(Function):
         rows = [_run(e, slots, plan.needs[e]) for e in program.rows]
         row_shapes = {o: slots[o].shape for e in program.rows for o in e.outs}
         row_shapes[0] = slots[0].shape
-        full = [(s, slots[s]) for s in program.row_slots]
         m = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None]).astype(x.dtype, copy=False)
         keep_old = None if m is None else 1 - m
         current = [s.astype(x.dtype, copy=False) for s in state]  # the state each step starts from
         out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
-        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
-        # the step loop's table, so that each op costs a few tuple reads
-        forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
-                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, plan.loop_needs[e])
-                       for e in program.step]
-        steps = []
-        for t in range(T):
-            lo, hi = t * N, (t + 1) * N
-            for s, a in full:
-                slots[s] = a[lo:hi]
-            for s, v in zip(state_in, current):
-                slots[s] = v
-            ctxs = []
-            for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
-                c = cls()
-                c.needs_input_grad = needs
-                result = op(c, *fetch(slots), **kwargs)
-                if out1 >= 0:
-                    slots[out1] = result
-                else:
-                    for o, v in zip(outs, result):
-                        slots[o] = v
-                ctxs.append(c)
-            if keep:
-                steps.append(ctxs)
-            new = [slots[s] for s in state_out]
-            if m is None:
-                out[t] = slots[h]
-                current = new
-            else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
-                xp.multiply(slots[h], m[t], out=out[t])
-                current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
+        code = plan.code(keep, m is not None)
+        run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
+        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out)
         if keep:
             ctx.save_for_backward(static, rows, steps)
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
+            ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
         return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
 
@@ -564,7 +550,7 @@ class TapeSequence(Function):
     @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
-        program, m, row_shapes = ctx.program, ctx.m, ctx.row_shapes
+        program, plan, code, m, row_shapes = ctx.program, ctx.plan, ctx.code, ctx.m, ctx.row_shapes
         tape, where = program.tape, program.where
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
@@ -572,82 +558,17 @@ class TapeSequence(Function):
         keep_old = None if m is None else 1 - m
         row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
         deferred = {}                      # index of a deferred entry → its output gradient, all rows
-
-        def rows_of(slot, dtype):
-            buf = row_grads.get(slot)
-            if buf is None:
-                buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
-            return buf
-
         per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
-        plan = ctx.plan
-        backward_ops = plan.backward_ops
-        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
-        returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
-        dS = list(grad_state)
-        for t in range(T - 1, -1, -1):
-            lo, hi = t * N, (t + 1) * N
-            ctxs = steps[t]
-            grads = [None] * len(where)
-            if m is None:
-                passed = None
-                for s, g in zip(state_out, dS):
-                    grads[s] = g if grads[s] is None else grads[s] + g
-                grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
-            else:  # the new state was m * candidate + (1 - m) * old, the output h * m
-                passed = [g * keep_old[t] for g in dS]
-                for s, g in zip(state_out, dS):
-                    g = g * m[t]
-                    grads[s] = g if grads[s] is None else grads[s] + g
-                g = G[t] * m[t]
-                grads[h] = g if grads[h] is None else grads[h] + g
-            for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
-                if out1 >= 0:
-                    g = grads[out1]
-                    if g is None:
-                        continue
-                    if is_deferred:  # keep the gradient for the weights' one product after the loop
-                        buf = deferred.get(i)
-                        if buf is None:
-                            buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
-                        buf[lo:hi] = g
-                        if not (to_step or to_rest):
-                            continue
-                    result = op(ctxs[i], g)
-                else:  # several outputs (Chunk): all their gradients are usually there
-                    gouts = outs_of(grads)
-                    if not any(map(_is_none, gouts)):
-                        result = op(ctxs[i], *gouts)
-                    elif all(map(_is_none, gouts)):
-                        continue
-                    else:
-                        result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
-                if type(result) is not tuple:
-                    result = (result,)
-                for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
-                    g = result[pos]
-                    if g is not None:
-                        grads[a] = g if grads[a] is None else grads[a] + g
-                for pos, a, w in to_rest:
-                    g = result[pos]
-                    if g is None:
-                        continue
-                    if w is ROWS:
-                        rows_of(a, g.dtype)[lo:hi] += g
-                    else:
-                        _accumulate(static_grads, a, g)
-            for s in returned_rows:  # an output read straight from a hoisted array
-                if grads[s] is not None:
-                    rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
-            dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
-            if passed is not None:
-                dS = [d + p for d, p in zip(dS, passed)]
+        run_steps = code.backward_steps if code is not None else functools.partial(_backward_steps, program, plan)
+        dS = run_steps(xp, T, N, ctx.slots, steps, G, list(grad_state), m, keep_old, row_grads, static_grads,
+                       deferred, row_shapes)
         for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
             e = program.step[i]
             batched = e.cls()
             batched.needs_input_grad = (False,) + plan.needs[e][1:]
-            batched.saved_tensors = ((xp.concatenate([c[i].saved_tensors[0] for c in steps]),)
-                                     + steps[0][i].saved_tensors[1:])
+            inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
+                [c[i].saved_tensors[0] for c in steps]
+            batched.saved_tensors = (xp.concatenate(inputs), ctx.slots[e.args[1]])
             for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
                 if g is not None and need:
                     _accumulate(static_grads, a, g)
@@ -674,6 +595,122 @@ class TapeSequence(Function):
         dparams = [static_grads.get(s) for s in tape.param_slots]
         return (None, None, dx, *dS, *dparams)
 
+
+def _forward_steps(program, plan, keep, xp, T, N, slots, current, m, keep_old, out):
+    """The step loop by the table (what tape_codegen.py writes out as code): (final state, each step's ctxs)."""
+    tape = program.tape
+    state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+    full = [(s, slots[s]) for s in program.row_slots]
+    # the step loop's table, so that each op costs a few tuple reads
+    forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
+                    e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, plan.loop_needs[e])
+                   for e in program.step]
+    steps = []
+    for t in range(T):
+        lo, hi = t * N, (t + 1) * N
+        for s, a in full:
+            slots[s] = a[lo:hi]
+        for s, v in zip(state_in, current):
+            slots[s] = v
+        ctxs = []
+        for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
+            c = cls()
+            c.needs_input_grad = needs
+            result = op(c, *fetch(slots), **kwargs)
+            if out1 >= 0:
+                slots[out1] = result
+            else:
+                for o, v in zip(outs, result):
+                    slots[o] = v
+            ctxs.append(c)
+        if keep:
+            steps.append(ctxs)
+        new = [slots[s] for s in state_out]
+        if m is None:
+            out[t] = slots[h]
+            current = new
+        else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
+            xp.multiply(slots[h], m[t], out=out[t])
+            current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
+    for s, a in full:  # the hoisted arrays back in their slots, as the backward reads them
+        slots[s] = a
+    return current, steps
+
+
+def _backward_steps(program, plan, xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, deferred,
+                    row_shapes):
+    """The step loop backwards by the table: the state's gradient at step 0; hoisted rows' gradients,
+    sums over steps and deferred products' output gradients go into the three dicts."""
+    tape, where = program.tape, program.where
+
+    def rows_of(slot, dtype):
+        buf = row_grads.get(slot)
+        if buf is None:
+            buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
+        return buf
+
+    per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
+    backward_ops = plan.backward_ops
+    state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+    returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
+    for t in range(T - 1, -1, -1):
+        lo, hi = t * N, (t + 1) * N
+        ctxs = steps[t]
+        grads = [None] * len(where)
+        if m is None:
+            passed = None
+            for s, g in zip(state_out, dS):
+                grads[s] = g if grads[s] is None else grads[s] + g
+            grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
+        else:  # the new state was m * candidate + (1 - m) * old, the output h * m
+            passed = [g * keep_old[t] for g in dS]
+            for s, g in zip(state_out, dS):
+                g = g * m[t]
+                grads[s] = g if grads[s] is None else grads[s] + g
+            g = G[t] * m[t]
+            grads[h] = g if grads[h] is None else grads[h] + g
+        for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
+            if out1 >= 0:
+                g = grads[out1]
+                if g is None:
+                    continue
+                if is_deferred:  # keep the gradient for the weights' one product after the loop
+                    buf = deferred.get(i)
+                    if buf is None:
+                        buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
+                    buf[lo:hi] = g
+                    if not (to_step or to_rest):
+                        continue
+                result = op(ctxs[i], g)
+            else:  # several outputs (Chunk): all their gradients are usually there
+                gouts = outs_of(grads)
+                if not any(map(_is_none, gouts)):
+                    result = op(ctxs[i], *gouts)
+                elif all(map(_is_none, gouts)):
+                    continue
+                else:
+                    result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
+            if type(result) is not tuple:
+                result = (result,)
+            for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
+                g = result[pos]
+                if g is not None:
+                    grads[a] = g if grads[a] is None else grads[a] + g
+            for pos, a, w in to_rest:
+                g = result[pos]
+                if g is None:
+                    continue
+                if w is ROWS:
+                    rows_of(a, g.dtype)[lo:hi] += g
+                else:
+                    _accumulate(static_grads, a, g)
+        for s in returned_rows:  # an output read straight from a hoisted array
+            if grads[s] is not None:
+                rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
+        dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
+        if passed is not None:
+            dS = [d + p for d, p in zip(dS, passed)]
+    return dS
 
 class _Grads(dict):
     """Gradients by slot, None where there is none (how `_backward` reads them)."""

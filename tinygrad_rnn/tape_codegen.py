@@ -1,0 +1,320 @@
+"""The tape's step loops written out as Python source, once per plan: what the replay runs by default.
+
+`TapeSequence` (tape.py) can replay a tape by interpreting its table: for every op of every step, read
+the op's inputs from a list of slots, make a ctx, call the op, write its outputs back, and in the
+backward look up where each gradient goes. On a cell's small arrays that bookkeeping costs as much as
+the arithmetic (an Elman RNN's step is one product and one fused kernel). So, as torch.fx turns a
+traced graph into Python code, this module writes the loops as straight-line source, with locals for
+slots, and `exec`s it:
+
+    for t in range(T):
+        lo = t * N; hi = lo + N
+        v7 = rows7[lo:hi]                    # hoisted x_t W_ih^T + b_ih, this step's rows
+        v10 = dot(v1, right10)               # MatMul: h W_hh^T, weight laid out once
+        v13, = fused11(v7, v10, v12)         # Fused[Add, Add, Tanh]: one numba kernel
+        ...
+
+An op's ctx is made only where its own backward needs it; the row products, the fused kernels, Add,
+Sub, Mul and Chunk keep just the arrays their backward reads, in one tuple per step. The gradient
+bookkeeping (which gradient exists, where it goes) is decided while writing, from the tape, not at
+every step. `program.source()` shows the result; `TINYGRAD_RNN_CODEGEN=0` replays by the table instead
+(the two are tested to agree). Whatever this writer does not handle, it refuses (`Unsupported`) and the
+table runs: both call the same ops, so they compute the same numbers.
+"""
+import os
+
+from . import ops as _ops
+
+ENV = "TINYGRAD_RNN_CODEGEN"
+STEP, ROWS, STATIC = "step", "rows", "static"  # as in tape.py (compared by value there too)
+NONE, MAYBE, PRESENT = 0, 1, 2  # what is known, while writing, about a gradient local at a point of the step
+
+
+class Unsupported(Exception):
+    """The step has something this writer does not handle; the table replay runs it."""
+
+
+def accumulate(total, g):
+    """total + g, in place after the first (copied): a parameter's gradient summed over the steps."""
+    if total is None:
+        return g.copy()
+    if total.shape == g.shape:
+        total += g
+        return total
+    return total + g
+
+
+def enabled():
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class StepCode:
+    """The generated `forward_steps` and `backward_steps` of one plan (see the module docstring)."""
+
+    def __init__(self, program, plan, keep, masked):
+        self.program, self.plan, self.keep, self.masked = program, plan, keep, masked
+        self.tape = tape = program.tape
+        self.namespace = {"accumulate": accumulate}
+        if not tape.state_in:
+            raise Unsupported("a step without state")
+        self.saved = []  # the step's locals the backward reads, kept per step as one tuple
+        self.deferred_at = {}  # index of a deferred entry → position of its input rows in that tuple
+        self.kinds = {i: self._kind(i, e) for i, e in enumerate(program.step)}
+        forward = self._forward()
+        backward = self._backward() if keep else []
+        self.source = "\n".join(forward + [""] + backward) + "\n"
+        exec(compile(self.source, f"<tape step of {len(program.step)} ops>", "exec"), self.namespace)
+        self.forward_steps = self.namespace["forward_steps"]
+        self.backward_steps = self.namespace.get("backward_steps")
+
+    # ---- what each op of the step is written as ------------------------------------------------------
+    def _kind(self, i, e):
+        values, needs = self.tape.values, self.plan.loop_needs[e]
+        if e.deferred:
+            if values[e.args[1]].ndim != 2:
+                raise Unsupported("a deferred product with a weight that is not a matrix")
+            return "product"
+        if getattr(e.cls, "kernels", None) is not None:
+            return "fused"
+        shape = values[e.outs[0]].shape
+        if e.cls in (_ops.Add, _ops.Sub, _ops.Mul) and not e.kwargs and all(
+                not n or getattr(values[a], "shape", None) == shape for a, n in zip(e.args, needs)):
+            return "binary"
+        if e.cls is _ops.Chunk and len(e.args) == 3 and not e.kwargs:
+            return "chunk"
+        return "op"
+
+    def name(self, slot):
+        return f"v{slot}"
+
+    def bind(self, name, value):
+        self.namespace[name] = value
+        return name
+
+    # ---- forward -------------------------------------------------------------------------------------
+    def _forward(self):
+        program, tape = self.program, self.tape
+        where, values = program.where, tape.values
+        step_made = {o for e in program.step for o in e.outs} | set(tape.state_in)
+        used = {a for e in program.step for a in e.args} | {tape.h, *tape.state_out}
+        head = ["def forward_steps(xp, T, N, slots, current, m, keep_old, out):",
+                '    """The step loop: (final state, what each step keeps for the backward)."""']
+        body = []
+        self.fixed = {self.name(s) for s in used - step_made if where[s] != ROWS}  # loaded once, never kept per step
+        for s in sorted(used - step_made):
+            if where[s] == ROWS:
+                head.append(f"    rows{s} = slots[{s}]  # hoisted, all T*N rows")
+                body.append(f"        {self.name(s)} = rows{s}[lo:hi]")
+            else:
+                head.append(f"    {self.name(s)} = slots[{s}]  # {tape.kind[s]}, the same every step")
+        head.append("    dot, multiply = xp.dot, xp.multiply")
+        state = ", ".join(self.name(s) for s in tape.state_in)
+        head.append(f"    {state}, = current")
+        for i, e in enumerate(program.step):
+            body += self._forward_op(i, e, head)
+        if self.keep:  # before the state locals below are rebound to the next step's
+            body.append(f"        steps.append(({''.join(n + ', ' for n in self.saved)}))")
+        h = self.name(tape.h)
+        new = [self.name(s) for s in tape.state_out]
+        if self.masked:  # padding keeps the old state and outputs zeros
+            body.append(f"        multiply({h}, m[t], out=out[t])")
+            new = [f"{n} * m[t] + {self.name(s)} * keep_old[t]" for n, s in zip(new, tape.state_in)]
+        else:
+            body.append(f"        out[t] = {h}")
+        body.append(f"        {state}, = {', '.join(new)},")
+        lines = head + ["    steps = []", "    for t in range(T):", "        lo = t * N; hi = lo + N"] + body
+        lines.append(f"    return [{state}], steps")
+        return lines
+
+    def _forward_op(self, i, e, head):
+        kind, args = self.kinds[i], [self.name(a) for a in e.args]
+        outs = "".join(self.name(o) + ", " for o in e.outs)  # a tuple's targets: `v13, v14, = ...`
+        single = f"{self.name(e.outs[0])} = " if len(e.outs) == 1 else outs[:-2] + " = "
+        label = f"  # {e.cls.__name__}"
+        if kind == "product":  # x W^T (+ b) or a b, with the right operand made contiguous once
+            right = f"right{i}"
+            weight = args[1] + (".T" if e.cls is _ops.Linear else "")
+            head.append(f"    {right} = xp.ascontiguousarray({weight})")
+            line = [f"        {self.name(e.outs[0])} = dot({args[0]}, {right}){label}"]
+            if e.cls is _ops.Linear and len(args) > 2 and self.tape.values[e.args[2]] is not None:
+                line.append(f"        {self.name(e.outs[0])} += {args[2]}")
+            self.deferred_at[i] = self._save(args[0])
+            return line
+        if kind == "fused":
+            forward, backward, wanted = e.cls.kernels
+            kernel = self.bind(f"fused{i}", forward)
+            self.bind(f"fused{i}_backward", backward)
+            for a in args:
+                self._save(a)
+            return [f"        {outs}= {kernel}({', '.join(args)}){label}"]
+        if kind == "binary":
+            if e.cls is _ops.Mul:
+                for a in args:
+                    self._save(a)
+            symbol = {_ops.Add: "+", _ops.Sub: "-", _ops.Mul: "*"}[e.cls]
+            return [f"        {single}{args[0]} {symbol} {args[1]}{label}"]
+        if kind == "chunk":
+            x, n, axis = (self.tape.values[a] for a in e.args)
+            size, before = x.shape[axis] // n, ":, " * (axis % x.ndim)
+            pieces = ", ".join(f"{args[0]}[{before}{k * size}:{(k + 1) * size}]" for k in range(n))
+            return [f"        {single}{pieces}{label}"]
+        op = self.bind(f"Op{i}", e.cls)
+        self.bind(f"needs{i}", self.plan.loop_needs[e])
+        kwargs = f", **{self.bind(f'kwargs{i}', e.kwargs)}" if e.kwargs else ""
+        self._save(f"c{i}")
+        result = f"{op}.forward(c{i}, {', '.join(args)}{kwargs})"
+        return [f"        c{i} = {op}(); c{i}.needs_input_grad = needs{i}", f"        {single}{result}"]
+
+    def _save(self, name):
+        if name in self.fixed:
+            return None
+        if name not in self.saved:
+            self.saved.append(name)
+        return self.saved.index(name)
+
+    # ---- backward ------------------------------------------------------------------------------------
+    def _backward(self):
+        program, tape, plan = self.program, self.tape, self.plan
+        where = program.where
+        self.status = {}  # gradient local → NONE / MAYBE / PRESENT at the current line
+        self.sums, self.row_bufs = set(), set()  # parameter-side sums over steps, hoisted rows' buffers
+        self.depth = 2
+        head = ["def backward_steps(xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, "
+                "deferred, row_shapes):",
+                '    """The step loop backwards: the state gradient at step 0; the rest goes in the dicts."""']
+        step_made = {o for e in program.step for o in e.outs} | set(tape.state_in)
+        used = {a for e in program.step for a in e.args}
+        for s in sorted(used - step_made):
+            if where[s] != ROWS:
+                head.append(f"    {self.name(s)} = slots[{s}]")
+        state = ", ".join(f"dS{k}" for k in range(len(tape.state_in)))
+        head.append(f"    {state}, = dS")
+        body = [f"        {''.join(n + ', ' for n in self.saved)}= steps[t]"] if self.saved else []
+        seeds = []
+        if self.masked:
+            body.append(f"        {', '.join(f'passed{k}' for k in range(len(tape.state_in)))}, = "
+                        f"{', '.join(f'dS{k} * keep_old[t]' for k in range(len(tape.state_in)))},")
+            seeds += [(s, f"dS{k} * m[t]") for k, s in enumerate(tape.state_out)] + [(tape.h, "G[t] * m[t]")]
+        else:
+            seeds += [(s, f"dS{k}") for k, s in enumerate(tape.state_out)] + [(tape.h, "G[t]")]
+        for s, value in seeds:
+            body += self._add(s, value, PRESENT)
+        for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in plan.backward_ops:
+            body += self._backward_op(i, e, to_step, to_rest, head)
+        for s in sorted({tape.h, *tape.state_out}):
+            if where[s] == ROWS and self.status.get(f"g{s}", NONE) != NONE:
+                body += self._route_rows(s, f"g{s}", self.status[f"g{s}"])
+        for k, s in enumerate(tape.state_in):
+            g, known = f"g{s}", self.status.get(f"g{s}", NONE)
+            value = g if known == PRESENT else f"xp.zeros_like(dS{k})" if known == NONE else \
+                f"{g} if {g} is not None else xp.zeros_like(dS{k})"
+            body.append(f"        dS{k} = ({value}) + passed{k}" if self.masked else f"        dS{k} = {value}")
+        grads = sorted(g for g in self.status)
+        init = [f"        {' = '.join(grads)} = None"] if grads else []
+        for s in sorted(self.sums):
+            head.append(f"    sum{s} = None")
+        for s in sorted(self.row_bufs):
+            head.append(f"    rows{s} = row_grads[{s}] = xp.zeros(row_shapes[{s}], {self.bind('dtype', tape.values[tape.h].dtype)})")
+        lines = head + ["    for t in range(T - 1, -1, -1):", "        lo = t * N; hi = lo + N"] + init + body
+        for s in sorted(self.sums):
+            lines.append(f"    if sum{s} is not None: static_grads[{s}] = sum{s}")
+        lines.append(f"    return [{state}]")
+        return lines
+
+    def _indent(self):
+        return " " * (4 * self.depth)
+
+    def _add(self, slot, value, known):
+        """`g{slot} += value`, written for what is known about both (a new gradient is never added in place:
+        the same array may reach several inputs)."""
+        g, have = f"g{slot}", self.status.get(f"g{slot}", NONE)
+        pad = self._indent()
+        if known == MAYBE:  # an op's own backward: None where it has no gradient
+            lines = [f"{pad}if {value} is not None:"]
+            self.depth += 1
+            lines += self._add(slot, value, PRESENT)
+            self.depth -= 1
+            self.status[g] = PRESENT if have == PRESENT else MAYBE
+            return lines
+        if have == NONE:
+            line = f"{pad}{g} = {value}"
+        elif have == PRESENT:
+            line = f"{pad}{g} = {g} + {value}"
+        else:
+            line = f"{pad}{g} = {value} if {g} is None else {g} + {value}"
+        self.status[g] = PRESENT if self.depth == 2 or have == PRESENT else MAYBE
+        return [line]
+
+    def _route(self, pos, a, w, value, known):
+        """The gradient `value` of input `pos` (slot a, where w) to its place: this step, the hoisted rows,
+        or a sum over steps."""
+        if w == STEP:
+            return self._add(a, value, known)
+        if w == ROWS:
+            return self._route_rows(a, value, known)
+        pad = self._indent()
+        self.sums.add(a)
+        if known == PRESENT:  # the same shape as the slot: sum in place after the first step's copy
+            return [f"{pad}if sum{a} is None: sum{a} = {value}.copy()", f"{pad}else: sum{a} += {value}"]
+        return [f"{pad}if {value} is not None: sum{a} = accumulate(sum{a}, {value})"]
+
+    def _route_rows(self, a, value, known):
+        self.row_bufs.add(a)
+        pad = self._indent()
+        if known == PRESENT:
+            return [f"{pad}rows{a}[lo:hi] += {value}"]
+        return [f"{pad}if {value} is not None: rows{a}[lo:hi] += {value}"]
+
+    def _backward_op(self, i, e, to_step, to_rest, head):
+        kind = self.kinds[i]
+        outs = [self.status.get(f"g{o}", NONE) for o in e.outs]
+        if all(k == NONE for k in outs):
+            return []
+        pad, lines = self._indent(), []
+        grads = [f"g{o}" for o in e.outs]
+        if len(e.outs) == 1 and outs[0] == MAYBE or len(e.outs) > 1 and PRESENT not in outs:
+            lines.append(f"{pad}if {' or '.join(f'{g} is not None' for g, k in zip(grads, outs) if k)}:")
+            self.depth += 1
+            pad = self._indent()
+        if len(e.outs) > 1:  # a missing output gradient is zeros of the traced shape
+            full = []
+            for k, (g, known) in enumerate(zip(grads, outs)):
+                zeros = f"xp.zeros({e.shapes[k][0]!r}, {self.bind(f'dtype{i}_{k}', e.shapes[k][1])})"
+                full.append(g if known == PRESENT else zeros if known == NONE else f"({g} if {g} is not None else {zeros})")
+            grads = full
+        routes = [(pos, a, STEP) for pos, a in to_step] + list(to_rest)
+        if kind == "product":
+            buf = f"deferred{i}"
+            head.append(f"    {buf} = None")
+            lines += [f"{pad}if {buf} is None: {buf} = deferred[{i}] = xp.zeros((T * N,) + {grads[0]}.shape[1:], "
+                      f"{grads[0]}.dtype)", f"{pad}{buf}[lo:hi] = {grads[0]}"]
+            weight = self.name(e.args[1]) + (".T" if e.cls is _ops.MatMul else "")
+            results = {0: (f"{grads[0]}.dot({weight})", PRESENT)}
+        elif kind == "fused":
+            d = ", ".join(f"d{i}_{k}" for k in e.cls.kernels[2])
+            if d:
+                lines.append(f"{pad}{d}, = fused{i}_backward({', '.join(self.name(a) for a in e.args)}, {', '.join(grads)})")
+            results = {k: (f"d{i}_{k}", PRESENT) for k in e.cls.kernels[2]}
+        elif kind == "binary":
+            g = grads[0]
+            a, b = (self.name(s) for s in e.args)
+            results = {_ops.Add: {0: (g, PRESENT), 1: (g, PRESENT)},
+                       _ops.Sub: {0: (g, PRESENT), 1: (f"-{g}", PRESENT)},
+                       _ops.Mul: {0: (f"{g} * {b}", PRESENT), 1: (f"{g} * {a}", PRESENT)}}[e.cls]
+        elif kind == "chunk":
+            axis = self.tape.values[e.args[2]]
+            results = {0: (f"xp.concatenate(({', '.join(grads)}), axis={axis!r})", PRESENT)}
+        else:
+            lines += [f"{pad}r = Op{i}.backward(c{i}, {', '.join(grads)})",
+                      f"{pad}if type(r) is not tuple: r = (r,)"]
+            results = {pos: (f"r[{pos}]", MAYBE) for pos, _, _ in routes}
+        for pos, a, w in routes:
+            if pos not in results:
+                continue
+            value, known = results[pos]
+            if known == PRESENT and value.count(" ") and sum(1 for p, _, _ in routes if p == pos) == 1:
+                lines.append(f"{pad}d = {value}")  # an expression: computed once, then routed
+                value = "d"
+            lines += self._route(pos, a, w, value, known)
+        self.depth = 2
+        return lines
