@@ -347,6 +347,7 @@ class Plan:
                                       e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
                                       to_step, to_rest))
         self.program, self.codes = program, {}
+        self.workspace = tape_codegen.Workspace()  # the generated backward's buffers, reused call to call
 
     def code(self, keep, masked):
         """The step loops written out as Python (tape_codegen.py) for this plan, made once; None where the
@@ -535,16 +536,16 @@ class TapeSequence(Function):
         m = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None]).astype(x.dtype, copy=False)
         keep_old = None if m is None else 1 - m
         current = [s.astype(x.dtype, copy=False) for s in state]  # the state each step starts from
-        out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
+        out = xp.empty((N, T) + tape.values[tape.h].shape[1:], x.dtype)  # written as out[:, t]: no copy after
         code = plan.code(keep, m is not None)
         run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
-        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out)
+        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
         if keep:
             ctx.save_for_backward(static, rows, steps)
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
-        return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
+        return (out, *current)
 
     @staticmethod
     @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
@@ -559,39 +560,46 @@ class TapeSequence(Function):
         row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
         deferred = {}                      # index of a deferred entry → its output gradient, all rows
         per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
+        workspace = plan.workspace
+        if code is None or workspace.busy:  # (busy: a backward inside a backward would share its buffers)
+            workspace = tape_codegen.Workspace()
         run_steps = code.backward_steps if code is not None else functools.partial(_backward_steps, program, plan)
-        dS = run_steps(xp, T, N, ctx.slots, steps, G, list(grad_state), m, keep_old, row_grads, static_grads,
-                       deferred, row_shapes)
-        for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
-            e = program.step[i]
-            batched = e.cls()
-            batched.needs_input_grad = (False,) + plan.needs[e][1:]
-            inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
-                [c[i].saved_tensors[0] for c in steps]
-            batched.saved_tensors = (xp.concatenate(inputs), ctx.slots[e.args[1]])
-            for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
-                if g is not None and need:
-                    _accumulate(static_grads, a, g)
-        row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
-        for e, c in zip(reversed(program.rows), reversed(rows)):
-            if all(o not in row_grads for o in e.outs):
-                continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), plan.needs[e]):
-                if g is None or not need:
+        workspace.busy = True
+        try:
+            dS = run_steps(xp, T, N, ctx.slots, steps, G, list(grad_state), m, keep_old, row_grads, static_grads,
+                           deferred, row_shapes, workspace)
+            for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
+                e = program.step[i]
+                batched = e.cls()
+                batched.needs_input_grad = (False,) + plan.needs[e][1:]
+                inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
+                    [c[i].saved_tensors[0] for c in steps]
+                batched.saved_tensors = (xp.concatenate(inputs), ctx.slots[e.args[1]])
+                for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
+                    if g is not None and need:
+                        _accumulate(static_grads, a, g)
+            row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
+            for e, c in zip(reversed(program.rows), reversed(rows)):
+                if all(o not in row_grads for o in e.outs):
                     continue
-                if where[a] is ROWS:
-                    row_grads[a] = g if a not in row_grads else row_grads[a] + g
-                else:
-                    _accumulate(static_grads, a, g)
-        for e, c in zip(reversed(program.static), reversed(static)):
-            if all(o not in static_grads for o in e.outs):
-                continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), plan.needs[e]):
-                if g is not None and need:
-                    _accumulate(static_grads, a, g)
-        dx = row_grads.get(0)
-        if dx is not None:
-            dx = xp.ascontiguousarray(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1))
+                for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), plan.needs[e]):
+                    if g is None or not need:
+                        continue
+                    if where[a] is ROWS:
+                        row_grads[a] = g if a not in row_grads else row_grads[a] + g
+                    else:
+                        _accumulate(static_grads, a, g)
+            for e, c in zip(reversed(program.static), reversed(static)):
+                if all(o not in static_grads for o in e.outs):
+                    continue
+                for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), plan.needs[e]):
+                    if g is not None and need:
+                        _accumulate(static_grads, a, g)
+            dx = row_grads.get(0)
+            if dx is not None:  # always a copy: the rows may be a reused buffer
+                dx = xp.array(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1), order="C", copy=True)
+        finally:
+            workspace.busy = False
         dparams = [static_grads.get(s) for s in tape.param_slots]
         return (None, None, dx, *dS, *dparams)
 
@@ -638,7 +646,7 @@ def _forward_steps(program, plan, keep, xp, T, N, slots, current, m, keep_old, o
 
 
 def _backward_steps(program, plan, xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, deferred,
-                    row_shapes):
+                    row_shapes, buffer):
     """The step loop backwards by the table: the state's gradient at step 0; hoisted rows' gradients,
     sums over steps and deferred products' output gradients go into the three dicts."""
     tape, where = program.tape, program.where

@@ -44,6 +44,25 @@ def accumulate(total, g):
     return total + g
 
 
+class Workspace:
+    """Arrays of T*N rows that one backward fills and drops (hoisted rows' gradients, the deferred
+    products' output gradients), kept from one call to the next. A fresh array of that size comes from
+    the system as untouched pages, and filling it costs a page fault per 4 KiB: measured, more than the
+    arithmetic of a small LSTM's backward (bench/RESULTS.md). Nothing of them leaves the backward: what
+    it returns is computed from them into new arrays."""
+
+    def __init__(self):
+        self.arrays, self.busy = {}, False
+
+    def __call__(self, key, shape, dtype, xp, zero):
+        a = self.arrays.get(key)
+        if a is None or a.shape != shape or a.dtype != dtype or type(a) is not xp.ndarray:
+            a = self.arrays[key] = xp.empty(shape, dtype)
+        if zero:
+            a.fill(0)
+        return a
+
+
 def enabled():
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -180,7 +199,7 @@ class StepCode:
         self.sums, self.row_bufs = set(), set()  # parameter-side sums over steps, hoisted rows' buffers
         self.depth = 2
         head = ["def backward_steps(xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, "
-                "deferred, row_shapes):",
+                "deferred, row_shapes, buffer):",
                 '    """The step loop backwards: the state gradient at step 0; the rest goes in the dicts."""']
         step_made = {o for e in program.step for o in e.outs} | set(tape.state_in)
         used = {a for e in program.step for a in e.args}
@@ -214,7 +233,8 @@ class StepCode:
         for s in sorted(self.sums):
             head.append(f"    sum{s} = None")
         for s in sorted(self.row_bufs):
-            head.append(f"    rows{s} = row_grads[{s}] = xp.zeros(row_shapes[{s}], {self.bind('dtype', tape.values[tape.h].dtype)})")
+            dtype = self.bind("dtype", tape.values[tape.h].dtype)
+            head.append(f"    rows{s} = row_grads[{s}] = buffer('rows{s}', row_shapes[{s}], {dtype}, xp, zero=True)")
         lines = head + ["    for t in range(T - 1, -1, -1):", "        lo = t * N; hi = lo + N"] + init + body
         for s in sorted(self.sums):
             lines.append(f"    if sum{s} is not None: static_grads[{s}] = sum{s}")
@@ -284,10 +304,16 @@ class StepCode:
             grads = full
         routes = [(pos, a, STEP) for pos, a in to_step] + list(to_rest)
         if kind == "product":
-            buf = f"deferred{i}"
-            head.append(f"    {buf} = None")
-            lines += [f"{pad}if {buf} is None: {buf} = deferred[{i}] = xp.zeros((T * N,) + {grads[0]}.shape[1:], "
-                      f"{grads[0]}.dtype)", f"{pad}{buf}[lo:hi] = {grads[0]}"]
+            buf, value = f"deferred{i}", self.tape.values[e.outs[0]]
+            if outs[0] == PRESENT:  # written at every step: no zeros needed
+                dtype = self.bind(f"dtype{i}", value.dtype)
+                head.append(f"    {buf} = deferred[{i}] = buffer('deferred{i}', (T * N,) + {value.shape[1:]!r}, {dtype}, "
+                            "xp, zero=False)")
+            else:
+                head.append(f"    {buf} = None")
+                lines.append(f"{pad}if {buf} is None: {buf} = deferred[{i}] = xp.zeros((T * N,) + {grads[0]}.shape[1:], "
+                             f"{grads[0]}.dtype)")
+            lines.append(f"{pad}{buf}[lo:hi] = {grads[0]}")
             weight = self.name(e.args[1]) + (".T" if e.cls is _ops.MatMul else "")
             results = {0: (f"{grads[0]}.dot({weight})", PRESENT)}
         elif kind == "fused":
