@@ -805,10 +805,42 @@ NumPy only: on a GPU the comparison would be a device read per call (there the k
     inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
     try:
         record, h, new_state = _record(cell, *inputs)
-        now = Tape(record, *inputs, params, h, new_state)
-    except Exception:  # the step fails or breaks a rule now: trace again, which says why
+    except Exception:  # the step fails now: trace again, which says why
         return False
-    return tape.difference(now) is None
+    return _replays_as(tape, record, [inputs[0], *inputs[1], *params], [h, *new_state])
+
+
+def _replays_as(tape, record, sources, returned):
+    """Whether `record` (a step just recorded from `sources`: x, the state, the parameters) is the step
+    the tape holds: the same ops, each input from the same slot, the same constants and plain values,
+    outputs of the same shapes, returning the same slots. Tape() and Tape.difference() say the same of
+    two traces, with the reasons in words; this walks the record once and builds nothing (it runs
+    before every compiled sequence)."""
+    entries, values, kind = tape.entries, tape.values, tape.kind
+    if len(record) != len(entries) or len(sources) != len(tape.state_in) + 1 + len(tape.param_slots):
+        return False
+    slot_of = {id(t): i for i, t in enumerate(sources)}
+    for (cls, args, kwargs, outputs), e in zip(record, entries):
+        if cls is not e.cls or len(args) != len(e.args) or len(outputs) != len(e.outs) or \
+                (kwargs or e.kwargs) and not _same(kwargs, e.kwargs):
+            return False
+        for a, slot in zip(args, e.args):
+            if isinstance(a, Tensor):
+                known = slot_of.get(id(a))
+                if known is not None:
+                    if known != slot:
+                        return False
+                    continue
+                if a.requires_grad or kind[slot] != "const" or not _same(a.data, values[slot]):
+                    return False  # a new parameter, or a constant tensor that is not the one baked in
+                slot_of[id(a)] = slot
+            elif kind[slot] != "value" or not _same(a, values[slot]):
+                return False
+        for o, slot, (shape, dtype) in zip(outputs, e.outs, e.shapes):
+            if o.data.shape != shape or o.data.dtype != dtype:
+                return False
+            slot_of[id(o)] = slot
+    return [slot_of.get(id(t)) for t in returned] == [tape.h, *tape.state_out]
 
 
 def plain_state(value, _seen=None):
