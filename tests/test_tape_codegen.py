@@ -1,7 +1,9 @@
 """The tape's step loops written out as Python (tinygrad_rnn/tape_codegen.py) against the same loops run by
-interpreting the plan's table (TINYGRAD_RNN_CODEGEN=0): both call the same ops in the same order, so in
-float64 they must agree exactly, for every cell, fused or not, with padding, state tuples, several
-layers, both directions and zoneout's step masks."""
+interpreting the plan's table (TINYGRAD_RNN_CODEGEN=0), for every cell, fused or not, with padding, state
+tuples, several layers, both directions and zoneout's step masks. Op by op both call the same ops in the
+same order, so in float64 they agree exactly; fused, the generated backward has its kernels add a
+parameter's gradient into the running sum over steps (the table sums each step's total), which changes
+the order of the additions: float64 rounding, no more."""
 import numpy as np
 import pytest
 
@@ -90,20 +92,23 @@ def run(name, codegen, fuse, monkeypatch, layers=2, bidirectional=True, lengths=
     return [out.numpy()] + [s.numpy() for s in states] + [x.grad] + [p.grad for p in rnn.parameters()], generated
 
 
-def assert_identical(a, b):
+def assert_agree(a, b, fuse):
     assert len(a) == len(b)
     for u, v in zip(a, b):
-        np.testing.assert_array_equal(u, v)
+        if fuse == "0":
+            np.testing.assert_array_equal(u, v)
+        else:
+            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("fuse", FUSE)
 @pytest.mark.parametrize("lengths", [None, (6, 4, 1)])
-def test_generated_loops_equal_the_interpreted_table_exactly(name, fuse, lengths, monkeypatch):
+def test_generated_loops_equal_the_interpreted_table(name, fuse, lengths, monkeypatch):
     generated, ran = run(name, "1", fuse, monkeypatch, lengths=lengths)
     interpreted, ran_interpreted = run(name, "0", fuse, monkeypatch, lengths=lengths)
     assert ran and all(ran) and not any(ran_interpreted)
-    assert_identical(generated, interpreted)
+    assert_agree(generated, interpreted, fuse)
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru", "mgu", "oddities"])
@@ -112,7 +117,7 @@ def test_generated_loops_with_zoneout_step_masks(name, fuse, monkeypatch):
     generated, _ = run(name, "1", fuse, monkeypatch, zoneout=True)
     interpreted, _ = run(name, "0", fuse, monkeypatch, zoneout=True)
     # (that compiled equals composed with zoneout is tested in test_zoneout.py)
-    assert_identical(generated, interpreted)
+    assert_agree(generated, interpreted, fuse)
 
 
 def test_the_odd_cell_compiled_equals_composed(monkeypatch):

@@ -198,6 +198,10 @@ class StepCode:
         self.status = {}  # gradient local → NONE / MAYBE / PRESENT at the current line
         self.sums, self.row_bufs = set(), set()  # parameter-side sums over steps, hoisted rows' buffers
         self.depth = 2
+        self.zero_sums = {}  # sums a kernel adds into: zeros before the loop (slot → shape, dtype)
+        self.direct = {}  # slot → the product buffer its gradient was written into, while that is all of it
+        self.added_into = set()  # the product buffers a kernel adds into (so zeroed first)
+        self.products = {o: i for i, e in enumerate(program.step) if self.kinds[i] == "product" for o in e.outs}
         head = ["def backward_steps(xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, "
                 "deferred, row_shapes, buffer):",
                 '    """The step loop backwards: the state gradient at step 0; the rest goes in the dicts."""']
@@ -231,7 +235,8 @@ class StepCode:
         grads = sorted(g for g in self.status)
         init = [f"        {' = '.join(grads)} = None"] if grads else []
         for s in sorted(self.sums):
-            head.append(f"    sum{s} = None")
+            head.append(f"    sum{s} = xp.zeros({self.zero_sums[s][0]!r}, {self.zero_sums[s][1]})" if s in self.zero_sums
+                        else f"    sum{s} = None")
         for s in sorted(self.row_bufs):
             dtype = self.bind("dtype", tape.values[tape.h].dtype)
             head.append(f"    rows{s} = row_grads[{s}] = buffer('rows{s}', row_shapes[{s}], {dtype}, xp, zero=True)")
@@ -241,6 +246,42 @@ class StepCode:
         lines.append(f"    return [{state}]")
         return lines
 
+    def _fused_into(self, i, e, grads, routes, head):
+        """A fused kernel's backward that adds its input gradients straight into where they go: a hoisted
+        input's into its rows of the buffer, a parameter's into its sum over steps, and the gradient of a
+        row product's output into that product's buffer of all steps' gradients (then read from there).
+        One call instead of the kernel plus a NumPy call per gradient."""
+        pad, lines, targets = self._indent(), [], []
+        where = {pos: (a, w) for pos, a, w in routes}
+        after = []
+        for k in e.cls.kernels[2]:
+            a, w = where.get(k, (e.args[k], None))
+            value = self.tape.values[a]
+            dtype = self.bind(f"dtype{i}_in{k}", value.dtype)
+            if w is None:  # no gradient wanted: a scratch array the kernel may write
+                head.append(f"    scratch{i}_{k} = buffer('scratch{i}_{k}', {value.shape!r}, {dtype}, xp, zero=False)")
+                targets.append(f"scratch{i}_{k}")
+            elif w == ROWS:
+                self.row_bufs.add(a)
+                targets.append(f"rows{a}[lo:hi]")
+            elif w != STEP:
+                self.sums.add(a)
+                self.zero_sums[a] = (value.shape, dtype)
+                targets.append(f"sum{a}")
+            elif self.status.get(f"g{a}", NONE) == NONE and a in self.products:
+                buf = self.direct[a] = f"deferred{self.products[a]}"
+                self.added_into.add(buf)
+                lines.append(f"{pad}g{a} = {buf}[lo:hi]")
+                self.status[f"g{a}"] = PRESENT
+                targets.append(f"g{a}")
+            else:
+                lines.append(f"{pad}d{i}_{k} = xp.zeros({value.shape!r}, {dtype})")
+                targets.append(f"d{i}_{k}")
+                after += self._add(a, f"d{i}_{k}", PRESENT)
+        self.bind(f"fused{i}_into", e.cls.backward_into)
+        args = [self.name(a) for a in e.args] + grads + targets
+        return lines + [f"{pad}fused{i}_into({', '.join(args)})"] + after
+
     def _indent(self):
         return " " * (4 * self.depth)
 
@@ -248,6 +289,7 @@ class StepCode:
         """`g{slot} += value`, written for what is known about both (a new gradient is never added in place:
         the same array may reach several inputs)."""
         g, have = f"g{slot}", self.status.get(f"g{slot}", NONE)
+        self.direct.pop(slot, None)  # no longer only what a kernel wrote into a product's buffer
         pad = self._indent()
         if known == MAYBE:  # an op's own backward: None where it has no gradient
             lines = [f"{pad}if {value} is not None:"]
@@ -305,17 +347,20 @@ class StepCode:
         routes = [(pos, a, STEP) for pos, a in to_step] + list(to_rest)
         if kind == "product":
             buf, value = f"deferred{i}", self.tape.values[e.outs[0]]
-            if outs[0] == PRESENT:  # written at every step: no zeros needed
+            if outs[0] == PRESENT:  # written at every step: zeros only for a kernel that adds into it
                 dtype = self.bind(f"dtype{i}", value.dtype)
                 head.append(f"    {buf} = deferred[{i}] = buffer('deferred{i}', (T * N,) + {value.shape[1:]!r}, {dtype}, "
-                            "xp, zero=False)")
+                            f"xp, zero={buf in self.added_into})")
             else:
                 head.append(f"    {buf} = None")
                 lines.append(f"{pad}if {buf} is None: {buf} = deferred[{i}] = xp.zeros((T * N,) + {grads[0]}.shape[1:], "
                              f"{grads[0]}.dtype)")
-            lines.append(f"{pad}{buf}[lo:hi] = {grads[0]}")
+            if self.direct.get(e.outs[0]) != buf:  # (else the kernel that made the gradient wrote it there)
+                lines.append(f"{pad}{buf}[lo:hi] = {grads[0]}")
             weight = self.name(e.args[1]) + (".T" if e.cls is _ops.MatMul else "")
             results = {0: (f"{grads[0]}.dot({weight})", PRESENT)}
+        elif kind == "fused" and self.depth == 2 and getattr(e.cls, "backward_into", None) is not None:
+            return lines + self._fused_into(i, e, grads, routes, head)
         elif kind == "fused":
             d = ", ".join(f"d{i}_{k}" for k in e.cls.kernels[2])
             if d:
