@@ -483,11 +483,23 @@ def _fetch(args):
     return operator.itemgetter(*args) if len(args) > 1 else operator.itemgetter(slice(args[0], args[0] + 1))
 
 
+def _linear_by_dot(ctx, x, weight, bias=None):
+    """ops.Linear's forward (x W^T + b, the same saved arrays, so its backward applies) as np.dot: on the
+    hoisted input projection of one feature (D = 1), an outer product, matmul is ~6x slower than dot."""
+    ctx.save_for_backward(x, weight)
+    y = array_module(x).dot(x, weight.T)
+    if bias is not None:
+        y += bias
+    return y
+
+
 def _run(entry, slots, needs):
     """One entry's forward on the arrays in `slots`, its outputs written to their slots; its ctx."""
     ctx = entry.cls()
     ctx.needs_input_grad = needs
-    out = entry.cls.forward(ctx, *[slots[a] for a in entry.args], **entry.kwargs)
+    args = [slots[a] for a in entry.args]
+    forward = _linear_by_dot if entry.cls is _ops.Linear and not entry.kwargs and args[0].ndim == 2 else entry.cls.forward
+    out = forward(ctx, *args, **entry.kwargs)
     if len(entry.outs) == 1:
         slots[entry.outs[0]] = out
     else:
@@ -563,13 +575,17 @@ class TapeSequence(Function):
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
         G = grad_outputs.swapaxes(0, 1)  # step t's output gradient is G[t], a view
+        workspace = plan.workspace
+        if code is None or workspace.busy:  # (busy: a backward inside a backward would share its buffers)
+            workspace = tape_codegen.Workspace()
+        if code is not None and tape.h in tape.state_out:  # G[t] is then always added to the state's gradient,
+            # never passed on as it is: read it time-major (a view's rows lie T*H apart, a page each)
+            G = workspace("G", G.shape, G.dtype, xp, False)
+            G[...] = grad_outputs.swapaxes(0, 1)
         keep_old = None if m is None else 1 - m
         row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
         deferred = {}                      # index of a deferred entry → its output gradient, all rows
         per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
-        workspace = plan.workspace
-        if code is None or workspace.busy:  # (busy: a backward inside a backward would share its buffers)
-            workspace = tape_codegen.Workspace()
         run_steps = code.backward_steps if code is not None else functools.partial(_backward_steps, program, plan)
         workspace.busy = True
         try:
@@ -581,7 +597,8 @@ class TapeSequence(Function):
                 batched.needs_input_grad = (False,) + plan.needs[e][1:]
                 inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
                     [c[i].saved_tensors[0] for c in steps]
-                batched.saved_tensors = (xp.concatenate(inputs), ctx.slots[e.args[1]])
+                rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
+                batched.saved_tensors = (xp.concatenate(inputs, out=rows_in), ctx.slots[e.args[1]])  # (no page faults)
                 for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
                     if g is not None and need:
                         _accumulate(static_grads, a, g)

@@ -138,10 +138,12 @@ class StepCode:
         if self.masked:  # padding keeps the old state and outputs zeros
             body.append(f"        multiply({h}, m[t], out=out[t])")
             new = [f"{n} * m[t] + {self.name(s)} * keep_old[t]" for n, s in zip(new, tape.state_in)]
-        else:
-            body.append(f"        out[t] = {h}")
+        else:  # the outputs are copied into place in one call after the loop
+            body.append(f"        outputs.append({h})")
         body.append(f"        {state}, = {', '.join(new)},")
-        lines = head + ["    steps = []", "    for t in range(T):", "        lo = t * N; hi = lo + N"] + body
+        lines = head + ["    steps, outputs = [], []", "    for t in range(T):", "        lo = t * N; hi = lo + N"] + body
+        if not self.masked:
+            lines.append("    xp.stack(outputs, axis=1, out=out.swapaxes(0, 1))")
         lines.append(f"    return [{state}], steps")
         return lines
 
