@@ -306,12 +306,14 @@ class Program:
         self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
         self.plans = {}  # (x needs, state needs, parameters' needs) → Plan
 
-    def source(self, masked=False):
-        """The Python the replay runs for this tape's step loops, forward and backward, with every input
-        needing a gradient (`print(program.source())`; tape_codegen.py writes it). None where the writer
-        does not handle the step or TINYGRAD_RNN_CODEGEN=0: then the table is interpreted."""
+    def source(self, part="both", masked=False):
+        """The Python the replay runs for this tape's step loops, with every input needing a gradient:
+        `part` "forward", "backward" or "both" (`print(program.source())`; tape_codegen.py writes it).
+        None where the writer does not handle the step or TINYGRAD_RNN_CODEGEN=0: then the table is
+        interpreted."""
         code = self.plan(True, True, (True,) * len(self.tape.param_slots)).code(True, masked)
-        return None if code is None else code.source
+        return None if code is None else {"forward": code.forward_source, "backward": code.backward_source,
+                                          "both": code.source}[part]
 
     def plan(self, x_needs, state_needs, param_needs):
         """The Plan for one answer to "which inputs need a gradient", made once. Each forward keeps the

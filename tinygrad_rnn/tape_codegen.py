@@ -22,12 +22,17 @@ every step. `program.source()` shows the result; `TINYGRAD_RNN_CODEGEN=0` replay
 table runs: both call the same ops, so they compute the same numbers.
 """
 import os
+import re
 
 from . import ops as _ops
 
 ENV = "TINYGRAD_RNN_CODEGEN"
 STEP, ROWS, STATIC = "step", "rows", "static"  # as in tape.py (compared by value there too)
 NONE, MAYBE, PRESENT = 0, 1, 2  # what is known, while writing, about a gradient local at a point of the step
+
+
+def _tuple(names):
+    return f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
 
 
 class Unsupported(Exception):
@@ -81,7 +86,8 @@ class StepCode:
         self.kinds = {i: self._kind(i, e) for i, e in enumerate(program.step)}
         forward = self._forward()
         backward = self._backward() if keep else []
-        self.source = "\n".join(forward + [""] + backward) + "\n"
+        self.forward_source, self.backward_source = "\n".join(forward) + "\n", "\n".join(backward) + "\n"
+        self.source = self.forward_source + self.backward_source
         exec(compile(self.source, f"<tape step of {len(program.step)} ops>", "exec"), self.namespace)
         self.forward_steps = self.namespace["forward_steps"]
         self.backward_steps = self.namespace.get("backward_steps")
@@ -102,6 +108,9 @@ class StepCode:
         if e.cls is _ops.Chunk and len(e.args) == 3 and not e.kwargs:
             return "chunk"
         return "op"
+
+    def op_name(self, i, e):
+        return re.sub(r"\W", "_", e.cls.__name__) + str(i)  # Mul3: the step's op 3, a Mul
 
     def name(self, slot):
         return f"v{slot}"
@@ -126,17 +135,18 @@ class StepCode:
                 body.append(f"        {self.name(s)} = rows{s}[lo:hi]")
             else:
                 head.append(f"    {self.name(s)} = slots[{s}]  # {tape.kind[s]}, the same every step")
-        head.append("    dot, multiply = xp.dot, xp.multiply")
+        if any(k == "product" for k in self.kinds.values()):
+            head.append("    dot = xp.dot")
         state = ", ".join(self.name(s) for s in tape.state_in)
         head.append(f"    {state}, = current")
         for i, e in enumerate(program.step):
             body += self._forward_op(i, e, head)
         if self.keep:  # before the state locals below are rebound to the next step's
-            body.append(f"        steps.append(({''.join(n + ', ' for n in self.saved)}))")
+            body.append(f"        steps.append({_tuple(self.saved)})")
         h = self.name(tape.h)
         new = [self.name(s) for s in tape.state_out]
         if self.masked:  # padding keeps the old state and outputs zeros
-            body.append(f"        multiply({h}, m[t], out=out[t])")
+            body.append(f"        xp.multiply({h}, m[t], out=out[t])")
             new = [f"{n} * m[t] + {self.name(s)} * keep_old[t]" for n, s in zip(new, tape.state_in)]
         else:  # the outputs are copied into place in one call after the loop
             body.append(f"        outputs.append({h})")
@@ -179,7 +189,7 @@ class StepCode:
             size, before = x.shape[axis] // n, ":, " * (axis % x.ndim)
             pieces = ", ".join(f"{args[0]}[{before}{k * size}:{(k + 1) * size}]" for k in range(n))
             return [f"        {single}{pieces}{label}"]
-        op = self.bind(f"Op{i}", e.cls)
+        op = self.bind(self.op_name(i, e), e.cls)
         self.bind(f"needs{i}", self.plan.loop_needs[e])
         kwargs = f", **{self.bind(f'kwargs{i}', e.kwargs)}" if e.kwargs else ""
         self._save(f"c{i}")
@@ -378,7 +388,7 @@ class StepCode:
             axis = self.tape.values[e.args[2]]
             results = {0: (f"xp.concatenate(({', '.join(grads)}), axis={axis!r})", PRESENT)}
         else:
-            lines += [f"{pad}r = Op{i}.backward(c{i}, {', '.join(grads)})",
+            lines += [f"{pad}r = {self.op_name(i, e)}.backward(c{i}, {', '.join(grads)})",
                       f"{pad}if type(r) is not tuple: r = (r,)"]
             results = {pos: (f"r[{pos}]", MAYBE) for pos, _, _ in routes}
         for pos, a, w in routes:
