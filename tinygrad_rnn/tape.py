@@ -783,10 +783,11 @@ class CompiledCell:
         self.reason = None  # why the cell cannot be compiled, once found
 
     def sequence(self, x, state, mask=None):
-        check_input_dtype(x, self.cell, "compiled cell")
+        params = self.cell.parameters()  # (once: each call walks the cell's modules)
+        check_input_dtype(x, self.cell, "compiled cell", params)
         if self.reason is None and x.shape[1] >= 2:
             try:
-                tape = self.tape_for(x, state)
+                tape = self.tape_for(x, state, params)
             except NotTraceable as e:
                 self.reason = str(e)
                 # op by op first: a step that simply fails raises its own error there, and that, not
@@ -802,12 +803,13 @@ class CompiledCell:
         tape.replays += 1
         if tape.replays == fusion.AFTER and fusion.mode() == "auto":  # run often enough to pay for kernels
             tape.program = Program(tape, fuse=True)
-        result = TapeSequence.apply(tape.program, mask, x, *state, *self.cell.parameters())
+        result = TapeSequence.apply(tape.program, mask, x, *state, *params)
         return result[0], tuple(result[1:])
 
-    def tape_for(self, x, state):
+    def tape_for(self, x, state, params=None):
+        params = self.cell.parameters() if params is None else params
         key = (x.shape[0], x.shape[2:], x.dtype, type(x.data), tuple((s.shape, s.dtype) for s in state),
-               tuple((p.shape, p.dtype) for p in self.cell.parameters()), plain_state(self.cell))
+               tuple((p.shape, p.dtype) for p in params), plain_state(self.cell))
         tape = self.tapes.get(key)
         if tape is None:
             tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
@@ -815,19 +817,19 @@ class CompiledCell:
                 self.tapes.popitem(last=False)
         else:
             self.tapes.move_to_end(key)
-            if not still_holds(tape, self.cell, x.data[:, 0], state):
+            if not still_holds(tape, self.cell, x.data[:, 0], state, params):
                 tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
         return tape
 
 
-def still_holds(tape, cell, x1, state):
+def still_holds(tape, cell, x1, state, params=None):
     """Whether one step recorded now applies the ops and constants `tape` baked in. The key above
     watches what the cell holds; this catches what its forward reads from outside it (a module-level
     constant changed between calls), at the cost of one step run without gradients per sequence. On
 NumPy only: on a GPU the comparison would be a device read per call (there the key alone watches)."""
     if array_module(x1) is not np:  # comparing device constants would make every call wait for the GPU
         return True
-    params = cell.parameters()
+    params = cell.parameters() if params is None else params
     inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
     try:
         record, h, new_state = _record(cell, *inputs)
@@ -875,11 +877,11 @@ def plain_state(value, _seen=None):
     dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
     if isinstance(value, Tensor):
         if value.requires_grad:
-            return ("parameter", value.shape, str(value.dtype))
+            return ("parameter", value.shape, value.dtype)
         value = value.data
     if hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape"):
         data = np.ascontiguousarray(backend_to_numpy(value))
-        return ("array", data.shape, str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+        return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
     if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
         return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
     seen = set() if _seen is None else _seen
@@ -901,10 +903,11 @@ def plain_state(value, _seen=None):
         return ("object", id(value))
 
 
-def check_input_dtype(x, cell, who):
+def check_input_dtype(x, cell, who, params=None):
     """A DTypeError naming both dtypes when `x` does not match the cell's weights: NumPy would quietly
     promote the state to the wider type at the first step, and a tape would see two different steps."""
-    weights = next((p.dtype for p in cell.parameters() if p.dtype.kind == "f"), x.dtype)
+    weights = next((p.dtype for p in (cell.parameters() if params is None else params) if p.dtype.kind == "f"),
+                   x.dtype)
     if x.dtype != weights:
         raise DTypeError(f"{who}: the input is {x.dtype} but the cell's weights are {weights}; convert one of "
                          f"them: Tensor(x.numpy(), dtype='{weights}'), or the model with model.to(dtype='{x.dtype}')")
