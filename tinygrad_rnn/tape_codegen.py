@@ -210,6 +210,7 @@ class StepCode:
         self.status = {}  # gradient local → NONE / MAYBE / PRESENT at the current line
         self.sums, self.row_bufs = set(), set()  # parameter-side sums over steps, hoisted rows' buffers
         self.depth = 2
+        self.maybe = set()  # gradient locals that are None at some point where they are read
         self.zero_sums = {}  # sums a kernel adds into: zeros before the loop (slot → shape, dtype)
         self.direct = {}  # slot → the product buffer its gradient was written into, while that is all of it
         self.added_into = set()  # the product buffers a kernel adds into (so zeroed first)
@@ -232,8 +233,11 @@ class StepCode:
             seeds += [(s, f"dS{k} * m[t]") for k, s in enumerate(tape.state_out)] + [(tape.h, "G[t] * m[t]")]
         else:
             seeds += [(s, f"dS{k}") for k, s in enumerate(tape.state_out)] + [(tape.h, "G[t]")]
+        summed = {}  # h is usually a state too: its two seeds in one expression
         for s, value in seeds:
-            body += self._add(s, value, PRESENT)
+            summed.setdefault(s, []).append(value)
+        for s, values in summed.items():
+            body += self._add(s, " + ".join(values), PRESENT)
         for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in plan.backward_ops:
             body += self._backward_op(i, e, to_step, to_rest, head)
         for s in sorted({tape.h, *tape.state_out}):
@@ -244,7 +248,7 @@ class StepCode:
             value = g if known == PRESENT else f"xp.zeros_like(dS{k})" if known == NONE else \
                 f"{g} if {g} is not None else xp.zeros_like(dS{k})"
             body.append(f"        dS{k} = ({value}) + passed{k}" if self.masked else f"        dS{k} = {value}")
-        grads = sorted(g for g in self.status)
+        grads = sorted(self.maybe)  # the gradients that may be None when read: None at each step's start
         init = [f"        {' = '.join(grads)} = None"] if grads else []
         for s in sorted(self.sums):
             head.append(f"    sum{s} = xp.zeros({self.zero_sums[s][0]!r}, {self.zero_sums[s][1]})" if s in self.zero_sums
@@ -309,6 +313,7 @@ class StepCode:
             lines += self._add(slot, value, PRESENT)
             self.depth -= 1
             self.status[g] = PRESENT if have == PRESENT else MAYBE
+            self.maybe.update([g] if self.status[g] == MAYBE else [])
             return lines
         if have == NONE:
             line = f"{pad}{g} = {value}"
@@ -317,6 +322,7 @@ class StepCode:
         else:
             line = f"{pad}{g} = {value} if {g} is None else {g} + {value}"
         self.status[g] = PRESENT if self.depth == 2 or have == PRESENT else MAYBE
+        self.maybe.update([g] if self.status[g] == MAYBE else [])
         return [line]
 
     def _route(self, pos, a, w, value, known):
