@@ -10,6 +10,9 @@ once and replayed:
     forward:   for t = 1 .. T:  run every entry of the tape on plain arrays, keep each op's ctx
     backward:  for t = T .. 1:  run every entry's backward in reverse, sum the parameters' gradients
 
+(Both loops are written out once as Python source and run as that, tape_codegen.py; the table below
+can also be interpreted, TINYGRAD_RNN_CODEGEN=0.)
+
 An input of an entry is the step's input x_t, an element of the state, a parameter, a constant, or
 an output of an earlier entry. Entries that do not depend on the state (the input projection
 x_t W_ih^T + b of every gated cell) are *hoisted*: run once, on all T steps' rows at once, before the

@@ -9,10 +9,10 @@ slots, and `exec`s it:
 
     for t in range(T):
         lo = t * N; hi = lo + N
-        v7 = rows7[lo:hi]                    # hoisted x_t W_ih^T + b_ih, this step's rows
-        v10 = dot(v1, right10)               # MatMul: h W_hh^T, weight laid out once
-        v13, = fused11(v7, v10, v12)         # Fused[Add, Add, Tanh]: one numba kernel
-        ...
+        v9 = rows9[lo:hi]                    # hoisted x_t W_ih^T + b_ih: this step's rows
+        v12 = dot(v1, right0)                # MatMul: h W_hh^T, the weight laid out once
+        v15, = fused1(v9, v12, v5)           # Fused[Add, Add, Tanh]: one numba kernel
+        ...                                  # (an Elman RNN's, fused; program.source() prints it)
 
 An op's ctx is made only where its own backward needs it; the row products, the fused kernels, Add,
 Sub, Mul and Chunk keep just the arrays their backward reads, in one tuple per step. The gradient
@@ -53,8 +53,9 @@ class Workspace:
     """Arrays of T*N rows that one backward fills and drops (hoisted rows' gradients, the deferred
     products' output gradients), kept from one call to the next. A fresh array of that size comes from
     the system as untouched pages, and filling it costs a page fault per 4 KiB: measured, more than the
-    arithmetic of a small LSTM's backward (bench/RESULTS.md). Nothing of them leaves the backward: what
-    it returns is computed from them into new arrays."""
+    arithmetic of a small LSTM's backward (its step loop, 32x50x1x32: 2.2 ms of CPU with fresh arrays,
+    0.9 ms reused). Nothing of them leaves the backward: what it returns is computed from them into new
+    arrays (the input's gradient is copied out for that reason)."""
 
     def __init__(self):
         self.arrays, self.busy = {}, False
