@@ -498,12 +498,23 @@ def _linear_by_dot(ctx, x, weight, bias=None):
     return y
 
 
+def _matmul_by_dot(ctx, a, b):
+    """ops.MatMul's forward for two matrices, as np.dot (see _linear_by_dot)."""
+    ctx.save_for_backward(a, b)
+    return array_module(a).dot(a, b)
+
+
+_BY_DOT = {_ops.Linear: _linear_by_dot, _ops.MatMul: _matmul_by_dot}
+
+
 def _run(entry, slots, needs):
     """One entry's forward on the arrays in `slots`, its outputs written to their slots; its ctx."""
     ctx = entry.cls()
     ctx.needs_input_grad = needs
     args = [slots[a] for a in entry.args]
-    forward = _linear_by_dot if entry.cls is _ops.Linear and not entry.kwargs and args[0].ndim == 2 else entry.cls.forward
+    by_dot = _BY_DOT.get(entry.cls)  # a product of two matrices
+    by_dot = by_dot if by_dot and not entry.kwargs and all(getattr(a, "ndim", 0) == 2 for a in args[:2]) else None
+    forward = by_dot or entry.cls.forward
     out = forward(ctx, *args, **entry.kwargs)
     if len(entry.outs) == 1:
         slots[entry.outs[0]] = out
