@@ -389,7 +389,7 @@ def compile_group(group, values, kind, dtype):
             return tuple(result)
     Fused.__name__ = Fused.__qualname__ = "Fused[" + ", ".join(e.cls.__name__ for e in group.entries) + "]"
     Fused.source = source
-    Fused.kernels = forward, backward, wanted  # tape_codegen.py calls these directly, without a ctx
+    Fused.numba_kernels = forward, backward, wanted  # tape_codegen.py calls these directly, without a ctx
     Fused.backward_into = module.backward_into
     return Fused
 

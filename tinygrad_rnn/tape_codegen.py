@@ -100,7 +100,7 @@ class StepCode:
             if values[e.args[1]].ndim != 2:
                 raise Unsupported("a deferred product with a weight that is not a matrix")
             return "product"
-        if getattr(e.cls, "kernels", None) is not None:
+        if getattr(e.cls, "numba_kernels", None) is not None:
             return "fused"
         shape = values[e.outs[0]].shape
         if e.cls in (_ops.Add, _ops.Sub, _ops.Mul) and not e.kwargs and all(
@@ -173,7 +173,7 @@ class StepCode:
             self.deferred_at[i] = self._save(args[0])
             return line
         if kind == "fused":
-            forward, backward, wanted = e.cls.kernels
+            forward, backward, wanted = e.cls.numba_kernels
             kernel = self.bind(f"fused{i}", forward)
             self.bind(f"fused{i}_backward", backward)
             for a in args:
@@ -271,7 +271,7 @@ class StepCode:
         pad, lines, targets = self._indent(), [], []
         where = {pos: (a, w) for pos, a, w in routes}
         after = []
-        for k in e.cls.kernels[2]:
+        for k in e.cls.numba_kernels[2]:
             a, w = where.get(k, (e.args[k], None))
             value = self.tape.values[a]
             dtype = self.bind(f"dtype{i}_in{k}", value.dtype)
@@ -381,10 +381,10 @@ class StepCode:
         elif kind == "fused" and self.depth == 2 and getattr(e.cls, "backward_into", None) is not None:
             return lines + self._fused_into(i, e, grads, routes, head)
         elif kind == "fused":
-            d = ", ".join(f"d{i}_{k}" for k in e.cls.kernels[2])
+            d = ", ".join(f"d{i}_{k}" for k in e.cls.numba_kernels[2])
             if d:
                 lines.append(f"{pad}{d}, = fused{i}_backward({', '.join(self.name(a) for a in e.args)}, {', '.join(grads)})")
-            results = {k: (f"d{i}_{k}", PRESENT) for k in e.cls.kernels[2]}
+            results = {k: (f"d{i}_{k}", PRESENT) for k in e.cls.numba_kernels[2]}
         elif kind == "binary":
             g = grads[0]
             a, b = (self.name(s) for s in e.args)
