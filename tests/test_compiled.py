@@ -400,3 +400,35 @@ def test_a_constant_read_from_outside_the_cell_that_changes_retraces_the_tape():
         np.testing.assert_allclose(g_compiled, g_composed, rtol=1e-10, atol=1e-12)
     finally:
         GAIN[0] = 1.0
+
+
+SETTINGS = {"offset": np.zeros(3), "activation": "tanh", "add_itself": False}  # module-level, as above
+
+
+class GlobalSettingsRNN(ScaledRNN):
+    """Reads three more kinds of thing from outside itself: a constant array, which op to apply, and
+    which tensor an op reads."""
+
+    def forward(self, x, state):
+        a = x @ self.weight_ih.T + state[0] @ self.weight_hh.T + Tensor(SETTINGS["offset"])
+        a = a + (a if SETTINGS["add_itself"] else state[0])  # the same op, reading another tensor
+        h = a.tanh() if SETTINGS["activation"] == "tanh" else a.relu()
+        return h, (h,)
+
+
+@pytest.mark.parametrize("change", [("offset", np.full(3, 0.3)), ("activation", "relu"), ("add_itself", True)])
+def test_every_kind_of_value_read_from_outside_the_cell_that_changes_retraces_the_tape(change):
+    """The check before each compiled sequence (tape.still_holds) compares one freshly recorded step with
+    the tape: constants by value, ops by class, inputs by where they come from."""
+    tg.manual_seed(0)
+    cell = GlobalSettingsRNN(2, 3).to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    saved = dict(SETTINGS)
+    try:
+        compiled_and_composed(cell, x)
+        SETTINGS[change[0]] = change[1]
+        (compiled, g_compiled), (composed, g_composed) = compiled_and_composed(cell, x)
+        np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g_compiled, g_composed, rtol=1e-10, atol=1e-12)
+    finally:
+        SETTINGS.update(saved)

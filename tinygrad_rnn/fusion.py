@@ -345,6 +345,10 @@ def generate(group, values, kind, dtype):
             lines.append(f"d{k}{target[len(f'in{k}'):]} += {adj[name]}")
     src += [f"            {line}" for line in lines]
     src += [f"    return ({''.join(f'd{k}, ' for k in wanted)})", ""]
+    # the same, adding into arrays the caller gives (tape_codegen.py: a hoisted rows' slice, a running sum)
+    src += ['@njit(cache=True, error_model="numpy")',
+            f"def backward_into({ins}, {grads}, {''.join(f'd{k}, ' for k in wanted)}):", "    for i in range(N):"]
+    src += body + [f"            {line}" for line in lines] + [""]
     return "\n".join(src), wanted
 
 
@@ -385,6 +389,8 @@ def compile_group(group, values, kind, dtype):
             return tuple(result)
     Fused.__name__ = Fused.__qualname__ = "Fused[" + ", ".join(e.cls.__name__ for e in group.entries) + "]"
     Fused.source = source
+    Fused.numba_kernels = forward, backward, wanted  # tape_codegen.py calls these directly, without a ctx
+    Fused.backward_into = module.backward_into
     return Fused
 
 

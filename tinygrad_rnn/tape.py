@@ -10,6 +10,9 @@ once and replayed:
     forward:   for t = 1 .. T:  run every entry of the tape on plain arrays, keep each op's ctx
     backward:  for t = T .. 1:  run every entry's backward in reverse, sum the parameters' gradients
 
+(Both loops are written out once as Python source and run as that, tape_codegen.py; the table below
+can also be interpreted, TINYGRAD_RNN_CODEGEN=0.)
+
 An input of an entry is the step's input x_t, an element of the state, a parameter, a constant, or
 an output of an earlier entry. Entries that do not depend on the state (the input projection
 x_t W_ih^T + b of every gated cell) are *hoisted*: run once, on all T steps' rows at once, before the
@@ -40,6 +43,7 @@ import weakref
 import numpy as np
 
 from . import fusion
+from . import tape_codegen
 from . import ops as _ops
 from .backend import array_module
 from .backend import to_numpy as backend_to_numpy
@@ -305,6 +309,15 @@ class Program:
         self.constants = [(i, v) for i, (v, k) in enumerate(zip(tape.values, tape.kind)) if k in ("value", "const")]
         self.plans = {}  # (x needs, state needs, parameters' needs) → Plan
 
+    def source(self, part="both", masked=False):
+        """The Python the replay runs for this tape's step loops, with every input needing a gradient:
+        `part` "forward", "backward" or "both" (`print(program.source())`; tape_codegen.py writes it).
+        None where the writer does not handle the step or TINYGRAD_RNN_CODEGEN=0: then the table is
+        interpreted."""
+        code = self.plan(True, True, (True,) * len(self.tape.param_slots)).code(True, masked)
+        return None if code is None else {"forward": code.forward_source, "backward": code.backward_source,
+                                          "both": code.source}[part]
+
     def plan(self, x_needs, state_needs, param_needs):
         """The Plan for one answer to "which inputs need a gradient", made once. Each forward keeps the
         plan it ran with, so a forward without gradients (an evaluation) between another forward and
@@ -345,6 +358,20 @@ class Plan:
             self.backward_ops.append((i, _plain_backward(e, loop_needs, tape.values),
                                       e.outs[0] if len(e.outs) == 1 else -1, e, _fetch(e.outs), e.deferred,
                                       to_step, to_rest))
+        self.program, self.codes = program, {}
+        self.workspace = tape_codegen.Workspace()  # the generated backward's buffers, reused call to call
+
+    def code(self, keep, masked):
+        """The step loops written out as Python (tape_codegen.py) for this plan, made once; None where the
+        writer does not handle the step, or with TINYGRAD_RNN_CODEGEN=0: then the table is interpreted."""
+        key = (keep, masked)
+        if key not in self.codes:
+            try:
+                self.codes[key] = tape_codegen.StepCode(self.program, self, keep, masked) \
+                    if tape_codegen.enabled() else None
+            except tape_codegen.Unsupported:
+                self.codes[key] = None
+        return self.codes[key]
 
 
 def _fused(step, tape):
@@ -461,11 +488,34 @@ def _fetch(args):
     return operator.itemgetter(*args) if len(args) > 1 else operator.itemgetter(slice(args[0], args[0] + 1))
 
 
+def _linear_by_dot(ctx, x, weight, bias=None):
+    """ops.Linear's forward (x W^T + b, the same saved arrays, so its backward applies) as np.dot: on the
+    hoisted input projection of one feature (D = 1), an outer product, matmul is ~6x slower than dot."""
+    ctx.save_for_backward(x, weight)
+    y = array_module(x).dot(x, weight.T)
+    if bias is not None:
+        y += bias
+    return y
+
+
+def _matmul_by_dot(ctx, a, b):
+    """ops.MatMul's forward for two matrices, as np.dot (see _linear_by_dot)."""
+    ctx.save_for_backward(a, b)
+    return array_module(a).dot(a, b)
+
+
+_BY_DOT = {_ops.Linear: _linear_by_dot, _ops.MatMul: _matmul_by_dot}
+
+
 def _run(entry, slots, needs):
     """One entry's forward on the arrays in `slots`, its outputs written to their slots; its ctx."""
     ctx = entry.cls()
     ctx.needs_input_grad = needs
-    out = entry.cls.forward(ctx, *[slots[a] for a in entry.args], **entry.kwargs)
+    args = [slots[a] for a in entry.args]
+    by_dot = _BY_DOT.get(entry.cls)  # a product of two matrices
+    by_dot = by_dot if by_dot and not entry.kwargs and all(getattr(a, "ndim", 0) == 2 for a in args[:2]) else None
+    forward = by_dot or entry.cls.forward
+    out = forward(ctx, *args, **entry.kwargs)
     if len(entry.outs) == 1:
         slots[entry.outs[0]] = out
     else:
@@ -494,7 +544,8 @@ class TapeSequence(Function):
     The cell's tape replayed for t = 1..T on plain arrays: static entries once, hoisted entries once
     over all T*N rows, the rest every step. `mask` (N, T) keeps the state where it is 0 (padding) and
     zeroes the output there. (Random masks, as of zoneout or recurrent dropout, come in as columns of x:
-    nn/step_masks.py.)
+    nn/step_masks.py.) The step loops run as the Python that tape_codegen.py writes for the plan, or,
+    where it writes none, by interpreting the plan's table (`_forward_steps`, `_backward_steps`).
     """
 
     @staticmethod
@@ -517,163 +568,197 @@ class TapeSequence(Function):
         rows = [_run(e, slots, plan.needs[e]) for e in program.rows]
         row_shapes = {o: slots[o].shape for e in program.rows for o in e.outs}
         row_shapes[0] = slots[0].shape
-        full = [(s, slots[s]) for s in program.row_slots]
         m = None if mask is None else xp.ascontiguousarray(mask.T[:, :, None]).astype(x.dtype, copy=False)
         keep_old = None if m is None else 1 - m
         current = [s.astype(x.dtype, copy=False) for s in state]  # the state each step starts from
-        out = xp.empty((T, N) + tape.values[tape.h].shape[1:], x.dtype)
-        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
-        # the step loop's table, so that each op costs a few tuple reads
-        forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
-                        e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, plan.loop_needs[e])
-                       for e in program.step]
-        steps = []
-        for t in range(T):
-            lo, hi = t * N, (t + 1) * N
-            for s, a in full:
-                slots[s] = a[lo:hi]
-            for s, v in zip(state_in, current):
-                slots[s] = v
-            ctxs = []
-            for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
-                c = cls()
-                c.needs_input_grad = needs
-                result = op(c, *fetch(slots), **kwargs)
-                if out1 >= 0:
-                    slots[out1] = result
-                else:
-                    for o, v in zip(outs, result):
-                        slots[o] = v
-                ctxs.append(c)
-            if keep:
-                steps.append(ctxs)
-            new = [slots[s] for s in state_out]
-            if m is None:
-                out[t] = slots[h]
-                current = new
-            else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
-                xp.multiply(slots[h], m[t], out=out[t])
-                current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
+        out = xp.empty((N, T) + tape.values[tape.h].shape[1:], x.dtype)  # written as out[:, t]: no copy after
+        code = plan.code(keep, m is not None)
+        run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
+        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
         if keep:
             ctx.save_for_backward(static, rows, steps)
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
+            ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
-        return (xp.ascontiguousarray(out.swapaxes(0, 1)), *current)
+        return (out, *current)
 
     @staticmethod
     @_no_cycle_collection()  # the backward makes a few lists and tuples per op and step, none in a cycle
     def backward(ctx, grad_outputs, *grad_state):
         static, rows, steps = ctx.saved_tensors
-        program, m, row_shapes = ctx.program, ctx.m, ctx.row_shapes
+        program, plan, code, m, row_shapes = ctx.program, ctx.plan, ctx.code, ctx.m, ctx.row_shapes
         tape, where = program.tape, program.where
         N, T, x_tail = ctx.shape
         xp = array_module(grad_outputs)
         G = grad_outputs.swapaxes(0, 1)  # step t's output gradient is G[t], a view
+        workspace = plan.workspace
+        if code is None or workspace.busy:  # (busy: a backward inside a backward would share its buffers)
+            workspace = tape_codegen.Workspace()
+        if code is not None and tape.h in tape.state_out:  # G[t] is then always added to the state's gradient,
+            # never passed on as it is: read it time-major (a view's rows lie T*H apart, a page each)
+            G = workspace("G", G.shape, G.dtype, xp, False)
+            G[...] = grad_outputs.swapaxes(0, 1)
         keep_old = None if m is None else 1 - m
         row_grads, static_grads = {}, {}   # hoisted arrays' gradients (T*N rows), and sums over steps
         deferred = {}                      # index of a deferred entry → its output gradient, all rows
-
-        def rows_of(slot, dtype):
-            buf = row_grads.get(slot)
-            if buf is None:
-                buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
-            return buf
-
         per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
-        plan = ctx.plan
-        backward_ops = plan.backward_ops
-        state_in, state_out, h = tape.state_in, tape.state_out, tape.h
-        returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
-        dS = list(grad_state)
-        for t in range(T - 1, -1, -1):
-            lo, hi = t * N, (t + 1) * N
-            ctxs = steps[t]
-            grads = [None] * len(where)
-            if m is None:
-                passed = None
-                for s, g in zip(state_out, dS):
-                    grads[s] = g if grads[s] is None else grads[s] + g
-                grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
-            else:  # the new state was m * candidate + (1 - m) * old, the output h * m
-                passed = [g * keep_old[t] for g in dS]
-                for s, g in zip(state_out, dS):
-                    g = g * m[t]
-                    grads[s] = g if grads[s] is None else grads[s] + g
-                g = G[t] * m[t]
-                grads[h] = g if grads[h] is None else grads[h] + g
-            for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
-                if out1 >= 0:
-                    g = grads[out1]
-                    if g is None:
+        run_steps = code.backward_steps if code is not None else functools.partial(_backward_steps, program, plan)
+        workspace.busy = True
+        try:
+            dS = run_steps(xp, T, N, ctx.slots, steps, G, list(grad_state), m, keep_old, row_grads, static_grads,
+                           deferred, row_shapes, workspace)
+            for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
+                e = program.step[i]
+                batched = e.cls()
+                batched.needs_input_grad = (False,) + plan.needs[e][1:]
+                inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
+                    [c[i].saved_tensors[0] for c in steps]
+                rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
+                batched.saved_tensors = (xp.concatenate(inputs, out=rows_in), ctx.slots[e.args[1]])  # (no page faults)
+                for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
+                    if g is not None and need:
+                        _accumulate(static_grads, a, g)
+            row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
+            for e, c in zip(reversed(program.rows), reversed(rows)):
+                if all(o not in row_grads for o in e.outs):
+                    continue
+                for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), plan.needs[e]):
+                    if g is None or not need:
                         continue
-                    if is_deferred:  # keep the gradient for the weights' one product after the loop
-                        buf = deferred.get(i)
-                        if buf is None:
-                            buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
-                        buf[lo:hi] = g
-                        if not (to_step or to_rest):
-                            continue
-                    result = op(ctxs[i], g)
-                else:  # several outputs (Chunk): all their gradients are usually there
-                    gouts = outs_of(grads)
-                    if not any(map(_is_none, gouts)):
-                        result = op(ctxs[i], *gouts)
-                    elif all(map(_is_none, gouts)):
-                        continue
-                    else:
-                        result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
-                if type(result) is not tuple:
-                    result = (result,)
-                for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
-                    g = result[pos]
-                    if g is not None:
-                        grads[a] = g if grads[a] is None else grads[a] + g
-                for pos, a, w in to_rest:
-                    g = result[pos]
-                    if g is None:
-                        continue
-                    if w is ROWS:
-                        rows_of(a, g.dtype)[lo:hi] += g
+                    if where[a] is ROWS:
+                        row_grads[a] = g if a not in row_grads else row_grads[a] + g
                     else:
                         _accumulate(static_grads, a, g)
-            for s in returned_rows:  # an output read straight from a hoisted array
-                if grads[s] is not None:
-                    rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
-            dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
-            if passed is not None:
-                dS = [d + p for d, p in zip(dS, passed)]
-        for i, buf in deferred.items():  # the weights of row products: one product over all T*N rows
-            e = program.step[i]
-            batched = e.cls()
-            batched.needs_input_grad = (False,) + plan.needs[e][1:]
-            batched.saved_tensors = ((xp.concatenate([c[i].saved_tensors[0] for c in steps]),)
-                                     + steps[0][i].saved_tensors[1:])
-            for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
-                if g is not None and need:
-                    _accumulate(static_grads, a, g)
-        row_shape = lambda e, i: row_shapes[e.outs[i]]  # noqa: E731
-        for e, c in zip(reversed(program.rows), reversed(rows)):
-            if all(o not in row_grads for o in e.outs):
-                continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(row_grads), row_shape), plan.needs[e]):
-                if g is None or not need:
+            for e, c in zip(reversed(program.static), reversed(static)):
+                if all(o not in static_grads for o in e.outs):
                     continue
-                if where[a] is ROWS:
-                    row_grads[a] = g if a not in row_grads else row_grads[a] + g
-                else:
-                    _accumulate(static_grads, a, g)
-        for e, c in zip(reversed(program.static), reversed(static)):
-            if all(o not in static_grads for o in e.outs):
-                continue
-            for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), plan.needs[e]):
-                if g is not None and need:
-                    _accumulate(static_grads, a, g)
-        dx = row_grads.get(0)
-        if dx is not None:
-            dx = xp.ascontiguousarray(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1))
+                for a, g, need in zip(e.args, _backward(e, c, _Grads(static_grads), per_step), plan.needs[e]):
+                    if g is not None and need:
+                        _accumulate(static_grads, a, g)
+            dx = row_grads.get(0)
+            if dx is not None:  # always a copy: the rows may be a reused buffer
+                dx = xp.array(dx.reshape((T, N) + tuple(x_tail)).swapaxes(0, 1), order="C", copy=True)
+        finally:
+            workspace.busy = False
         dparams = [static_grads.get(s) for s in tape.param_slots]
         return (None, None, dx, *dS, *dparams)
 
+
+def _forward_steps(program, plan, keep, xp, T, N, slots, current, m, keep_old, out):
+    """The step loop by the table (what tape_codegen.py writes out as code): (final state, each step's ctxs)."""
+    tape = program.tape
+    state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+    full = [(s, slots[s]) for s in program.row_slots]
+    # the step loop's table, so that each op costs a few tuple reads
+    forward_ops = [(e.cls, _plain_forward(e, slots, tape.values), _fetch(e.args),
+                    e.kwargs, e.outs[0] if len(e.outs) == 1 else -1, e.outs, plan.loop_needs[e])
+                   for e in program.step]
+    steps = []
+    for t in range(T):
+        lo, hi = t * N, (t + 1) * N
+        for s, a in full:
+            slots[s] = a[lo:hi]
+        for s, v in zip(state_in, current):
+            slots[s] = v
+        ctxs = []
+        for cls, op, fetch, kwargs, out1, outs, needs in forward_ops:
+            c = cls()
+            c.needs_input_grad = needs
+            result = op(c, *fetch(slots), **kwargs)
+            if out1 >= 0:
+                slots[out1] = result
+            else:
+                for o, v in zip(outs, result):
+                    slots[o] = v
+            ctxs.append(c)
+        if keep:
+            steps.append(ctxs)
+        new = [slots[s] for s in state_out]
+        if m is None:
+            out[t] = slots[h]
+            current = new
+        else:  # padding keeps the old state and outputs zeros: m * new + (1 - m) * old
+            xp.multiply(slots[h], m[t], out=out[t])
+            current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
+    for s, a in full:  # the hoisted arrays back in their slots, as the backward reads them
+        slots[s] = a
+    return current, steps
+
+
+def _backward_steps(program, plan, xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, deferred,
+                    row_shapes, buffer):
+    """The step loop backwards by the table: the state's gradient at step 0; hoisted rows' gradients,
+    sums over steps and deferred products' output gradients go into the three dicts."""
+    tape, where = program.tape, program.where
+
+    def rows_of(slot, dtype):
+        buf = row_grads.get(slot)
+        if buf is None:
+            buf = row_grads[slot] = xp.zeros(row_shapes[slot], dtype)
+        return buf
+
+    per_step = lambda e, i: e.shapes[i][0]  # noqa: E731  (shapes holds (shape, dtype) per output)
+    backward_ops = plan.backward_ops
+    state_in, state_out, h = tape.state_in, tape.state_out, tape.h
+    returned_rows = [s for s in {h, *state_out} if where[s] is ROWS]  # rare: a step returns a hoisted value
+    for t in range(T - 1, -1, -1):
+        lo, hi = t * N, (t + 1) * N
+        ctxs = steps[t]
+        grads = [None] * len(where)
+        if m is None:
+            passed = None
+            for s, g in zip(state_out, dS):
+                grads[s] = g if grads[s] is None else grads[s] + g
+            grads[h] = G[t] if grads[h] is None else grads[h] + G[t]
+        else:  # the new state was m * candidate + (1 - m) * old, the output h * m
+            passed = [g * keep_old[t] for g in dS]
+            for s, g in zip(state_out, dS):
+                g = g * m[t]
+                grads[s] = g if grads[s] is None else grads[s] + g
+            g = G[t] * m[t]
+            grads[h] = g if grads[h] is None else grads[h] + g
+        for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in backward_ops:
+            if out1 >= 0:
+                g = grads[out1]
+                if g is None:
+                    continue
+                if is_deferred:  # keep the gradient for the weights' one product after the loop
+                    buf = deferred.get(i)
+                    if buf is None:
+                        buf = deferred[i] = xp.zeros((T * N,) + g.shape[1:], g.dtype)
+                    buf[lo:hi] = g
+                    if not (to_step or to_rest):
+                        continue
+                result = op(ctxs[i], g)
+            else:  # several outputs (Chunk): all their gradients are usually there
+                gouts = outs_of(grads)
+                if not any(map(_is_none, gouts)):
+                    result = op(ctxs[i], *gouts)
+                elif all(map(_is_none, gouts)):
+                    continue
+                else:
+                    result = _backward(e, ctxs[i], grads, per_step)  # the missing ones as zeros
+            if type(result) is not tuple:
+                result = (result,)
+            for pos, a in to_step:  # a value of this step: the first gradient is kept as it is
+                g = result[pos]
+                if g is not None:
+                    grads[a] = g if grads[a] is None else grads[a] + g
+            for pos, a, w in to_rest:
+                g = result[pos]
+                if g is None:
+                    continue
+                if w is ROWS:
+                    rows_of(a, g.dtype)[lo:hi] += g
+                else:
+                    _accumulate(static_grads, a, g)
+        for s in returned_rows:  # an output read straight from a hoisted array
+            if grads[s] is not None:
+                rows_of(s, grads[s].dtype)[lo:hi] += grads[s]
+        dS = [grads[s] if grads[s] is not None else xp.zeros_like(d) for s, d in zip(state_in, dS)]
+        if passed is not None:
+            dS = [d + p for d, p in zip(dS, passed)]
+    return dS
 
 class _Grads(dict):
     """Gradients by slot, None where there is none (how `_backward` reads them)."""
@@ -712,10 +797,11 @@ class CompiledCell:
         self.reason = None  # why the cell cannot be compiled, once found
 
     def sequence(self, x, state, mask=None):
-        check_input_dtype(x, self.cell, "compiled cell")
+        params = self.cell.parameters()  # (once: each call walks the cell's modules)
+        check_input_dtype(x, self.cell, "compiled cell", params)
         if self.reason is None and x.shape[1] >= 2:
             try:
-                tape = self.tape_for(x, state)
+                tape = self.tape_for(x, state, params)
             except NotTraceable as e:
                 self.reason = str(e)
                 # op by op first: a step that simply fails raises its own error there, and that, not
@@ -731,12 +817,13 @@ class CompiledCell:
         tape.replays += 1
         if tape.replays == fusion.AFTER and fusion.mode() == "auto":  # run often enough to pay for kernels
             tape.program = Program(tape, fuse=True)
-        result = TapeSequence.apply(tape.program, mask, x, *state, *self.cell.parameters())
+        result = TapeSequence.apply(tape.program, mask, x, *state, *params)
         return result[0], tuple(result[1:])
 
-    def tape_for(self, x, state):
+    def tape_for(self, x, state, params=None):
+        params = self.cell.parameters() if params is None else params
         key = (x.shape[0], x.shape[2:], x.dtype, type(x.data), tuple((s.shape, s.dtype) for s in state),
-               tuple((p.shape, p.dtype) for p in self.cell.parameters()), plain_state(self.cell))
+               tuple((p.shape, p.dtype) for p in params), plain_state(self.cell))
         tape = self.tapes.get(key)
         if tape is None:
             tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
@@ -744,26 +831,58 @@ class CompiledCell:
                 self.tapes.popitem(last=False)
         else:
             self.tapes.move_to_end(key)
-            if not still_holds(tape, self.cell, x.data[:, 0], state):
+            if not still_holds(tape, self.cell, x.data[:, 0], state, params):
                 tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
         return tape
 
 
-def still_holds(tape, cell, x1, state):
+def still_holds(tape, cell, x1, state, params=None):
     """Whether one step recorded now applies the ops and constants `tape` baked in. The key above
     watches what the cell holds; this catches what its forward reads from outside it (a module-level
     constant changed between calls), at the cost of one step run without gradients per sequence. On
 NumPy only: on a GPU the comparison would be a device read per call (there the key alone watches)."""
     if array_module(x1) is not np:  # comparing device constants would make every call wait for the GPU
         return True
-    params = cell.parameters()
+    params = cell.parameters() if params is None else params
     inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
     try:
         record, h, new_state = _record(cell, *inputs)
-        now = Tape(record, *inputs, params, h, new_state)
-    except Exception:  # the step fails or breaks a rule now: trace again, which says why
+    except Exception:  # the step fails now: trace again, which says why
         return False
-    return tape.difference(now) is None
+    return _replays_as(tape, record, [inputs[0], *inputs[1], *params], [h, *new_state])
+
+
+def _replays_as(tape, record, sources, returned):
+    """Whether `record` (a step just recorded from `sources`: x, the state, the parameters) is the step
+    the tape holds: the same ops, each input from the same slot, the same constants and plain values,
+    outputs of the same shapes, returning the same slots. Tape() and Tape.difference() say the same of
+    two traces, with the reasons in words; this walks the record once and builds nothing (it runs
+    before every compiled sequence)."""
+    entries, values, kind = tape.entries, tape.values, tape.kind
+    if len(record) != len(entries) or len(sources) != len(tape.state_in) + 1 + len(tape.param_slots):
+        return False
+    slot_of = {id(t): i for i, t in enumerate(sources)}
+    for (cls, args, kwargs, outputs), e in zip(record, entries):
+        if cls is not e.cls or len(args) != len(e.args) or len(outputs) != len(e.outs) or \
+                (kwargs or e.kwargs) and not _same(kwargs, e.kwargs):
+            return False
+        for a, slot in zip(args, e.args):
+            if isinstance(a, Tensor):
+                known = slot_of.get(id(a))
+                if known is not None:
+                    if known != slot:
+                        return False
+                    continue
+                if a.requires_grad or kind[slot] != "const" or not _same(a.data, values[slot]):
+                    return False  # a new parameter, or a constant tensor that is not the one baked in
+                slot_of[id(a)] = slot
+            elif kind[slot] != "value" or not _same(a, values[slot]):
+                return False
+        for o, slot, (shape, dtype) in zip(outputs, e.outs, e.shapes):
+            if o.data.shape != shape or o.data.dtype != dtype:
+                return False
+            slot_of[id(o)] = slot
+    return [slot_of.get(id(t)) for t in returned] == [tape.h, *tape.state_out]
 
 
 def plain_state(value, _seen=None):
@@ -772,11 +891,11 @@ def plain_state(value, _seen=None):
     dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
     if isinstance(value, Tensor):
         if value.requires_grad:
-            return ("parameter", value.shape, str(value.dtype))
+            return ("parameter", value.shape, value.dtype)
         value = value.data
     if hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape"):
         data = np.ascontiguousarray(backend_to_numpy(value))
-        return ("array", data.shape, str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+        return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
     if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
         return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
     seen = set() if _seen is None else _seen
@@ -798,10 +917,11 @@ def plain_state(value, _seen=None):
         return ("object", id(value))
 
 
-def check_input_dtype(x, cell, who):
+def check_input_dtype(x, cell, who, params=None):
     """A DTypeError naming both dtypes when `x` does not match the cell's weights: NumPy would quietly
     promote the state to the wider type at the first step, and a tape would see two different steps."""
-    weights = next((p.dtype for p in cell.parameters() if p.dtype.kind == "f"), x.dtype)
+    weights = next((p.dtype for p in (cell.parameters() if params is None else params) if p.dtype.kind == "f"),
+                   x.dtype)
     if x.dtype != weights:
         raise DTypeError(f"{who}: the input is {x.dtype} but the cell's weights are {weights}; convert one of "
                          f"them: Tensor(x.numpy(), dtype='{weights}'), or the model with model.to(dtype='{x.dtype}')")
