@@ -55,6 +55,10 @@ CASES = {
     # zoneout's masks come from the run's generator, kept in every checkpoint; a plugin cell runs compiled
     "zoneout": ["--cell", "gru", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "14",
                 "--reg", "zoneout:p=0.1"],
+    # n_train=64: two full batches, one tape replayed 2 x 14 times; with fusion switched on after 20
+    # replays (as it once was) the uninterrupted run fused from epoch 10 and the resumed one from epoch 12
+    "fused_zoneout": ["--cell", "gru", "--data", "sine:n_train=64", "--hidden", "4", "--epochs", "14",
+                      "--reg", "zoneout:p=0.1"],
     "zoneout_plugin_cell": ["--plugin", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                      "examples", "indrnn_cell.py"),
                             "--cell", "indrnn", "--data", "sine:n_train=40", "--hidden", "4", "--epochs", "14",

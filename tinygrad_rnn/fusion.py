@@ -20,8 +20,10 @@ reads. Anything else ends the run.
 The kernels are cached on disk (numba's `cache=True`, the generated source kept under
 ~/.cache/tinygrad_rnn/fusion or $TINYGRAD_RNN_FUSION_CACHE), so only the first run of a cell on a
 machine pays the compilation: about 2 s of CPU for an LSTM's two kernels, then 0.5 s per process to
-import numba and load them (bench/RESULTS.md). So a tape is fused from its 20th replay on
-(`mode()`), and a short run never pays. numba is the optional extra `fast`; without it, or with
+import numba and load them (bench/RESULTS.md). A tape is fused from its first replay (`mode()`): the
+float32 kernels' tanh is not NumPy's to the last bit, so a tape fused only once it had run often
+enough would make a run's numbers depend on how long its process had been running, and a resumed
+run would not compute what the uninterrupted one did. numba is the optional extra `fast`; without it, or with
 TINYGRAD_RNN_FUSE=0, the tape replays op by op as before. On CuPy arrays the same groups become
 CuPy ElementwiseKernels instead (fusion_cupy.py; no numba needed), under the same switch.
 """
@@ -99,16 +101,14 @@ def sigmoid(x):
 }
 
 
-AFTER = 20  # replays of a tape before its kernels are made (TINYGRAD_RNN_FUSE unset or "auto")
-
-
 def mode():
-    """TINYGRAD_RNN_FUSE: "0" never fuse, "1" fuse a tape as soon as it is traced, "auto" (the default)
-    from the AFTER-th replay on (the first AFTER - 1 run op by op): importing numba and loading even
-    cached kernels costs about half a second of CPU, which a short run (a test, a smoke run) would not
-    win back."""
-    value = os.environ.get(ENV, "auto").strip().lower()
-    return "off" if value in ("0", "false", "no", "off") else "now" if value in ("1", "true", "yes", "on") else "auto"
+    """TINYGRAD_RNN_FUSE: "0" (or off/false/no) never fuse; anything else, and unset, fuse every tape as
+    it is traced. Not "after so many replays", though importing numba costs a short run about half a
+    second of CPU: whether a step is fused must not depend on the process's history, or a run resumed
+    from a checkpoint (or `predict` in a new process) would compute in the last bits what the
+    uninterrupted run did not."""
+    value = os.environ.get(ENV, "").strip().lower()
+    return "off" if value in ("0", "false", "no", "off") else "on"
 
 
 def available(array=None):

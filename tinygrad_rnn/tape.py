@@ -274,15 +274,15 @@ def trace(cell, x1, x2, state):
     if difference is not None:
         raise NotTraceable(f"two steps differ: {difference}")
     tape.check_hoisting(tape2)
-    tape.program = Program(tape, fuse=fusion.mode() == "now")
-    tape.replays = 0
+    tape.program = Program(tape, fuse=True)  # where fusion is available and not switched off
     return tape
 
 
 # ---- replay: the whole sequence as one Function ---------------------------------------------------------
 class Program:
     """The tape prepared for replay: which slot goes where, in the order the loops need. With `fuse`
-    (and numba), each run of elementwise entries of the step is one generated kernel (fusion.py)."""
+    (numba on NumPy, CuPy's ElementwiseKernel on a device), each run of elementwise entries of the step is
+    one generated kernel (fusion.py)."""
 
     def __init__(self, tape, fuse=False):
         self.tape = tape
@@ -814,9 +814,6 @@ class CompiledCell:
         if self.reason is not None or x.shape[1] < 2:
             return unroll(self.cell, x, state, mask)
         mask = mask.data if isinstance(mask, Tensor) else mask
-        tape.replays += 1
-        if tape.replays == fusion.AFTER and fusion.mode() == "auto":  # run often enough to pay for kernels
-            tape.program = Program(tape, fuse=True)
         result = TapeSequence.apply(tape.program, mask, x, *state, *params)
         return result[0], tuple(result[1:])
 
