@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, TinygradRNNError
+from ..errors import ConfigError
 from ..forecast import predictor
 from ..registry import datasets
 from .config import MAX_FORECAST_STEPS, check_config, construct, load_recorded_plugins
@@ -62,8 +62,9 @@ class Run:
 
     @property
     def status(self):
-        """finished, running, interrupted, diverged, failed, pruned or killed (see `rnnrun runs`)."""
-        return self._folder.status()
+        """finished, running, interrupted, diverged, failed, pruned or killed, or `damaged (FILE: reason)`
+        where a file of the run does not read back: what `rnnrun runs` lists."""
+        return self._folder.checked_status()
 
     @property
     def config(self):
@@ -158,7 +159,7 @@ class Run:
     def table(self):
         """The rich results table that `rnnrun` prints after training."""
         from .report import results_table
-        summary = self.summary
+        summary = self._listed_summary()
         return results_table([summary], title=f"Run {self.id}: {summary.get('cell')} on {summary.get('data')}")
 
     def __rich__(self):
@@ -168,13 +169,18 @@ class Run:
         return html(self.table())
 
     def __repr__(self):
-        try:
-            s = self.summary
-            score = (f", test {s['metric']} {s['test_metric']:.4g}"
-                     if isinstance(s.get("test_metric"), (int, float)) and s.get("metric") else "")
-            return f"Run({self.id!r}, {s['status']}{score})"
-        except DamagedRun as e:
-            return f"Run({self.id!r}, damaged: {e.name}: {e.reason})"
+        status = self.status
+        if status.startswith("damaged"):
+            return f"Run({self.id!r}, {status})"
+        s = self.summary
+        score = (f", test {s['metric']} {s['test_metric']:.4g}"
+                 if isinstance(s.get("test_metric"), (int, float)) and s.get("metric") else "")
+        return f"Run({self.id!r}, {status}{score})"
+
+    def _listed_summary(self):
+        """summary.json with the status `rnnrun runs` lists (a damaged run is `damaged`, not finished)."""
+        status = self.status
+        return {**self.summary, **({"status": "damaged"} if status.startswith("damaged") else {})}
 
     def __eq__(self, other):
         return isinstance(other, Run) and os.path.abspath(other.dir) == os.path.abspath(self.dir)
@@ -217,13 +223,7 @@ class Run:
         if preprocessing is None:
             dataset.splits()  # the sizes of the model's input and output are known from the data
         else:
-            try:
-                dataset.restore(preprocessing)
-            except TinygradRNNError:
-                raise
-            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
-                raise DamagedRun(folder, PREPROCESSING, f"does not fit dataset {config['data']!r} "
-                                                        f"({type(e).__name__}: {e}); not what the run wrote") from None
+            folder.restore_preprocessing(dataset, config["data"], preprocessing)
         model = build_model(config, dataset)
         if not os.path.exists(folder.file("model.npz")):
             raise ConfigError(f"run {self.id} has no saved weights (model.npz) yet; wait for it to finish")
@@ -287,7 +287,7 @@ class Runs(list):
 
     def table(self):
         from .report import results_table
-        summaries = [run.summary for run in self]
+        summaries = [run._listed_summary() for run in self]
         data = ", ".join(dict.fromkeys(str(s.get("data")) for s in summaries))
         cells = [s.get("cell") for s in summaries]
         if len(set(cells)) < len(cells):  # several seeds of a cell: say which column is which
