@@ -29,7 +29,6 @@ exit 1); it never prints a traceback or catches what the error path handles.
 import errno
 import os
 import sys
-import sysconfig
 import tempfile
 import traceback
 import warnings
@@ -39,7 +38,7 @@ import click
 from .. import __version__, threads
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
 from ..optim import SCHEDULES, check_schedule
-from ..registry import REGISTRIES, discover, load_errors, load_plugin
+from ..registry import REGISTRIES, discover, load_errors, load_plugin, plugin_frame, short_path
 from . import options as shared
 from .config import check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
 from .options import DEBUG_ENV, debug_enabled, debug_option
@@ -260,32 +259,18 @@ def report(error):
     return 1
 
 
-_LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
-    os.path.dirname(os.path.dirname(__file__)),                       # the tinygrad_rnn package
-    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-    *(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))})  # a base venv's too
-
-
 def blame(error):
     """One line for an unexpected exception: the plugin (file and line) it came from, or, when none
     did, an internal error of rnnrun; both say how to see the traceback."""
     what = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    frame = plugin_frame(error)
+    if frame:
+        return (f"plugin {short_path(frame[0])} failed: {what} (line {frame[1]}); "
+                f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback")
     frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
-    for frame in reversed(frames):
-        path = os.path.abspath(frame.f_code.co_filename)
-        module = str(frame.f_globals.get("__name__", ""))
-        if module.startswith(("tinygrad_rnn_plugins", "tinygrad_rnn_user_plugin_")) or \
-                not path.startswith(_LIBRARY_DIRS) and not path.startswith("<"):
-            return (f"plugin {_short_path(path)} failed: {what} (line {frame.f_lineno}); "
-                    f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback")
-    where = f" (at {_short_path(frames[-1].f_code.co_filename)} line {frames[-1].f_lineno})" if frames else ""
+    where = f" (at {short_path(frames[-1].f_code.co_filename)} line {frames[-1].f_lineno})" if frames else ""
     return (f"internal error: {what}{where}; this is a bug in rnnrun, please report it with the "
             f"traceback that --debug (or {DEBUG_ENV}=1) prints")
-
-
-def _short_path(path):
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else path
 
 
 class ReaderGone(Exception):
@@ -345,7 +330,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
     if debug_enabled():
         text = warnings.formatwarning(message, category, filename, lineno, line)
     else:
-        text = f"warning: {message} ({category.__name__}, {_short_path(filename)} line {lineno})\n"
+        text = f"warning: {message} ({category.__name__}, {short_path(filename)} line {lineno})\n"
     try:
         (file or sys.stderr).write(text)
     except (OSError, ValueError):  # stderr gone: a warning is not worth failing for
