@@ -66,6 +66,9 @@ MISSING = ("error", "drop", "ffill", "interpolate")
 TRANSFORMS = ("none", "log", "auto")
 SCALES = ("window", "global")
 SPLIT_VALUES = ("train", "val", "test")
+# the largest |value| a column may hold: the scalers and metrics square values (or their differences),
+# and above about 1e154 a square overflows float64 into inf, so a run would "finish" with NaN metrics
+LARGEST = 1e150
 # what preprocessing.json holds besides input_size and output_size, by the run's shape (predict reads them all)
 FITTED_KEYS = {"forecasting": ("transform", "features", "target_in_inputs", "feature_mean", "feature_std",
                                "window_mean", "window_std", "target_mean", "target_std"),
@@ -774,6 +777,12 @@ def _numbers(path, column, text, lines):
         row = int(np.flatnonzero(bad)[0])
         raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a finite "
                           "number")
+    huge = np.abs(values) > LARGEST  # NaN (missing) compares False
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, too large to "
+                          f"standardise (its square overflows); valid values lie within ±{LARGEST:g}: rescale "
+                          "the column (other units)")
     return values
 
 
