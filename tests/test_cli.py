@@ -320,6 +320,19 @@ def test_the_old_path_aliases_say_they_are_aliases():
     assert "--fused Same as --path auto, what it always meant" in help_text and "kept for one release" in help_text
 
 
+@pytest.mark.parametrize("flags, note", [(["--compiled"], "note: --compiled is deprecated; use --path compiled"),
+                                         (["--composed"], "note: --composed is deprecated; use --path composed"),
+                                         (["--fused"], "note: --fused is deprecated; use --path auto"),
+                                         (["--path", "compiled"], None)])
+def test_an_old_path_alias_says_once_on_stderr_what_replaces_it_and_json_stays_clean(tmp_path, flags, note):
+    result = rnnrun("--cell", "gru", "--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--json", *flags,
+                    runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)  # the note is not in the JSON document
+    notes = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert notes == ([note] if note else []), result.stderr
+
+
 def test_two_different_paths_are_a_usage_error():
     result = rnnrun("--cell", "gru", "--data", "sine", "--path", "fused", "--composed")
     assert result.exit_code == 2 and "exclude each other" in result.stderr
