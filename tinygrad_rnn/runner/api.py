@@ -270,7 +270,6 @@ def run_study_job(job, where, progress=False, lines=False, notes=False):
     try:
         study = tuning.open_study(job)
         before = len(study.trials)
-        job["sampler_seed"] = job["seed"] + before  # a continued study does not replay the first trials' draws
         if lines:
             here = f"on {scheduler}" if scheduler else "here" if (workers or 1) == 1 else f"on {workers} workers"
             err.print(f"[dim]study {job['study']}: {before} trials so far, {job['trials']} more {here} "
