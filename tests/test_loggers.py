@@ -312,3 +312,65 @@ def test_loggers_run_on_their_own_threads():
     loggers.epoch({"epoch": 1})
     loggers.close()
     assert seen == ["logger where"]
+
+
+# ---- a resumed run and a resumed sweep continue their MLflow records ------------------------------------
+# Ctrl-C (a KeyboardInterrupt) at the start of epoch `epoch`, once: the marker file says it happened
+INTERRUPT_ONCE = '''
+import os
+from tinygrad_rnn import Regulariser, register_regulariser
+
+@register_regulariser("interrupt_once")
+class InterruptOnce(Regulariser):
+    def __init__(self, epoch=3, marker=""):
+        self.epoch, self.marker = epoch, marker
+
+    def before_batch(self, trainer, batch):
+        if trainer.epoch == self.epoch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise KeyboardInterrupt
+'''
+
+
+def interrupt_plugin(tmp_path, epoch):
+    plugin = tmp_path / "interrupt_once.py"
+    plugin.write_text(INTERRUPT_ONCE)
+    return ["--plugin", plugin, "--reg", f"interrupt_once:epoch={epoch},marker={tmp_path / 'interrupted'}"]
+
+
+def mlflow_runs(root, experiment="rnnrun", where=""):
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    return client, client.search_runs([client.get_experiment_by_name(experiment).experiment_id], filter_string=where)
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 2])
+def test_a_resumed_run_continues_its_mlflow_run_at_the_next_step(tmp_path, fresh_registry, checkpoint_every):
+    """Interrupted at the start of epoch 4 (epochs 1-3 logged), resumed to 5 epochs: one MLflow run, each
+    epoch once at its step, the values metrics.csv holds (with a checkpoint every 2 epochs, the resumed
+    run trains epoch 3 again from epoch 2's checkpoint: the same numbers, not logged twice)."""
+    pytest.importorskip("mlflow")
+    root = tmp_path / "runs"
+    args = [*RUN[:-3], "--epochs", 5, "--hidden", 4, "--checkpoint-every", checkpoint_every,
+            *interrupt_plugin(tmp_path, 4), "--log", "mlflow", "--runs-dir", root]
+    first = rnnrun(*args)
+    assert first.exit_code == 130, first.stderr
+    run_id = os.path.basename(one_run(root))
+    client, (before,) = mlflow_runs(root, where=f"tags.run_id = '{run_id}'")
+    assert before.info.status == "KILLED" and before.data.tags["status"] == "interrupted"
+    assert [m.step for m in client.get_metric_history(before.info.run_id, "val_loss")] == [1, 2, 3]
+
+    resumed = rnnrun("--plugin", tmp_path / "interrupt_once.py", "resume", run_id, "--runs-dir", root, "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    _, (after,) = mlflow_runs(root, where=f"tags.run_id = '{run_id}'")  # the same record, not a second one
+    assert after.info.run_id == before.info.run_id
+    assert after.info.status == "FINISHED" and after.data.tags["status"] == "finished"
+    history = client.get_metric_history(after.info.run_id, "val_loss")
+    csv = [line.split(",") for line in open(os.path.join(root, run_id, "metrics.csv")).read().split()]
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    assert [m.value for m in history] == pytest.approx([float(row[csv[0].index("val_loss")]) for row in csv[1:]],
+                                                        rel=1e-6)
+    summary = json.load(open(os.path.join(root, run_id, "summary.json")))
+    (test_metric,) = client.get_metric_history(after.info.run_id, "test_metric")
+    assert test_metric.step == 5 and test_metric.value == pytest.approx(summary["test_metric"], rel=1e-6)
+    assert after.data.params["epochs"] == "5"

@@ -77,7 +77,7 @@ def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, h
     options, sizes, memory, each cell run once) before any is trained, and `runs_dir` checked. Nothing
     is written. `rnnrun train` and `train()` both start here. `plugins` are loaded here;
     `loaded_plugins` (the group's `rnnrun --plugin X train`) were already; both are recorded."""
-    from .app import check_runs_dir, config_from_flags, load_plugins, specs
+    from .inputs import check_runs_dir, config_from_flags, load_plugins, specs
     from .config import check_config, load_recorded_plugins
     from .experiment import check_all, resolve
     from .sweeper import plugin_ref
@@ -366,7 +366,7 @@ def _check_int(flag, value, low, high):
 
 
 def _runs_dir(runs_dir):
-    from .app import check_runs_dir
+    from .inputs import check_runs_dir
     return check_runs_dir(os.fspath(runs_dir))
 
 

@@ -30,7 +30,7 @@ def load_run(run="last", runs_dir="runs", plugin=()):
     """The `Run` named by `run`: an id, a unique id prefix, a run folder's path, or "last" (the newest
     in `runs_dir`). `plugin`: files or modules to load first, as `--plugin` does (a run's recorded
     plugins load by themselves; pass one only when its file has moved)."""
-    from .app import load_plugins  # the helper every command uses
+    from .inputs import load_plugins  # the helper every command uses
     load_plugins(_tuple(plugin))
     if isinstance(run, Run):
         return run
@@ -41,7 +41,18 @@ def load_run(run="last", runs_dir="runs", plugin=()):
     return Run(RunStore(os.fspath(runs_dir)).get(run).path, plugins_moved=bool(plugin))
 
 
-class Run:
+class ShownAsTable:
+    """What shows as its `table()`, a rich renderable: in a rich console (`__rich__`) and in a
+    notebook (`_repr_html_`). Run, Runs, Predictions and the search results share it."""
+
+    def __rich__(self):
+        return self.table()
+
+    def _repr_html_(self):
+        return html(self.table())
+
+
+class Run(ShownAsTable):
     """One run folder (see the module's docstring)."""
 
     def __init__(self, path, plugins_moved=False):
@@ -162,12 +173,6 @@ class Run:
         summary = self._listed_summary()
         return results_table([summary], title=f"Run {self.id}: {summary.get('cell')} on {summary.get('data')}")
 
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
-
     def __repr__(self):
         status = self.status
         if status.startswith("damaged"):
@@ -274,7 +279,7 @@ def _different_data(run, other):
     return ""
 
 
-class Runs(list):
+class Runs(ShownAsTable, list):
     """Several `Run`s (what `train` returns for several cells or seeds): a list that shows as one
     results table, the runs side by side, the best by test metric marked ★ when there are several."""
 
@@ -294,11 +299,8 @@ class Runs(list):
             summaries = [{**s, "cell": f"{s.get('cell')} seed {s.get('seed')}"} for s in summaries]
         return results_table(summaries, title=f"Results on {data}")
 
-    def __rich__(self):
-        return self.table()
-
     def _repr_html_(self):
-        return html(self.table()) if self else None
+        return super()._repr_html_() if self else None  # an empty list shows as []
 
 
 def _predicts(cls):
@@ -307,7 +309,7 @@ def _predicts(cls):
     return cls.predict_file is not Dataset.predict_file
 
 
-class Predictions:
+class Predictions(ShownAsTable):
     """What `Run.predict(file)` returns, and `rnnrun predict` prints: `columns` and `rows` (lists).
 
     `to_dict()` is the `--json` document; `to_pandas()` a DataFrame (where pandas is installed);
@@ -358,12 +360,6 @@ class Predictions:
             table.add_row(*(f"{v:.2f}" if isinstance(v, float) and 0 <= v <= 1 and len(shares) else
                             f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         return table
-
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
 
     def __repr__(self):
         return f"Predictions({len(self.rows)} rows; columns {', '.join(self.columns)})"

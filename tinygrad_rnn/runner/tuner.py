@@ -590,7 +590,7 @@ def plan_study(root, flags, trials, sampler, pruner, warmup, objective, directio
     """Everything a worker needs to run its share of the study, as plain picklable values, every edge of
     the search checked (names, options, sizes) before any folder exists. `flags`: the axes' values as
     the command line gives them (lists of texts), and reg, schedule, epochs, bidirectional."""
-    from .app import check_runs_dir, config_from_flags
+    from .inputs import check_runs_dir, config_from_flags
     require_optuna()
     for name, value, valid in (("--sampler", sampler, SAMPLERS), ("--pruner", pruner, PRUNERS),
                                ("--objective", objective, tuple(OBJECTIVES))):
