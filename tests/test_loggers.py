@@ -374,3 +374,31 @@ def test_a_resumed_run_continues_its_mlflow_run_at_the_next_step(tmp_path, fresh
     (test_metric,) = client.get_metric_history(after.info.run_id, "test_metric")
     assert test_metric.step == 5 and test_metric.value == pytest.approx(summary["test_metric"], rel=1e-6)
     assert after.data.params["epochs"] == "5"
+
+
+def test_sweep_resume_with_log_continues_the_parent_run_and_each_trials_record(tmp_path, fresh_registry):
+    """A 2-trial sweep interrupted in its first trial's epoch 3, then `sweep --resume ID --log mlflow`: one
+    parent run, one nested record per trial, the interrupted trial's continued with each epoch once."""
+    pytest.importorskip("mlflow")
+    root = tmp_path / "runs"
+    plugin = interrupt_plugin(tmp_path, 3)
+    sweep = ["sweep", *SWEEP[1:7], "--seeds", 1, "--epochs", 4, "--hidden", 4, "--workers", 1, *plugin]
+    first = rnnrun(*sweep, "--log", "mlflow", "--runs-dir", root)
+    assert first.exit_code == 130, first.stderr
+    sweep_id = os.listdir(root / "sweeps")[0]
+    client, (parent,) = mlflow_runs(root, where="tags.kind = 'sweep'")
+    assert parent.data.tags["status"] == "interrupted"
+
+    resumed = rnnrun("--plugin", plugin[1], "sweep", "--resume", sweep_id, "--workers", 1, "--log", "mlflow",
+                     "--runs-dir", root, "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    doc = json.loads(resumed.stdout)
+    assert [t["status"] for t in doc["trials"]] == ["finished", "finished"]
+    _, parents = mlflow_runs(root, where="tags.kind = 'sweep'")
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]  # continued, not a second parent
+    assert parents[0].data.tags["status"] == "finished" and parents[0].info.status == "FINISHED"
+    _, trials = mlflow_runs(root, where=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(t.data.tags["run_id"] for t in trials) == sorted(t["run_id"] for t in doc["trials"])
+    for trial in trials:
+        assert trial.data.tags["status"] == "finished" and trial.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_loss")] == [1, 2, 3, 4]
