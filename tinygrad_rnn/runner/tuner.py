@@ -38,8 +38,6 @@ import warnings
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-
 from ..errors import ConfigError, TinygradRNNError
 from ..registry import datasets
 from . import comparable
@@ -257,10 +255,11 @@ def _missing_folders(path):
 
 # ---- one trial, and one process's share of the trials -------------------------------------------------
 def make_sampler(job):
-    """This process's sampler. Each trial draws with a seed of its own, made from --seed and the trial's
-    number, which the storage hands out once: two tune commands on one study (or the workers of one) never
-    draw with the same seed, even when they start together, and one `tune --seed S` draws the same
-    settings every time (its trials are numbered 0, 1, ... in a new study)."""
+    """This process's sampler, seeded when its first trial starts: --seed plus that trial's number,
+    which the storage hands out once. So two tune commands on one study (or the workers of one) draw
+    with different seeds even when they start together, one `tune --seed S` on a new study draws the
+    same settings every time (its first trial is number 0), and a continued study or a share run again
+    does not replay the draws of the trials already there."""
     optuna = require_optuna()
 
     def seeded(seed):
@@ -268,16 +267,16 @@ def make_sampler(job):
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP)
 
-    class SeedPerTrial(optuna.samplers.BaseSampler):
-        """Optuna's sampler, made again for each trial with that trial's seed (Optuna calls before_trial
-        first, then the methods below, for one trial at a time in a process)."""
+    class SeededAtFirstTrial(optuna.samplers.BaseSampler):
+        """Optuna's sampler, made at this process's first trial (Optuna calls before_trial first, then
+        the methods below, one trial at a time in a process)."""
 
         def __init__(self):
-            self.inner = seeded(job["sampler_seed"])
+            self.inner = None
 
         def before_trial(self, study, trial):
-            # mixed, not added: --seed 3's trial 1 must not draw what --seed 4's trial 0 draws
-            self.inner = seeded(int(np.random.SeedSequence([job["sampler_seed"], trial.number]).generate_state(1)[0]))
+            if self.inner is None:
+                self.inner = seeded(job["sampler_seed"] + trial.number)
             self.inner.before_trial(study, trial)
 
         def infer_relative_search_space(self, study, trial):
@@ -292,7 +291,7 @@ def make_sampler(job):
         def after_trial(self, study, trial, state, values):
             self.inner.after_trial(study, trial, state, values)
 
-    return SeedPerTrial()
+    return SeededAtFirstTrial()
 
 
 def make_pruner(job):
@@ -372,7 +371,7 @@ def optimize(job, say=None):
     with warnings.catch_warnings():  # "fail_stale_trials is experimental" (since Optuna 2.9)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
-    study.sampler = make_sampler(job)  # seeded per trial number: a share run again draws anew
+    study.sampler = make_sampler(job)  # seeded at its first trial: a share run again draws anew
     stop = job.get("stop")
 
     def no_new_trial_once_stopped(study, trial):
@@ -403,7 +402,7 @@ def shares(total, workers):
 def run_study(job, workers=1, client=None, say=None):
     """Add job["trials"] trials to the study: here (one worker), on a spawned pool, or on a Dask cluster.
 
-    Each process gets its share of the trials; each trial draws with a seed of its own (see
+    Each process gets its share of the trials and a sampler seeded at its first trial (see
     make_sampler), so they do not propose the same settings; the database is what they share. A study
     in its own folder's SQLite file takes one rnnrun at a time (its folder's .lock); a --storage
     database takes any number of commands at once."""
@@ -416,7 +415,7 @@ def run_study(job, workers=1, client=None, say=None):
 def _run_study(job, workers, client, say):
     if client is not None:
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
-    jobs = [{**job, "trials": n} for n in shares(job["trials"], workers)]  # seeds per trial: make_sampler
+    jobs = [{**job, "trials": n} for n in shares(job["trials"], workers)]  # each seeded at its first trial
     # the study's loggers (--log): MLflow's parent run, made before any trial looks for it
     watchers = sweeps.group_loggers([{"config": job["base"]}], "tune", job["study"], job["folder"], job["group"],
                                     job["root"], job["definition"])
