@@ -376,6 +376,27 @@ def test_a_resumed_run_continues_its_mlflow_run_at_the_next_step(tmp_path, fresh
     assert after.data.params["epochs"] == "5"
 
 
+def test_a_resumed_run_writes_each_epoch_once_into_its_tensorboard_folder(tmp_path, fresh_registry):
+    """As for MLflow: interrupted at the start of epoch 4 with a checkpoint every 2 epochs, resumed to 5."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    root = tmp_path / "runs"
+    args = [*RUN[:-3], "--epochs", 5, "--hidden", 4, "--checkpoint-every", 2, *interrupt_plugin(tmp_path, 4),
+            "--log", "tensorboard", "--runs-dir", root]
+    assert rnnrun(*args).exit_code == 130
+    run_dir = one_run(root)
+    resumed = rnnrun("--plugin", tmp_path / "interrupt_once.py", "resume", os.path.basename(run_dir),
+                     "--runs-dir", root, "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    events = EventAccumulator(os.path.join(run_dir, "tb"))
+    events.Reload()
+    csv = [line.split(",") for line in open(os.path.join(run_dir, "metrics.csv")).read().split()]
+    val_loss = events.Scalars("loss/val")
+    assert [s.step for s in val_loss] == [1, 2, 3, 4, 5]
+    assert [s.value for s in val_loss] == pytest.approx([float(row[csv[0].index("val_loss")]) for row in csv[1:]],
+                                                        rel=1e-6)
+
+
 def test_sweep_resume_with_log_continues_the_parent_run_and_each_trials_record(tmp_path, fresh_registry):
     """A 2-trial sweep interrupted in its first trial's epoch 3, then `sweep --resume ID --log mlflow`: one
     parent run, one nested record per trial, the interrupted trial's continued with each epoch once."""
