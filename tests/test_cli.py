@@ -191,6 +191,20 @@ def test_a_diverged_run_is_kept_and_marked_and_exits_1(tmp_path):
     assert os.path.exists(os.path.join(doc["run_dir"], "config.toml"))
 
 
+def test_a_run_diverging_after_its_first_epoch_keeps_the_checkpoint_of_its_last_finite_epoch(tmp_path):
+    import numpy as np
+    from tinygrad_rnn.runner.store import Run
+    result = rnnrun("--cell", "rnn:nonlinearity=relu", "--data", "sine:n_train=40", "--optimizer", "sgd", "--lr", "10",
+                    "--epochs", "6", "--hidden", "16", "--json", runs_dir=tmp_path)
+    assert result.exit_code == 1
+    run = Run(json.loads(result.stdout)["run_dir"])
+    epoch = int(re.search(r"diverged at epoch (\d+)", run.summary()["message"]).group(1))
+    assert epoch > 1 and "--lr" in run.summary()["message"] and "check the data" in run.summary()["message"]
+    checkpoint = run.checkpoint()
+    assert checkpoint["epoch"] == epoch - 1 == len(run.metrics())
+    assert all(np.isfinite(weights).all() for weights in checkpoint["model"].values())
+
+
 # ---- the README's plugin section, copied as a user would -----------------------------------------
 def readme_plugin_source():
     text = open(README).read()
