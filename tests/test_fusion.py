@@ -1,5 +1,6 @@
 """Elementwise fusion (tinygrad_rnn/fusion.py): each run of elementwise ops of a compiled step is one
 generated numba kernel, forward and backward; it must give what the op-by-op replay gives."""
+import hashlib
 import os
 
 import numpy as np
@@ -70,15 +71,40 @@ def test_gradcheck_passes_on_the_fused_compiled_path(name, monkeypatch):
     assert check.ok, check
 
 
-def test_the_float32_tanh_and_sigmoid_are_within_float32_rounding():
-    kernels = fusion._load("import numpy as np\nfrom numba import njit\nT = np.float32\n" + fusion.HELPERS["float32"],
-                           "helpers_float32_test")
-    x = np.linspace(-12, 12, 40001).astype(np.float32)
-    tanh = np.array([kernels.tanh(v) for v in x[::40]])
-    sigmoid = np.array([kernels.sigmoid(v) for v in x[::40]])
-    exact = x[::40].astype(np.float64)
-    assert np.abs(tanh - np.tanh(exact)).max() < 5e-7
-    assert np.abs(sigmoid - 1 / (1 + np.exp(-exact))).max() < 5e-7
+def test_the_float32_tanh_and_sigmoid_are_close_to_exact_and_stay_in_their_ranges():
+    loop = ("\n@njit\ndef on_all(xs):\n    t, s = np.empty_like(xs), np.empty_like(xs)\n"
+            "    for i in range(xs.size):\n        t[i], s[i] = tanh(xs[i]), sigmoid(xs[i])\n    return t, s\n")
+    source = "import numpy as np\nfrom numba import njit\nT = np.float32\n" + fusion.HELPERS["float32"] + loop
+    kernels = fusion._load(source, "test_" + hashlib.sha1(source.encode()).hexdigest()[:16])  # a file per text
+    # a dense grid, every float32 where the rational meets its clamp (|x| from 7 to 9: an older clamp at
+    # 9 gave 1 + 2 ulp there) and where sigmoid's tanh(x/2) does (|x| 14 to 18), and the special values
+    grid = np.linspace(-40, 40, 2_000_001, dtype=np.float32)
+    bits = [np.float32([lo, hi]).view(np.int32) for lo, hi in ((7, 9), (14, 18))]
+    near = np.concatenate([np.arange(lo, hi, dtype=np.int32).view(np.float32) for lo, hi in bits])
+    x = np.concatenate([grid, near, -near, np.float32([np.inf, -np.inf, 0.0])])
+    tanh, sigmoid = kernels.on_all(x)
+    exact = x.astype(np.float64)
+    assert np.abs(tanh - np.tanh(exact)).max() < 4.5e-7
+    assert np.abs(sigmoid - 1 / (1 + np.exp(-exact))).max() < 4.5e-7
+    assert np.abs(tanh).max() <= 1 and sigmoid.min() >= 0 and sigmoid.max() <= 1
+    nan_tanh, nan_sigmoid = kernels.on_all(np.float32([np.nan]))
+    assert np.isnan(nan_tanh[0]) and np.isnan(nan_sigmoid[0])
+
+
+def test_a_fused_relu_passes_nan_on_as_the_op_by_op_replay_does(monkeypatch):
+    def run(fuse):
+        monkeypatch.setenv(fusion.ENV, "1" if fuse else "0")
+        tg.manual_seed(0)
+        rnn = Recurrent(registry.cells.get("rnn"), 2, 3, path="compiled", nonlinearity="relu")
+        x = np.random.default_rng(1).standard_normal((2, 4, 2)).astype(np.float32)
+        x[0, 1, 0] = np.nan
+        out, _ = rnn(Tensor(x))
+        (tape,) = compile_cell(rnn.cells[0]).tapes.values()
+        assert any(e.cls.__name__.startswith("Fused[") for e in tape.program.step) == fuse
+        return out.numpy()
+    fused, plain = run(True), run(False)
+    assert np.isnan(plain[0, 1:]).all()
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(plain))
 
 
 def test_fusion_switched_off_replays_op_by_op(monkeypatch):

@@ -20,7 +20,7 @@ reads. Anything else ends the run.
 The kernels are cached on disk (numba's `cache=True`, the generated source kept under
 ~/.cache/tinygrad_rnn/fusion or $TINYGRAD_RNN_FUSION_CACHE), so only the first run of a cell on a
 machine pays the compilation: about 2 s of CPU for an LSTM's two kernels, then 0.5 s per process to
-import numba and load them (bench/RESULTS.md). So a tape is fused only after its 20th replay
+import numba and load them (bench/RESULTS.md). So a tape is fused from its 20th replay on
 (`mode()`), and a short run never pays. numba is the optional extra `fast`; without it, or with
 TINYGRAD_RNN_FUSE=0, or on CuPy arrays, the tape replays op by op as before.
 """
@@ -48,20 +48,26 @@ RULES = {
     _ops.Exp: ("np.exp({0})", ["{g} * {y}"]),
     _ops.Tanh: ("tanh({0})", ["{g} * (T(1) - {y} * {y})"]),
     _ops.Sigmoid: ("sigmoid({0})", ["{g} * {y} * (T(1) - {y})"]),
-    _ops.ReLU: ("{0} if {0} > T(0) else T(0)", ["{g} if {0} > T(0) else T(0)"]),
+    # written so that NaN passes through as np.maximum(x, 0) lets it (NaN <= 0 is false): a fused run
+    # must not turn a diverging value into a finite one
+    _ops.ReLU: ("T(0) if {0} <= T(0) else {0}", ["{g} if {0} > T(0) else T(0)"]),
 }
 
-# tanh and sigmoid as the kernels compute them. numba's np.tanh and np.exp are one libm call per
-# element (pip's llvmlite has no vector maths library), 20-50x slower than NumPy's vectorised loops on
-# float32, so float32 kernels use a rational approximation of tanh (the one of Eigen and XLA,
-# `generic_fast_tanh_float`: a degree-13/6 odd rational on [-9, 9], within a few float32 roundings
-# of tanh), pure arithmetic that vectorises; sigmoid(x) = (1 + tanh(x/2)) / 2. float64 kernels (the
-# gradient checks) use the exact functions.
+# tanh and sigmoid as the kernels compute them. numba's np.tanh is one libm call per element (pip's
+# llvmlite has no vector maths library), many times slower than NumPy's vectorised loop on float32
+# (70-90x for 10^6 values on the development machine; np.exp 4-5x), so float32 kernels use a rational
+# approximation of tanh (the one of Eigen and XLA, `generic_fast_tanh_float`: a degree-13/6 odd
+# rational, within 4.1e-7 of tanh), pure arithmetic that vectorises; sigmoid(x) = (1 + tanh(x/2)) / 2,
+# which is 1/(1 + e^-x) since tanh(x/2) = (1 - e^-x)/(1 + e^-x). The input is clamped to
+# +-7.90531110763549805, where the rational reaches 1 in float32 (Eigen's and XLA's current clamp: their
+# older one, 9, let it return 1 + 2 ulp for 8 < |x| < 9, and so sigmoid below 0 and 1 - y*y below 0).
+# float64 kernels (the gradient checks) use the exact functions.
 HELPERS = {
     "float32": """
 @njit(inline="always", error_model="numpy", cache=True)
 def tanh(x):
-    x = T(9) if x > T(9) else (T(-9) if x < T(-9) else x)
+    c = T(7.90531110763549805)  # where the rational reaches 1 in float32 (see above)
+    x = c if x > c else (-c if x < -c else x)
     x2 = x * x
     p = x2 * T(-2.76076847742355e-16) + T(2.00018790482477e-13)
     p = p * x2 + T(-8.60467152213735e-11)
@@ -97,8 +103,9 @@ AFTER = 20  # replays of a tape before its kernels are made (TINYGRAD_RNN_FUSE u
 
 def mode():
     """TINYGRAD_RNN_FUSE: "0" never fuse, "1" fuse a tape as soon as it is traced, "auto" (the default)
-    after AFTER replays: importing numba and loading even cached kernels costs about half a second
-    of CPU, which a short run (a test, a smoke run) would not win back."""
+    from the AFTER-th replay on (the first AFTER - 1 run op by op): importing numba and loading even
+    cached kernels costs about half a second of CPU, which a short run (a test, a smoke run) would not
+    win back."""
     value = os.environ.get(ENV, "auto").strip().lower()
     return "off" if value in ("0", "false", "no", "off") else "now" if value in ("1", "true", "yes", "on") else "auto"
 

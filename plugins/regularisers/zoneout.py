@@ -4,7 +4,13 @@ one the cell computed. Like dropout it trains an ensemble, but the identity, not
 falls back to, so gradients and information flow through time as through a shorter network.
 
     training:    s_t = m_t ⊙ s_{t-1} + (1 - m_t) ⊙ s̃_t,    m_t ~ Bernoulli(p), per step, sequence and unit
-    evaluation:  s_t = p · s_{t-1} + (1 - p) · s̃_t         (the expectation over m_t)
+    evaluation:  s_t = p · s_{t-1} + (1 - p) · s̃_t         (m_t replaced by its mean p)
+
+The evaluation step is the expectation of the training step given s_{t-1}: exact for one step, since
+m_t enters linearly. Over many steps it is an approximation of the training-time mean, as dropout's
+scaling is, because s̃_t is nonlinear in s_{t-1}, which is itself random from the second step on; it is
+what Krueger et al. use. For an LSTM c and h are zoned out separately, and h̃_t = o_t ⊙ tanh(c̃_t) is
+computed from the cell's own c̃_t, not the zoned-out c_t (as in the paper's equations).
 
 s̃_t = cell(x_t, s_{t-1}) is what the cell computed; s is every state tensor (h, and an LSTM's c),
 h_t = s_t[0]. `p` is for h, `p_c` (default: p) for the others (Krueger et al. used z_c = 0.5,

@@ -10,9 +10,9 @@ seeded generator, and reach the step the way x_t does: as columns beside it.
     step t:  x_t, m_t = x'_t[:, :D], x'_t[:, D:]        (the tape reads both as it reads x_t)
              h_t, state_t = rule.step(cell, x_t, state_{t-1}, m_t)
 
-So the same step runs on all three paths: composed (step by step through the graph), compiled (the
-tape: the slices of x' are hoisted with the input projection, and the masks are plain inputs of every
-replayed step) and, as nothing else changes, gradients are exact on both. A cell's own fused
+So the same step runs on both the composed path (step by step through the graph) and the compiled one
+(the tape: the slices of x' are hoisted with the input projection, and the masks are plain inputs of
+every replayed step), and, as nothing else changes, gradients are exact on both. A cell's own fused
 `sequence` kernel cannot take part: it computes the recurrence inside one op, where no rule can reach;
 a layer with an active rule runs its cells compiled instead (the built-in cells' tapes are about twice
 the fused kernels' time, bench/RESULTS.md).
