@@ -377,7 +377,12 @@ class Run:
             dataset = construct(datasets.get(name), "dataset", name, options, seed=config.get("seed", 0))
         except Exception:  # noqa: BLE001  (a plugin's constructor: judged where the run is built)
             return
-        self.restore_preprocessing(dataset, name, preprocessing)
+        try:
+            self.restore_preprocessing(dataset, name, preprocessing)
+        except DamagedRun:
+            raise
+        except Exception:  # noqa: BLE001  (a fault of the plugin, not of the file: predict names it)
+            return
 
     def preprocessing(self):
         """What the run's dataset fitted (preprocessing.json, written by datasets read from a user's
