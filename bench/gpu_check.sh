@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CuPy backend on a machine with an NVIDIA GPU, in one command, in under 8 minutes:
+# The CuPy backend on a machine with an NVIDIA GPU, in one command, in under 9 minutes:
 #
 #     bash bench/gpu_check.sh
 #
@@ -7,9 +7,12 @@
 #   2. pytest -m gpu (the real CuPy against NumPy, op by op) and the stand-in suite (tests/cupy_standin/);
 #   3. `rnnrun --backend cupy` on one dataset of each task kind, beside the same run on NumPy;
 #   4. bench/rnn_bench.py --backend cupy: tinygrad_rnn on CuPy against torch's CUDA (cuDNN) modules;
+#   5. the compiled path with and without fusion on CuPy (`compiled`: each elementwise group of the
+#      step one generated ElementwiseKernel, tinygrad_rnn/fusion_cupy.py; `compiled-nofast`: op by op);
 # then one summary. Exit 0 when every step passed. The full logs stay in the folder it names. Each step
-# has a time limit (90 + 60 + 10 x 20 + 120 s = 7 min 50 s at most, install aside).
-# Environment: PYTHON (default python), BENCH_ARGS (default "--configs medium,long --repeats 5").
+# has a time limit (90 + 60 + 10 x 20 + 120 + 60 s = 8 min 50 s at most, install aside).
+# Environment: PYTHON (default python), BENCH_ARGS (default "--configs medium,long --repeats 5"),
+# FUSION_ARGS (default "--configs small,medium --repeats 5").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -60,6 +63,11 @@ IMPLS=fused,compiled,composed,torch,torch-cell
 # shellcheck disable=SC2086
 step bench 120 "$PY" bench/rnn_bench.py --backend cupy ${BENCH_ARGS:---configs medium,long --repeats 5} \
   --impls "$IMPLS" --no-memory --json "$LOGS/bench.json"
+# fusion pays most where launches dominate (small arrays); the first call compiles the kernels (NVRTC,
+# then CuPy's disk cache), inside the benchmark's untimed warm-up
+# shellcheck disable=SC2086
+step bench-fusion 60 "$PY" bench/rnn_bench.py --backend cupy ${FUSION_ARGS:---configs small,medium --repeats 5} \
+  --cells rnn,lstm,gru,mgu --impls compiled,compiled-nofast --no-memory --json "$LOGS/fusion.json"
 
 "$PY" - "$LOGS" "$((SECONDS - START))" <<'SUMMARY'
 import json, os, sys
@@ -89,6 +97,17 @@ try:
         print(f"{'':16s} {r['config']:7s} {r['cell']:5s} {r['impl']:11s} {r['ms']:9.2f}{ratio}")
 except (OSError, ValueError, KeyError):
     print("bench            failed")
+try:
+    results = json.load(open(os.path.join(logs, "fusion.json")))["results"]
+    ms = {(r["config"], r["cell"], r["impl"]): r["ms"] for r in results}
+    print("fusion on CuPy (ms per training step; unfused / fused: above 1 means the kernels pay)")
+    for config, cell in dict.fromkeys((r["config"], r["cell"]) for r in results):
+        fused, plain = ms.get((config, cell, "compiled")), ms.get((config, cell, "compiled-nofast"))
+        ratio = f"{plain / fused:.2f}x" if fused and plain else "?"
+        print(f"{'':16s} {config:7s} {cell:5s} fused {fused or float('nan'):9.2f}  unfused "
+              f"{plain or float('nan'):9.2f}  {ratio}")
+except (OSError, ValueError, KeyError):
+    print("bench-fusion     failed")
 print("RESULT: " + ("all passed" if not failed else "FAILED: " + ", ".join(failed)))
 sys.exit(1 if failed else 0)
 SUMMARY

@@ -13,4 +13,4 @@ sys.modules["cupy"] = standin
 PY
 printf '#!/bin/sh\necho "GPU 0: none (dry run on the CuPy stand-in)"\n' >"$FAKE/nvidia-smi"
 chmod +x "$FAKE/nvidia-smi"
-PATH="$FAKE:$PATH" PYTHONPATH="$FAKE${PYTHONPATH:+:$PYTHONPATH}" BENCH_ARGS=--quick exec bash bench/gpu_check.sh
+PATH="$FAKE:$PATH" PYTHONPATH="$FAKE${PYTHONPATH:+:$PYTHONPATH}" BENCH_ARGS=--quick FUSION_ARGS=--quick exec bash bench/gpu_check.sh

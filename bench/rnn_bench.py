@@ -7,7 +7,8 @@ five implementations:
 
     fused       tinygrad_rnn.nn.Recurrent(cell, D, H)                     (path "auto": the cells' fused whole-sequence ops)
     compiled    tinygrad_rnn.nn.Recurrent(cell, D, H, path="compiled")  (one traced step replayed: tinygrad_rnn/tape.py;
-                its elementwise runs as numba kernels when the `fast` extra is installed: tinygrad_rnn/fusion.py)
+                its elementwise runs as numba kernels when the `fast` extra is installed: tinygrad_rnn/fusion.py;
+                with --backend cupy, as CuPy ElementwiseKernels: tinygrad_rnn/fusion_cupy.py)
     compiled-nofast  the same with fusion off (TINYGRAD_RNN_FUSE=0 while it is traced): the replay op by op
     composed    tinygrad_rnn.nn.Recurrent(cell, D, H, path="composed")  (the readable cells, step by step)
     torch       torch.nn.RNN / LSTM / GRU(batch_first=True)

@@ -9,6 +9,7 @@ from .backend import array_module, get_backend, set_backend
 from .errors import (BackendError, ConfigError, DivergedError, DTypeError, GraphError, PluginError, ShapeError,
                      TinygradRNNError, UnknownPluginError)
 from .function import Function, is_grad_enabled, no_grad, record_ops
+from .fusion import available as fusion_available
 from .gradcheck import gradcheck
 from .ops import sigmoid_array, unbroadcast
 from .random import manual_seed
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "record_ops", "topological_order", "gradcheck",
            "array_module", "sigmoid_array", "unbroadcast", "set_backend", "get_backend", "manual_seed", "load_plugin",
+           "fusion_available",  # numba there and TINYGRAD_RNN_FUSE not 0: plugins' own kernels follow the tape's switch
            "register_cell", "register_dataset", "register_optimizer", "register_regularizer", "Regularizer",
            "register_logger", "Logger",
            "register_regulariser", "Regulariser",  # the -ise spellings of earlier releases: aliases

@@ -22,7 +22,8 @@ The kernels are cached on disk (numba's `cache=True`, the generated source kept 
 machine pays the compilation: about 2 s of CPU for an LSTM's two kernels, then 0.5 s per process to
 import numba and load them (bench/RESULTS.md). So a tape is fused from its 20th replay on
 (`mode()`), and a short run never pays. numba is the optional extra `fast`; without it, or with
-TINYGRAD_RNN_FUSE=0, or on CuPy arrays, the tape replays op by op as before.
+TINYGRAD_RNN_FUSE=0, the tape replays op by op as before. On CuPy arrays the same groups become
+CuPy ElementwiseKernels instead (fusion_cupy.py; no numba needed), under the same switch.
 """
 import hashlib
 import importlib.util
@@ -110,15 +111,22 @@ def mode():
     return "off" if value in ("0", "false", "no", "off") else "now" if value in ("1", "true", "yes", "on") else "auto"
 
 
-def available():
-    """numba importable and fusion not switched off."""
+def available(array=None):
+    """Fusion not switched off, and a compiler for `array` (a traced value of the tape): CuPy's own
+    ElementwiseKernel for a device array (fusion_cupy.py), numba for a NumPy one."""
     if mode() == "off":
         return False
+    if array is not None and not on_host(array):
+        return True
     try:
         import numba  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def on_host(array):
+    return isinstance(array, (np.ndarray, np.generic))
 
 
 class Group:
@@ -152,6 +160,9 @@ def find_groups(step, values, kind, returned, entries=()):
                 break
             run = run[1:]  # an op the run's shape cannot take (an LSTM's wide Add used elsewhere): drop it
         run = []
+    if not on_host(values[0]):  # on CuPy: only the groups its kernels can take (fusion_cupy.supports)
+        from . import fusion_cupy
+        groups = [(run, g) for run, g in groups if fusion_cupy.supports(g, values, kind)[0]]
     return groups
 
 
@@ -345,7 +356,10 @@ _kernels = {}
 
 
 def compile_group(group, values, kind, dtype):
-    """The group's Function: its forward and backward are the generated kernels."""
+    """The group's Function: its forward and backward are the generated kernels (CuPy's for device arrays)."""
+    if not on_host(values[group.outputs[0]]):
+        from . import fusion_cupy
+        return fusion_cupy.compile_group(group, values, kind, dtype)
     source, wanted = generate(group, values, kind, dtype)
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
     if digest not in _kernels:

@@ -297,7 +297,7 @@ class Program:
         self.where = where
         for e in self.step:
             e.deferred = _defers(e, where, tape.values)
-        if fuse and isinstance(tape.values[0], np.ndarray) and fusion.available():
+        if fuse and fusion.available(tape.values[0]):  # numba on NumPy, ElementwiseKernel on CuPy
             self.step = _fused(self.step, tape)
         # the slots a step reads from hoisted arrays (rows t*N .. (t+1)*N of each)
         read = {a for e in self.step for a in e.args} | {tape.h, *tape.state_out}

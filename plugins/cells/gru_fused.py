@@ -10,11 +10,14 @@ with the /2 folded into the weights, and in backward every chain-rule factor tha
 the incoming gradient computed for all steps before the loop. For the "pytorch" variant that is all of
 them: each gate's gradient is dh times a known factor, so a backward step is two scalings and a matmul.
 "Cho" needs two matmuls per step both ways, because r acts before W_hn.
+With the `fast` extra (numba), "pytorch" on float32 NumPy arrays without a padding mask runs each
+step's elementwise work as one kernel of kernels.py, forward and backward (as the LSTM does).
 """
 from tinygrad_rnn import ConfigError, Function, array_module, register_cell, sigmoid_array
 
 from . import gru
-from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
+from .rnn_fused import (_sum, batch_first, bias_grad, cast, initial, numba_kernels, project, step_masks, time_major,
+                        weight_grads)
 
 VARIANTS = ("pytorch", "cho")
 
@@ -114,32 +117,39 @@ class GRUSequence(Function):
             W_rz_T = xp.ascontiguousarray((0.5 * weight_hh[:2 * H]).T)
             W_hn_T = xp.ascontiguousarray(weight_hh[2 * H:].T)
             hw, hwn = xp.empty((N, 2 * H), dtype), xp.empty((N, H), dtype)
-        tmp = xp.empty((N, H), dtype)
-        for t in range(T):
-            a, h = A[t], S[t]
-            xp.matmul(h, W_hh_T if variant == "pytorch" else W_rz_T, out=hw)
-            hw3 = hw.reshape(N, -1, H)
-            rz = a[:, :2]
-            rz += hw3[:, :2]
-            xp.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            r, z, n = a[:, 0], a[:, 1], a[:, 2]
-            if variant == "pytorch":
-                xp.add(hw3[:, 2], b_hn, out=HN[t])
-                xp.multiply(r, HN[t], out=tmp)
-                n += tmp
-            else:
-                xp.multiply(r, h, out=HN[t])
-                xp.matmul(HN[t], W_hn_T, out=hwn)
-                n += hwn
-            xp.tanh(n, out=n)
-            xp.subtract(h, n, out=tmp)  # h_t = n + z (h_{t-1} - n)
-            tmp *= z
-            xp.add(n, tmp, out=Hc[t])
-            if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
-                xp.multiply(Hc[t], m[t], out=S[t + 1])
-                S[t + 1] += keep[t] * S[t]
+        ctx.kernels = kernels = numba_kernels(weight_hh, mask) if variant == "pytorch" else None
+        if kernels is not None:  # the same steps, the elementwise work of each one numba kernel (kernels.py)
+            hw3 = hw.reshape(N, 3, H)
+            for t in range(T):
+                xp.dot(S[t], W_hh_T, out=hw)
+                kernels.gru_forward(A[t], hw3, b_hn, S[t], HN[t], S[t + 1])
+        else:
+            tmp = xp.empty((N, H), dtype)
+            for t in range(T):
+                a, h = A[t], S[t]
+                xp.matmul(h, W_hh_T if variant == "pytorch" else W_rz_T, out=hw)
+                hw3 = hw.reshape(N, -1, H)
+                rz = a[:, :2]
+                rz += hw3[:, :2]
+                xp.tanh(rz, out=rz)
+                rz *= 0.5
+                rz += 0.5
+                r, z, n = a[:, 0], a[:, 1], a[:, 2]
+                if variant == "pytorch":
+                    xp.add(hw3[:, 2], b_hn, out=HN[t])
+                    xp.multiply(r, HN[t], out=tmp)
+                    n += tmp
+                else:
+                    xp.multiply(r, h, out=HN[t])
+                    xp.matmul(HN[t], W_hn_T, out=hwn)
+                    n += hwn
+                xp.tanh(n, out=n)
+                xp.subtract(h, n, out=tmp)  # h_t = n + z (h_{t-1} - n)
+                tmp *= z
+                xp.add(n, tmp, out=Hc[t])
+                if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
+                    xp.multiply(Hc[t], m[t], out=S[t + 1])
+                    S[t + 1] += keep[t] * S[t]
         ctx.variant = variant
         ctx.save_for_backward(X, A, S, HN, weight_ih, weight_hh, m, keep)
         ctx.inputs = x, h0, weight_ih, weight_hh, bias_ih, bias_hh
@@ -153,50 +163,55 @@ class GRUSequence(Function):
         T, N, _, H = A.shape
         pytorch = ctx.variant == "pytorch"
         G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
-        r, z, n = A[:, :, 0], A[:, :, 1], A[:, :, 2]
-        # dA (T, N, 3, H): per gate, the factor that the step's incoming gradient will multiply.
-        dA = xp.subtract(1, A)                           # over all gates: contiguous passes are the fast ones
-        dA *= A                                          # sigma' = s (1 - s) for r and z (n's is set next)
-        xp.multiply(n, n, out=dA[:, :, 2])
-        xp.subtract(1, dA[:, :, 2], out=dA[:, :, 2])
-        tmp = xp.empty_like(HN)                          # one scratch (T, N, H) array for the products below
-        xp.subtract(1, z, out=tmp)
-        dA[:, :, 2] *= tmp                               # d a_n = dh (1 - z) tanh'
-        xp.subtract(S[:-1], n, out=tmp)
-        dA[:, :, 1] *= tmp                               # d a_z = dh (h_{t-1} - n) sigma'
-        if pytorch:
-            xp.multiply(HN, dA[:, :, 2], out=tmp)
-            dA[:, :, 0] *= tmp                           # d a_r = d a_n (W_hn h + b_hn) sigma'
-            dA_n = tmp                                   # x's n-gradient; dA's n slot becomes r * d a_n, for W_hn
-            dA_n[...] = dA[:, :, 2]
-            dA[:, :, 2] *= r
+        if ctx.kernels is not None:
+            dA, dA_n, dh = numba_backward(ctx.kernels.gru_backward, A, S, HN, grad_outputs, weight_hh,
+                                          grad_h_last.astype(dtype, copy=True))
+            dA2 = dA.reshape(T, N, 3 * H)
         else:
-            dA[:, :, 0] *= S[:-1]                        # d a_r = d(r h) h sigma'
-        dA2 = dA.reshape(T, N, 3 * H)
-        dh = grad_h_last.astype(dtype, copy=True)
-        through_z, d_rh = xp.empty((N, H), dtype), xp.empty((N, H), dtype)
-        for t in range(T - 1, -1, -1):
-            if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
-                passed = keep[t] * dh
-                dh += G[t]
-                dh *= m[t]
-            else:
-                dh += G[t]
-            xp.multiply(dh, z[t], out=through_z)
+            r, z, n = A[:, :, 0], A[:, :, 1], A[:, :, 2]
+            # dA (T, N, 3, H): per gate, the factor that the step's incoming gradient will multiply.
+            dA = xp.subtract(1, A)                           # over all gates: contiguous passes are the fast ones
+            dA *= A                                          # sigma' = s (1 - s) for r and z (n's is set next)
+            xp.multiply(n, n, out=dA[:, :, 2])
+            xp.subtract(1, dA[:, :, 2], out=dA[:, :, 2])
+            tmp = xp.empty_like(HN)                          # one scratch (T, N, H) array for the products below
+            xp.subtract(1, z, out=tmp)
+            dA[:, :, 2] *= tmp                               # d a_n = dh (1 - z) tanh'
+            xp.subtract(S[:-1], n, out=tmp)
+            dA[:, :, 1] *= tmp                               # d a_z = dh (h_{t-1} - n) sigma'
             if pytorch:
-                dA[t] *= dh[:, None, :]
-                dA_n[t] *= dh
-                xp.matmul(dA2[t], weight_hh, out=dh)
+                xp.multiply(HN, dA[:, :, 2], out=tmp)
+                dA[:, :, 0] *= tmp                           # d a_r = d a_n (W_hn h + b_hn) sigma'
+                dA_n = tmp                                   # x's n-gradient; dA's n slot becomes r * d a_n, for W_hn
+                dA_n[...] = dA[:, :, 2]
+                dA[:, :, 2] *= r
             else:
-                dA[t, :, 1:] *= dh[:, None, :]
-                xp.matmul(dA[t, :, 2], weight_hh[2 * H:], out=d_rh)
-                dA[t, :, 0] *= d_rh
-                d_rh *= r[t]
-                through_z += d_rh
-                xp.matmul(dA2[t, :, :2 * H], weight_hh[:2 * H], out=dh)
-            dh += through_z
-            if m is not None:
-                dh += passed
+                dA[:, :, 0] *= S[:-1]                        # d a_r = d(r h) h sigma'
+            dA2 = dA.reshape(T, N, 3 * H)
+            dh = grad_h_last.astype(dtype, copy=True)
+            through_z, d_rh = xp.empty((N, H), dtype), xp.empty((N, H), dtype)
+            for t in range(T - 1, -1, -1):
+                if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
+                    passed = keep[t] * dh
+                    dh += G[t]
+                    dh *= m[t]
+                else:
+                    dh += G[t]
+                xp.multiply(dh, z[t], out=through_z)
+                if pytorch:
+                    dA[t] *= dh[:, None, :]
+                    dA_n[t] *= dh
+                    xp.matmul(dA2[t], weight_hh, out=dh)
+                else:
+                    dA[t, :, 1:] *= dh[:, None, :]
+                    xp.matmul(dA[t, :, 2], weight_hh[2 * H:], out=d_rh)
+                    dA[t, :, 0] *= d_rh
+                    d_rh *= r[t]
+                    through_z += d_rh
+                    xp.matmul(dA2[t, :, :2 * H], weight_hh[:2 * H], out=dh)
+                dh += through_z
+                if m is not None:
+                    dh += passed
         need = ctx.needs_input_grad
         x, h0, w_ih, w_hh, b_ih, b_hh = ctx.inputs
         dw_hh = db_hh = None
@@ -214,6 +229,21 @@ class GRUSequence(Function):
         db_ih = bias_grad(dA2) if need[4] else None
         return (cast(dx, x), cast(dh, h0), cast(dw_ih, w_ih), cast(dw_hh, w_hh), cast(db_ih, b_ih),
                 cast(db_hh, b_hh), None, None)
+
+
+def numba_backward(gru_backward, A, S, HN, grad_outputs, weight_hh, dh):
+    """("pytorch" variant) dA as W_hh sees it, dA_n as x sees it, and dh for h0, by kernels.gru_backward and
+    one matmul per step."""
+    xp = array_module(A)
+    T, N, _, H = A.shape
+    grad_outputs = xp.ascontiguousarray(grad_outputs)  # (N, T, H); a no-op when it is already
+    dA, dA_n, through_z = xp.empty_like(A), xp.empty((T, N, H), A.dtype), xp.zeros((N, H), A.dtype)
+    dA2 = dA.reshape(T, N, 3 * H)
+    for t in range(T - 1, -1, -1):
+        gru_backward(A[t], S[t], HN[t], grad_outputs, t, dh, through_z, dA[t], dA_n[t])
+        xp.dot(dA2[t], weight_hh, out=dh)
+    dh += through_z
+    return dA, dA_n, dh
 
 
 # ---- the registered cell: gru.py's GRU (its equations, weights and docstring), with sequence() --------

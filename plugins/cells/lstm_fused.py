@@ -14,11 +14,16 @@ How `LSTMSequence` is fast (see rnn_fused.py for the plan shared by all fused ce
   * Backward: every factor of the chain rule that does not depend on the incoming gradient
     (sigma', tanh', the other gate's value) is computed for all steps at once before the loop; the
     loop then only scales by dh and dc and does one matmul per step.
+  * With the `fast` extra (numba), on float32 NumPy arrays without a padding mask, the elementwise work
+    of a step is one compiled kernel (kernels.py), forward and backward: a step is then one matmul
+    and one kernel call instead of a dozen NumPy calls. TINYGRAD_RNN_FUSE=0 switches it off, as it does
+    the compiled tape's kernels; the two loops agree to float32 rounding.
 """
 from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
 from . import lstm
-from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
+from .rnn_fused import (_sum, batch_first, bias_grad, cast, initial, numba_kernels, project, step_masks, time_major,
+                        weight_grads)
 
 INTERNAL = [3, 0, 1, 2]  # internal gate k is PyTorch's gate INTERNAL[k]: (o, i, f, g) from (i, f, g, o)
 BACK = [1, 2, 3, 0]      # and back again
@@ -89,27 +94,11 @@ class LSTMSequence(Function):
         S[0], C[0] = initial(h0, (N, H), xp, dtype), initial(c0, (N, H), xp, dtype)
         # Without a mask the candidates are the new states, so they are written straight into S and C.
         Hc, Cc = (S[1:], C[1:]) if m is None else (xp.empty((T, N, H), dtype), xp.empty((T, N, H), dtype))
-        hw, ig, tc = xp.empty((N, 4 * H), dtype), xp.empty((N, H), dtype), xp.empty((N, H), dtype)
-        scale = xp.asarray([[0.5], [0.5], [0.5], [1.0]], dtype)
-        shift = xp.asarray([[0.5], [0.5], [0.5], [0.0]], dtype)
-        for t in range(T):
-            a = A[t]
-            xp.dot(S[t], W_hh_T, out=hw)  # np.dot: less per-call overhead than np.matmul for 2-D
-            a += hw.reshape(N, 4, H)
-            xp.tanh(a, out=a)
-            a *= scale                      # (1 + tanh(a/2)) / 2 on o, i, f; g stays tanh(a)
-            a += shift
-            o, i, f, g = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
-            xp.multiply(f, C[t], out=Cc[t])
-            xp.multiply(i, g, out=ig)
-            Cc[t] += ig
-            xp.tanh(Cc[t], out=tc)
-            xp.multiply(o, tc, out=Hc[t])
-            if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
-                xp.multiply(Hc[t], m[t], out=S[t + 1])
-                S[t + 1] += keep[t] * S[t]
-                xp.multiply(Cc[t], m[t], out=C[t + 1])
-                C[t + 1] += keep[t] * C[t]
+        ctx.kernels = kernels = numba_kernels(weight_hh, mask)
+        if kernels is not None:
+            numba_forward(kernels.lstm_forward, A, S, C, W_hh_T)
+        else:
+            numpy_forward(A, S, C, Hc, Cc, W_hh_T, m, keep)
         ctx.save_for_backward(X, A, S, C, Cc, weight_ih, weight_hh, m, keep)  # tanh(c) is recomputed
         ctx.inputs = x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh
         outputs = batch_first(Hc if m is None else Hc * m)
@@ -121,42 +110,14 @@ class LSTMSequence(Function):
         xp, dtype = array_module(S), S.dtype
         T, N, _, H = A.shape
         G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
-        o, i, f, g = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
-        # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
-        dA = xp.subtract(1, A)                   # over all four gates: contiguous passes are the fast ones
-        dA *= A                                  # sigma' = s (1 - s) for o, i, f (g's is set next)
-        xp.multiply(g, g, out=dA[:, :, 3])
-        xp.subtract(1, dA[:, :, 3], out=dA[:, :, 3])  # tanh' = 1 - g^2
-        E = xp.tanh(Cc)                          # tanh(c_t): recomputing it is cheaper than keeping it
-        dA[:, :, 0] *= E                         # do  = dh * tanh(c)
-        dA[:, :, 1] *= g                         # di  = dc * g
-        dA[:, :, 2] *= C[:-1]                    # df  = dc * c_{t-1}
-        dA[:, :, 3] *= i                         # dg  = dc * i
-        E *= E
-        xp.subtract(1, E, out=E)
-        E *= o                                   # dc += dh * o * tanh'(c)
-        dA2 = dA.reshape(T, N, 4 * H)            # the same memory, as the matmul sees it
         W_hh = reorder(weight_hh, H, INTERNAL)
         dh = grad_h_last.astype(dtype, copy=True)
         dc = grad_c_last.astype(dtype, copy=True)
-        tmp = xp.empty((N, H), dtype)
-        for t in range(T - 1, -1, -1):
-            if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
-                passed_h, passed_c = keep[t] * dh, keep[t] * dc
-                dh += G[t]
-                dh *= m[t]
-                dc *= m[t]
-            else:
-                dh += G[t]
-            dA[t, :, 0] *= dh
-            xp.multiply(dh, E[t], out=tmp)
-            dc += tmp
-            dA[t, :, 1:] *= dc[:, None, :]
-            dc *= f[t]
-            xp.dot(dA2[t], W_hh, out=dh)
-            if m is not None:
-                dh += passed_h
-                dc += passed_c
+        if ctx.kernels is not None:
+            dA = numba_backward(ctx.kernels.lstm_backward, A, C, grad_outputs, W_hh, dh, dc)
+        else:
+            dA = numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep)
+        dA2 = dA.reshape(T, N, 4 * H)
         need = ctx.needs_input_grad
         x, h0, c0, w_ih, w_hh, b_ih, b_hh = ctx.inputs
         W_ih = reorder(weight_ih, H, INTERNAL)
@@ -166,6 +127,96 @@ class LSTMSequence(Function):
         db = reorder(bias_grad(dA2), H, BACK) if need[5] or need[6] else None
         return (cast(dx, x), cast(dh, h0), cast(dc, c0), cast(dw_ih, w_ih), cast(dw_hh, w_hh),
                 cast(db, b_ih), cast(db, b_hh), None)
+
+
+def numba_forward(forward_step, A, S, C, W_hh_T):
+    """The steps by kernels.lstm_forward: A becomes the gate values, S and C the states (no mask)."""
+    xp = array_module(A)
+    T, N, _, H = A.shape
+    hw = xp.empty((N, 4 * H), A.dtype)
+    hw4 = hw.reshape(N, 4, H)
+    for t in range(T):
+        xp.dot(S[t], W_hh_T, out=hw)
+        forward_step(A[t], hw4, C[t], C[t + 1], S[t + 1])
+
+
+def numpy_forward(A, S, C, Hc, Cc, W_hh_T, m, keep):
+    """The steps with NumPy calls: A becomes the gate values, Hc and Cc the candidates, S and C the states."""
+    xp, dtype = array_module(A), A.dtype
+    T, N, _, H = A.shape
+    hw, ig, tc = xp.empty((N, 4 * H), dtype), xp.empty((N, H), dtype), xp.empty((N, H), dtype)
+    scale = xp.asarray([[0.5], [0.5], [0.5], [1.0]], dtype)
+    shift = xp.asarray([[0.5], [0.5], [0.5], [0.0]], dtype)
+    for t in range(T):
+        a = A[t]
+        xp.dot(S[t], W_hh_T, out=hw)  # np.dot: less per-call overhead than np.matmul for 2-D
+        a += hw.reshape(N, 4, H)
+        xp.tanh(a, out=a)
+        a *= scale                      # (1 + tanh(a/2)) / 2 on o, i, f; g stays tanh(a)
+        a += shift
+        o, i, f, g = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        xp.multiply(f, C[t], out=Cc[t])
+        xp.multiply(i, g, out=ig)
+        Cc[t] += ig
+        xp.tanh(Cc[t], out=tc)
+        xp.multiply(o, tc, out=Hc[t])
+        if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
+            xp.multiply(Hc[t], m[t], out=S[t + 1])
+            S[t + 1] += keep[t] * S[t]
+            xp.multiply(Cc[t], m[t], out=C[t + 1])
+            C[t + 1] += keep[t] * C[t]
+
+
+def numba_backward(backward_step, A, C, grad_outputs, W_hh, dh, dc):
+    """dA (T, N, 4, H) by kernels.lstm_backward and one matmul per step; dh, dc end as the initial state's."""
+    xp = array_module(A)
+    grad_outputs = xp.ascontiguousarray(grad_outputs)  # (N, T, H); a no-op when it is already
+    dA = xp.empty_like(A)
+    dA2 = dA.reshape(A.shape[0], A.shape[1], -1)
+    for t in range(A.shape[0] - 1, -1, -1):
+        backward_step(A[t], C[t], C[t + 1], grad_outputs, t, dh, dc, dA[t])
+        xp.dot(dA2[t], W_hh, out=dh)
+    return dA
+
+
+def numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep):
+    """dA (T, N, 4, H), the NumPy way; dh, dc end as the initial state's gradients."""
+    xp, dtype = array_module(A), A.dtype
+    T, N, _, H = A.shape
+    o, i, f, g = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
+    # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
+    dA = xp.subtract(1, A)                   # over all four gates: contiguous passes are the fast ones
+    dA *= A                                  # sigma' = s (1 - s) for o, i, f (g's is set next)
+    xp.multiply(g, g, out=dA[:, :, 3])
+    xp.subtract(1, dA[:, :, 3], out=dA[:, :, 3])  # tanh' = 1 - g^2
+    E = xp.tanh(Cc)                          # tanh(c_t): recomputing it is cheaper than keeping it
+    dA[:, :, 0] *= E                         # do  = dh * tanh(c)
+    dA[:, :, 1] *= g                         # di  = dc * g
+    dA[:, :, 2] *= C[:-1]                    # df  = dc * c_{t-1}
+    dA[:, :, 3] *= i                         # dg  = dc * i
+    E *= E
+    xp.subtract(1, E, out=E)
+    E *= o                                   # dc += dh * o * tanh'(c)
+    dA2 = dA.reshape(T, N, 4 * H)            # the same memory, as the matmul sees it
+    tmp = xp.empty((N, H), dtype)
+    for t in range(T - 1, -1, -1):
+        if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
+            passed_h, passed_c = keep[t] * dh, keep[t] * dc
+            dh += G[t]
+            dh *= m[t]
+            dc *= m[t]
+        else:
+            dh += G[t]
+        dA[t, :, 0] *= dh
+        xp.multiply(dh, E[t], out=tmp)
+        dc += tmp
+        dA[t, :, 1:] *= dc[:, None, :]
+        dc *= f[t]
+        xp.dot(dA2[t], W_hh, out=dh)
+        if m is not None:
+            dh += passed_h
+            dc += passed_c
+    return dA
 
 
 # ---- the registered cell: lstm.py's LSTM (its equations, weights and docstring), with sequence() --------

@@ -12,12 +12,14 @@ Same equations and gate order (i, f, g, o) as `plugins/cells/peephole.py`:
 The plan is lstm_fused.py's (read it first), in PyTorch's gate order: o needs c_t, so it is computed
 after the other three. Backward folds every peephole path into two per-step factors known before the
 loop: dc_t gets dh * E (through tanh(c) and through w_co into o) and passes dc * K back to c_{t-1}
-(through f, and through w_ci, w_cf into i and f).
+(through f, and through w_ci, w_cf into i and f). With the `fast` extra, float32 NumPy arrays without
+a padding mask run each step's elementwise work as one kernel of kernels.py, as the LSTM does.
 """
 from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
 from . import peephole
-from .rnn_fused import _sum, batch_first, bias_grad, cast, initial, project, step_masks, time_major, weight_grads
+from .rnn_fused import (_sum, batch_first, bias_grad, cast, initial, numba_kernels, project, step_masks, time_major,
+                        weight_grads)
 
 
 def sigmoid_halves(H, xp, dtype):
@@ -87,31 +89,38 @@ class PeepholeSequence(Function):
         Hc, Cc = (S[1:], C[1:]) if m is None else (xp.empty((T, N, H), dtype), xp.empty((T, N, H), dtype))
         TC = xp.empty((T, N, H), dtype)  # tanh(c_t), kept for backward
         hw, peep, tmp = xp.empty((N, 4 * H), dtype), xp.empty((N, 2, H), dtype), xp.empty((N, H), dtype)
-        for t in range(T):
-            a = A[t]
-            xp.matmul(S[t], W_hh_T, out=hw)
-            a += hw.reshape(N, 4, H)
-            xp.multiply(C[t][:, None, :], w_if, out=peep)  # i and f look at c_{t-1}
-            a[:, :2] += peep
-            xp.tanh(a[:, :3], out=a[:, :3])
-            a[:, :2] *= 0.5
-            a[:, :2] += 0.5
-            i, f, g, o = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
-            xp.multiply(f, C[t], out=Cc[t])
-            xp.multiply(i, g, out=tmp)
-            Cc[t] += tmp
-            xp.multiply(Cc[t], w_o, out=tmp)  # o looks at c_t
-            o += tmp
-            xp.tanh(o, out=o)
-            o *= 0.5
-            o += 0.5
-            xp.tanh(Cc[t], out=TC[t])
-            xp.multiply(o, TC[t], out=Hc[t])
-            if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
-                xp.multiply(Hc[t], m[t], out=S[t + 1])
-                S[t + 1] += keep[t] * S[t]
-                xp.multiply(Cc[t], m[t], out=C[t + 1])
-                C[t + 1] += keep[t] * C[t]
+        ctx.kernels = kernels = numba_kernels(weight_hh, mask)
+        if kernels is not None:  # the same steps, the elementwise work of each one numba kernel (kernels.py)
+            hw4 = hw.reshape(N, 4, H)
+            for t in range(T):
+                xp.dot(S[t], W_hh_T, out=hw)
+                kernels.peephole_forward(A[t], hw4, w_if, w_o, C[t], C[t + 1], TC[t], S[t + 1])
+        else:
+            for t in range(T):
+                a = A[t]
+                xp.matmul(S[t], W_hh_T, out=hw)
+                a += hw.reshape(N, 4, H)
+                xp.multiply(C[t][:, None, :], w_if, out=peep)  # i and f look at c_{t-1}
+                a[:, :2] += peep
+                xp.tanh(a[:, :3], out=a[:, :3])
+                a[:, :2] *= 0.5
+                a[:, :2] += 0.5
+                i, f, g, o = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+                xp.multiply(f, C[t], out=Cc[t])
+                xp.multiply(i, g, out=tmp)
+                Cc[t] += tmp
+                xp.multiply(Cc[t], w_o, out=tmp)  # o looks at c_t
+                o += tmp
+                xp.tanh(o, out=o)
+                o *= 0.5
+                o += 0.5
+                xp.tanh(Cc[t], out=TC[t])
+                xp.multiply(o, TC[t], out=Hc[t])
+                if m is not None:  # padding keeps the old state: m * new + (1 - m) * old
+                    xp.multiply(Hc[t], m[t], out=S[t + 1])
+                    S[t + 1] += keep[t] * S[t]
+                    xp.multiply(Cc[t], m[t], out=C[t + 1])
+                    C[t + 1] += keep[t] * C[t]
         ctx.save_for_backward(X, A, S, C, Cc, TC, weight_ih, weight_hh, weight_ci, weight_cf, weight_co, m, keep)
         ctx.inputs = x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_ci, weight_cf, weight_co
         outputs = batch_first(Hc if m is None else Hc * m)
@@ -123,42 +132,48 @@ class PeepholeSequence(Function):
         xp, dtype = array_module(S), S.dtype
         T, N, _, H = A.shape
         G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
-        i, f, g, o = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
-        # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
-        dA = xp.empty_like(A)
-        sig = A[:, :, [0, 1, 3]]
-        dA[:, :, [0, 1, 3]] = sig * (1 - sig)    # sigma' for i, f, o
-        xp.multiply(g, g, out=dA[:, :, 2])
-        xp.subtract(1, dA[:, :, 2], out=dA[:, :, 2])  # tanh'
-        dA[:, :, 0] *= g                         # di = dc * g
-        dA[:, :, 1] *= C[:-1]                    # df = dc * c_{t-1}
-        dA[:, :, 2] *= i                         # dg = dc * i
-        dA[:, :, 3] *= TC                        # do = dh * tanh(c)
-        E = 1 - TC * TC
-        E *= o
-        E += dA[:, :, 3] * w_co                  # dc_t += dh * E: through tanh(c_t), and through o's peephole
-        K = f + dA[:, :, 0] * w_ci + dA[:, :, 1] * w_cf  # dc_{t-1} = dc_t * K: through f, i's and f's peepholes
-        dA2 = dA.reshape(T, N, 4 * H)
-        dh = grad_h_last.astype(dtype, copy=True)
-        dc = grad_c_last.astype(dtype, copy=True)
-        tmp = xp.empty((N, H), dtype)
-        for t in range(T - 1, -1, -1):
-            if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
-                passed_h, passed_c = keep[t] * dh, keep[t] * dc
-                dh += G[t]
-                dh *= m[t]
-                dc *= m[t]
-            else:
-                dh += G[t]
-            dA[t, :, 3] *= dh
-            xp.multiply(dh, E[t], out=tmp)
-            dc += tmp
-            dA[t, :, :3] *= dc[:, None, :]
-            dc *= K[t]
-            xp.matmul(dA2[t], weight_hh, out=dh)
-            if m is not None:
-                dh += passed_h
-                dc += passed_c
+        if ctx.kernels is not None:
+            dA, dh, dc = numba_backward(ctx.kernels.peephole_backward, A, C, TC, grad_outputs, w_ci, w_cf, w_co,
+                                        weight_hh, grad_h_last.astype(dtype, copy=True),
+                                        grad_c_last.astype(dtype, copy=True))
+            dA2 = dA.reshape(T, N, 4 * H)
+        else:
+            i, f, g, o = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
+            # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
+            dA = xp.empty_like(A)
+            sig = A[:, :, [0, 1, 3]]
+            dA[:, :, [0, 1, 3]] = sig * (1 - sig)    # sigma' for i, f, o
+            xp.multiply(g, g, out=dA[:, :, 2])
+            xp.subtract(1, dA[:, :, 2], out=dA[:, :, 2])  # tanh'
+            dA[:, :, 0] *= g                         # di = dc * g
+            dA[:, :, 1] *= C[:-1]                    # df = dc * c_{t-1}
+            dA[:, :, 2] *= i                         # dg = dc * i
+            dA[:, :, 3] *= TC                        # do = dh * tanh(c)
+            E = 1 - TC * TC
+            E *= o
+            E += dA[:, :, 3] * w_co                  # dc_t += dh * E: through tanh(c_t), and through o's peephole
+            K = f + dA[:, :, 0] * w_ci + dA[:, :, 1] * w_cf  # dc_{t-1} = dc_t * K: through f, i's and f's peepholes
+            dA2 = dA.reshape(T, N, 4 * H)
+            dh = grad_h_last.astype(dtype, copy=True)
+            dc = grad_c_last.astype(dtype, copy=True)
+            tmp = xp.empty((N, H), dtype)
+            for t in range(T - 1, -1, -1):
+                if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
+                    passed_h, passed_c = keep[t] * dh, keep[t] * dc
+                    dh += G[t]
+                    dh *= m[t]
+                    dc *= m[t]
+                else:
+                    dh += G[t]
+                dA[t, :, 3] *= dh
+                xp.multiply(dh, E[t], out=tmp)
+                dc += tmp
+                dA[t, :, :3] *= dc[:, None, :]
+                dc *= K[t]
+                xp.matmul(dA2[t], weight_hh, out=dh)
+                if m is not None:
+                    dh += passed_h
+                    dc += passed_c
         need = ctx.needs_input_grad
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, wci, wcf, wco = ctx.inputs
         dx = batch_first((dA2.reshape(T * N, 4 * H) @ weight_ih).reshape(X.shape)) if need[0] else None
@@ -170,6 +185,19 @@ class PeepholeSequence(Function):
         dw_co = (dA[:, :, 3] * Cc).sum(axis=(0, 1)) if need[9] else None
         return (cast(dx, x), cast(dh, h0), cast(dc, c0), cast(dw_ih, w_ih), cast(dw_hh, w_hh), cast(db, b_ih),
                 cast(db, b_hh), cast(dw_ci, wci), cast(dw_cf, wcf), cast(dw_co, wco), None)
+
+
+def numba_backward(peephole_backward, A, C, TC, grad_outputs, w_ci, w_cf, w_co, weight_hh, dh, dc):
+    """dA (T, N, 4, H) and the initial state's dh, dc, by kernels.peephole_backward and one matmul per step."""
+    xp = array_module(A)
+    grad_outputs = xp.ascontiguousarray(grad_outputs)  # (N, T, H); a no-op when it is already
+    w_ci, w_cf, w_co = (xp.ascontiguousarray(w, dtype=A.dtype) for w in (w_ci, w_cf, w_co))
+    dA = xp.empty_like(A)
+    dA2 = dA.reshape(A.shape[0], A.shape[1], -1)
+    for t in range(A.shape[0] - 1, -1, -1):
+        peephole_backward(A[t], C[t], TC[t], grad_outputs, t, w_ci, w_cf, w_co, dh, dc, dA[t])
+        xp.dot(dA2[t], weight_hh, out=dh)
+    return dA, dh, dc
 
 
 # ---- the registered cell: peephole.py's PeepholeLSTM (its equations, weights and docstring), with sequence() --------

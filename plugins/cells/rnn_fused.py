@@ -15,7 +15,9 @@ What makes `RNNSequence` fast (the LSTM, GRU and peephole files follow the same 
 
 The helpers at the top are shared by the other *_fused.py files.
 """
-from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array  # noqa: F401  (sigmoid_array: shared)
+import numpy as np
+
+from tinygrad_rnn import Function, array_module, fusion_available, register_cell, sigmoid_array  # noqa: F401
 
 from . import rnn
 
@@ -67,6 +69,18 @@ def weight_grads(dA, inputs):
 def bias_grad(dA):
     T, N = dA.shape[:2]
     return dA.reshape(T * N, -1).sum(axis=0)
+
+
+def numba_kernels(weight, mask):
+    """kernels.py compiled, where its step kernels apply: the `fast` extra installed (and not switched off by
+    TINYGRAD_RNN_FUSE=0), float32 NumPy weights, no padding mask. Else None, and the NumPy loop runs:
+    float64 (the gradient checks), CuPy arrays and padded batches keep it."""
+    if mask is not None or not isinstance(weight, np.ndarray) or weight.dtype != np.float32:
+        return None
+    if not fusion_available():
+        return None
+    from . import kernels  # imports numba: only here, on first use
+    return kernels.compiled()
 
 
 def cast(grad, like):

@@ -17,6 +17,9 @@ cupy/_core/core.pyx, which the comments below quote):
     only for add, subtract, maximum, minimum; reductions without `initial` / `where`;
     `ascontiguousarray` of device arrays only).
 
+`ElementwiseKernel` runs the kernel's C body with a small, strict interpreter of the C it uses
+(elementwise.py): what a kernel computes is tested, not assumed; what NVRTC makes of it is not.
+
 It is plugged in where CuPy would be (tinygrad_rnn.backend's lazily imported module) by the fixture in
 conftest.py, and only there: nothing in the package knows about it.
 """
@@ -26,6 +29,8 @@ import sys
 import types
 
 import numpy as np
+
+from . import elementwise as _elementwise
 
 _HERE = os.path.abspath(__file__)
 
@@ -565,6 +570,9 @@ class _Device:
     def __repr__(self):
         return f"<CUDA Device {self.id}>"
 
+
+# ---- kernels written in C: their bodies run by a small C interpreter (elementwise.py) -------------------
+ElementwiseKernel = _elementwise.ElementwiseKernel
 
 _DEVICE = _Device(0)
 random = _random_module()
