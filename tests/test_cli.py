@@ -191,6 +191,20 @@ def test_a_diverged_run_is_kept_and_marked_and_exits_1(tmp_path):
     assert os.path.exists(os.path.join(doc["run_dir"], "config.toml"))
 
 
+def test_a_run_diverging_after_its_first_epoch_keeps_the_checkpoint_of_its_last_finite_epoch(tmp_path):
+    import numpy as np
+    from tinygrad_rnn.runner.store import Run
+    result = rnnrun("--cell", "rnn:nonlinearity=relu", "--data", "sine:n_train=40", "--optimizer", "sgd", "--lr", "10",
+                    "--epochs", "6", "--hidden", "16", "--json", runs_dir=tmp_path)
+    assert result.exit_code == 1
+    run = Run(json.loads(result.stdout)["run_dir"])
+    epoch = int(re.search(r"diverged at epoch (\d+)", run.summary()["message"]).group(1))
+    assert epoch > 1 and "--lr" in run.summary()["message"] and "check the data" in run.summary()["message"]
+    checkpoint = run.checkpoint()
+    assert checkpoint["epoch"] == epoch - 1 == len(run.metrics())
+    assert all(np.isfinite(weights).all() for weights in checkpoint["model"].values())
+
+
 # ---- the README's plugin section, copied as a user would -----------------------------------------
 def readme_plugin_source():
     text = open(README).read()
@@ -318,6 +332,19 @@ def test_the_old_path_aliases_say_they_are_aliases():
     for alias in ("composed", "compiled"):
         assert f"--{alias} Same as --path {alias} (deprecated alias, kept for one release)" in help_text
     assert "--fused Same as --path auto, what it always meant" in help_text and "kept for one release" in help_text
+
+
+@pytest.mark.parametrize("flags, note", [(["--compiled"], "note: --compiled is deprecated; use --path compiled"),
+                                         (["--composed"], "note: --composed is deprecated; use --path composed"),
+                                         (["--fused"], "note: --fused is deprecated; use --path auto"),
+                                         (["--path", "compiled"], None)])
+def test_an_old_path_alias_says_once_on_stderr_what_replaces_it_and_json_stays_clean(tmp_path, flags, note):
+    result = rnnrun("--cell", "gru", "--data", "sine:n_train=40", "--epochs", "1", "--hidden", "4", "--json", *flags,
+                    runs_dir=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    json.loads(result.stdout)  # the note is not in the JSON document
+    notes = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert notes == ([note] if note else []), result.stderr
 
 
 def test_two_different_paths_are_a_usage_error():

@@ -495,3 +495,21 @@ def test_a_quote_inside_a_field_is_text_and_only_an_opening_quote_left_open_is_a
         bad.write_text(text)
         with pytest.raises(ConfigError, match=f"line {line}: a quote opened and not closed"):
             read_table(str(bad))
+
+
+@pytest.mark.parametrize("column", ["units", "price"])
+def test_values_too_large_to_standardise_are_an_error_naming_column_line_and_valid_range(tmp_path, column):
+    """±1e300 squares to inf in float64: the run would "finish" with NaN metrics. Refused before any folder."""
+    rows = [(d, 10 + d % 7, round(0.1 * d, 2)) for d in range(80)]
+    big = 40  # the row of the first huge value (line 42, after the header)
+    rows = [(d, -1e300 if d == big and column == "units" else u, 1e300 if d >= big and column == "price" else p)
+            for d, u, p in rows]
+    path = write(tmp_path / "huge.csv", ["day", "units", "price"], rows)
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["--runs-dir", str(runs), "--cell", "gru", "--epochs", "1", "--hidden", "2",
+                                      "--data", f"csv:path={path},target=units,time=day,features=units+price"])
+    assert result.exit_code == 2, result.output
+    said = result.output.strip()
+    assert len(said.splitlines()) == 1 and "Traceback" not in said
+    assert f"line {big + 2}: column {column!r}" in said and "within ±1e+150" in said, said
+    assert not runs.exists() or not any(runs.iterdir())

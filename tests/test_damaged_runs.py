@@ -154,10 +154,13 @@ def csv_run(tmp_path_factory):
 @pytest.mark.parametrize("content, reason", [
     (None, "missing"),
     ("[1, 2, 3]", "not a JSON object"),
-    ('{"shape": "forecasting"}', "does not fit dataset 'csv'"),
+    ('{"shape": "forecasting"}', "does not fit dataset 'csv' (KeyError: 'input_size')"),
+    ('{"shape": "forecasting", "input_size": 1, "output_size": 1, "features": ["y"]}', "KeyError: 'transform'"),
+    ('{"shape": "ranking", "input_size": 1, "output_size": 1}', "shape 'ranking' is neither"),
     ("garbage{", "not valid JSON"),
 ])
-def test_a_damaged_preprocessing_file_is_named_by_predict(csv_run, tmp_path, content, reason):
+def test_a_damaged_preprocessing_file_is_named_alike_by_predict_runs_and_the_api(csv_run, tmp_path, content,
+                                                                                  reason):
     root = tmp_path / "runs"
     shutil.copytree(csv_run[0], root)
     run, data = csv_run[1], csv_run[2]
@@ -169,6 +172,9 @@ def test_a_damaged_preprocessing_file_is_named_by_predict(csv_run, tmp_path, con
     result = rnnrun("predict", run, "--input", data, "--runs-dir", root)
     one_line_error(result, "preprocessing.json")
     assert reason in result.stderr and "plugin" not in result.stderr
-    if content != '{"shape": "forecasting"}':  # what only the dataset can tell is found by predict alone
-        status = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[0]["status"]
-        assert status.startswith("damaged (preprocessing.json: ")
+    said = result.stderr.strip().split(": preprocessing.json: ", 1)[1].rsplit(" (", 1)[0]  # the reason alone
+    status = json.loads(rnnrun("runs", "--runs-dir", root, "--json").stdout)[0]["status"]
+    assert status == f"damaged (preprocessing.json: {said})"
+    from tinygrad_rnn.runner import load_run
+    run = load_run(run, runs_dir=root)
+    assert run.status == status and status in repr(run)

@@ -173,6 +173,26 @@ def test_commands_are_added_in_one_place_not_by_importing_them():
     assert not any("tinygrad_rnn.runner.commands" in m for m in GRAPH["tinygrad_rnn.runner.app"])
 
 
+COMMAND_LINE = {"tinygrad_rnn.runner.app", "tinygrad_rnn.runner.cli", "tinygrad_rnn.runner.options"}
+
+
+def test_the_python_api_does_not_go_through_the_command_line():
+    """api.py (train, sweep, tune), run.py (load_run) and searches.py share the checks of user input with
+    the commands (runner/inputs.py), not the click modules: nothing they reach imports app, cli, options
+    or a command file, and none of them imports click itself."""
+    import re
+    reached, todo = set(), ["tinygrad_rnn.runner.api", "tinygrad_rnn.runner.run", "tinygrad_rnn.runner.searches"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += GRAPH[module]
+    through = sorted(m for m in reached if m in COMMAND_LINE or m.startswith("tinygrad_rnn.runner.commands"))
+    assert through == [], f"the Python API imports the command line: {through}"
+    for name in ("api", "run", "searches", "inputs"):
+        assert not re.search(r"^\s*(import click|from click)", (RUNNER / f"{name}.py").read_text(), re.M), name
+
+
 def test_shared_options_are_declared_once_in_options_py():
     """pip's cmdoptions.py: --plugin, --runs-dir, --json, --quiet, --debug and --seed are spelt (name,
     metavar, type) in runner/options.py only; commands take them from there."""

@@ -312,3 +312,114 @@ def test_loggers_run_on_their_own_threads():
     loggers.epoch({"epoch": 1})
     loggers.close()
     assert seen == ["logger where"]
+
+
+# ---- a resumed run and a resumed sweep continue their MLflow records ------------------------------------
+# Ctrl-C (a KeyboardInterrupt) at the start of epoch `epoch`, once: the marker file says it happened
+INTERRUPT_ONCE = '''
+import os
+from tinygrad_rnn import Regulariser, register_regulariser
+
+@register_regulariser("interrupt_once")
+class InterruptOnce(Regulariser):
+    def __init__(self, epoch=3, marker=""):
+        self.epoch, self.marker = epoch, marker
+
+    def before_batch(self, trainer, batch):
+        if trainer.epoch == self.epoch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise KeyboardInterrupt
+'''
+
+
+def interrupt_plugin(tmp_path, epoch):
+    plugin = tmp_path / "interrupt_once.py"
+    plugin.write_text(INTERRUPT_ONCE)
+    return ["--plugin", plugin, "--reg", f"interrupt_once:epoch={epoch},marker={tmp_path / 'interrupted'}"]
+
+
+def mlflow_runs(root, experiment="rnnrun", where=""):
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    return client, client.search_runs([client.get_experiment_by_name(experiment).experiment_id], filter_string=where)
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 2])
+def test_a_resumed_run_continues_its_mlflow_run_at_the_next_step(tmp_path, fresh_registry, checkpoint_every):
+    """Interrupted at the start of epoch 4 (epochs 1-3 logged), resumed to 5 epochs: one MLflow run, each
+    epoch once at its step, the values metrics.csv holds (with a checkpoint every 2 epochs, the resumed
+    run trains epoch 3 again from epoch 2's checkpoint: the same numbers, not logged twice)."""
+    pytest.importorskip("mlflow")
+    root = tmp_path / "runs"
+    args = [*RUN[:-3], "--epochs", 5, "--hidden", 4, "--checkpoint-every", checkpoint_every,
+            *interrupt_plugin(tmp_path, 4), "--log", "mlflow", "--runs-dir", root]
+    first = rnnrun(*args)
+    assert first.exit_code == 130, first.stderr
+    run_id = os.path.basename(one_run(root))
+    client, (before,) = mlflow_runs(root, where=f"tags.run_id = '{run_id}'")
+    assert before.info.status == "KILLED" and before.data.tags["status"] == "interrupted"
+    assert [m.step for m in client.get_metric_history(before.info.run_id, "val_loss")] == [1, 2, 3]
+
+    resumed = rnnrun("--plugin", tmp_path / "interrupt_once.py", "resume", run_id, "--runs-dir", root, "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    _, (after,) = mlflow_runs(root, where=f"tags.run_id = '{run_id}'")  # the same record, not a second one
+    assert after.info.run_id == before.info.run_id
+    assert after.info.status == "FINISHED" and after.data.tags["status"] == "finished"
+    history = client.get_metric_history(after.info.run_id, "val_loss")
+    csv = [line.split(",") for line in open(os.path.join(root, run_id, "metrics.csv")).read().split()]
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    assert [m.value for m in history] == pytest.approx([float(row[csv[0].index("val_loss")]) for row in csv[1:]],
+                                                        rel=1e-6)
+    summary = json.load(open(os.path.join(root, run_id, "summary.json")))
+    (test_metric,) = client.get_metric_history(after.info.run_id, "test_metric")
+    assert test_metric.step == 5 and test_metric.value == pytest.approx(summary["test_metric"], rel=1e-6)
+    assert after.data.params["epochs"] == "5"
+
+
+def test_a_resumed_run_writes_each_epoch_once_into_its_tensorboard_folder(tmp_path, fresh_registry):
+    """As for MLflow: interrupted at the start of epoch 4 with a checkpoint every 2 epochs, resumed to 5."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    root = tmp_path / "runs"
+    args = [*RUN[:-3], "--epochs", 5, "--hidden", 4, "--checkpoint-every", 2, *interrupt_plugin(tmp_path, 4),
+            "--log", "tensorboard", "--runs-dir", root]
+    assert rnnrun(*args).exit_code == 130
+    run_dir = one_run(root)
+    resumed = rnnrun("--plugin", tmp_path / "interrupt_once.py", "resume", os.path.basename(run_dir),
+                     "--runs-dir", root, "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    events = EventAccumulator(os.path.join(run_dir, "tb"))
+    events.Reload()
+    csv = [line.split(",") for line in open(os.path.join(run_dir, "metrics.csv")).read().split()]
+    val_loss = events.Scalars("loss/val")
+    assert [s.step for s in val_loss] == [1, 2, 3, 4, 5]
+    assert [s.value for s in val_loss] == pytest.approx([float(row[csv[0].index("val_loss")]) for row in csv[1:]],
+                                                        rel=1e-6)
+
+
+def test_sweep_resume_with_log_continues_the_parent_run_and_each_trials_record(tmp_path, fresh_registry):
+    """A 2-trial sweep interrupted in its first trial's epoch 3, then `sweep --resume ID --log mlflow`: one
+    parent run, one nested record per trial, the interrupted trial's continued with each epoch once."""
+    pytest.importorskip("mlflow")
+    root = tmp_path / "runs"
+    plugin = interrupt_plugin(tmp_path, 3)
+    sweep = ["sweep", *SWEEP[1:7], "--seeds", 1, "--epochs", 4, "--hidden", 4, "--workers", 1, *plugin]
+    first = rnnrun(*sweep, "--log", "mlflow", "--runs-dir", root)
+    assert first.exit_code == 130, first.stderr
+    sweep_id = os.listdir(root / "sweeps")[0]
+    client, (parent,) = mlflow_runs(root, where="tags.kind = 'sweep'")
+    assert parent.data.tags["status"] == "interrupted"
+
+    resumed = rnnrun("--plugin", plugin[1], "sweep", "--resume", sweep_id, "--workers", 1, "--log", "mlflow",
+                     "--runs-dir", root, "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    doc = json.loads(resumed.stdout)
+    assert [t["status"] for t in doc["trials"]] == ["finished", "finished"]
+    _, parents = mlflow_runs(root, where="tags.kind = 'sweep'")
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]  # continued, not a second parent
+    assert parents[0].data.tags["status"] == "finished" and parents[0].info.status == "FINISHED"
+    _, trials = mlflow_runs(root, where=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(t.data.tags["run_id"] for t in trials) == sorted(t["run_id"] for t in doc["trials"])
+    for trial in trials:
+        assert trial.data.tags["status"] == "finished" and trial.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(trial.info.run_id, "val_loss")] == [1, 2, 3, 4]

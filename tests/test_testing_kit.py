@@ -247,3 +247,43 @@ def test_rnnrun_check_fails_a_cell_whose_compiled_path_replays_a_stale_constant(
     failed = [row for row in (rows["results"] if isinstance(rows, dict) else rows) if row["status"] == "fail"]
     assert [row["check"] for row in failed] == ["compiled_matches_step_by_step"]
     assert "after scale = 1.0 was changed to 0.75" in failed[0]["reason"]
+
+
+RAISING_CELL = '''from tinygrad_rnn import Tensor, register_cell
+from tinygrad_rnn.nn import Module, uniform_parameter
+{at_import}
+
+@register_cell("raising")
+class Raising(Module):
+    def __init__(self, input_size, hidden_size):
+        self.hidden_size = hidden_size
+        self.weight = uniform_parameter((hidden_size, input_size), 0.5)
+        {in_init}
+
+    def initial_state(self, batch_size):
+        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight.dtype).to(self.weight.backend),)
+
+    def forward(self, x, state):
+        {in_forward}
+        return state[0], state
+'''
+
+
+@pytest.mark.parametrize("where, line", [("at_import", 3), ("in_init", 10), ("in_forward", 16)])
+def test_rnnrun_check_names_the_file_and_line_where_a_plugin_raises(tmp_path, fresh_registry, where, line):
+    """As training names them: a plugin that raises is named with its file and the line that raised."""
+    fill = {"at_import": "", "in_init": "pass", "in_forward": "pass"}
+    fill[where] = 'raise RuntimeError("boom")'
+    plugin = tmp_path / "raising_cell.py"
+    plugin.write_text(RAISING_CELL.format(**fill))
+    assert plugin.read_text().splitlines()[line - 1].strip() == 'raise RuntimeError("boom")'
+    result = rnnrun("check", "--plugin", plugin, "--json")
+    if where == "in_forward":  # each check that runs forward fails, and says where
+        assert result.exit_code == 1
+        failed = [r for r in json.loads(result.stdout) if r["status"] == "fail"]
+        assert failed and all(r["reason"].endswith(f"raised RuntimeError: boom ({plugin} line {line})")
+                              for r in failed), failed
+    else:  # the plugin cannot be built: one line
+        assert result.exit_code in (1, 2) and "Traceback" not in result.stderr
+        said = result.stderr.strip()
+        assert len(said.splitlines()) == 1 and "raising_cell.py" in said and f"(line {line})" in said, said

@@ -157,3 +157,21 @@ def test_the_same_seed_gives_bit_identical_metrics():
     first, second = run(), run()
     strip = lambda h: [{k: v for k, v in m.items() if k != "seconds"} for m in h]  # noqa: E731
     assert strip(first) == strip(second)
+
+
+class HugeUnitsEcho(EchoDataset):
+    """EchoDataset whose metric is in units of 1e300: its squares overflow though the loss is finite."""
+
+    def metric(self, outputs, split):
+        return float(np.sqrt(np.mean((1e300 * (np.asarray(outputs) - split.y)) ** 2)))
+
+
+def test_a_metric_that_overflows_while_the_loss_is_finite_stops_the_run_naming_the_epoch():
+    tg.manual_seed(0)
+    model = SequenceModel("seq2seq", "rnn", 1, 4, 1)
+    trainer = Trainer(model, HugeUnitsEcho(T=6, n=16), epochs=3, batch_size=8)
+    with np.errstate(over="ignore"), pytest.raises(tg.DivergedError) as err:
+        trainer.fit()
+    message = str(err.value)
+    assert "validation metric is inf at epoch 1" in message and "check the data" in message
+    assert trainer.history == []  # no epoch with a NaN score is kept as if it were a result

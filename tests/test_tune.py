@@ -48,6 +48,40 @@ def test_suggestions_follow_the_sweep_syntax():
     assert tuning.suggest(trial, "cell", ["gru", "lstm"]) == "lstm"
 
 
+LR = Range(1e-4, 1e-1, True, False)
+
+
+def draws(study, n):
+    """The lr of `n` trials asked of `study` in turn (each told a value, as a finished trial is)."""
+    found = []
+    for _ in range(n):
+        trial = study.ask()
+        found.append(tuning.suggest(trial, "lr", LR))
+        study.tell(trial, found[-1])
+    return found
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_two_commands_that_start_together_on_one_storage_draw_different_settings(tmp_path, sampler):
+    """Both found the study with the same trials (none) and made their samplers then, with the same --seed."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    job = {"sampler": sampler, "sampler_seed": 0}
+    first, second = (optuna.load_study(study_name="s", storage=url, sampler=tuning.make_sampler(job)) for _ in "ab")
+    asked = [first.ask(), second.ask()]
+    assert tuning.suggest(asked[0], "lr", LR) != tuning.suggest(asked[1], "lr", LR)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_one_command_with_a_seed_draws_the_same_settings_every_time(tmp_path, sampler):
+    job = {"sampler": sampler, "sampler_seed": 3}
+    runs = [draws(optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / f'{k}.db'}",
+                                      sampler=tuning.make_sampler(job)), 12) for k in range(2)]
+    assert runs[0] == runs[1] and len(set(runs[0])) == 12  # past TPE's 10 random start-up trials too
+    other = draws(optuna.create_study(sampler=tuning.make_sampler({**job, "sampler_seed": 4})), 12)
+    assert not set(other) & set(runs[0])  # another seed, other draws
+
+
 def test_trials_are_shared_evenly_between_workers():
     assert tuning.shares(12, 5) == [3, 3, 2, 2, 2]
     assert tuning.shares(2, 4) == [1, 1]

@@ -21,6 +21,7 @@ import inspect
 import os
 import pkgutil
 import sys
+import sysconfig
 import traceback
 import warnings
 
@@ -28,6 +29,7 @@ from .errors import PluginError, UnknownPluginError
 
 ENTRY_POINT_GROUP = "tinygrad_rnn.plugins"
 BUILTIN_PACKAGE = "tinygrad_rnn_plugins"
+USER_PLUGIN_PREFIX = "tinygrad_rnn_user_plugin_"  # the module name of a plugin file loaded by path
 
 
 class Registry:
@@ -166,7 +168,7 @@ def load_plugin(path_or_module):
         path = os.path.abspath(target)
         if not os.path.isfile(path):
             raise PluginError(f"plugin file not found: {target}")
-        name = "tinygrad_rnn_user_plugin_" + os.path.splitext(os.path.basename(path))[0]
+        name = USER_PLUGIN_PREFIX + os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:  # Python imports .py (and compiled) files only
             raise PluginError(f"plugin {target} is not a Python file: pass a .py file or an importable module")
@@ -220,6 +222,31 @@ def _one_line(error, path=None):
                 line = f" (line {frame.lineno})"
                 break
     return f"{type(error).__name__}: {error}{line}"
+
+
+_LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
+    os.path.dirname(__file__),                                        # the tinygrad_rnn package
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+    *(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))})  # a base venv's too
+
+
+def plugin_frame(error):
+    """(file, line) of the innermost frame of `error`'s traceback that is a plugin's: a built-in
+    plugin, a file loaded with --plugin, or any code outside tinygrad_rnn, the standard library and
+    installed packages. None where the error came from none (then it is not a plugin's to answer for)."""
+    for frame, line in reversed(list(traceback.walk_tb(error.__traceback__))):
+        path = os.path.abspath(frame.f_code.co_filename)
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith((BUILTIN_PACKAGE, USER_PLUGIN_PREFIX)) or \
+                not path.startswith(_LIBRARY_DIRS) and not frame.f_code.co_filename.startswith("<"):
+            return path, line
+    return None
+
+
+def short_path(path):
+    """`path` relative to the working folder where it lies below it (what a user typed), else as is."""
+    relative = os.path.relpath(path)
+    return relative if not relative.startswith("..") else path
 
 
 def _same_definition(old, new):

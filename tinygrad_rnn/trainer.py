@@ -33,7 +33,8 @@ from .registry import optimizers
 from .selection import selection_key
 from .tensor import Tensor
 
-DIVERGED_HINT = "lower the learning rate (--lr), clip gradients (--reg clip:1.0) or use a gated cell"
+DIVERGED_HINT = ("lower the learning rate (--lr), clip gradients (--reg clip:1.0), use a gated cell, or check the "
+                 "data for extreme values")
 
 
 class Trainer:
@@ -204,6 +205,11 @@ class Trainer:
             if self.validating and not math.isfinite(metrics["val_loss"]):
                 raise DivergedError(f"training diverged at epoch {self.epoch}: the validation loss is "
                                     f"{metrics['val_loss']}; {DIVERGED_HINT}")
+            if self.validating and not math.isfinite(metrics["val_metric"]):  # a finite loss, yet no score:
+                # the metric, in the data's own units, overflowed (values near 1e154 square to inf)
+                raise DivergedError(f"the validation metric is {metrics['val_metric']} at epoch {self.epoch} "
+                                    "while the loss is finite: the data's values overflow in the metric's "
+                                    "units; check the data for extreme values and rescale them")
             self._keep_best(metrics)
             for r in self.regularisers:
                 r.on_epoch_end(self, metrics)

@@ -66,6 +66,13 @@ MISSING = ("error", "drop", "ffill", "interpolate")
 TRANSFORMS = ("none", "log", "auto")
 SCALES = ("window", "global")
 SPLIT_VALUES = ("train", "val", "test")
+# the largest |value| a column may hold: the scalers and metrics square values (or their differences),
+# and above about 1e154 a square overflows float64 into inf, so a run would "finish" with NaN metrics
+LARGEST = 1e150
+# what preprocessing.json holds besides input_size and output_size, by the run's shape (predict reads them all)
+FITTED_KEYS = {"forecasting": ("transform", "features", "target_in_inputs", "feature_mean", "feature_std",
+                               "window_mean", "window_std", "target_mean", "target_std"),
+               "classification": ("features", "classes", "feature_mean", "feature_std")}
 
 
 @register_dataset("csv")
@@ -628,14 +635,24 @@ class CSVDataset(Dataset):
                                                           "horizon", "relative", "transform", "scale", "missing")}}
 
     def restore(self, preprocessing):
-        self.fitted = {k: v for k, v in preprocessing.items() if k not in ("source", "options")}
+        # every key predict_file reads, checked here: a file missing one is damaged, not a fault of this plugin
         self.input_size, self.output_size = preprocessing["input_size"], preprocessing["output_size"]
-        source = preprocessing.get("source") or {}
-        if source.get("path") and os.path.isfile(source["path"]) and sha256_of(source["path"]) != source["sha256"]:
-            warn(f"{source['path']}, which this run was trained on, has changed since")
+        shape = preprocessing["shape"]
+        if shape not in FITTED_KEYS:
+            raise ValueError(f"shape {shape!r} is neither forecasting nor classification")
+        missing = [key for key in FITTED_KEYS[shape] if key not in preprocessing]
+        if missing:
+            raise KeyError(missing[0])
+        self.fitted = {k: v for k, v in preprocessing.items() if k not in ("source", "options")}
+        self.source = preprocessing.get("source") or {}
+        if not isinstance(self.source, dict):
+            raise TypeError(f"source must be an object of path and sha256, got {self.source!r}")
 
     def predict_file(self, path, predict, steps=None, split=None):
         """`split` ("train", "val" or "test"): a classifier predicts only the series its split column marks so."""
+        source = getattr(self, "source", None) or {}
+        if source.get("path") and os.path.isfile(source["path"]) and sha256_of(source["path"]) != source.get("sha256"):
+            warn(f"{source['path']}, which this run was trained on, has changed since")
         self.features = self.fitted["features"]   # the run's columns, in the run's order
         data = self.load(path, training=False)
         if split is not None:
@@ -760,6 +777,12 @@ def _numbers(path, column, text, lines):
         row = int(np.flatnonzero(bad)[0])
         raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, not a finite "
                           "number")
+    huge = np.abs(values) > LARGEST  # NaN (missing) compares False
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ConfigError(f"{path} line {lines[row]}: column {column!r} holds {str(text[row])!r}, too large to "
+                          f"standardise (its square overflows); valid values lie within ±{LARGEST:g}: rescale "
+                          "the column (other units)")
     return values
 
 

@@ -40,7 +40,7 @@ class MLflow(Logger):
 
     def __init__(self, uri="", experiment="rnnrun"):
         self.uri, self.experiment = uri, experiment   # uri empty: sqlite:///<runs dir>/mlflow.db
-        self.client, self.run_id, self.step = None, None, 0
+        self.client, self.run_id, self.step, self.logged = None, None, 0, 0  # logged: the last epoch sent
         self.pending, self.sent = [], 0.0   # metrics not yet sent, and when they last were
 
     # ---- a run -------------------------------------------------------------------------------------
@@ -57,6 +57,9 @@ class MLflow(Logger):
         earlier = self._find(experiment_id, f"tags.run_id = '{run.id}'")
         if earlier:  # a resumed run continues its record
             self.run_id = earlier
+            # epochs after the checkpoint were logged before and are trained again, to the same numbers
+            # (resuming is exact): they are not sent twice
+            self.logged = max((m.step for m in self.client.get_metric_history(earlier, "train_loss")), default=0)
             self.client.update_run(self.run_id, status="RUNNING")
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             return
@@ -67,6 +70,8 @@ class MLflow(Logger):
 
     def epoch(self, metrics):
         self.step = int(metrics["epoch"])
+        if self.step <= self.logged:
+            return
         self.pending += self._metric_list({k: v for k, v in metrics.items() if k != "epoch"}, self.step)
         if time.monotonic() - self.sent >= SEND_EVERY:
             self._send()

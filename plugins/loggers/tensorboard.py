@@ -13,7 +13,9 @@ Written with the `tensorboard` package's own event-file writer and summary proto
                                  the summary has one) at the last epoch, and the session's status
 
 TensorBoard's HParams tab then lists the runs of a sweep as a table of settings against results.
+A resumed run writes a new event file in the same folder, from the first epoch not written before.
 """
+import glob
 import os
 import time
 
@@ -37,17 +39,21 @@ class TensorBoard(Logger):
     def __init__(self, dir=""):
         self.dir = dir      # empty: the run's own folder, runs/<id>/tb/
         self.writer, self.step, self.flushed = None, 0, 0.0
+        self.written = 0  # the last epoch an earlier attempt of the run wrote (a resumed run)
 
     def start(self, run):
         from tensorboard.plugins.hparams import summary_v2 as hparams
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
         folder = os.path.join(self.dir, run.id) if self.dir else os.path.join(run.path, "tb")
+        self.written = _last_epoch_written(folder)
         self.writer = EventFileWriter(folder)
         settings = {k: v for k, v in run.settings().items() if isinstance(v, (bool, int, float, str))}
         self._write(hparams.hparams_pb(settings, trial_id=run.id, start_time_secs=time.time()), step=0)
 
     def epoch(self, metrics):
         self.step = int(metrics["epoch"])
+        if self.step <= self.written:  # trained again after the checkpoint, to the same numbers: written once
+            return
         tags = {**EPOCH_TAGS, **{k: "rate/" + k.removesuffix("_rate") for k in metrics if k.endswith("_rate")}}
         self._scalars({tag: metrics[key] for key, tag in tags.items() if key in metrics}, self.step)
         if time.monotonic() - self.flushed >= FLUSH_EVERY:  # a TensorBoard open on the run shows it soon
@@ -80,3 +86,12 @@ class TensorBoard(Logger):
     def _write(self, summary, step):
         from tensorboard.compat.proto.event_pb2 import Event
         self.writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+
+def _last_epoch_written(folder):
+    """The last epoch the event files already in `folder` hold (0 where there are none)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    epochs = [event.step for name in glob.glob(os.path.join(folder, "events.out.tfevents.*"))
+              for event in EventFileLoader(name).Load()
+              if any(value.tag == EPOCH_TAGS["train_loss"] for value in event.summary.value)]
+    return max(epochs, default=0)

@@ -77,7 +77,7 @@ def plan_training(cell=None, data=None, reg=(), optimizer=None, schedule=None, h
     options, sizes, memory, each cell run once) before any is trained, and `runs_dir` checked. Nothing
     is written. `rnnrun train` and `train()` both start here. `plugins` are loaded here;
     `loaded_plugins` (the group's `rnnrun --plugin X train`) were already; both are recorded."""
-    from .app import check_runs_dir, config_from_flags, load_plugins, specs
+    from .inputs import check_runs_dir, config_from_flags, load_plugins, specs
     from .config import check_config, load_recorded_plugins
     from .experiment import check_all, resolve
     from .sweeper import plugin_ref
@@ -270,7 +270,6 @@ def run_study_job(job, where, progress=False, lines=False, notes=False):
     try:
         study = tuning.open_study(job)
         before = len(study.trials)
-        job["sampler_seed"] = job["seed"] + before  # a continued study does not replay the first trials' draws
         if lines:
             here = f"on {scheduler}" if scheduler else "here" if (workers or 1) == 1 else f"on {workers} workers"
             err.print(f"[dim]study {job['study']}: {before} trials so far, {job['trials']} more {here} "
@@ -367,7 +366,7 @@ def _check_int(flag, value, low, high):
 
 
 def _runs_dir(runs_dir):
-    from .app import check_runs_dir
+    from .inputs import check_runs_dir
     return check_runs_dir(os.fspath(runs_dir))
 
 

@@ -8,7 +8,8 @@ Every user mistake becomes one line on stderr and exit code 2; a run that fails 
 exits 130 and keeps the run's files. This file holds the group (its own options are only --plugin,
 --runs-dir and --debug; a command line that names no command is routed to `train`, commands/train.py)
 and what every command shares; the options many commands take are in options.py, and cli.py adds the
-commands to the group:
+commands to the group. The checks of what a user gives are in inputs.py, without click, as the Python
+API uses them too; the commands import them from here:
 
     run_config(run)             a stored run's config, its recorded plugins loaded, checked
     load_run_plugins(run)       only its recorded plugins loaded (a moved file: pass --plugin)
@@ -29,8 +30,6 @@ exit 1); it never prints a traceback or catches what the error path handles.
 import errno
 import os
 import sys
-import sysconfig
-import tempfile
 import traceback
 import warnings
 
@@ -38,185 +37,16 @@ import click
 
 from .. import __version__, threads
 from ..errors import BackendError, ConfigError, PluginError, TinygradRNNError, UnknownPluginError
-from ..optim import SCHEDULES, check_schedule
-from ..registry import REGISTRIES, discover, load_errors, load_plugin
+from ..registry import plugin_frame, short_path
 from . import options as shared
-from .config import check_config, check_options, load_recorded_plugins, load_toml, parse_spec, split_names
+# what every command shares of the checks of user input, which the Python API shares too (no click there)
+from .inputs import (check_output_file, check_readable_runs_dir, check_runs_dir, config_from_flags,  # noqa: F401
+                     forget_given_plugins, load_plugins, load_run_plugins, run_config, specs, with_spec)
 from .options import DEBUG_ENV, debug_enabled, debug_option
-from .output import Fail, console, make_streams_tolerant, stdout_held_for_json
+from .output import Fail, make_streams_tolerant, stdout_held_for_json
 
 USAGE_ERRORS = (ConfigError, UnknownPluginError, PluginError, BackendError)
 BROKEN_PIPE = 141  # `rnnrun runs | head`: quietly, with the status of a tool ended by SIGPIPE (128 + 13), as cat's
-
-
-# ---- plugins and specs --------------------------------------------------------------------------------
-def load_plugins(paths):
-    """Discover the built-in and entry-point plugins, then load --plugin ones; broken discovered ones
-    are warnings, a broken --plugin is a PluginError."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # reported below, once, as one line each
-        discover()
-    for path in paths:
-        load_plugin(path)
-        _given_plugins.append(path)
-    if load_errors:
-        err = console(stderr=True)
-        for _, message in load_errors:
-            err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
-        load_errors.clear()
-
-
-_given_plugins = []  # the --plugin files of this command: where a run's recorded plugin file has moved to
-
-
-def load_run_plugins(run):
-    """Load the plugins `run` recorded in its config.toml (see config.load_recorded_plugins)."""
-    load_recorded_plugins(run.config(), run.file("config.toml"), moved=bool(_given_plugins))
-
-
-def with_spec(spec, kind):
-    """'rnn:nonlinearity=relu' → ('rnn', {'nonlinearity': 'relu'}), checked against the plugin.
-
-    `kind` is cell, dataset, regulariser, optimizer or schedule. The name must be registered and every
-    option one the plugin takes, of its default's type (config.check_options); only a regulariser
-    takes a bare value (clip:1.0). Every command parses specs through here, so one spec means the same
-    everywhere and fails the same way (ConfigError or UnknownPluginError, exit 2)."""
-    name, positional, options = parse_spec(spec, kind)
-    if positional and kind != "regulariser":
-        raise ConfigError(f"{kind} {name!r}: bare values are not allowed here; write {name}:key=value")
-    if kind == "schedule":
-        check_schedule(name, options)
-        return name, check_options(SCHEDULES[name], kind, name, [], options)
-    return name, check_options(REGISTRIES[kind].get(name), kind, name, positional, options)
-
-
-def specs(values, kind, flag=None):
-    """Comma-separated and repeated specs ('rnn,lstm:forget_bias=1') → [(name, options), ...], each
-    checked by with_spec; none at all is a ConfigError."""
-    items = split_names(values)
-    if not items:
-        raise ConfigError(f"{flag or '--' + kind} needs at least one name, e.g. {flag or '--' + kind} "
-                          f"{', '.join(REGISTRIES[kind].names()[:3]) if kind in REGISTRIES else 'NAME'}")
-    return [with_spec(item, kind) for item in items]
-
-
-# ---- flags and config files ---------------------------------------------------------------------------
-def config_from_flags(config_file, **flags):
-    """The partial config: the TOML file's settings, overridden by the flags that were given.
-
-    Both go through config.SCHEMA (unknown keys, types, ranges) before anything else reads them; the
-    plugins a config file names (`plugins = [...]`, recorded by runs that used --plugin) are loaded."""
-    config = {}
-    if config_file:
-        config = check_config(load_toml(config_file), config_file)
-        config.pop("meta", None)
-        load_recorded_plugins(config, f"config file {config_file}", moved=bool(_given_plugins))
-    data = flags.pop("data", None)
-    if data:
-        config["data"], config["data_options"] = with_spec(data, "dataset")
-    optimizer = flags.pop("optimizer", None)
-    if optimizer:
-        config["optimizer"], config["optimizer_options"] = with_spec(optimizer, "optimizer")
-    schedule = flags.pop("schedule", None)
-    if schedule:
-        config["schedule"], config["schedule_options"] = with_spec(schedule, "schedule")
-    regs = flags.pop("reg", None)
-    if regs:
-        config["regularisers"] = [{"name": name, "options": options}
-                                  for name, options in (with_spec(spec, "regulariser") for spec in regs)]
-    logs = flags.pop("log", None)
-    if logs:  # --log replaces the config file's loggers, as --reg replaces its regularisers
-        config["log"] = [{"name": name, "options": options}
-                         for name, options in (with_spec(spec, "logger") for spec in logs)]
-    check_config(flags, "flags")
-    config.update({key: value for key, value in flags.items() if value is not None})
-    return config
-
-
-def run_config(run):
-    """A stored run's config, ready to `experiment.build`: its metadata dropped, the plugins it
-    recorded loaded again, every name and option checked (an unknown one says to pass --plugin)."""
-    from .experiment import resolve
-    config = check_config(run.config(), run.file("config.toml"))
-    config.pop("meta", None)
-    load_recorded_plugins(config, run.file("config.toml"), moved=bool(_given_plugins))
-    return resolve(config)
-
-
-def check_runs_dir(path, flag="--runs-dir"):
-    """ConfigError unless `path` is (or can be made) a folder this process can write runs in; leaves
-    nothing behind. Tried for real (a probe folder made and removed): permission bits say nothing for
-    root, a read-only mount or /proc."""
-    path = _runs_dir_path(path, flag)
-    probe = path
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    if not os.path.isdir(probe):
-        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
-        raise ConfigError(f"{flag} {path} {what}; pass a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".rnnrun-probe-", dir=probe))
-    except OSError as e:
-        where = "" if probe == path else f": {probe}"
-        raise ConfigError(f"{flag} {path}{where} is not writable ({e.strerror or e}); pass a folder you can "
-                          "write to") from None
-    return path
-
-
-def check_readable_runs_dir(path, flag="--runs-dir"):
-    """ConfigError unless `path` is a folder that can be listed, or does not exist yet (no runs)."""
-    path = _runs_dir_path(path, flag)
-    probe = path
-    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        what = "is not a folder" if probe == path else f"is below {probe}, which is not a folder"
-        raise ConfigError(f"{flag} {path} {what}; pass the folder your runs are in")
-    if os.path.isdir(path):
-        try:
-            os.listdir(path)
-        except OSError as e:
-            raise ConfigError(f"{flag} {path} cannot be read ({e.strerror or e})") from None
-    return path
-
-
-def _runs_dir_path(path, flag):
-    """The absolute path of a --runs-dir, or ConfigError for one no file system takes ('' or too long)."""
-    if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; pass a folder, e.g. {flag} runs")
-    path = os.path.abspath(path)
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        pass  # it does not exist (yet), or lies below a file: the callers say which
-    except OSError as e:  # a name too long, a folder above that cannot be entered
-        raise ConfigError(f"{flag} {path[:80]}{'…' if len(path) > 80 else ''}: {e.strerror or e}") from None
-    except ValueError as e:  # a NUL byte
-        raise ConfigError(f"{flag} {path!r}: {e}") from None
-    return path
-
-
-def check_output_file(path, flag, formats=None):
-    """ConfigError unless `path` can be written as a new or replaced file: not a folder, in a folder that
-    exists and is writable, and (with `formats`, e.g. matplotlib's) of a known extension. Commands call
-    it before they compute, so a typo in a path costs nothing."""
-    full = os.path.abspath(path)
-    folder = os.path.dirname(full)
-    if os.path.isdir(full):
-        raise ConfigError(f"{flag} {path} is a folder; pass a file name in it")
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{flag} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or os.path.exists(full) and not os.access(full, os.W_OK):
-        raise ConfigError(f"{flag} {path} is not writable")
-    if formats is not None:
-        extension = os.path.splitext(path)[1].lstrip(".").lower()
-        if extension not in formats:
-            raise ConfigError(f"{flag} {path}: unknown image format {extension or '(none)'!r}; "
-                              f"valid: {', '.join(sorted(formats))}")
-    return path
 
 
 # ---- the one error path ---------------------------------------------------------------------------------
@@ -260,32 +90,18 @@ def report(error):
     return 1
 
 
-_LIBRARY_DIRS = tuple(os.path.abspath(p) + os.sep for p in {
-    os.path.dirname(os.path.dirname(__file__)),                       # the tinygrad_rnn package
-    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-    *(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))})  # a base venv's too
-
-
 def blame(error):
     """One line for an unexpected exception: the plugin (file and line) it came from, or, when none
     did, an internal error of rnnrun; both say how to see the traceback."""
     what = f"{type(error).__name__}: {error}".strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    frame = plugin_frame(error)
+    if frame:
+        return (f"plugin {short_path(frame[0])} failed: {what} (line {frame[1]}); "
+                f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback")
     frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
-    for frame in reversed(frames):
-        path = os.path.abspath(frame.f_code.co_filename)
-        module = str(frame.f_globals.get("__name__", ""))
-        if module.startswith(("tinygrad_rnn_plugins", "tinygrad_rnn_user_plugin_")) or \
-                not path.startswith(_LIBRARY_DIRS) and not path.startswith("<"):
-            return (f"plugin {_short_path(path)} failed: {what} (line {frame.f_lineno}); "
-                    f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback")
-    where = f" (at {_short_path(frames[-1].f_code.co_filename)} line {frames[-1].f_lineno})" if frames else ""
+    where = f" (at {short_path(frames[-1].f_code.co_filename)} line {frames[-1].f_lineno})" if frames else ""
     return (f"internal error: {what}{where}; this is a bug in rnnrun, please report it with the "
             f"traceback that --debug (or {DEBUG_ENV}=1) prints")
-
-
-def _short_path(path):
-    relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else path
 
 
 class ReaderGone(Exception):
@@ -315,7 +131,7 @@ class RnnrunGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         shared.reset_debug()
-        _given_plugins.clear()
+        forget_given_plugins()
         make_streams_tolerant()
         inherited_threads = os.environ.get(threads.ENV)  # --threads sets it for this command only
         warnings.showwarning = _warning_line
@@ -345,7 +161,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
     if debug_enabled():
         text = warnings.formatwarning(message, category, filename, lineno, line)
     else:
-        text = f"warning: {message} ({category.__name__}, {_short_path(filename)} line {lineno})\n"
+        text = f"warning: {message} ({category.__name__}, {short_path(filename)} line {lineno})\n"
     try:
         (file or sys.stderr).write(text)
     except (OSError, ValueError):  # stderr gone: a warning is not worth failing for

@@ -129,12 +129,16 @@ compiled_alias = shared("--compiled", "compiled_alias", is_flag=True, default=Fa
 
 
 def path_of(path, fused=False, composed=False, compiled=False):
-    """--path and its aliases → one path (None when none was given); two that disagree are a usage error."""
-    given = [p for p, flag in (("auto", fused), ("composed", composed), ("compiled", compiled)) if flag]
-    given += [path] if path else []
+    """--path and its aliases → one path (None when none was given); two that disagree are a usage error.
+    Each alias used says, on stderr (never in --json's stdout), what replaces it."""
+    aliases = [(alias, p) for alias, p, flag in (("--fused", "auto", fused), ("--composed", "composed", composed),
+                                                 ("--compiled", "compiled", compiled)) if flag]
+    given = [p for _, p in aliases] + ([path] if path else [])
     if len(set(given)) > 1:
         raise ConfigError(f"--path {', '.join(sorted(set(given)))} exclude each other; choose one of "
                           f"--path {'|'.join(PATHS)}")
+    for alias, p in aliases:
+        click.echo(f"note: {alias} is deprecated; use --path {p}", err=True)
     return given[0] if given else None
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from .. import backend
-from ..errors import ConfigError, TinygradRNNError
+from ..errors import ConfigError
 from ..forecast import predictor
 from ..registry import datasets
 from .config import MAX_FORECAST_STEPS, check_config, construct, load_recorded_plugins
@@ -30,7 +30,7 @@ def load_run(run="last", runs_dir="runs", plugin=()):
     """The `Run` named by `run`: an id, a unique id prefix, a run folder's path, or "last" (the newest
     in `runs_dir`). `plugin`: files or modules to load first, as `--plugin` does (a run's recorded
     plugins load by themselves; pass one only when its file has moved)."""
-    from .app import load_plugins  # the helper every command uses
+    from .inputs import load_plugins  # the helper every command uses
     load_plugins(_tuple(plugin))
     if isinstance(run, Run):
         return run
@@ -41,7 +41,18 @@ def load_run(run="last", runs_dir="runs", plugin=()):
     return Run(RunStore(os.fspath(runs_dir)).get(run).path, plugins_moved=bool(plugin))
 
 
-class Run:
+class ShownAsTable:
+    """What shows as its `table()`, a rich renderable: in a rich console (`__rich__`) and in a
+    notebook (`_repr_html_`). Run, Runs, Predictions and the search results share it."""
+
+    def __rich__(self):
+        return self.table()
+
+    def _repr_html_(self):
+        return html(self.table())
+
+
+class Run(ShownAsTable):
     """One run folder (see the module's docstring)."""
 
     def __init__(self, path, plugins_moved=False):
@@ -62,8 +73,9 @@ class Run:
 
     @property
     def status(self):
-        """finished, running, interrupted, diverged, failed, pruned or killed (see `rnnrun runs`)."""
-        return self._folder.status()
+        """finished, running, interrupted, diverged, failed, pruned or killed, or `damaged (FILE: reason)`
+        where a file of the run does not read back: what `rnnrun runs` lists."""
+        return self._folder.checked_status()
 
     @property
     def config(self):
@@ -158,23 +170,22 @@ class Run:
     def table(self):
         """The rich results table that `rnnrun` prints after training."""
         from .report import results_table
-        summary = self.summary
+        summary = self._listed_summary()
         return results_table([summary], title=f"Run {self.id}: {summary.get('cell')} on {summary.get('data')}")
 
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
-
     def __repr__(self):
-        try:
-            s = self.summary
-            score = (f", test {s['metric']} {s['test_metric']:.4g}"
-                     if isinstance(s.get("test_metric"), (int, float)) and s.get("metric") else "")
-            return f"Run({self.id!r}, {s['status']}{score})"
-        except DamagedRun as e:
-            return f"Run({self.id!r}, damaged: {e.name}: {e.reason})"
+        status = self.status
+        if status.startswith("damaged"):
+            return f"Run({self.id!r}, {status})"
+        s = self.summary
+        score = (f", test {s['metric']} {s['test_metric']:.4g}"
+                 if isinstance(s.get("test_metric"), (int, float)) and s.get("metric") else "")
+        return f"Run({self.id!r}, {status}{score})"
+
+    def _listed_summary(self):
+        """summary.json with the status `rnnrun runs` lists (a damaged run is `damaged`, not finished)."""
+        status = self.status
+        return {**self.summary, **({"status": "damaged"} if status.startswith("damaged") else {})}
 
     def __eq__(self, other):
         return isinstance(other, Run) and os.path.abspath(other.dir) == os.path.abspath(self.dir)
@@ -217,13 +228,7 @@ class Run:
         if preprocessing is None:
             dataset.splits()  # the sizes of the model's input and output are known from the data
         else:
-            try:
-                dataset.restore(preprocessing)
-            except TinygradRNNError:
-                raise
-            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
-                raise DamagedRun(folder, PREPROCESSING, f"does not fit dataset {config['data']!r} "
-                                                        f"({type(e).__name__}: {e}); not what the run wrote") from None
+            folder.restore_preprocessing(dataset, config["data"], preprocessing)
         model = build_model(config, dataset)
         if not os.path.exists(folder.file("model.npz")):
             raise ConfigError(f"run {self.id} has no saved weights (model.npz) yet; wait for it to finish")
@@ -274,7 +279,7 @@ def _different_data(run, other):
     return ""
 
 
-class Runs(list):
+class Runs(ShownAsTable, list):
     """Several `Run`s (what `train` returns for several cells or seeds): a list that shows as one
     results table, the runs side by side, the best by test metric marked ★ when there are several."""
 
@@ -287,18 +292,15 @@ class Runs(list):
 
     def table(self):
         from .report import results_table
-        summaries = [run.summary for run in self]
+        summaries = [run._listed_summary() for run in self]
         data = ", ".join(dict.fromkeys(str(s.get("data")) for s in summaries))
         cells = [s.get("cell") for s in summaries]
         if len(set(cells)) < len(cells):  # several seeds of a cell: say which column is which
             summaries = [{**s, "cell": f"{s.get('cell')} seed {s.get('seed')}"} for s in summaries]
         return results_table(summaries, title=f"Results on {data}")
 
-    def __rich__(self):
-        return self.table()
-
     def _repr_html_(self):
-        return html(self.table()) if self else None
+        return super()._repr_html_() if self else None  # an empty list shows as []
 
 
 def _predicts(cls):
@@ -307,7 +309,7 @@ def _predicts(cls):
     return cls.predict_file is not Dataset.predict_file
 
 
-class Predictions:
+class Predictions(ShownAsTable):
     """What `Run.predict(file)` returns, and `rnnrun predict` prints: `columns` and `rows` (lists).
 
     `to_dict()` is the `--json` document; `to_pandas()` a DataFrame (where pandas is installed);
@@ -358,12 +360,6 @@ class Predictions:
             table.add_row(*(f"{v:.2f}" if isinstance(v, float) and 0 <= v <= 1 and len(shares) else
                             f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
         return table
-
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
 
     def __repr__(self):
         return f"Predictions({len(self.rows)} rows; columns {', '.join(self.columns)})"

@@ -12,21 +12,33 @@
 
 In a notebook both show as the table the command prints.
 """
-from .run import Run, Runs, html
+from .run import Run, Runs, ShownAsTable
 
 
-def _runs(records):
-    """The runs of trial records that have a run folder (a trial still pending has none)."""
-    return Runs(Run(r["run_dir"]) for r in records if r.get("run_dir"))
+class SearchResult(ShownAsTable):
+    """What a search returns: `summary` (what its command prints with --json) and `trials`, the run of
+    every trial that has one (a trial still pending has none), in the search's order. It shows as the
+    table its command prints, made by report's function named in `table_of`."""
 
-
-class SweepResult:
-    """A finished (or interrupted) sweep: `trials`, `groups`, `best`, `summary` (see the module)."""
+    table_of = None
 
     def __init__(self, doc):
         self.summary = doc
+        self.trials = Runs(Run(r["run_dir"]) for r in doc["trials"] if r.get("run_dir"))
+
+    def table(self):
+        from . import report
+        return getattr(report, self.table_of)(self.summary)
+
+
+class SweepResult(SearchResult):
+    """A finished (or interrupted) sweep: `trials`, `groups`, `best`, `summary` (see the module)."""
+
+    table_of = "sweep_table"
+
+    def __init__(self, doc):
+        super().__init__(doc)
         self.id, self.dir, self.status = doc["id"], doc["path"], doc["status"]
-        self.trials = _runs(doc["trials"])
         by_configuration = {}
         for record in doc["trials"]:
             if record.get("run_dir") and record["status"] == "finished":
@@ -35,42 +47,23 @@ class SweepResult:
                        for row in doc["configurations"]]
         self.best = next((group for group in self.groups if group["best"]), None)
 
-    def table(self):
-        from .report import sweep_table
-        return sweep_table(self.summary)
-
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
-
     def __repr__(self):
         counts = ", ".join(f"{self.summary[s]} {s}" for s in ("finished", "diverged", "failed", "interrupted",
                                                               "pending") if self.summary.get(s))
         return f"SweepResult({self.id!r}: {len(self.groups)} configurations, {counts})"
 
 
-class StudyResult:
+class StudyResult(SearchResult):
     """An Optuna study after `tune()`: `trials`, `best` (a Run), `importances`, `summary` (see the module)."""
 
+    table_of = "best_table"
+
     def __init__(self, doc):
-        self.summary = doc
+        super().__init__(doc)
         self.name, self.dir = doc["study"]["name"], doc["study"]["path"]
-        self.trials = _runs(doc["trials"])
         best = doc["best"]
         self.best = Run(best["run_dir"]) if best and best.get("run_dir") else None
         self.importances = dict(doc["importances"])
-
-    def table(self):
-        from .report import best_table
-        return best_table(self.summary)
-
-    def __rich__(self):
-        return self.table()
-
-    def _repr_html_(self):
-        return html(self.table())
 
     def __repr__(self):
         study = self.summary["study"]

@@ -343,9 +343,46 @@ class Run:
                     and weights_signature(weights) != weights_signature(checkpoint["model"]):
                 raise DamagedRun(self, "model.npz", "not this run's model, or checkpoint.npz is not: they hold "
                                                     "different arrays")
-        if self.preprocessing() is None and summary.get("has_preprocessing"):
+        preprocessing = self.preprocessing()
+        if preprocessing is None and summary.get("has_preprocessing"):
             raise DamagedRun(self, PREPROCESSING, "missing (the run wrote one; `rnnrun predict` needs it)")
+        if preprocessing is not None:
+            self._check_fits_its_dataset(preprocessing)
         return self
+
+    def restore_preprocessing(self, dataset, data_name, preprocessing):
+        """`dataset.restore(preprocessing)`, as `rnnrun predict` does before it predicts. A file that is
+        valid JSON but not what the dataset wrote (a key missing, a value of the wrong type) is
+        DamagedRun naming preprocessing.json, the same line for `rnnrun runs` and `rnnrun predict`."""
+        try:
+            dataset.restore(preprocessing)
+        except TinygradRNNError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:  # the file, not the plugin
+            raise DamagedRun(self, PREPROCESSING, f"does not fit dataset {data_name!r} "
+                                                  f"({type(e).__name__}: {e}); not what the run wrote") from None
+        return dataset
+
+    def _check_fits_its_dataset(self, preprocessing):
+        """preprocessing.json restored into a fresh instance of the run's dataset. A dataset that is not
+        registered here (its plugin not loaded) or whose options no longer construct is not judged:
+        those are config.toml's to answer for, and every command that builds the run names them."""
+        from ..registry import datasets
+        from .config import construct
+        config = self.config()
+        name, options = config.get("data"), config.get("data_options", {})
+        if not isinstance(name, str) or name not in datasets or not isinstance(options, dict):
+            return
+        try:
+            dataset = construct(datasets.get(name), "dataset", name, options, seed=config.get("seed", 0))
+        except Exception:  # noqa: BLE001  (a plugin's constructor: judged where the run is built)
+            return
+        try:
+            self.restore_preprocessing(dataset, name, preprocessing)
+        except DamagedRun:
+            raise
+        except Exception:  # noqa: BLE001  (a fault of the plugin, not of the file: predict names it)
+            return
 
     def preprocessing(self):
         """What the run's dataset fitted (preprocessing.json, written by datasets read from a user's
@@ -368,6 +405,13 @@ class Run:
         except DamagedRun as e:
             return f"{e.name}: {e.reason}"
         return None
+
+    def checked_status(self, live_workers=None):
+        """What `rnnrun runs` lists and the Python API's `Run.status` says: `damaged (FILE: reason)`
+        where a file does not read back (verify's one line, as every command that reads the run says
+        it), else status()."""
+        problem = self.check()
+        return f"damaged ({problem})" if problem else self.status(live_workers)
 
     # ---- helpers --------------------------------------------------------------------------------------
     def _read(self, name, mode):

@@ -963,7 +963,7 @@ class SweepPlan:
 def plan_sweep(root, flags, plugins=(), resume_id=None, command="", log=()):
     """Check a sweep's flags (`flags`: DEFINING's values, lists of texts as the command line gives
     them) and every trial's config; make nothing. `plugins`: loaded already, recorded in sweep.toml."""
-    from .app import config_from_flags
+    from .inputs import config_from_flags
     from .experiment import check_all, resolve
     plugins = [plugin_ref(p) for p in plugins]
     if resume_id:

@@ -255,10 +255,43 @@ def _missing_folders(path):
 
 # ---- one trial, and one process's share of the trials -------------------------------------------------
 def make_sampler(job):
+    """This process's sampler, seeded when its first trial starts: --seed plus that trial's number,
+    which the storage hands out once. So two tune commands on one study (or the workers of one) draw
+    with different seeds even when they start together, one `tune --seed S` on a new study draws the
+    same settings every time (its first trial is number 0), and a continued study or a share run again
+    does not replay the draws of the trials already there."""
     optuna = require_optuna()
-    if job["sampler"] == "random":
-        return optuna.samplers.RandomSampler(seed=job["sampler_seed"])
-    return optuna.samplers.TPESampler(seed=job["sampler_seed"], n_startup_trials=STARTUP)
+
+    def seeded(seed):
+        if job["sampler"] == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP)
+
+    class SeededAtFirstTrial(optuna.samplers.BaseSampler):
+        """Optuna's sampler, made at this process's first trial (Optuna calls before_trial first, then
+        the methods below, one trial at a time in a process)."""
+
+        def __init__(self):
+            self.inner = None
+
+        def before_trial(self, study, trial):
+            if self.inner is None:
+                self.inner = seeded(job["sampler_seed"] + trial.number)
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.inner.after_trial(study, trial, state, values)
+
+    return SeededAtFirstTrial()
 
 
 def make_pruner(job):
@@ -338,9 +371,7 @@ def optimize(job, say=None):
     with warnings.catch_warnings():  # "fail_stale_trials is experimental" (since Optuna 2.9)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a dead process's RUNNING trials are failed, not left running
-    # a share run again (its Dask worker lost) or started beside another command must not replay the
-    # draws of the trials already there: its seed moves on with the study
-    study.sampler = make_sampler({**job, "sampler_seed": job["sampler_seed"] + len(study.trials)})
+    study.sampler = make_sampler(job)  # seeded at its first trial: a share run again draws anew
     stop = job.get("stop")
 
     def no_new_trial_once_stopped(study, trial):
@@ -371,9 +402,10 @@ def shares(total, workers):
 def run_study(job, workers=1, client=None, say=None):
     """Add job["trials"] trials to the study: here (one worker), on a spawned pool, or on a Dask cluster.
 
-    Each process gets its share of the trials and a sampler seed of its own, so they do not propose
-    the same settings; the database is what they share. A study in its own folder's SQLite file takes
-    one rnnrun at a time (a second identical command would draw the same settings)."""
+    Each process gets its share of the trials and a sampler seeded at its first trial (see
+    make_sampler), so they do not propose the same settings; the database is what they share. A study
+    in its own folder's SQLite file takes one rnnrun at a time (its folder's .lock); a --storage
+    database takes any number of commands at once."""
     if job["storage"] == storage_url(job["root"], job["study"]):
         with sweeps.folder_lock(job["folder"], f"study {job['study']}"):
             return _run_study(job, workers, client, say)
@@ -383,8 +415,7 @@ def run_study(job, workers=1, client=None, say=None):
 def _run_study(job, workers, client, say):
     if client is not None:
         workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
-    jobs = [{**job, "trials": n, "sampler_seed": job["sampler_seed"] + i}
-            for i, n in enumerate(shares(job["trials"], workers))]
+    jobs = [{**job, "trials": n} for n in shares(job["trials"], workers)]  # each seeded at its first trial
     # the study's loggers (--log): MLflow's parent run, made before any trial looks for it
     watchers = sweeps.group_loggers([{"config": job["base"]}], "tune", job["study"], job["folder"], job["group"],
                                     job["root"], job["definition"])
@@ -558,7 +589,7 @@ def plan_study(root, flags, trials, sampler, pruner, warmup, objective, directio
     """Everything a worker needs to run its share of the study, as plain picklable values, every edge of
     the search checked (names, options, sizes) before any folder exists. `flags`: the axes' values as
     the command line gives them (lists of texts), and reg, schedule, epochs, bidirectional."""
-    from .app import check_runs_dir, config_from_flags
+    from .inputs import check_runs_dir, config_from_flags
     require_optuna()
     for name, value, valid in (("--sampler", sampler, SAMPLERS), ("--pruner", pruner, PRUNERS),
                                ("--objective", objective, tuple(OBJECTIVES))):

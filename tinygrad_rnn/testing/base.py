@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..random import fork_rng
-from ..registry import plugin_options
+from ..registry import plugin_frame, plugin_options, short_path
 
 
 class SkipCheck(Exception):
@@ -47,7 +47,9 @@ def bound_check(plugin, check_name, check, options):
             e.args = (f"{plugin_name(plugin)}: {check_name}: {e}",)
             raise
         except Exception as e:  # a crash inside the plugin is a failed check, not an error of the kit
-            raise AssertionError(f"{plugin_name(plugin)}: {check_name}: raised {type(e).__name__}: {e}") from e
+            frame = plugin_frame(e)  # where in the plugin, as `rnnrun` training names it
+            where = f" ({short_path(frame[0])} line {frame[1]})" if frame else ""
+            raise AssertionError(f"{plugin_name(plugin)}: {check_name}: raised {type(e).__name__}: {e}{where}") from e
     run.__name__ = check_name
     run.__doc__ = check.__doc__
     return run

@@ -76,18 +76,14 @@ def run_row(run):
     """One line of `rnnrun runs` (and its --json): a damaged run keeps what can still be read."""
     row = {"id": run.id, "path": run.path, "cell": None, "data": None, "settings": "", "metric": None,
            "val_metric": None, "test_metric": None, "status": None, "seconds": None, "resume": None}
-    problem = run.check()
-    if problem:
-        row["status"] = f"damaged ({problem})"
+    row["status"] = run.checked_status()
     for read in (_config_part, _summary_part):
         try:
             row.update(read(run))
         except DamagedRun:
             pass
-    if not problem:
-        row["status"] = run.status()
-        if row["status"] in RESUMABLE and run.has_checkpoint():
-            row["resume"] = run.resume_command()
+    if row["status"] in RESUMABLE and run.has_checkpoint():
+        row["resume"] = run.resume_command()
     return row
 
 
