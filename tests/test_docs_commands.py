@@ -218,6 +218,9 @@ def test_python_blocks_of_the_docs_run(name, code, tmp_path, monkeypatch):
     """... and a block whose comments say what it prints (`# → line`, one per printed line) prints that."""
     monkeypatch.chdir(tmp_path)
     os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")  # as for the commands
+    # what the docs print is the tape replayed op by op, with or without the `fast` extra (numba): as
+    # for the quoted console outputs (test_docs_outputs.py), fusion is switched off
+    monkeypatch.setenv("TINYGRAD_RNN_FUSE", "0")
     printed = io.StringIO()
     with restored_registry(), contextlib.redirect_stdout(printed):
         exec(compile(code, name, "exec"), {"__name__": "__doc__"})
