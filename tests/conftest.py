@@ -2,7 +2,7 @@
 import pytest
 
 import early_jobs
-from helpers import restored_registry
+from helpers import load_example_cells, restored_registry
 
 
 @pytest.fixture
@@ -10,6 +10,13 @@ def fresh_registry():
     """Plugins a test loads are forgotten after it, as they would be by a new process."""
     with restored_registry():
         yield
+
+
+@pytest.fixture
+def example_cells(fresh_registry):
+    """mgu from the README (as a user copies it) and indrnn from examples/, as plugin cells: the cells
+    of the compiled path's tests (`pytestmark = pytest.mark.usefixtures("example_cells")`)."""
+    load_example_cells()
 
 
 def pytest_configure(config):

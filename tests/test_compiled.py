@@ -15,16 +15,12 @@ from tinygrad_rnn import DTypeError, Function, Tensor, register_cell, registry
 from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uniform_parameter
 from tinygrad_rnn.tape import ROWS, STEP, TapeSequence
 
-from helpers import load_example_cells, restored_registry, rnnrun
+from helpers import rnnrun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def example_cells():
-    with restored_registry():
-        load_example_cells()
-        yield
+pytestmark = pytest.mark.usefixtures("example_cells")  # mgu and indrnn (tests/conftest.py)
 
 
 def run(cell, path, layers=1, bidirectional=False, lengths=None, training=False, recurrent_dropout=0.0, **options):

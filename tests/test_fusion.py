@@ -10,18 +10,13 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, fusion, registry
 from tinygrad_rnn.nn import Recurrent, compile_cell
 
-from helpers import load_example_cells, restored_registry
 
 pytest.importorskip("numba")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = ["rnn", "rnn:nonlinearity=relu", "lstm", "gru", "gru:variant=cho", "peephole", "mgu", "indrnn"]
 
 
-@pytest.fixture(autouse=True)
-def example_cells():
-    with restored_registry():
-        load_example_cells()
-        yield
+pytestmark = pytest.mark.usefixtures("example_cells")  # mgu and indrnn (tests/conftest.py)
 
 
 def replay(name, fuse, dtype, monkeypatch, bidirectional=False):

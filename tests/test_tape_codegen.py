@@ -11,7 +11,6 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Function, Tensor, register_cell, registry, tape_codegen
 from tinygrad_rnn.nn import Module, Recurrent, compile_cell, uniform_parameter
 
-from helpers import load_example_cells, restored_registry
 from test_zoneout import _rule
 
 CELLS = ["rnn", "rnn:nonlinearity=relu", "lstm", "gru", "gru:variant=cho", "peephole", "mgu", "indrnn", "oddities"]
@@ -64,11 +63,8 @@ class Oddities(Module):
 
 
 @pytest.fixture(autouse=True)
-def example_cells():
-    with restored_registry():
-        load_example_cells()
-        register_cell("oddities")(Oddities)
-        yield
+def oddities(example_cells):  # with mgu and indrnn (tests/conftest.py)
+    register_cell("oddities")(Oddities)
 
 
 def run(name, codegen, fuse, monkeypatch, layers=2, bidirectional=True, lengths=(6, 4, 1), zoneout=False):

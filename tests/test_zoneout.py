@@ -12,18 +12,13 @@ from tinygrad_rnn import Tensor, gradcheck, registry
 from tinygrad_rnn.nn import CompileWarning, Recurrent
 from tinygrad_rnn.tape import TapeSequence
 
-from helpers import load_example_cells, restored_registry, rnnrun
+from helpers import rnnrun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = ["rnn", "lstm", "gru", "peephole", "mgu", "indrnn"]
 
 
-@pytest.fixture(autouse=True)
-def example_cells():
-    """mgu from the README (as a user copies it) and indrnn from examples/, as plugin cells."""
-    with restored_registry():
-        load_example_cells()
-        yield
+pytestmark = pytest.mark.usefixtures("example_cells")  # mgu and indrnn (tests/conftest.py)
 
 
 def zoneout(p=0.3, p_c=None):

@@ -20,19 +20,13 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, backend, fusion, fusion_cupy, registry
 from tinygrad_rnn.nn import CompileWarning, Recurrent, compile_cell
 
-from helpers import load_example_cells, restored_registry
 
 from . import elementwise, standin
 
 CELLS = ["rnn", "rnn:nonlinearity=relu", "lstm", "gru", "gru:variant=cho", "peephole", "mgu", "indrnn"]
 
 
-@pytest.fixture(autouse=True)
-def example_cells():
-    """mgu from the README (as a user copies it) and indrnn from examples/, as plugin cells."""
-    with restored_registry():
-        load_example_cells()
-        yield
+pytestmark = pytest.mark.usefixtures("example_cells")  # mgu and indrnn (tests/conftest.py)
 
 
 def layer_run(name, fuse, dtype, where, monkeypatch, zoneout=None, lengths=(6, 4, 1), syncs=None):
