@@ -16,7 +16,7 @@ costs about half a second, which a run without these cells should not pay. The f
 plain Python until then (readable, and runnable as a slow reference).
 
 Gate layouts are the fused files': a step's gates are (N, G, H), the pre-activations of the sigmoid
-gates already halved (sigmoid(x) = 1/2 + tanh(x/2)/2, the 1/2 folded into the weights); after the
+gates already halved (sigmoid(x) = 1/2 + tanh(x/2)/2, the x/2 folded into a copy of the weights); after the
 forward step they hold the gate values, which the backward step reads. Each loop computes one or two
 quantities: LLVM vectorises a loop that touches a few arrays (16 floats at a time) and gives up on one
 that reads and writes seven (measured: 10x slower).
