@@ -131,17 +131,25 @@ def test_the_input_projection_is_hoisted_out_of_the_loop():
     assert "Linear" in [e.cls.__name__ for e in tape.entries if e.where is STEP]
 
 
-class BatchCentred(Module):
-    """A cell whose input step mixes the batch (x minus its batch mean): hoisting it over all steps'
-    rows at once would be wrong, so it must stay in the loop."""
+class InputWeightCell(Module):
+    """One input weight and a state h of hidden_size zeros: what the test cells below share; each says
+    only its own forward."""
 
     def __init__(self, input_size, hidden_size):
         self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
         self.hidden_size = hidden_size
 
     def initial_state(self, batch_size):
         return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
+
+
+class BatchCentred(InputWeightCell):
+    """A cell whose input step mixes the batch (x minus its batch mean): hoisting it over all steps'
+    rows at once would be wrong, so it must stay in the loop."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
 
     def forward(self, x, state):
         (h,) = state
@@ -193,15 +201,8 @@ def test_the_backward_shortcuts_agree_with_the_ops_own(layers, bidirectional, le
     assert_same(compiled, composed)
 
 
-class Branching(Module):
+class Branching(InputWeightCell):
     """Chooses its op by looking at a value: the tape of one step would be wrong for another."""
-
-    def __init__(self, input_size, hidden_size):
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.hidden_size = hidden_size
-
-    def initial_state(self, batch_size):
-        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
 
     def forward(self, x, state):
         (h,) = state
@@ -221,15 +222,8 @@ def test_a_cell_that_branches_on_values_is_detected_and_runs_composed_with_one_w
     assert_same(compiled, composed)
 
 
-class RandomInsideForward(Module):
+class RandomInsideForward(InputWeightCell):
     """Zoneout written the way that cannot compile: the mask drawn inside forward, a new one each step."""
-
-    def __init__(self, input_size, hidden_size):
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.hidden_size = hidden_size
-
-    def initial_state(self, batch_size):
-        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
 
     def forward(self, x, state):
         (h,) = state
@@ -269,14 +263,7 @@ class Scale(Function):
         return grad * w, (grad * x).sum(axis=0)
 
 
-class NewParameterEachStep(Module):
-    def __init__(self, input_size, hidden_size):
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.hidden_size = hidden_size
-
-    def initial_state(self, batch_size):
-        return (Tensor(np.zeros((batch_size, self.hidden_size), self.weight_ih.dtype)),)
-
+class NewParameterEachStep(InputWeightCell):
     def forward(self, x, state):
         (h,) = state
         gain = Tensor(np.ones(self.hidden_size, h.dtype), requires_grad=True)  # not the cell's parameter
