@@ -574,9 +574,10 @@ class TapeSequence(Function):
         out = xp.empty((N, T) + tape.values[tape.h].shape[1:], x.dtype)  # written as out[:, t]: no copy after
         code = plan.code(keep, m is not None)
         run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
-        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
+        current, steps, deferred_rows = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
         if keep:
             ctx.save_for_backward(static, rows, steps)
+            ctx.deferred_rows = deferred_rows
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
@@ -611,10 +612,13 @@ class TapeSequence(Function):
                 e = program.step[i]
                 batched = e.cls()
                 batched.needs_input_grad = (False,) + plan.needs[e][1:]
-                inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
-                    [c[i].saved_tensors[0] for c in steps]
-                rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
-                batched.saved_tensors = (xp.concatenate(inputs, out=rows_in), ctx.slots[e.args[1]])  # (no page faults)
+                rows_in = ctx.deferred_rows.get(i)  # the forward's buffer of the state, when it holds them in order
+                if rows_in is None:
+                    inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
+                        [c[i].saved_tensors[0] for c in steps]
+                    rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
+                    xp.concatenate(inputs, out=rows_in)  # (into a reused array: no page faults)
+                batched.saved_tensors = (rows_in, ctx.slots[e.args[1]])
                 for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
                     if g is not None and need:
                         _accumulate(static_grads, a, g)
@@ -682,7 +686,7 @@ def _forward_steps(program, plan, keep, xp, T, N, slots, current, m, keep_old, o
             current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
     for s, a in full:  # the hoisted arrays back in their slots, as the backward reads them
         slots[s] = a
-    return current, steps
+    return current, steps, {}
 
 
 def _backward_steps(program, plan, xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, deferred,

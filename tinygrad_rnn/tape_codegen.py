@@ -84,6 +84,8 @@ class StepCode:
             raise Unsupported("a step without state")
         self.saved = []  # the step's locals the backward reads, kept per step as one tuple
         self.deferred_at = {}  # index of a deferred entry → position of its input rows in that tuple
+        self.deferred_rows = {}  # index of a deferred entry → the buffer already holding its input rows
+        self.buffers = {}  # slot → the forward's array for that slot at every step (see _target)
         self.kinds = {i: self._kind(i, e) for i, e in enumerate(program.step)}
         forward = self._forward()
         backward = self._backward() if keep else []
@@ -140,6 +142,7 @@ class StepCode:
             head.append("    dot = xp.dot")
         state = ", ".join(self.name(s) for s in tape.state_in)
         head.append(f"    {state}, = current")
+        self._buffers(head)
         for i, e in enumerate(program.step):
             body += self._forward_op(i, e, head)
         if self.keep:  # before the state locals below are rebound to the next step's
@@ -149,14 +152,53 @@ class StepCode:
         if self.masked:  # padding keeps the old state and outputs zeros
             body.append(f"        xp.multiply({h}, m[t], out=out[t])")
             new = [f"{n} * m[t] + {self.name(s)} * keep_old[t]" for n, s in zip(new, tape.state_in)]
-        else:  # the outputs are copied into place in one call after the loop
+        elif tape.h not in self.buffers:  # the outputs are copied into place in one call after the loop
             body.append(f"        outputs.append({h})")
         body.append(f"        {state}, = {', '.join(new)},")
         lines = head + ["    steps, outputs = [], []", "    for t in range(T):", "        lo = t * N; hi = lo + N"] + body
-        if not self.masked:
+        if tape.h in self.buffers and not self.masked:  # every step wrote its h there: one copy, time-major
+            buf, first = self.buffers[tape.h]
+            lines.append(f"    out[...] = {buf}{'[1:]' if first else ''}")
+        elif not self.masked:
             lines.append("    xp.stack(outputs, axis=1, out=out.swapaxes(0, 1))")
-        lines.append(f"    return [{state}], steps")
+        rows = ", ".join(f"{i}: {b}" for i, b in self.deferred_rows.items())
+        final = ", ".join(f"{self.name(s)}.copy()" if o in self.buffers else self.name(s)  # (not a view that
+                          for s, o in zip(tape.state_in, tape.state_out))               # holds the buffer)
+        lines.append(f"    return [{final}], steps, {{{rows}}}")
         return lines
+
+    def _buffers(self, head):
+        """One array per call for each output of the step's products and fused kernels, (T, ...) with step
+        t's value at [t]: the product and the kernel write into it (`out=`), no array is made per step,
+        and h is copied out in one call at the end. The state the step returns gets (T + 1, ...), the
+        initial state at [0]: then a deferred product whose input is that state finds its T*N input rows
+        there, in order, instead of gathering them from the steps after the loop."""
+        tape, state_of = self.tape, dict(zip(self.tape.state_out, self.tape.state_in))
+        for i, e in enumerate(self.program.step):
+            if self.kinds[i] not in ("product", "fused") or self.kinds[i] == "fused" and \
+                    getattr(e.cls, "forward_into", None) is None:
+                continue
+            for o, (shape, dtype) in zip(e.outs, e.shapes):
+                if o in self.buffers or len(shape) < 1:
+                    continue
+                dt = self.bind(f"dtype_out{o}", dtype)
+                if o in state_of and not self.masked and o not in self.buffers:
+                    head.append(f"    S{o} = xp.empty((T + 1,) + {tuple(shape)!r}, {dt}); S{o}[0] = {self.name(state_of[o])}")
+                    self.buffers[o] = (f"S{o}", True)
+                else:
+                    head.append(f"    P{o} = xp.empty((T,) + {tuple(shape)!r}, {dt})")
+                    self.buffers[o] = (f"P{o}", False)
+        for i, e in enumerate(self.program.step):  # a deferred product of the state: its rows are S[:-1]
+            if self.kinds[i] == "product" and self.keep:
+                a = e.args[0]
+                made = next((o for o, s in state_of.items() if s == a), None)
+                if made is not None and made in self.buffers and self.buffers[made][1]:
+                    self.deferred_rows[i] = f"S{made}[:-1].reshape((T * N,) + S{made}.shape[2:])"
+
+    def _target(self, slot):
+        """Where step t writes `slot`: its row of the call's buffer (see _buffers)."""
+        buf, first = self.buffers[slot]
+        return f"{buf}[t + 1]" if first else f"{buf}[t]"
 
     def _forward_op(self, i, e, head):
         kind, args = self.kinds[i], [self.name(a) for a in e.args]
@@ -167,7 +209,9 @@ class StepCode:
             right = f"right{i}"
             weight = args[1] + (".T" if e.cls is _ops.Linear else "")
             head.append(f"    {right} = xp.ascontiguousarray({weight})")
-            line = [f"        {self.name(e.outs[0])} = dot({args[0]}, {right}){label}"]
+            out = self.name(e.outs[0])
+            line = [f"        {out} = dot({args[0]}, {right}, out={self._target(e.outs[0])}){label}"
+                    if e.outs[0] in self.buffers else f"        {out} = dot({args[0]}, {right}){label}"]
             if e.cls is _ops.Linear and len(args) > 2 and self.tape.values[e.args[2]] is not None:
                 # the bias laid out once as N full rows: a same-shape add costs half of a broadcast one
                 # (measured, 16x256 float32 with one thread: 0.9 against 1.8 us a step)
@@ -182,6 +226,11 @@ class StepCode:
             self.bind(f"fused{i}_backward", backward)
             for a in args:
                 self._save(a)
+            if all(o in self.buffers for o in e.outs):
+                into = self.bind(f"fused{i}_forward_into", e.cls.forward_into)
+                targets = [self._target(o) for o in e.outs]
+                return [f"        {outs}= {', '.join(targets)},",
+                        f"        {into}({', '.join(args)}, {outs[:-2]}){label}"]
             return [f"        {outs}= {kernel}({', '.join(args)}){label}"]
         if kind == "binary":
             if e.cls is _ops.Mul:
