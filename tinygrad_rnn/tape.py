@@ -287,9 +287,10 @@ class Program:
 
     def __init__(self, tape, fuse=False):
         self.tape = tape
-        self.static = [e for e in tape.entries if e.where is STATIC]
-        self.rows = [e for e in tape.entries if e.where is ROWS]
-        self.step = [e for e in tape.entries if e.where is STEP]
+        entries = _as_linear(tape)
+        self.static = [e for e in entries if e.where is STATIC]
+        self.rows = [e for e in entries if e.where is ROWS]
+        self.step = [e for e in entries if e.where is STEP]
         where = [CONST] * len(tape.values)
         where[0] = ROWS
         for s in tape.state_in:
@@ -373,6 +374,45 @@ class Plan:
             except tape_codegen.Unsupported:
                 self.codes[key] = None
         return self.codes[key]
+
+
+def _as_linear(tape):
+    """The tape's entries with `x @ W.T` (+ b) written as ops folded into one `Linear(x, W[, b])` entry:
+    a `Transpose` of a parameter read only by `MatMul`s becomes their weight, and a hoisted product's
+    bias `Add` (of a parameter row) its bias. The same arithmetic (ops.Linear is x W^T + b), without the
+    transpose's and the add's forward and backward calls each sequence, and the shape a deferred
+    product's weight gradient takes anyway. The tape itself is left as recorded (still_holds compares
+    against it); only the replay runs the folded entries."""
+    values, kind = tape.values, tape.kind
+    readers = collections.Counter(a for e in tape.entries for a in e.args)
+    readers.update([tape.h, *tape.state_out])
+    transposed = {e.outs[0]: e.args[0] for e in tape.entries
+                  if e.cls is _ops.Transpose and e.where is STATIC and len(e.args) == 2 and not e.kwargs
+                  and kind[e.args[0]] == "param" and getattr(values[e.args[0]], "ndim", 0) == 2
+                  and kind[e.args[1]] == "value" and tuple(values[e.args[1]]) in ((1, 0), (-1, -2))}
+    made = {}  # slot → the Linear entry that makes it
+    entries = []
+    for e in tape.entries:
+        if e.cls is _ops.MatMul and not e.kwargs and len(e.args) == 2 and e.args[1] in transposed and \
+                getattr(values[e.args[0]], "ndim", 0) == 2:
+            e = _entry_like(e, _ops.Linear, (e.args[0], transposed[e.args[1]]))
+            made[e.outs[0]] = e
+        elif e.cls is _ops.Add and not e.kwargs and e.where is ROWS and e.args[0] in made and \
+                readers[e.args[0]] == 1 and kind[e.args[1]] == "param" and \
+                getattr(values[e.args[1]], "shape", None) == values[e.args[0]].shape[-1:]:
+            linear = made.pop(e.args[0])
+            entries.remove(linear)
+            e = _entry_like(e, _ops.Linear, linear.args + (e.args[1],))
+        entries.append(e)
+    still_read = {a for e in entries for a in e.args} | {tape.h, *tape.state_out}
+    return [e for e in entries if not (e.cls is _ops.Transpose and e.outs[0] in transposed
+                                       and e.outs[0] not in still_read)]
+
+
+def _entry_like(e, cls, args):
+    made = Entry(cls, args, {}, e.outs, e.shapes)
+    made.where = e.where
+    return made
 
 
 def _fused(step, tape):
