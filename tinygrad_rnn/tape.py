@@ -615,10 +615,10 @@ class TapeSequence(Function):
         out = xp.empty((N, T) + tape.values[tape.h].shape[1:], x.dtype)  # written as out[:, t]: no copy after
         code = plan.code(keep, m is not None)
         run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
-        current, steps, deferred_rows = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
+        current, steps, *rows_of = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
         if keep:
             ctx.save_for_backward(static, rows, steps)
-            ctx.deferred_rows = deferred_rows
+            ctx.deferred_rows = rows_of[0] if rows_of else {}  # deferred products' input rows, laid out already
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
@@ -727,7 +727,7 @@ def _forward_steps(program, plan, keep, xp, T, N, slots, current, m, keep_old, o
             current = [n * m[t] + o * keep_old[t] for n, o in zip(new, current)]
     for s, a in full:  # the hoisted arrays back in their slots, as the backward reads them
         slots[s] = a
-    return current, steps, {}
+    return current, steps
 
 
 def _backward_steps(program, plan, xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, deferred,

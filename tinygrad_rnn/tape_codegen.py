@@ -164,7 +164,7 @@ class StepCode:
         rows = ", ".join(f"{i}: {b}" for i, b in self.deferred_rows.items())
         final = ", ".join(f"{self.name(s)}.copy()" if o in self.buffers else self.name(s)  # (not a view that
                           for s, o in zip(tape.state_in, tape.state_out))               # holds the buffer)
-        lines.append(f"    return [{final}], steps, {{{rows}}}")
+        lines.append(f"    return [{final}], steps" + (f", {{{rows}}}" if rows else ""))
         return lines
 
     def _buffers(self, head):
