@@ -7,20 +7,27 @@ two things are watched between calls:
 - the cell's own state, `plain_state(cell)`: part of the key tapes are kept under, so a change to it
   picks (or traces) another tape;
 - what the step reads from outside the cell: found once per tape by reading the code (`Watch`), as
-  torch.compile's guards are. From the cell's (and its sub-modules') `forward`, the names its bytecode
-  loads are resolved in its module (`GAIN`, `SETTINGS`, `np`), in its class and in its closures; for a
-  module or class among them, the attributes the code names (`config.SCALE`); for a function or method
-  among them, the same again in its own code, and in the code of lambdas and comprehensions inside.
-  The engine's own modules (tinygrad_rnn.*) and NumPy's are not read: what they hold is in the key.
+  torch.compile's guards are. Starting from the `forward` of the cell and its sub-modules, every
+  function read has the names its bytecode loads (co_names) looked up in its module (`GAIN`, `np`),
+  and its closure, defaults and attributes watched. The classes and modules met on the way (the
+  cell's own, a helper object's, `config` of `config.SCALE`) are *holders*: what they hold under any
+  name the code loads is watched, and followed in turn: functions and methods (every definition
+  along a class's MRO, for super()), a class's special methods (Python calls `__call__` without
+  the code naming it), containers and objects (a callable object's own state too, which
+  plain_state counts by identity). The engine's modules are not read (what they hold is in the key),
+  nor is the code of the standard library and NumPy.
 
-Before each sequence the watched values are compared with what they were at tracing, which costs a
-few microseconds where recording a step again costs 60-130 (tape.still_holds). The watch is a fast
-path, not the judge: when a watched value differs, or when the code reads in a way that cannot be
-followed by names (`getattr(obj, name)` with a computed name, `eval`, `globals()`, a parameter held
-outside the cell), one step is recorded again and compared with the tape, as every call did before.
+Before each sequence the watched values' summaries are compared with what they were at tracing,
+which costs 3 to 15 microseconds for the built-in cells where recording a step again costs 60 to 130
+(tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or when
+the watch is incomplete (code that reads what names do not show: `getattr` with a computed name,
+`eval`, a module's `__getattr__`; an object whose state is not all in its __dict__: a partial, a
+lock, a class with __slots__ or written in C; more than it is worth watching), one step is recorded
+again and compared with the tape, as every call did before.
 """
 import builtins
 import hashlib
+import sys
 import types
 
 import numpy as np
@@ -42,7 +49,7 @@ def plain_state(value, _seen=None):
         if value.requires_grad:
             return ("parameter", value.shape, value.dtype)
         value = value.data
-    if hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape"):
+    if _has(value, "__array__") and _has(value, "dtype") and _has(value, "shape"):
         data = np.ascontiguousarray(backend_to_numpy(value))
         return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
     if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
@@ -53,13 +60,15 @@ def plain_state(value, _seen=None):
     if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
         return ("seen", id(value))
     if isinstance(value, (list, tuple, dict)) or _is_module(value) or \
-            hasattr(value, "__dict__") and not callable(value):
+            _has(value, "__dict__") and not callable(value):
         seen.add(id(value))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
+    if isinstance(value, (set, frozenset)):  # by value: sorted, as their order is not theirs
+        return (type(value).__name__, tuple(sorted((plain_state(v, seen) for v in value), key=repr)))
     if isinstance(value, dict):
         return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
-    if _is_module(value) or hasattr(value, "__dict__") and not callable(value):
+    if _is_module(value) or _has(value, "__dict__") and not callable(value):
         return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
     try:  # a function, a class, an enum member: by identity (hash), as the tape called it
         hash(value)
@@ -70,8 +79,24 @@ def plain_state(value, _seen=None):
 
 def _is_module(value):
     """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
-    return (not isinstance(value, type) and callable(getattr(value, "named_parameters", None))
-            and hasattr(value, "__dict__"))
+    return (not isinstance(value, type) and _has(value, "__dict__")
+            and callable(_get(value, "named_parameters")))
+
+
+def _has(value, name):
+    """hasattr that a __getattr__ raising something else than AttributeError (a dict-backed config's
+    KeyError) cannot break."""
+    try:
+        return hasattr(value, name)
+    except Exception:
+        return False
+
+
+def _get(value, name):
+    try:
+        return getattr(value, name, None)
+    except Exception:
+        return None
 
 
 def _engine(globals_):
@@ -83,20 +108,23 @@ def _engine(globals_):
 class Watch:
     """The values a cell's step reads from outside the cell (see the module docstring), as they were."""
 
+    LIMIT = 400  # values watched at most: past that, comparing them would cost what recording a step does
+
     def __init__(self, cell):
         self.reads = {}  # key → a function that reads the value now
         self.complete = True
+        self.names = set()  # every name the code read so far loads: what it can reach on a class or module
+        self._holders = []  # (class or module, names looked up in it so far)
         self._codes, self._functions, self._values = set(), set(), set()
         modules = _modules_of(cell)
         self._values.update(id(m) for m in modules)
-        for module in modules:
-            cls = type(module)
-            forward = getattr(cls, "forward", None)
-            if isinstance(forward, types.FunctionType):
-                self._function(forward, classes=[cls])
-            for value in vars(module).values():  # functions it holds (self.activation = my_act), and so on
-                self._follow(value, (), (), 1)
-        self.seen = self.now()
+        for module in modules:  # its class (forward, and what the code names: self.helper, super().forward)
+            self._holder(type(module), implicit=("forward",))
+            for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
+                self._follow(value, 1)
+        if len(self.reads) > self.LIMIT:
+            self.complete = False
+        self.seen = self.now() if self.complete else ()
 
     def now(self):
         """The watched values' summaries, in a fixed order."""
@@ -108,91 +136,172 @@ class Watch:
 
     def refresh(self):
         """Take the watched values as they are now (after a recorded step showed the tape still holds)."""
-        self.seen = self.now()
+        if self.complete:
+            self.seen = self.now()
 
     # ---- finding what the code reads -----------------------------------------------------------------
-    def _function(self, fn, classes=()):
-        fn = getattr(fn, "__func__", fn)  # a bound method, a classmethod or staticmethod's function
-        if not isinstance(fn, types.FunctionType) or id(fn) in self._functions or _engine(fn.__globals__):
+    def _holder(self, holder, implicit=()):
+        """A class or module the step reaches: what it holds under any name the code loads (now or once
+        more code is read) is watched as it resolves now, and followed. A class's every definition of
+        such a name along its MRO is followed (super() reaches the overridden ones), and its special
+        methods (__call__, __mul__, ...) are read as Python calls them without naming them."""
+        if id(holder) in self._values:
+            return
+        self._values.add(id(holder))
+        entry = [holder, set()]
+        self._holders.append(entry)
+        extra = set(implicit)
+        if isinstance(holder, type):
+            extra |= {n for c in holder.__mro__ if not _library(getattr(c, "__module__", ""))
+                      for n, v in vars(c).items() if n.startswith("__") and n.endswith("__") and n not in _NOT_RUN
+                      and isinstance(v, (types.FunctionType, staticmethod, classmethod))}
+        elif "__getattr__" in vars(holder):  # PEP 562: names served by a function, from anywhere
+            self.complete = False
+        self._look_up(entry, self.names | extra)
+
+    def _look_up(self, entry, names):
+        holder, done = entry
+        chain = holder.__mro__ if isinstance(holder, type) else (holder,)
+        chain = [c for c in chain if c is holder or not _library(getattr(c, "__module__", ""))]
+        for name in names - done:
+            done.add(name)
+            found = [vars(c)[name] for c in chain if name in vars(c)]
+            if found:
+                self._watch(("attr", id(holder), name), lambda h=holder, n=name: _get_or_missing(h, n))
+                for value in found:
+                    self._follow(value, 1)
+
+    def _function(self, fn):
+        if not isinstance(fn, types.FunctionType) or id(fn) in self._functions or \
+                _library(fn.__globals__.get("__name__", "")):
             return
         self._functions.add(id(fn))
-        self._watch(("defaults", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__))
-        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        # its defaults and its own attributes (fn.gain = 0.5) are read when it runs
+        self._watch(("function", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__, vars(fn)))
+        for value in (fn.__defaults__ or ()) + tuple((fn.__kwdefaults__ or {}).values()) + tuple(vars(fn).values()):
+            self._follow(value, 1)
+        for cell in fn.__closure__ or ():
             self._watch(("closure", id(cell)), lambda cell=cell: _contents(cell))
-            self._follow(_contents(cell), fn.__code__.co_names)
-        self._code(fn.__code__, fn.__globals__, classes)
+            self._follow(_contents(cell), 1)
+        self._code(fn.__code__, fn.__globals__)
 
-    def _code(self, code, globals_, classes):
+    def _code(self, code, globals_):
         if id(code) in self._codes:
             return
         self._codes.add(id(code))
-        names = code.co_names
-        for name in names:
+        names = set(code.co_names)
+        new = names - self.names
+        self.names |= new
+        for name in sorted(names):
             if name in globals_:
                 self._watch(("global", id(globals_), name), lambda g=globals_, n=name: g.get(n, MISSING))
-                self._follow(globals_[name], names)
+                self._follow(globals_[name], 0)
             elif name in DYNAMIC and hasattr(builtins, name):
                 self.complete = False
-            for cls in classes:  # self.helper(...), self.SCALE: what the cell's class holds by that name
-                if any(name in vars(c) for c in cls.__mro__ if c is not object):
-                    self._watch(("class", id(cls), name), lambda c=cls, n=name: getattr(c, n, MISSING))
-                    self._follow(getattr(cls, name, None), names, classes)
+        if new:  # classes and modules met before may hold these names
+            for entry in list(self._holders):
+                self._look_up(entry, new)
         for const in code.co_consts:  # lambdas, comprehensions and functions defined inside
             if isinstance(const, types.CodeType):
-                self._code(const, globals_, classes)
+                self._code(const, globals_)
 
-    def _follow(self, value, names=(), classes=(), depth=0):
+    def _follow(self, value, depth):
         """A value the code can reach: a function's code is read in turn (its module's names, its closure,
-        its defaults); a module's or class's attributes that the code names are watched and followed;
-        containers and plain objects are followed into (their values are in the summaries already).
-        A callable the watch cannot read (a partial, an object with __call__) or a parameter outside the
-        cell makes it incomplete."""
+        its defaults, its attributes); a module or class is a holder (_holder); containers and objects
+        are followed into, an object's class is a holder too (their values are in the summaries
+        already; a callable object's own state is watched, as plain_state counts it by identity). What
+        cannot be read by names (a partial, an object with __slots__ or of the standard library, a
+        parameter outside the cell) makes the watch incomplete."""
+        if len(self.reads) > self.LIMIT:
+            self.complete = False
+            return
         if isinstance(value, (Tensor, np.ndarray, np.generic, str, bytes, int, float, complex, type(None),
-                              types.BuiltinFunctionType, np.ufunc)) or id(value) in self._values:
-            if isinstance(value, Tensor) and value.requires_grad and depth == 0 and not classes:
+                              types.BuiltinFunctionType, np.ufunc, np.dtype)):
+            if isinstance(value, Tensor) and value.requires_grad and depth == 0:
                 self.complete = False  # a parameter held outside the cell: its values are in no summary
             return
-        self._values.add(id(value))
-        if depth > 6:  # deeper than the watch looks: let the recorded step judge
+        if id(value) in self._values:
+            return
+        if depth > 8:  # deeper than the watch looks: let the recorded step judge
             self.complete = False
-        elif isinstance(value, types.FunctionType):
-            self._function(value, classes)
+            return
+        if isinstance(value, type):
+            if not _library(getattr(value, "__module__", "")):
+                self._holder(value)
+            return
+        if isinstance(value, types.ModuleType):  # a library's too (os.environ, np.pi): not the engine's
+            if value.__name__.partition(".")[0] != "tinygrad_rnn":
+                self._holder(value)
+            return
+        self._values.add(id(value))
+        if isinstance(value, types.FunctionType):
+            self._function(value)
         elif isinstance(value, (types.MethodType, staticmethod, classmethod)):
-            self._function(value.__func__, classes)
-            self._follow(getattr(value, "__self__", None), names, (), depth + 1)
-        elif isinstance(value, (types.ModuleType, type)):
-            if _engine(vars(value) if isinstance(value, types.ModuleType) else
-                       {"__name__": getattr(value, "__module__", "")}):
-                return
-            for name in names:
-                holder = next((c for c in ((value,) if isinstance(value, types.ModuleType) else value.__mro__)
-                               if name in vars(c)), None)
-                if holder is not None and holder is not object:
-                    self._watch(("attr", id(value), name), lambda v=value, n=name: getattr(v, n, MISSING))
-                    self._follow(vars(holder)[name], names, (), depth + 1)
+            self._function(value.__func__)
+            self._follow(getattr(value, "__self__", None), depth + 1)
+        elif isinstance(value, property):
+            for fn in (value.fget, value.fset, value.fdel):
+                self._follow(fn, depth + 1)
         elif isinstance(value, (list, tuple, set, frozenset)):
             for item in value:
-                self._follow(item, names, (), depth + 1)
+                self._follow(item, depth + 1)
         elif isinstance(value, dict):
             for item in value.values():
-                self._follow(item, names, (), depth + 1)
-        elif _is_module(value):  # a module outside the cell's own: its forward and what it holds
-            forward = getattr(type(value), "forward", None)
-            if isinstance(forward, types.FunctionType):
-                self._function(forward, [type(value)])
+                self._follow(item, depth + 1)
+        elif not _state_in_dict(value):
+            self.complete = False  # a partial, a C object, an object with __slots__: opaque to names
+        elif _library(getattr(type(value), "__module__", "")):
+            pass  # a library's object (os.environ): its state is in its summary, its code is not the cell's
+        else:  # an object: its class is a holder; what it holds is followed
+            self._holder(type(value), implicit=("forward",) if _is_module(value) else ())
+            if callable(value) and not _is_module(value):  # plain_state counts a callable by identity
+                self._watch(("vars", id(value)), lambda v=value: vars(v))
             for item in vars(value).values():
-                self._follow(item, names, (), depth + 1)
-        elif callable(value) or not hasattr(value, "__dict__"):
-            self.complete = False  # a partial, a callable object, an object with __slots__: opaque to names
-        else:
-            for item in vars(value).values():
-                self._follow(item, names, (), depth + 1)
+                self._follow(item, depth + 1)
 
     def _watch(self, key, read):
         if key not in self.reads:
             self.reads[key] = read
             if _holds_parameter(_summary(read())):  # its values are not in any summary: cannot be watched
                 self.complete = False
+
+
+# special methods that do not run in a step (or are the object's identity, which the summaries hold)
+_NOT_RUN = {"__init__", "__new__", "__init_subclass__", "__repr__", "__str__", "__format__", "__module__",
+            "__doc__", "__dict__", "__weakref__", "__qualname__", "__annotations__", "__slots__",
+            "__firstlineno__", "__static_attributes__", "__class_getitem__", "__del__", "__reduce__",
+            "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
+
+
+def _get_or_missing(holder, name):
+    try:
+        return getattr(holder, name)
+    except Exception:  # (AttributeError, or a __getattr__ that raises something else)
+        return MISSING
+
+
+def _library(module_name):
+    """Code of the engine, NumPy, Python itself or its standard library: what it holds is not the cell's
+    (the key watches the engine's state); following it would only make the watch slow."""
+    top = (module_name or "").partition(".")[0]
+    return top in ("tinygrad_rnn", "numpy", "builtins") or top in sys.stdlib_module_names
+
+
+def _state_in_dict(value):
+    """An object whose state is all in its __dict__ (so in its summary): every class of it, but object, is
+    written in Python without __slots__. (A class written in C, as functools.partial's or a lock's, keeps
+    its state in fields no summary reads; its dict holds descriptors of them.)"""
+    return _has(value, "__dict__") and all(_pure_python(c) for c in type(value).__mro__ if c is not object)
+
+
+_C_DESCRIPTORS = (types.WrapperDescriptorType, types.MethodDescriptorType, types.MemberDescriptorType,
+                  types.ClassMethodDescriptorType, types.BuiltinFunctionType)
+
+
+def _pure_python(cls):
+    return "__slots__" not in vars(cls) and not any(
+        isinstance(v, _C_DESCRIPTORS) or isinstance(v, types.GetSetDescriptorType) and n not in ("__dict__", "__weakref__")
+        for n, v in vars(cls).items())
 
 
 def _modules_of(cell):
