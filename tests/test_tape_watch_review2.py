@@ -6,6 +6,7 @@ Every case here was missed by the watch on gap3 (f6b8975): the watch was complet
 after the change, so no step was recorded and the stale tape ran. None of them is in
 tests/test_tape_watch.py or tests/test_tape_watch_review.py.
 """
+import builtins
 import functools
 import sys
 import textwrap
@@ -234,6 +235,24 @@ class ShadowedBuiltin(Base):
     forward = shadow.step
 
 
+# ---- 10. a builtin patched on the builtins module (_code: a builtin name is not watched at all) ------------
+class CallsBuiltin(Base):
+    def forward(self, x, state):
+        h = (self.pre(x, state) * max(0.5, 1.0)).tanh()
+        return h, (h,)
+
+
+# ---- 11. np.frompyfunc of a user function (_follow returns at once for an np.ufunc) ------------------------
+UFUNC_GAIN = 1.0
+GAIN_UFUNC = np.frompyfunc(lambda v: v * UFUNC_GAIN, 1, 1)
+
+
+class CallsFrompyfunc(Base):
+    def forward(self, x, state):
+        h = (self.pre(x, state) * float(GAIN_UFUNC(1.0))).tanh()
+        return h, (h,)
+
+
 MISSED = {
     "import inside forward": (ImportsInForward, set_attr(lazy_cfg, "GAIN", 0.1), set_attr(lazy_cfg, "GAIN", 1.0)),
     "from-import inside forward": (ImportsFromInForward, set_attr(lazy_cfg, "GAIN", 0.1),
@@ -256,9 +275,35 @@ MISSED = {
     "importlib.import_module": (ImportlibModule, set_attr(dyn_cfg, "GAIN", 0.1), set_attr(dyn_cfg, "GAIN", 1.0)),
     "a module global shadowing a builtin, defined later": (
         ShadowedBuiltin, set_attr(shadow, "abs", lambda v: 0.1), del_attr(shadow, "abs")),
+    "a builtin patched on the builtins module": (  # (only for this call: pytest's own reports call max too)
+        CallsBuiltin, set_attr(builtins, "max", lambda *a, _max=max, **k: 0.1 if a == (0.5, 1.0) else _max(*a, **k)),
+        set_attr(builtins, "max", max)),
+    "np.frompyfunc of a user function": (CallsFrompyfunc, lambda: globals().__setitem__("UFUNC_GAIN", 0.1),
+                                         lambda: globals().__setitem__("UFUNC_GAIN", 1.0)),
 }
 
 
 @pytest.mark.parametrize("case", sorted(MISSED))
 def test_a_change_the_watch_missed_is_caught(case):
     check(*MISSED[case])
+
+
+# ---- building the watch raises where compiling did not before it --------------------------------------------
+def test_a_cell_reading_a_torch_tensor_from_outside_compiles():
+    """plain_state (tape_watch.py line 53) gives any value with __array__, dtype and shape to
+    backend.to_numpy, which calls .get() on what is not NumPy's: a torch.Tensor the step reads from outside
+    the cell (a module global or, here, a closure variable: a reference weight, say) makes Watch(cell) raise AttributeError ('Tensor' object has no attribute 'get')
+    inside compile_cell(cell).sequence; before the watch (57d0a8d^) the same cell compiled. (A pandas Series
+    raises TypeError the same way.)"""
+    torch = pytest.importorskip("torch")
+    reference = torch.ones(3, dtype=torch.float64)
+
+    class ReadsTorchGlobal(Base):
+        def forward(self, x, state):
+            h = (self.pre(x, state) * Tensor(reference.numpy())).tanh()
+            return h, (h,)
+
+    tg.manual_seed(0)
+    cell = ReadsTorchGlobal().to(dtype=np.float64)
+    compiled, composed = compiled_and_composed(cell, Tensor(np.random.default_rng(1).standard_normal((3, 6, 2))))
+    np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
