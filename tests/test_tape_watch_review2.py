@@ -4,9 +4,12 @@ Each case: a cell whose forward reads something from outside its own plain state
 a change to that thing, and a second compiled call that must equal the composed unroll in float64.
 Every case here was missed by the watch on gap3 (f6b8975): the watch was complete and said unchanged()
 after the change, so no step was recorded and the stale tape ran. None of them is in
-tests/test_tape_watch.py or tests/test_tape_watch_review.py.
+tests/test_tape_watch.py or tests/test_tape_watch_review.py. Two more tests at the end: building the watch
+raises for a torch tensor read from outside the cell (it compiled before the watch), and a cell choosing
+by an Enum member leaves the watch incomplete (a step recorded before every compiled sequence).
 """
 import builtins
+import enum
 import functools
 import sys
 import textwrap
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
-from tinygrad_rnn import Tensor
+from tinygrad_rnn import Tensor, tape
 from tinygrad_rnn.nn import Module, compile_cell, uniform_parameter, unroll
 
 
@@ -307,3 +310,36 @@ def test_a_cell_reading_a_torch_tensor_from_outside_compiles():
     cell = ReadsTorchGlobal().to(dtype=np.float64)
     compiled, composed = compiled_and_composed(cell, Tensor(np.random.default_rng(1).standard_normal((3, 6, 2))))
     np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
+
+
+# ---- over-triggering: a cell that chooses its activation by an Enum member records a step every call --------
+class Activation(enum.Enum):
+    TANH = "tanh"
+    RELU = "relu"
+
+
+class ChoosesByEnum(Base):
+    def __init__(self, activation=Activation.TANH):
+        super().__init__()
+        self.activation = activation
+
+    def forward(self, x, state):
+        a = self.pre(x, state)
+        h = a.tanh() if self.activation is Activation.TANH else a.relu()
+        return h, (h,)
+
+
+def test_a_cell_choosing_by_an_enum_member_records_no_step_per_call(monkeypatch):
+    """Every Enum class holds `_new_member_ = object.__new__` (a builtin) in its own dict, so _pure_python
+    (tape_watch.py line 303) calls the class C-backed and _follow (line 251) leaves the watch incomplete:
+    a step is recorded and compared before every compiled sequence (61.7 -> 92.4 us per call here)."""
+    recorded = []
+    record = tape._record
+    monkeypatch.setattr(tape, "_record", lambda *a: recorded.append(1) or record(*a))
+    tg.manual_seed(0)
+    cell = ChoosesByEnum().to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    compiled_and_composed(cell, x)
+    recorded.clear()
+    compiled_and_composed(cell, x)
+    assert last_watch(cell).complete and recorded == []
