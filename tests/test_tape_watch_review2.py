@@ -295,7 +295,8 @@ def test_a_change_the_watch_missed_is_caught(case):
 def test_a_cell_reading_a_torch_tensor_from_outside_compiles():
     """plain_state (tape_watch.py line 53) gives any value with __array__, dtype and shape to
     backend.to_numpy, which calls .get() on what is not NumPy's: a torch.Tensor the step reads from outside
-    the cell (a module global or, here, a closure variable: a reference weight, say) makes Watch(cell) raise AttributeError ('Tensor' object has no attribute 'get')
+    the cell (a module global or, here, a closure variable: a reference weight, say) makes Watch(cell)
+    raise AttributeError ('Tensor' object has no attribute 'get')
     inside compile_cell(cell).sequence; before the watch (57d0a8d^) the same cell compiled. (A pandas Series
     raises TypeError the same way.)"""
     torch = pytest.importorskip("torch")
