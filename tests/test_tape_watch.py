@@ -319,3 +319,44 @@ def test_the_watch_reads_special_methods_python_calls_without_a_name():
     tg.manual_seed(0)
     check_change_is_caught(HoldsGlobalScaler().to(dtype=np.float64), lambda: CALL_GAIN.__setitem__(0, 0.1),
                            lambda: CALL_GAIN.__setitem__(0, 1.0))
+
+
+REBOUND = 1.0  # a number (compared as it is) that becomes a list (which must be compared by content)
+
+
+def rebound_gain():
+    return REBOUND if isinstance(REBOUND, float) else REBOUND[0]
+
+
+class ReadsRebound(Base):
+    def forward(self, x, state):
+        h = (self.pre(x, state) * rebound_gain()).tanh()
+        return h, (h,)
+
+
+def test_a_name_rebound_to_a_mutable_value_is_then_checked_by_the_recorded_step():
+    tg.manual_seed(0)
+    cell = ReadsRebound().to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    try:
+        compiled_and_composed(cell, x)
+        set_global("REBOUND", [1.0])  # the same gain: the recorded step finds the tape still holds
+        compiled_and_composed(cell, x)
+        REBOUND[0] = 0.1  # changed in place: the list is the same object
+        (compiled, _), (composed, _) = compiled_and_composed(cell, x)
+        np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
+    finally:
+        set_global("REBOUND", 1.0)
+
+
+def test_tinygrad_rnn_watch_0_records_a_step_before_every_sequence(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_RNN_WATCH", "0")
+    recorded, record = [], tape._record
+    monkeypatch.setattr(tape, "_record", lambda *a: recorded.append(1) or record(*a))
+    tg.manual_seed(0)
+    cell = ListGain().to(dtype=np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
+    for _ in range(3):
+        compile_cell(cell).sequence(x, cell.initial_state(3))
+    assert not the_tape(cell).watch.complete
+    assert len(recorded) == 2 + 2  # the trace's two steps, then one before each later sequence

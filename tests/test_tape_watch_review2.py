@@ -2,11 +2,14 @@
 
 Each case: a cell whose forward reads something from outside its own plain state, one compiled call,
 a change to that thing, and a second compiled call that must equal the composed unroll in float64.
-Every case here was missed by the watch on gap3 (f6b8975): the watch was complete and said unchanged()
-after the change, so no step was recorded and the stale tape ran. None of them is in
+Every case here was missed by the watch at f6b8975 (it was complete and said unchanged() after the
+change, so no step was recorded and the stale tape ran), and is caught since: names watched whether
+they exist yet or not, imports inside the code followed, hasattr and __dict__ reads counted as dynamic,
+__init__ read, a container subclass's class a holder, a metaclass in the look-up, library callables
+and Python ufuncs incomplete. None of them is in
 tests/test_tape_watch.py or tests/test_tape_watch_review.py. Two more tests at the end: building the watch
-raises for a torch tensor read from outside the cell (it compiled before the watch), and a cell choosing
-by an Enum member leaves the watch incomplete (a step recorded before every compiled sequence).
+raised for a torch tensor read from outside the cell (it compiled before the watch), and a cell choosing
+by an Enum member left the watch incomplete (a step recorded before every compiled sequence).
 """
 import builtins
 import enum
@@ -287,7 +290,7 @@ MISSED = {
 
 
 @pytest.mark.parametrize("case", sorted(MISSED))
-def test_a_change_the_watch_missed_is_caught(case):
+def test_a_change_the_second_watch_missed_is_caught(case):
     check(*MISSED[case])
 
 

@@ -17,16 +17,27 @@ two things are watched between calls:
   plain_state counts by identity). The engine's modules are not read (what they hold is in the key),
   nor is the code of the standard library and NumPy.
 
-Before each sequence the watched values' summaries are compared with what they were at tracing,
-which costs 3 to 15 microseconds for the built-in cells where recording a step again costs 60 to 130
-(tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or when
-the watch is incomplete (code that reads what names do not show: `getattr` with a computed name,
-`eval`, a module's `__getattr__`; an object whose state is not all in its __dict__: a partial, a
-lock, a class with __slots__ or written in C; more than it is worth watching), one step is recorded
-again and compared with the tape, as every call did before.
+A name is watched whether it holds something yet or not (a global defined later may shadow a
+builtin), and `import` statements inside the code make the imported module a holder.
+
+Before each sequence the watched values are compared with what they were at tracing: functions,
+classes, modules, numbers and strings as they are (a change makes another object), the rest by
+summary. That costs 2 to 6 microseconds for the built-in cells, where recording a step again costs 60
+to 130 (tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or
+when the watch is incomplete, one step is recorded again and compared with the tape, as every call did
+before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`, `obj.__dict__`,
+`eval`, `importlib.import_module`, `sys.modules`, a module's `__getattr__`); an object whose state
+is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
+an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
+400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
+Two adversarial reviews found 25 ways past the first versions of this module; each is a test
+(tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
+complete, which is why the recorded step stays behind it.
 """
 import builtins
+import dis
 import hashlib
+import os
 import sys
 import types
 
@@ -37,7 +48,10 @@ from .tensor import Tensor
 
 # builtins through which code reads what its names do not show: a watch over code that calls them is
 # incomplete (the step is then recorded and compared before every sequence)
-DYNAMIC = {"getattr", "eval", "exec", "globals", "locals", "vars", "__import__", "compile"}
+DYNAMIC = {"getattr", "hasattr", "eval", "exec", "globals", "locals", "vars", "__import__", "compile",
+           "__dict__", "import_module", "modules"}  # (the last three: obj.__dict__[...], importlib, sys.modules)
+ENV = "TINYGRAD_RNN_WATCH"  # "0": no watch, a step recorded before every compiled sequence (as before it)
+BIG = 4096  # elements: hashing a bigger array before every sequence costs more than recording a step
 MISSING = ("missing",)
 
 
@@ -50,7 +64,13 @@ def plain_state(value, _seen=None):
             return ("parameter", value.shape, value.dtype)
         value = value.data
     if _has(value, "__array__") and _has(value, "dtype") and _has(value, "shape"):
-        data = np.ascontiguousarray(backend_to_numpy(value))
+        try:
+            data = np.ascontiguousarray(backend_to_numpy(value))
+        except Exception:  # another library's array (a torch tensor, a pandas Series): through __array__
+            try:
+                data = np.ascontiguousarray(np.asarray(value))
+            except Exception:
+                return ("object", id(value))
         return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
     if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
         return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
@@ -111,8 +131,12 @@ class Watch:
     LIMIT = 400  # values watched at most: past that, comparing them would cost what recording a step does
 
     def __init__(self, cell):
-        self.reads = {}  # key → a function that reads the value now
-        self.complete = True
+        self.reads = {}  # key → a function that reads the value now: its summary is compared
+        self.raw = {}  # key → the same, for values compared as they are (see _watch)
+        self.complete = os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+        if not self.complete:
+            self.seen = ()
+            return
         self.names = set()  # every name the code read so far loads: what it can reach on a class or module
         self._holders = []  # (class or module, names looked up in it so far)
         self._codes, self._functions, self._values = set(), set(), set()
@@ -122,22 +146,26 @@ class Watch:
             self._holder(type(module), implicit=("forward",))
             for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
                 self._follow(value, 1)
-        if len(self.reads) > self.LIMIT:
+        if len(self.reads) + len(self.raw) > self.LIMIT:
             self.complete = False
+        self._raw_reads, self._reads = tuple(self.raw.values()), tuple(self.reads.values())
         self.seen = self.now() if self.complete else ()
 
     def now(self):
-        """The watched values' summaries, in a fixed order."""
-        return tuple(_summary(read()) for read in self.reads.values())
+        """The watched values, in a fixed order: as they are where that is enough, else their summaries."""
+        return tuple([read() for read in self._raw_reads]), tuple([_summary(read()) for read in self._reads])
 
     def unchanged(self):
-        """Whether every watched value is as it was (when incomplete, never: the caller records a step)."""
+        """Whether every watched value is as it was (when incomplete, never: the caller records a step).
+        (Tuples compare items by identity first: an unchanged NaN is unchanged.)"""
         return self.complete and self.now() == self.seen
 
     def refresh(self):
         """Take the watched values as they are now (after a recorded step showed the tape still holds)."""
         if self.complete:
             self.seen = self.now()
+            if not all(map(_as_is, self.seen[0])):  # a name now holds what its identity does not describe
+                self.complete = False
 
     # ---- finding what the code reads -----------------------------------------------------------------
     def _holder(self, holder, implicit=()):
@@ -161,23 +189,29 @@ class Watch:
 
     def _look_up(self, entry, names):
         holder, done = entry
-        chain = holder.__mro__ if isinstance(holder, type) else (holder,)
+        module = isinstance(holder, types.ModuleType)
+        chain = (holder,) if module else holder.__mro__ + type(holder).__mro__  # (a metaclass's too)
         chain = [c for c in chain if c is holder or not _library(getattr(c, "__module__", ""))]
+        user_module = module and not _library(holder.__name__)
         for name in names - done:
             done.add(name)
             found = [vars(c)[name] for c in chain if name in vars(c)]
-            if found:
+            if found or user_module:  # a user module's name that is not there yet may be added later
                 self._watch(("attr", id(holder), name), lambda h=holder, n=name: _get_or_missing(h, n))
-                for value in found:
-                    self._follow(value, 1)
+            for value in found:
+                self._follow(value, 1)
 
     def _function(self, fn):
-        if not isinstance(fn, types.FunctionType) or id(fn) in self._functions or \
-                _library(fn.__globals__.get("__name__", "")):
+        if not isinstance(fn, types.FunctionType) or id(fn) in self._functions:
+            return
+        if _library(fn.__globals__.get("__name__", "")):  # not its code, but what it was given to hold
+            self._functions.add(id(fn))                     # (functools.wraps' __wrapped__, a registry)
+            for value in vars(fn).values():
+                self._follow(value, 1)
             return
         self._functions.add(id(fn))
         # its defaults and its own attributes (fn.gain = 0.5) are read when it runs
-        self._watch(("function", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__, vars(fn)))
+        self._watch(("function", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__, vars(fn) or None))
         for value in (fn.__defaults__ or ()) + tuple((fn.__kwdefaults__ or {}).values()) + tuple(vars(fn).values()):
             self._follow(value, 1)
         for cell in fn.__closure__ or ():
@@ -192,12 +226,24 @@ class Watch:
         names = set(code.co_names)
         new = names - self.names
         self.names |= new
+        if names & DYNAMIC:  # reads by a name the code builds (getattr, hasattr, __dict__, imports by string)
+            self.complete = False
+        builtins_ = vars(builtins)
         for name in sorted(names):
+            # watched whether it is there or not: a global defined later (shadowing a builtin, or one a
+            # `try: ... except NameError` waited for) changes what the name means
+            self._watch(("global", id(globals_), name), lambda g=globals_, n=name: g.get(n, MISSING))
             if name in globals_:
-                self._watch(("global", id(globals_), name), lambda g=globals_, n=name: g.get(n, MISSING))
                 self._follow(globals_[name], 0)
-            elif name in DYNAMIC and hasattr(builtins, name):
-                self.complete = False
+            elif name in builtins_:
+                self._watch(("builtin", name), lambda n=name: builtins_.get(n, MISSING))
+        for instruction in dis.get_instructions(code):  # `import x` / `from x import y` inside the code
+            if instruction.opname == "IMPORT_NAME":
+                module = sys.modules.get(instruction.argval)
+                if module is None:
+                    self.complete = False
+                else:
+                    self._follow(module, 0)
         if new:  # classes and modules met before may hold these names
             for entry in list(self._holders):
                 self._look_up(entry, new)
@@ -212,13 +258,17 @@ class Watch:
         already; a callable object's own state is watched, as plain_state counts it by identity). What
         cannot be read by names (a partial, an object with __slots__ or of the standard library, a
         parameter outside the cell) makes the watch incomplete."""
-        if len(self.reads) > self.LIMIT:
+        if len(self.reads) + len(self.raw) > self.LIMIT:
             self.complete = False
             return
         if isinstance(value, (Tensor, np.ndarray, np.generic, str, bytes, int, float, complex, type(None),
                               types.BuiltinFunctionType, np.ufunc, np.dtype)):
             if isinstance(value, Tensor) and value.requires_grad and depth == 0:
                 self.complete = False  # a parameter held outside the cell: its values are in no summary
+            if isinstance(value, (Tensor, np.ndarray)) and _size(value) > BIG:
+                self.complete = False  # hashing it every call would cost more than the recorded step
+            if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is not value:
+                self.complete = False  # np.frompyfunc of a Python function: its code is not read
             return
         if id(value) in self._values:
             return
@@ -242,16 +292,17 @@ class Watch:
         elif isinstance(value, property):
             for fn in (value.fget, value.fset, value.fdel):
                 self._follow(fn, depth + 1)
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            for item in value:
-                self._follow(item, depth + 1)
-        elif isinstance(value, dict):
-            for item in value.values():
+        elif isinstance(value, (list, tuple, set, frozenset, dict)):
+            if type(value) not in (list, tuple, set, frozenset, dict):  # a subclass (a NamedTuple, a dict
+                self._follow(type(value), depth + 1)                   # config): its properties and defaults
+            for item in (value.values() if isinstance(value, dict) else value):
                 self._follow(item, depth + 1)
         elif not _state_in_dict(value):
             self.complete = False  # a partial, a C object, an object with __slots__: opaque to names
         elif _library(getattr(type(value), "__module__", "")):
-            pass  # a library's object (os.environ): its state is in its summary, its code is not the cell's
+            if callable(value):  # np.vectorize(my_fn), a library's wrapper around the cell's code
+                self.complete = False
+            # else a library's plain object: its state is in its summary, its code is not the cell's
         else:  # an object: its class is a holder; what it holds is followed
             self._holder(type(value), implicit=("forward",) if _is_module(value) else ())
             if callable(value) and not _is_module(value):  # plain_state counts a callable by identity
@@ -260,17 +311,38 @@ class Watch:
                 self._follow(item, depth + 1)
 
     def _watch(self, key, read):
-        if key not in self.reads:
+        """Watch `read()`. A value that cannot change without becoming another object (a function, a class,
+        a module, a number, a string, nothing yet, a tuple of those) is compared as it is, the rest by
+        summary: most of what a step reads is the first kind, and comparing it costs next to nothing."""
+        if key in self.reads or key in self.raw:
+            return
+        value = read()
+        if _as_is(value):
+            self.raw[key] = read
+        else:
             self.reads[key] = read
-            if _holds_parameter(_summary(read())):  # its values are not in any summary: cannot be watched
+            if _holds_parameter(_summary(value)):  # its values are not in any summary: cannot be watched
                 self.complete = False
 
 
 # special methods that do not run in a step (or are the object's identity, which the summaries hold)
-_NOT_RUN = {"__init__", "__new__", "__init_subclass__", "__repr__", "__str__", "__format__", "__module__",
+_NOT_RUN = {"__init_subclass__", "__repr__", "__str__", "__format__", "__module__",
             "__doc__", "__dict__", "__weakref__", "__qualname__", "__annotations__", "__slots__",
             "__firstlineno__", "__static_attributes__", "__class_getitem__", "__del__", "__reduce__",
             "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
+
+
+_AS_IS = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType, bool, int, float, complex,
+          str, bytes, type(None))
+
+
+def _as_is(value):
+    return value is MISSING or isinstance(value, _AS_IS) or type(value) is tuple and all(map(_as_is, value))
+
+
+def _size(value):
+    data = value.data if isinstance(value, Tensor) else value
+    return int(getattr(data, "size", 0))
 
 
 def _get_or_missing(holder, name):
@@ -295,7 +367,7 @@ def _state_in_dict(value):
 
 
 _C_DESCRIPTORS = (types.WrapperDescriptorType, types.MethodDescriptorType, types.MemberDescriptorType,
-                  types.ClassMethodDescriptorType, types.BuiltinFunctionType)
+                  types.ClassMethodDescriptorType)
 
 
 def _pure_python(cls):
