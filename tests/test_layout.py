@@ -10,7 +10,7 @@ import tinygrad_rnn
 
 PACKAGE = pathlib.Path(tinygrad_rnn.__file__).parent
 ENGINE = {f"tinygrad_rnn.{name}" for name in
-          ("tensor", "function", "ops", "backend", "gradcheck", "random", "errors", "unroll", "tape", "tape_codegen",
+          ("tensor", "function", "ops", "backend", "gradcheck", "random", "errors", "unroll", "tape", "tape_codegen", "tape_watch",
            "fusion", "fusion_cupy")}
 # `python -m tinygrad_rnn` must start the application, so the package's __main__ is its one door in.
 ENTRY = "tinygrad_rnn.__main__"

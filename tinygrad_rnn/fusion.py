@@ -30,6 +30,7 @@ CuPy ElementwiseKernels instead (fusion_cupy.py; no numba needed), under the sam
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 
 import numpy as np
@@ -313,6 +314,11 @@ def generate(group, values, kind, dtype):
     src += ["    for i in range(N):"] + body
     src += [f"            out{k}[i, j] = {name}" for k, name in enumerate(outs)]
     src += [f"    return ({', '.join(f'out{k}' for k in range(len(outs)))},)", ""]
+    # the same, writing into arrays the caller gives (tape_codegen.py: this step's rows of a buffer for all
+    # steps): no array made and no tuple returned per call, about 1 us of a step on small arrays
+    src += ['@njit(cache=True, error_model="numpy")',
+            f"def forward_into({ins}, {', '.join(f'out{k}' for k in range(len(outs)))}):", "    for i in range(N):"]
+    src += body + [f"            out{k}[i, j] = {name}" for k, name in enumerate(outs)] + [""]
     # backward: recompute the element, then the adjoints in reverse
     grads = ", ".join(f"g{k}" for k in range(len(outs)))
     src += ['@njit(cache=True, error_model="numpy")', f"def backward({ins}, {grads}):"]
@@ -339,17 +345,79 @@ def generate(group, values, kind, dtype):
             else:
                 adj[a] = f"a_{a}"
                 lines.append(f"{adj[a]} = {term}")
+    stores = []  # (input, the store's target, the adjoint stored)
     for (k, col), name in w.loads.items():
         if name in adj and k in wanted:
             target = w.read(k, col)
-            lines.append(f"d{k}{target[len(f'in{k}'):]} += {adj[name]}")
-    src += [f"            {line}" for line in lines]
+            stores.append((k, f"d{k}{target[len(f'in{k}'):]}", adj[name]))
+    src += [f"            {line}" for line in lines + [f"{t} += {a}" for _, t, a in stores]]
     src += [f"    return ({''.join(f'd{k}, ' for k in wanted)})", ""]
     # the same, adding into arrays the caller gives (tape_codegen.py: a hoisted rows' slice, a running sum)
     src += ['@njit(cache=True, error_model="numpy")',
             f"def backward_into({ins}, {grads}, {''.join(f'd{k}, ' for k in wanted)}):", "    for i in range(N):"]
-    src += body + [f"            {line}" for line in lines] + [""]
-    return "\n".join(src), wanted
+    src += body + [f"            {line}" for line in lines + [f"{t} += {a}" for _, t, a in stores]] + [""]
+    # and once more, *writing* the gradients of the inputs whose every element it stores exactly once
+    # (`settable`): the caller's arrays then need no zeros first, and two inputs that get the same gradient
+    # (`same`: both sides of an Add) may share one array (tape_codegen.py)
+    settable = _settable(group, values, w, stores, rows)
+    src += ['@njit(cache=True, error_model="numpy")',
+            f"def backward_set({ins}, {grads}, {''.join(f'd{k}, ' for k in wanted)}):", "    for i in range(N):"]
+    src += body + [f"            {line}" for line in lines] + \
+        [f"            {t} {'=' if k in settable else '+='} {a}" for k, t, a in stores] + [""]
+    same = _same_gradients(settable, stores, lines)
+    return "\n".join(src), Kernels(wanted, settable, same)
+
+
+class Kernels:
+    """What the generated backward kernels do with each input: `wanted`, the inputs that get a gradient;
+    `settable`, those whose gradient backward_set writes (every element once) rather than adds; `same`,
+    pairs of settable inputs that get the same gradient, element for element."""
+
+    def __init__(self, wanted, settable, same):
+        self.wanted, self.settable, self.same = wanted, settable, same
+
+
+def _offset(col):
+    """The first column of a load's column expression, `j`, `64 + j` or `0 + 64 + j`."""
+    return sum(int(p) for p in col.split(" + ")[:-1])
+
+
+def _settable(group, values, w, stores, rows):
+    """The inputs of shape (N, K) whose loads read distinct blocks of W columns covering all K: each of
+    their gradient's elements is stored exactly once per element (i, j) of the loop."""
+    offsets = {}
+    for (k, col), name in w.loads.items():
+        offsets.setdefault(k, []).append(_offset(col))
+    stored = {k for k, _, _ in stores}
+    result = []
+    for k in sorted(stored):
+        shape = values[group.inputs[k]].shape
+        if len(shape) != 2 or shape[0] != rows or shape[0] == 1:
+            continue  # a row (H,) or (1, H): its gradient sums over the batch
+        found = sorted(offsets[k])
+        if found == list(range(0, shape[1], w.width)) and len(found) * w.width == shape[1]:
+            result.append(k)
+    return result
+
+
+def _same_gradients(settable, stores, lines):
+    """Pairs (k1, k2) of settable inputs whose stored adjoints are the same value at every column: names
+    that are copies of one adjoint (`a_x = a_v0`, never added to after) count as that adjoint."""
+    copy_of = {}
+    for line in lines:
+        name, op, value = line.split(" ", 2)
+        if op == "=" and re.fullmatch(r"a_\w+", value):
+            copy_of[name] = value
+        elif op == "+=":
+            copy_of.pop(name, None)
+    root = lambda a: root(copy_of[a]) if a in copy_of else a  # noqa: E731
+    signature = {}
+    for k, target, a in stores:
+        if k in settable:
+            signature.setdefault(k, []).append((target.split("[", 1)[1], root(a)))
+    keys = sorted(signature)
+    return [(k1, k2) for n, k1 in enumerate(keys) for k2 in keys[n + 1:]
+            if sorted(signature[k1]) == sorted(signature[k2])]
 
 
 def _is_literal(name):
@@ -364,7 +432,8 @@ def compile_group(group, values, kind, dtype):
     if not on_host(values[group.outputs[0]]):
         from . import fusion_cupy
         return fusion_cupy.compile_group(group, values, kind, dtype)
-    source, wanted = generate(group, values, kind, dtype)
+    source, kernels = generate(group, values, kind, dtype)
+    wanted = kernels.wanted
     digest = hashlib.sha1(source.encode()).hexdigest()[:16]
     if digest not in _kernels:
         _kernels[digest] = _load(source, digest)
@@ -391,6 +460,7 @@ def compile_group(group, values, kind, dtype):
     Fused.source = source
     Fused.numba_kernels = forward, backward, wanted  # tape_codegen.py calls these directly, without a ctx
     Fused.backward_into = module.backward_into
+    Fused.forward_into, Fused.backward_set, Fused.kernels = module.forward_into, module.backward_set, kernels
     return Fused
 
 

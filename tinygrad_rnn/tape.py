@@ -25,17 +25,17 @@ its parameters and constants, the same ops in the same order at every step. What
 ops by looking at values (`if h.sum().item() > 0`), draw random numbers inside `forward`, make new
 parameters per step. Two steps are traced and compared: a cell whose tapes differ runs op by op
 instead, with one warning. Nothing baked in is trusted blindly: a change to a cell's plain attributes
-(`self.scale`), buffers, `training`, dtype or backend traces a new tape, and before each sequence one
-step is recorded again (no gradients) and compared with the tape, so a constant read from outside the
-cell (a module-level value changed between calls) traces a new tape too: a replay never uses a value
-that is no longer there.
+(`self.scale`), buffers, `training`, dtype or backend traces a new tape, and so does a change to what
+the step reads from outside the cell (a module-level value changed between calls): the values its code
+reads by name are watched (tape_watch.py), and where one changed, or where the code reads in ways names
+do not show, one step is recorded again (no gradients) and compared with the tape before the sequence.
+A replay never uses a value that is no longer there.
 
     compiled = compile_cell(cell)
     outputs, final_state = compiled.sequence(x, state, mask)    # as cell.sequence would
 """
 import collections
 import functools
-import hashlib
 import operator
 import warnings
 import weakref
@@ -46,9 +46,9 @@ from . import fusion
 from . import tape_codegen
 from . import ops as _ops
 from .backend import array_module
-from .backend import to_numpy as backend_to_numpy
 from .errors import DTypeError, GraphError
 from .function import Function, is_grad_enabled, no_grad, record_ops
+from .tape_watch import Watch, plain_state
 from .tensor import Tensor
 from .unroll import _no_cycle_collection, unroll
 
@@ -275,6 +275,7 @@ def trace(cell, x1, x2, state):
         raise NotTraceable(f"two steps differ: {difference}")
     tape.check_hoisting(tape2)
     tape.program = Program(tape, fuse=True)  # where fusion is available and not switched off
+    tape.watch = Watch(cell)  # what the step read from outside the cell, as it is now (tape_watch.py)
     return tape
 
 
@@ -286,9 +287,10 @@ class Program:
 
     def __init__(self, tape, fuse=False):
         self.tape = tape
-        self.static = [e for e in tape.entries if e.where is STATIC]
-        self.rows = [e for e in tape.entries if e.where is ROWS]
-        self.step = [e for e in tape.entries if e.where is STEP]
+        entries = _as_linear(tape)
+        self.static = [e for e in entries if e.where is STATIC]
+        self.rows = [e for e in entries if e.where is ROWS]
+        self.step = [e for e in entries if e.where is STEP]
         where = [CONST] * len(tape.values)
         where[0] = ROWS
         for s in tape.state_in:
@@ -372,6 +374,45 @@ class Plan:
             except tape_codegen.Unsupported:
                 self.codes[key] = None
         return self.codes[key]
+
+
+def _as_linear(tape):
+    """The tape's entries with `x @ W.T` (+ b) written as ops folded into one `Linear(x, W[, b])` entry:
+    a `Transpose` of a parameter read only by `MatMul`s becomes their weight, and a hoisted product's
+    bias `Add` (of a parameter row) its bias. The same arithmetic (ops.Linear is x W^T + b), without the
+    transpose's and the add's forward and backward calls each sequence, and the shape a deferred
+    product's weight gradient takes anyway. The tape itself is left as recorded (still_holds compares
+    against it); only the replay runs the folded entries."""
+    values, kind = tape.values, tape.kind
+    readers = collections.Counter(a for e in tape.entries for a in e.args)
+    readers.update([tape.h, *tape.state_out])
+    transposed = {e.outs[0]: e.args[0] for e in tape.entries
+                  if e.cls is _ops.Transpose and e.where is STATIC and len(e.args) == 2 and not e.kwargs
+                  and kind[e.args[0]] == "param" and getattr(values[e.args[0]], "ndim", 0) == 2
+                  and kind[e.args[1]] == "value" and tuple(values[e.args[1]]) in ((1, 0), (-1, -2))}
+    made = {}  # slot → the Linear entry that makes it
+    entries = []
+    for e in tape.entries:
+        if e.cls is _ops.MatMul and not e.kwargs and len(e.args) == 2 and e.args[1] in transposed and \
+                getattr(values[e.args[0]], "ndim", 0) == 2:
+            e = _entry_like(e, _ops.Linear, (e.args[0], transposed[e.args[1]]))
+            made[e.outs[0]] = e
+        elif e.cls is _ops.Add and not e.kwargs and e.where is ROWS and e.args[0] in made and \
+                readers[e.args[0]] == 1 and kind[e.args[1]] == "param" and \
+                getattr(values[e.args[1]], "shape", None) == values[e.args[0]].shape[-1:]:
+            linear = made.pop(e.args[0])
+            entries.remove(linear)
+            e = _entry_like(e, _ops.Linear, linear.args + (e.args[1],))
+        entries.append(e)
+    still_read = {a for e in entries for a in e.args} | {tape.h, *tape.state_out}
+    return [e for e in entries if not (e.cls is _ops.Transpose and e.outs[0] in transposed
+                                       and e.outs[0] not in still_read)]
+
+
+def _entry_like(e, cls, args):
+    made = Entry(cls, args, {}, e.outs, e.shapes)
+    made.where = e.where
+    return made
 
 
 def _fused(step, tape):
@@ -574,9 +615,10 @@ class TapeSequence(Function):
         out = xp.empty((N, T) + tape.values[tape.h].shape[1:], x.dtype)  # written as out[:, t]: no copy after
         code = plan.code(keep, m is not None)
         run_steps = code.forward_steps if code is not None else functools.partial(_forward_steps, program, plan, keep)
-        current, steps = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
+        current, steps, *rows_of = run_steps(xp, T, N, slots, current, m, keep_old, out.swapaxes(0, 1))
         if keep:
             ctx.save_for_backward(static, rows, steps)
+            ctx.deferred_rows = rows_of[0] if rows_of else {}  # deferred products' input rows, laid out already
             ctx.program, ctx.plan, ctx.m, ctx.row_shapes = program, plan, m, row_shapes
             ctx.code, ctx.slots = code, slots
             ctx.shape = N, T, x.shape[2:]
@@ -611,10 +653,13 @@ class TapeSequence(Function):
                 e = program.step[i]
                 batched = e.cls()
                 batched.needs_input_grad = (False,) + plan.needs[e][1:]
-                inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
-                    [c[i].saved_tensors[0] for c in steps]
-                rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
-                batched.saved_tensors = (xp.concatenate(inputs, out=rows_in), ctx.slots[e.args[1]])  # (no page faults)
+                rows_in = ctx.deferred_rows.get(i)  # the forward's buffer of the state, when it holds them in order
+                if rows_in is None:
+                    inputs = [c[code.deferred_at[i]] for c in steps] if code is not None else \
+                        [c[i].saved_tensors[0] for c in steps]
+                    rows_in = workspace(f"inputs{i}", (T * N,) + inputs[0].shape[1:], inputs[0].dtype, xp, False)
+                    xp.concatenate(inputs, out=rows_in)  # (into a reused array: no page faults)
+                batched.saved_tensors = (rows_in, ctx.slots[e.args[1]])
                 for a, g, need in zip(e.args[1:], _backward(e, batched, {e.outs[0]: buf}, per_step)[1:], plan.needs[e][1:]):
                     if g is not None and need:
                         _accumulate(static_grads, a, g)
@@ -834,19 +879,28 @@ class CompiledCell:
 
 
 def still_holds(tape, cell, x1, state, params=None):
-    """Whether one step recorded now applies the ops and constants `tape` baked in. The key above
-    watches what the cell holds; this catches what its forward reads from outside it (a module-level
-    constant changed between calls), at the cost of one step run without gradients per sequence. On
-NumPy only: on a GPU the comparison would be a device read per call (there the key alone watches)."""
-    if array_module(x1) is not np:  # comparing device constants would make every call wait for the GPU
+    """Whether `tape` still is what the cell's step does. The key above watches what the cell holds; this,
+    what its forward reads from outside it (a module-level constant changed between calls). First the
+    tape's watch (tape_watch.py): when none of the values the code reads by name changed, it holds.
+    Otherwise, or where the watch cannot follow the code, one step is recorded now (no gradients) and
+    compared with the tape: the same ops, inputs from the same places, the same constants. On NumPy
+    only: on a GPU that comparison would be a device read per call, so there a changed watched value
+    traces a new tape and an incomplete watch trusts the key."""
+    watch = getattr(tape, "watch", None)
+    if watch is not None and watch.unchanged():  # nothing the step read from outside the cell changed
         return True
+    if array_module(x1) is not np:
+        return watch is None or not watch.complete
     params = cell.parameters() if params is None else params
     inputs = [Tensor._from_op(x1, False), [Tensor._from_op(s.data, False) for s in state]]
     try:
         record, h, new_state = _record(cell, *inputs)
     except Exception:  # the step fails now: trace again, which says why
         return False
-    return _replays_as(tape, record, [inputs[0], *inputs[1], *params], [h, *new_state])
+    holds = _replays_as(tape, record, [inputs[0], *inputs[1], *params], [h, *new_state])
+    if holds and watch is not None:
+        watch.refresh()  # a watched value changed but not what the step does with it (a counter, say)
+    return holds
 
 
 def _replays_as(tape, record, sources, returned):
@@ -882,38 +936,6 @@ def _replays_as(tape, record, sources, returned):
     return [slot_of.get(id(t)) for t in returned] == [tape.h, *tape.state_out]
 
 
-def plain_state(value, _seen=None):
-    """A hashable summary of everything a traced step can have baked in from `value` (a cell) besides its
-    parameters' values: plain attributes by value, buffers and arrays by content, sub-modules, lists and
-    dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
-    if isinstance(value, Tensor):
-        if value.requires_grad:
-            return ("parameter", value.shape, value.dtype)
-        value = value.data
-    if hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape"):
-        data = np.ascontiguousarray(backend_to_numpy(value))
-        return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
-    if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
-        return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
-    seen = set() if _seen is None else _seen
-    if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
-        return ("seen", id(value))
-    if isinstance(value, (list, tuple, dict)) or _is_module(value) or \
-            hasattr(value, "__dict__") and not callable(value):
-        seen.add(id(value))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
-    if _is_module(value) or hasattr(value, "__dict__") and not callable(value):
-        return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
-    try:  # a function, a class, an enum member: by identity (hash), as the tape called it
-        hash(value)
-        return ("object", value)
-    except TypeError:
-        return ("object", id(value))
-
-
 def check_input_dtype(x, cell, who, params=None):
     """A DTypeError naming both dtypes when `x` does not match the cell's weights: NumPy would quietly
     promote the state to the wider type at the first step, and a tape would see two different steps."""
@@ -922,12 +944,6 @@ def check_input_dtype(x, cell, who, params=None):
     if x.dtype != weights:
         raise DTypeError(f"{who}: the input is {x.dtype} but the cell's weights are {weights}; convert one of "
                          f"them: Tensor(x.numpy(), dtype='{weights}'), or the model with model.to(dtype='{x.dtype}')")
-
-
-def _is_module(value):
-    """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
-    return (not isinstance(value, type) and callable(getattr(value, "named_parameters", None))
-            and hasattr(value, "__dict__"))
 
 
 _compiled = weakref.WeakKeyDictionary()

@@ -84,6 +84,8 @@ class StepCode:
             raise Unsupported("a step without state")
         self.saved = []  # the step's locals the backward reads, kept per step as one tuple
         self.deferred_at = {}  # index of a deferred entry → position of its input rows in that tuple
+        self.deferred_rows = {}  # index of a deferred entry → the buffer already holding its input rows
+        self.buffers = {}  # slot → the forward's array for that slot at every step (see _target)
         self.kinds = {i: self._kind(i, e) for i, e in enumerate(program.step)}
         forward = self._forward()
         backward = self._backward() if keep else []
@@ -140,6 +142,7 @@ class StepCode:
             head.append("    dot = xp.dot")
         state = ", ".join(self.name(s) for s in tape.state_in)
         head.append(f"    {state}, = current")
+        self._buffers(head)
         for i, e in enumerate(program.step):
             body += self._forward_op(i, e, head)
         if self.keep:  # before the state locals below are rebound to the next step's
@@ -149,14 +152,53 @@ class StepCode:
         if self.masked:  # padding keeps the old state and outputs zeros
             body.append(f"        xp.multiply({h}, m[t], out=out[t])")
             new = [f"{n} * m[t] + {self.name(s)} * keep_old[t]" for n, s in zip(new, tape.state_in)]
-        else:  # the outputs are copied into place in one call after the loop
+        elif tape.h not in self.buffers:  # the outputs are copied into place in one call after the loop
             body.append(f"        outputs.append({h})")
         body.append(f"        {state}, = {', '.join(new)},")
         lines = head + ["    steps, outputs = [], []", "    for t in range(T):", "        lo = t * N; hi = lo + N"] + body
-        if not self.masked:
+        if tape.h in self.buffers and not self.masked:  # every step wrote its h there: one copy, time-major
+            buf, first = self.buffers[tape.h]
+            lines.append(f"    out[...] = {buf}{'[1:]' if first else ''}")
+        elif not self.masked:
             lines.append("    xp.stack(outputs, axis=1, out=out.swapaxes(0, 1))")
-        lines.append(f"    return [{state}], steps")
+        rows = ", ".join(f"{i}: {b}" for i, b in self.deferred_rows.items())
+        final = ", ".join(f"{self.name(s)}.copy()" if o in self.buffers else self.name(s)  # (not a view that
+                          for s, o in zip(tape.state_in, tape.state_out))               # holds the buffer)
+        lines.append(f"    return [{final}], steps" + (f", {{{rows}}}" if rows else ""))
         return lines
+
+    def _buffers(self, head):
+        """One array per call for each output of the step's products and fused kernels, (T, ...) with step
+        t's value at [t]: the product and the kernel write into it (`out=`), no array is made per step,
+        and h is copied out in one call at the end. The state the step returns gets (T + 1, ...), the
+        initial state at [0]: then a deferred product whose input is that state finds its T*N input rows
+        there, in order, instead of gathering them from the steps after the loop."""
+        tape, state_of = self.tape, dict(zip(self.tape.state_out, self.tape.state_in))
+        for i, e in enumerate(self.program.step):
+            if self.kinds[i] not in ("product", "fused") or self.kinds[i] == "fused" and \
+                    getattr(e.cls, "forward_into", None) is None:
+                continue
+            for o, (shape, dtype) in zip(e.outs, e.shapes):
+                if o in self.buffers or len(shape) < 1:
+                    continue
+                dt = self.bind(f"dtype_out{o}", dtype)
+                if o in state_of and not self.masked and o not in self.buffers:
+                    head.append(f"    S{o} = xp.empty((T + 1,) + {tuple(shape)!r}, {dt}); S{o}[0] = {self.name(state_of[o])}")
+                    self.buffers[o] = (f"S{o}", True)
+                else:
+                    head.append(f"    P{o} = xp.empty((T,) + {tuple(shape)!r}, {dt})")
+                    self.buffers[o] = (f"P{o}", False)
+        for i, e in enumerate(self.program.step):  # a deferred product of the state: its rows are S[:-1]
+            if self.kinds[i] == "product" and self.keep:
+                a = e.args[0]
+                made = next((o for o, s in state_of.items() if s == a), None)
+                if made is not None and made in self.buffers and self.buffers[made][1]:
+                    self.deferred_rows[i] = f"S{made}[:-1].reshape((T * N,) + S{made}.shape[2:])"
+
+    def _target(self, slot):
+        """Where step t writes `slot`: its row of the call's buffer (see _buffers)."""
+        buf, first = self.buffers[slot]
+        return f"{buf}[t + 1]" if first else f"{buf}[t]"
 
     def _forward_op(self, i, e, head):
         kind, args = self.kinds[i], [self.name(a) for a in e.args]
@@ -167,7 +209,9 @@ class StepCode:
             right = f"right{i}"
             weight = args[1] + (".T" if e.cls is _ops.Linear else "")
             head.append(f"    {right} = xp.ascontiguousarray({weight})")
-            line = [f"        {self.name(e.outs[0])} = dot({args[0]}, {right}){label}"]
+            out = self.name(e.outs[0])
+            line = [f"        {out} = dot({args[0]}, {right}, out={self._target(e.outs[0])}){label}"
+                    if e.outs[0] in self.buffers else f"        {out} = dot({args[0]}, {right}){label}"]
             if e.cls is _ops.Linear and len(args) > 2 and self.tape.values[e.args[2]] is not None:
                 # the bias laid out once as N full rows: a same-shape add costs half of a broadcast one
                 # (measured, 16x256 float32 with one thread: 0.9 against 1.8 us a step)
@@ -182,6 +226,11 @@ class StepCode:
             self.bind(f"fused{i}_backward", backward)
             for a in args:
                 self._save(a)
+            if all(o in self.buffers for o in e.outs):
+                into = self.bind(f"fused{i}_forward_into", e.cls.forward_into)
+                targets = [self._target(o) for o in e.outs]
+                return [f"        {outs}= {', '.join(targets)},",
+                        f"        {into}({', '.join(args)}, {outs[:-2]}){label}"]
             return [f"        {outs}= {kernel}({', '.join(args)}){label}"]
         if kind == "binary":
             if e.cls is _ops.Mul:
@@ -219,6 +268,10 @@ class StepCode:
         self.zero_sums = {}  # sums a kernel adds into: zeros before the loop (slot → shape, dtype)
         self.direct = {}  # slot → the product buffer its gradient was written into, while that is all of it
         self.added_into = set()  # the product buffers a kernel adds into (so zeroed first)
+        self.row_writers = {}  # hoisted slot → how many places of the step write its rows' gradient
+        self.rows_set = set()  # hoisted slots whose rows a kernel writes (not adds) first at every step
+        self.stayed_direct = set()  # product buffers that hold just what a kernel wrote into them
+        self.shared = []  # (hoisted slot, product buffer) that a kernel writes the same gradient into
         self.products = {o: i for i, e in enumerate(program.step) if self.kinds[i] == "product" for o in e.outs}
         head = ["def backward_steps(xp, T, N, slots, steps, G, dS, m, keep_old, row_grads, static_grads, "
                 "deferred, row_shapes, buffer):",
@@ -242,6 +295,11 @@ class StepCode:
         for s, value in seeds:
             summed.setdefault(s, []).append(value)
         for s, values in summed.items():
+            if len(values) == 2 and not self.masked:  # dS + G[t] into one array per call, not a new one per step
+                head.append(f"    seed{s} = xp.empty_like({values[0]})")
+                body.append(f"        g{s} = xp.add({values[0]}, {values[1]}, out=seed{s})")
+                self.status[f"g{s}"] = PRESENT
+                continue
             body += self._add(s, " + ".join(values), PRESENT)
         for i, op, out1, e, outs_of, is_deferred, to_step, to_rest in plan.backward_ops:
             body += self._backward_op(i, e, to_step, to_rest, head)
@@ -258,9 +316,23 @@ class StepCode:
         for s in sorted(self.sums):
             head.append(f"    sum{s} = xp.zeros({self.zero_sums[s][0]!r}, {self.zero_sums[s][1]})" if s in self.zero_sums
                         else f"    sum{s} = None")
+        shared = {a: (buf, i, k) for a, buf, i, k in self.shared
+                  if self.row_writers.get(a) == 1 and buf in self.stayed_direct}
         for s in sorted(self.row_bufs):
             dtype = self.bind("dtype", tape.values[tape.h].dtype)
-            head.append(f"    rows{s} = row_grads[{s}] = buffer('rows{s}', row_shapes[{s}], {dtype}, xp, zero=True)")
+            if s in shared:  # the kernel writes both with the same gradient: one array, the product's. (The
+                # kernel's other copy goes to a small scratch array: given the same array twice, LLVM's
+                # run-time overlap check would send the kernel to its scalar loop, measured 1.6x slower.)
+                buf, i, k = shared[s]
+                head.append(f"    rows{s} = row_grads[{s}] = {buf}  # the same gradient as the product's output")
+                value = tape.values[s]
+                head.append(f"    scratch{i}_{k} = buffer('scratch{i}_{k}', (N,) + {value.shape[1:]!r}, "
+                            f"{self.bind(f'dtype{i}_in{k}', value.dtype)}, xp, zero=False)")
+                body = [line.replace(f"rows{s}[lo:hi]", f"scratch{i}_{k}") if line.endswith(f"  # op {i} of the step") else line
+                        for line in body]
+                continue
+            head.append(f"    rows{s} = row_grads[{s}] = buffer('rows{s}', row_shapes[{s}], {dtype}, xp, "
+                        f"zero={s not in self.rows_set})")
         lines = head + ["    for t in range(T - 1, -1, -1):", "        lo = t * N; hi = lo + N"] + init + body
         for s in sorted(self.sums):
             lines.append(f"    if sum{s} is not None: static_grads[{s}] = sum{s}")
@@ -275,6 +347,12 @@ class StepCode:
         pad, lines, targets = self._indent(), [], []
         where = {pos: (a, w) for pos, a, w in routes}
         after = []
+        # backward_set writes the settable inputs' gradients instead of adding them: usable when each of
+        # those goes where nothing was written yet at this step (a hoisted rows' slice no op wrote, a product's
+        # buffer, a new local), so that no array needs zeros first
+        kernels = getattr(e.cls, "kernels", None)
+        settable = set(kernels.settable) if kernels is not None else set()
+        writes = settable and all(self._fresh(*where.get(k, (e.args[k], None))) for k in settable)
         for k in e.cls.numba_kernels[2]:
             a, w = where.get(k, (e.args[k], None))
             value = self.tape.values[a]
@@ -284,6 +362,9 @@ class StepCode:
                 targets.append(f"scratch{i}_{k}")
             elif w == ROWS:
                 self.row_bufs.add(a)
+                self.row_writers[a] = self.row_writers.get(a, 0) + 1
+                if writes and k in settable:
+                    self.rows_set.add(a)
                 targets.append(f"rows{a}[lo:hi]")
             elif w != STEP:
                 self.sums.add(a)
@@ -291,17 +372,38 @@ class StepCode:
                 targets.append(f"sum{a}")
             elif self.status.get(f"g{a}", NONE) == NONE and a in self.products:
                 buf = self.direct[a] = f"deferred{self.products[a]}"
-                self.added_into.add(buf)
+                if not (writes and k in settable):
+                    self.added_into.add(buf)
                 lines.append(f"{pad}g{a} = {buf}[lo:hi]")
                 self.status[f"g{a}"] = PRESENT
                 targets.append(f"g{a}")
             else:
-                lines.append(f"{pad}d{i}_{k} = xp.zeros({value.shape!r}, {dtype})")
+                make = "empty" if writes and k in settable else "zeros"
+                lines.append(f"{pad}d{i}_{k} = xp.{make}({value.shape!r}, {dtype})")
                 targets.append(f"d{i}_{k}")
                 after += self._add(a, f"d{i}_{k}", PRESENT)
-        self.bind(f"fused{i}_into", e.cls.backward_into)
+        if writes:
+            for k1, k2 in kernels.same:  # a hoisted input and a product's output added: one gradient array
+                for kr, kp in ((k1, k2), (k2, k1)):
+                    (ra, rw), (pa, pw) = where.get(kr, (e.args[kr], None)), where.get(kp, (e.args[kp], None))
+                    if rw == ROWS and pw == STEP and self.direct.get(pa) == f"deferred{self.products.get(pa)}" and \
+                            self.tape.values[ra].dtype == self.tape.values[pa].dtype and \
+                            self.tape.values[ra].shape[1:] == self.tape.values[pa].shape[1:]:
+                        self.shared.append((ra, self.direct[pa], i, kr))
+        kernel = self.bind(f"fused{i}_set", e.cls.backward_set) if writes else \
+            self.bind(f"fused{i}_into", e.cls.backward_into)
         args = [self.name(a) for a in e.args] + grads + targets
-        return lines + [f"{pad}fused{i}_into({', '.join(args)})"] + after
+        return lines + [f"{pad}{kernel}({', '.join(args)})  # op {i} of the step"] + after
+
+    def _fresh(self, a, w):
+        """Whether a kernel may write (not add) slot a's gradient at this point of the step (see _fused_into)."""
+        if w is None:
+            return True
+        if w == ROWS:
+            return a not in self.row_writers  # no op of the step (after this one) wrote its rows yet
+        if w != STEP:
+            return False  # a sum over steps
+        return self.status.get(f"g{a}", NONE) == NONE  # a new local, or a product's buffer (written every step)
 
     def _indent(self):
         return " " * (4 * self.depth)
@@ -345,6 +447,7 @@ class StepCode:
 
     def _route_rows(self, a, value, known):
         self.row_bufs.add(a)
+        self.row_writers[a] = self.row_writers.get(a, 0) + 1
         pad = self._indent()
         if known == PRESENT:
             return [f"{pad}rows{a}[lo:hi] += {value}"]
@@ -380,6 +483,8 @@ class StepCode:
                              f"{grads[0]}.dtype)")
             if self.direct.get(e.outs[0]) != buf:  # (else the kernel that made the gradient wrote it there)
                 lines.append(f"{pad}{buf}[lo:hi] = {grads[0]}")
+            else:
+                self.stayed_direct.add(buf)
             weight = self.name(e.args[1]) + (".T" if e.cls is _ops.MatMul else "")
             results = {0: (f"{grads[0]}.dot({weight})", PRESENT)}
         elif kind == "fused" and self.depth == 2 and getattr(e.cls, "backward_into", None) is not None:

@@ -1,0 +1,414 @@
+"""What a compiled cell's step read besides its inputs and parameters, and whether any of it changed.
+
+A tape (tape.py) bakes in every value its step read: a plain attribute (`self.scale`), a module-level
+constant, which op a flag chose. Replaying it after one of those changed would be silently wrong, so
+two things are watched between calls:
+
+- the cell's own state, `plain_state(cell)`: part of the key tapes are kept under, so a change to it
+  picks (or traces) another tape;
+- what the step reads from outside the cell: found once per tape by reading the code (`Watch`), as
+  torch.compile's guards are. Starting from the `forward` of the cell and its sub-modules, every
+  function read has the names its bytecode loads (co_names) looked up in its module (`GAIN`, `np`),
+  and its closure, defaults and attributes watched. The classes and modules met on the way (the
+  cell's own, a helper object's, `config` of `config.SCALE`) are *holders*: what they hold under any
+  name the code loads is watched, and followed in turn: functions and methods (every definition
+  along a class's MRO, for super()), a class's special methods (Python calls `__call__` without
+  the code naming it), containers and objects (a callable object's own state too, which
+  plain_state counts by identity). The engine's modules are not read (what they hold is in the key),
+  nor is the code of the standard library and NumPy.
+
+A name is watched whether it holds something yet or not (a global defined later may shadow a
+builtin), and `import` statements inside the code make the imported module a holder.
+
+Before each sequence the watched values are compared with what they were at tracing: functions,
+classes, modules, numbers and strings as they are (a change makes another object), the rest by
+summary. That costs 2 to 6 microseconds for the built-in cells, where recording a step again costs 60
+to 130 (tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or
+when the watch is incomplete, one step is recorded again and compared with the tape, as every call did
+before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`, `obj.__dict__`,
+`eval`, `importlib.import_module`, `sys.modules`, a module's `__getattr__`); an object whose state
+is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
+an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
+400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
+Two adversarial reviews found 25 ways past the first versions of this module; each is a test
+(tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
+complete, which is why the recorded step stays behind it.
+"""
+import builtins
+import dis
+import hashlib
+import os
+import sys
+import types
+
+import numpy as np
+
+from .backend import to_numpy as backend_to_numpy
+from .tensor import Tensor
+
+# builtins through which code reads what its names do not show: a watch over code that calls them is
+# incomplete (the step is then recorded and compared before every sequence)
+DYNAMIC = {"getattr", "hasattr", "eval", "exec", "globals", "locals", "vars", "__import__", "compile",
+           "__dict__", "import_module", "modules"}  # (the last three: obj.__dict__[...], importlib, sys.modules)
+ENV = "TINYGRAD_RNN_WATCH"  # "0": no watch, a step recorded before every compiled sequence (as before it)
+BIG = 4096  # elements: hashing a bigger array before every sequence costs more than recording a step
+MISSING = ("missing",)
+
+
+def plain_state(value, _seen=None):
+    """A hashable summary of everything a traced step can have baked in from `value` (a cell) besides its
+    parameters' values: plain attributes by value, buffers and arrays by content, sub-modules, lists and
+    dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            return ("parameter", value.shape, value.dtype)
+        value = value.data
+    if _has(value, "__array__") and _has(value, "dtype") and _has(value, "shape"):
+        try:
+            data = np.ascontiguousarray(backend_to_numpy(value))
+        except Exception:  # another library's array (a torch tensor, a pandas Series): through __array__
+            try:
+                data = np.ascontiguousarray(np.asarray(value))
+            except Exception:
+                return ("object", id(value))
+        return ("array", data.shape, data.dtype, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None), np.generic)):
+        return (type(value).__name__, repr(value))  # repr: a NaN attribute still equals itself
+    if isinstance(value, types.ModuleType):  # by identity: its contents are what the watch follows by name
+        return ("module", value.__name__, id(value))
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
+        return ("seen", id(value))
+    if isinstance(value, (list, tuple, dict)) or _is_module(value) or \
+            _has(value, "__dict__") and not callable(value):
+        seen.add(id(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
+    if isinstance(value, (set, frozenset)):  # by value: sorted, as their order is not theirs
+        return (type(value).__name__, tuple(sorted((plain_state(v, seen) for v in value), key=repr)))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
+    if _is_module(value) or _has(value, "__dict__") and not callable(value):
+        return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
+    try:  # a function, a class, an enum member: by identity (hash), as the tape called it
+        hash(value)
+        return ("object", value)
+    except TypeError:
+        return ("object", id(value))
+
+
+def _is_module(value):
+    """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
+    return (not isinstance(value, type) and _has(value, "__dict__")
+            and callable(_get(value, "named_parameters")))
+
+
+def _has(value, name):
+    """hasattr that a __getattr__ raising something else than AttributeError (a dict-backed config's
+    KeyError) cannot break."""
+    try:
+        return hasattr(value, name)
+    except Exception:
+        return False
+
+
+def _get(value, name):
+    try:
+        return getattr(value, name, None)
+    except Exception:
+        return None
+
+
+def _engine(globals_):
+    """Code whose module is the engine's or NumPy's: its state is the key's business, not the watch's."""
+    name = globals_.get("__name__", "") or ""
+    return name in ("tinygrad_rnn", "numpy") or name.startswith(("tinygrad_rnn.", "numpy."))
+
+
+class Watch:
+    """The values a cell's step reads from outside the cell (see the module docstring), as they were."""
+
+    LIMIT = 400  # values watched at most: past that, comparing them would cost what recording a step does
+
+    def __init__(self, cell):
+        self.reads = {}  # key → a function that reads the value now: its summary is compared
+        self.raw = {}  # key → the same, for values compared as they are (see _watch)
+        self.complete = os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+        if not self.complete:
+            self.seen = ()
+            return
+        self.names = set()  # every name the code read so far loads: what it can reach on a class or module
+        self._holders = []  # (class or module, names looked up in it so far)
+        self._codes, self._functions, self._values = set(), set(), set()
+        modules = _modules_of(cell)
+        self._values.update(id(m) for m in modules)
+        for module in modules:  # its class (forward, and what the code names: self.helper, super().forward)
+            self._holder(type(module), implicit=("forward",))
+            for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
+                self._follow(value, 1)
+        if len(self.reads) + len(self.raw) > self.LIMIT:
+            self.complete = False
+        self._raw_reads, self._reads = tuple(self.raw.values()), tuple(self.reads.values())
+        self.seen = self.now() if self.complete else ()
+
+    def now(self):
+        """The watched values, in a fixed order: as they are where that is enough, else their summaries."""
+        return tuple([read() for read in self._raw_reads]), tuple([_summary(read()) for read in self._reads])
+
+    def unchanged(self):
+        """Whether every watched value is as it was (when incomplete, never: the caller records a step).
+        (Tuples compare items by identity first: an unchanged NaN is unchanged.)"""
+        return self.complete and self.now() == self.seen
+
+    def refresh(self):
+        """Take the watched values as they are now (after a recorded step showed the tape still holds)."""
+        if self.complete:
+            self.seen = self.now()
+            if not all(map(_as_is, self.seen[0])):  # a name now holds what its identity does not describe
+                self.complete = False
+
+    # ---- finding what the code reads -----------------------------------------------------------------
+    def _holder(self, holder, implicit=()):
+        """A class or module the step reaches: what it holds under any name the code loads (now or once
+        more code is read) is watched as it resolves now, and followed. A class's every definition of
+        such a name along its MRO is followed (super() reaches the overridden ones), and its special
+        methods (__call__, __mul__, ...) are read as Python calls them without naming them."""
+        if id(holder) in self._values:
+            return
+        self._values.add(id(holder))
+        entry = [holder, set()]
+        self._holders.append(entry)
+        extra = set(implicit)
+        if isinstance(holder, type):
+            extra |= {n for c in holder.__mro__ if not _library(getattr(c, "__module__", ""))
+                      for n, v in vars(c).items() if n.startswith("__") and n.endswith("__") and n not in _NOT_RUN
+                      and isinstance(v, (types.FunctionType, staticmethod, classmethod))}
+        elif "__getattr__" in vars(holder):  # PEP 562: names served by a function, from anywhere
+            self.complete = False
+        self._look_up(entry, self.names | extra)
+
+    def _look_up(self, entry, names):
+        holder, done = entry
+        module = isinstance(holder, types.ModuleType)
+        chain = (holder,) if module else holder.__mro__ + type(holder).__mro__  # (a metaclass's too)
+        chain = [c for c in chain if c is holder or not _library(getattr(c, "__module__", ""))]
+        user_module = module and not _library(holder.__name__)
+        for name in names - done:
+            done.add(name)
+            found = [vars(c)[name] for c in chain if name in vars(c)]
+            if found or user_module:  # a user module's name that is not there yet may be added later
+                self._watch(("attr", id(holder), name), lambda h=holder, n=name: _get_or_missing(h, n))
+            for value in found:
+                self._follow(value, 1)
+
+    def _function(self, fn):
+        if not isinstance(fn, types.FunctionType) or id(fn) in self._functions:
+            return
+        if _library(fn.__globals__.get("__name__", "")):  # not its code, but what it was given to hold
+            self._functions.add(id(fn))                     # (functools.wraps' __wrapped__, a registry)
+            for value in vars(fn).values():
+                self._follow(value, 1)
+            return
+        self._functions.add(id(fn))
+        # its defaults and its own attributes (fn.gain = 0.5) are read when it runs
+        self._watch(("function", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__, vars(fn) or None))
+        for value in (fn.__defaults__ or ()) + tuple((fn.__kwdefaults__ or {}).values()) + tuple(vars(fn).values()):
+            self._follow(value, 1)
+        for cell in fn.__closure__ or ():
+            self._watch(("closure", id(cell)), lambda cell=cell: _contents(cell))
+            self._follow(_contents(cell), 1)
+        self._code(fn.__code__, fn.__globals__)
+
+    def _code(self, code, globals_):
+        if id(code) in self._codes:
+            return
+        self._codes.add(id(code))
+        names = set(code.co_names)
+        new = names - self.names
+        self.names |= new
+        if names & DYNAMIC:  # reads by a name the code builds (getattr, hasattr, __dict__, imports by string)
+            self.complete = False
+        builtins_ = vars(builtins)
+        for name in sorted(names):
+            # watched whether it is there or not: a global defined later (shadowing a builtin, or one a
+            # `try: ... except NameError` waited for) changes what the name means
+            self._watch(("global", id(globals_), name), lambda g=globals_, n=name: g.get(n, MISSING))
+            if name in globals_:
+                self._follow(globals_[name], 0)
+            elif name in builtins_:
+                self._watch(("builtin", name), lambda n=name: builtins_.get(n, MISSING))
+        for instruction in dis.get_instructions(code):  # `import x` / `from x import y` inside the code
+            if instruction.opname == "IMPORT_NAME":
+                module = sys.modules.get(instruction.argval)
+                if module is None:
+                    self.complete = False
+                else:
+                    self._follow(module, 0)
+        if new:  # classes and modules met before may hold these names
+            for entry in list(self._holders):
+                self._look_up(entry, new)
+        for const in code.co_consts:  # lambdas, comprehensions and functions defined inside
+            if isinstance(const, types.CodeType):
+                self._code(const, globals_)
+
+    def _follow(self, value, depth):
+        """A value the code can reach: a function's code is read in turn (its module's names, its closure,
+        its defaults, its attributes); a module or class is a holder (_holder); containers and objects
+        are followed into, an object's class is a holder too (their values are in the summaries
+        already; a callable object's own state is watched, as plain_state counts it by identity). What
+        cannot be read by names (a partial, an object with __slots__ or of the standard library, a
+        parameter outside the cell) makes the watch incomplete."""
+        if len(self.reads) + len(self.raw) > self.LIMIT:
+            self.complete = False
+            return
+        if isinstance(value, (Tensor, np.ndarray, np.generic, str, bytes, int, float, complex, type(None),
+                              types.BuiltinFunctionType, np.ufunc, np.dtype)):
+            if isinstance(value, Tensor) and value.requires_grad and depth == 0:
+                self.complete = False  # a parameter held outside the cell: its values are in no summary
+            if isinstance(value, (Tensor, np.ndarray)) and _size(value) > BIG:
+                self.complete = False  # hashing it every call would cost more than the recorded step
+            if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is not value:
+                self.complete = False  # np.frompyfunc of a Python function: its code is not read
+            return
+        if id(value) in self._values:
+            return
+        if depth > 8:  # deeper than the watch looks: let the recorded step judge
+            self.complete = False
+            return
+        if isinstance(value, type):
+            if not _library(getattr(value, "__module__", "")):
+                self._holder(value)
+            return
+        if isinstance(value, types.ModuleType):  # a library's too (os.environ, np.pi): not the engine's
+            if value.__name__.partition(".")[0] != "tinygrad_rnn":
+                self._holder(value)
+            return
+        self._values.add(id(value))
+        if isinstance(value, types.FunctionType):
+            self._function(value)
+        elif isinstance(value, (types.MethodType, staticmethod, classmethod)):
+            self._function(value.__func__)
+            self._follow(getattr(value, "__self__", None), depth + 1)
+        elif isinstance(value, property):
+            for fn in (value.fget, value.fset, value.fdel):
+                self._follow(fn, depth + 1)
+        elif isinstance(value, (list, tuple, set, frozenset, dict)):
+            if type(value) not in (list, tuple, set, frozenset, dict):  # a subclass (a NamedTuple, a dict
+                self._follow(type(value), depth + 1)                   # config): its properties and defaults
+            for item in (value.values() if isinstance(value, dict) else value):
+                self._follow(item, depth + 1)
+        elif not _state_in_dict(value):
+            self.complete = False  # a partial, a C object, an object with __slots__: opaque to names
+        elif _library(getattr(type(value), "__module__", "")):
+            if callable(value):  # np.vectorize(my_fn), a library's wrapper around the cell's code
+                self.complete = False
+            # else a library's plain object: its state is in its summary, its code is not the cell's
+        else:  # an object: its class is a holder; what it holds is followed
+            self._holder(type(value), implicit=("forward",) if _is_module(value) else ())
+            if callable(value) and not _is_module(value):  # plain_state counts a callable by identity
+                self._watch(("vars", id(value)), lambda v=value: vars(v))
+            for item in vars(value).values():
+                self._follow(item, depth + 1)
+
+    def _watch(self, key, read):
+        """Watch `read()`. A value that cannot change without becoming another object (a function, a class,
+        a module, a number, a string, nothing yet, a tuple of those) is compared as it is, the rest by
+        summary: most of what a step reads is the first kind, and comparing it costs next to nothing."""
+        if key in self.reads or key in self.raw:
+            return
+        value = read()
+        if _as_is(value):
+            self.raw[key] = read
+        else:
+            self.reads[key] = read
+            if _holds_parameter(_summary(value)):  # its values are not in any summary: cannot be watched
+                self.complete = False
+
+
+# special methods that do not run in a step (or are the object's identity, which the summaries hold)
+_NOT_RUN = {"__init_subclass__", "__repr__", "__str__", "__format__", "__module__",
+            "__doc__", "__dict__", "__weakref__", "__qualname__", "__annotations__", "__slots__",
+            "__firstlineno__", "__static_attributes__", "__class_getitem__", "__del__", "__reduce__",
+            "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
+
+
+_AS_IS = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType, bool, int, float, complex,
+          str, bytes, type(None))
+
+
+def _as_is(value):
+    return value is MISSING or isinstance(value, _AS_IS) or type(value) is tuple and all(map(_as_is, value))
+
+
+def _size(value):
+    data = value.data if isinstance(value, Tensor) else value
+    return int(getattr(data, "size", 0))
+
+
+def _get_or_missing(holder, name):
+    try:
+        return getattr(holder, name)
+    except Exception:  # (AttributeError, or a __getattr__ that raises something else)
+        return MISSING
+
+
+def _library(module_name):
+    """Code of the engine, NumPy, Python itself or its standard library: what it holds is not the cell's
+    (the key watches the engine's state); following it would only make the watch slow."""
+    top = (module_name or "").partition(".")[0]
+    return top in ("tinygrad_rnn", "numpy", "builtins") or top in sys.stdlib_module_names
+
+
+def _state_in_dict(value):
+    """An object whose state is all in its __dict__ (so in its summary): every class of it, but object, is
+    written in Python without __slots__. (A class written in C, as functools.partial's or a lock's, keeps
+    its state in fields no summary reads; its dict holds descriptors of them.)"""
+    return _has(value, "__dict__") and all(_pure_python(c) for c in type(value).__mro__ if c is not object)
+
+
+_C_DESCRIPTORS = (types.WrapperDescriptorType, types.MethodDescriptorType, types.MemberDescriptorType,
+                  types.ClassMethodDescriptorType)
+
+
+def _pure_python(cls):
+    return "__slots__" not in vars(cls) and not any(
+        isinstance(v, _C_DESCRIPTORS) or isinstance(v, types.GetSetDescriptorType) and n not in ("__dict__", "__weakref__")
+        for n, v in vars(cls).items())
+
+
+def _modules_of(cell):
+    """The cell and its sub-modules, each once (their forwards are what a step runs)."""
+    named = getattr(cell, "named_modules", None)
+    return [m for _, m in named()] if callable(named) else [cell]
+
+
+def _contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # a closure variable not assigned yet
+        return MISSING
+
+
+def _holds_parameter(summary):
+    if isinstance(summary, tuple):
+        return summary[:1] == ("parameter",) or any(_holds_parameter(s) for s in summary)
+    return False
+
+
+_SIMPLE = (bool, int, float, complex, str, bytes, type(None))
+_BY_IDENTITY = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)
+
+
+def _summary(value):
+    """plain_state, with functions, classes and modules by identity (their code is watched by name), and
+    the common cases (a function's defaults, None; a dict of functions) without plain_state's tests."""
+    kind = type(value)
+    if kind in _SIMPLE:
+        return (kind.__name__, repr(value))
+    if isinstance(value, _BY_IDENTITY):
+        return ("object", id(value))
+    if kind is tuple or kind is list:
+        return (kind.__name__, tuple(map(_summary, value)))
+    if kind is dict:
+        return ("dict", tuple(sorted((repr(k), _summary(v)) for k, v in value.items())))
+    return plain_state(value)
