@@ -2,11 +2,11 @@
 
 Each case: a cell, one compiled call, a change to something its step reads, then the compiled answer
 must equal the composed unroll in float64 (and the change must move the composed answer, so the
-test can fail). Every case in MISSED is missed on gap3 (e6c0f17): the watch is complete and unchanged()
-after the change, so no step is recorded and the stale tape is replayed. None of them is in
+test can fail). Every case in MISSED was missed at e6c0f17 (the watch was complete and unchanged()
+after the change, so no step was recorded and the stale tape was replayed), and is caught since. None of them is in
 tests/test_tape_watch.py, tests/test_tape_watch_review.py or tests/test_tape_watch_review2.py.
-Two more at the end: a cell that reads NumPy anywhere the watch reads is left incomplete (a step recorded
-before every call: a cost, not a wrong answer), and unchanged() raising on an object whose == is elementwise.
+Two more at the end: a cell that read NumPy anywhere the watch reads was left incomplete (a step recorded
+before every call: a cost, not a wrong answer), and unchanged() raised on an object whose == is elementwise.
 """
 import functools
 import sys
