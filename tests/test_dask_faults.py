@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,8 +40,17 @@ def trial_runs(root):
 def wait_for(proc, condition, timeout=60):
     deadline = time.time() + timeout
     while not condition():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()  # (before reading its stderr: a process still running would never close it)
+            raise AssertionError(f"exit code {proc.wait()}: {proc.stderr.read()}")
         time.sleep(0.05)
+
+
+def free_port():
+    """A port nothing listens on now (a fixed one collided with this process's own Dask dashboard, 8787)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def epochs_done(run):
@@ -121,7 +131,7 @@ def test_a_worker_that_cannot_load_the_plugin_does_not_fail_the_sweep(cluster, t
 @pytest.mark.slow
 def test_a_lost_scheduler_is_one_line_and_leaves_the_trials_pending_for_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    port = 8700 + os.getpid() % 200
+    port = free_port()
     scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
                                   str(port), "--no-dashboard"], stderr=subprocess.DEVNULL, env=env)
     worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",

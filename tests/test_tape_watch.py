@@ -13,7 +13,9 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, tape
-from tinygrad_rnn.nn import Module, compile_cell, uniform_parameter, unroll
+from tinygrad_rnn.nn import compile_cell, unroll
+
+from watch_cells import Base
 
 GAIN = [1.0]
 SCALE = 1.0
@@ -31,17 +33,6 @@ def with_default(a, gain=1.0):
     return a * gain
 
 
-class Base(Module):
-    def __init__(self, input_size=2, hidden_size=3):
-        self.hidden_size = hidden_size
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
-
-    def initial_state(self, batch_size):
-        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
-
-    def pre(self, x, state):
-        return x @ self.weight_ih.T + state[0] @ self.weight_hh.T
 
 
 class ListGain(Base):

@@ -13,7 +13,6 @@ as `import mylib` gives.
 import functools
 import os
 import random
-import textwrap
 import threading
 import types
 
@@ -22,28 +21,13 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, tape
-from tinygrad_rnn.nn import Module, compile_cell, uniform_parameter, unroll
+from tinygrad_rnn.nn import Module, compile_cell
+
+from watch_cells import Base, compiled_and_composed, last_watch, library
 
 
-def library(name, source, **names):
-    """A module named `name` (another file, as far as the watch can tell) running `source`."""
-    module = types.ModuleType(name)
-    module.__dict__.update(names)
-    exec(textwrap.dedent(source), module.__dict__)
-    return module
 
 
-class Base(Module):
-    def __init__(self, input_size=2, hidden_size=3):
-        self.hidden_size = hidden_size
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
-
-    def initial_state(self, batch_size):
-        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
-
-    def pre(self, x, state):
-        return x @ self.weight_ih.T + state[0] @ self.weight_hh.T
 
 
 # ---- 1. a module read by two functions: the second function's attribute of it ----------------------------
@@ -265,16 +249,6 @@ MISSED = {  # cell factory, the change, how to undo it
 }
 
 
-def compiled_and_composed(cell, x):
-    outputs = []
-    for runner in (compile_cell(cell).sequence, lambda x, s: unroll(cell, x, s)):
-        out, _ = runner(x, cell.initial_state(x.shape[0]))
-        outputs.append(out.numpy())
-    return outputs
-
-
-def last_watch(cell):
-    return next(reversed(compile_cell(cell).tapes.values())).watch
 
 
 def check(cell, change, restore):

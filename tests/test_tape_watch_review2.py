@@ -14,50 +14,20 @@ by an Enum member left the watch incomplete (a step recorded before every compil
 import builtins
 import enum
 import functools
-import sys
-import textwrap
-import types
 
 import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, tape
-from tinygrad_rnn.nn import Module, compile_cell, uniform_parameter, unroll
+
+from watch_cells import Base, compiled_and_composed, last_watch, library
 
 
-def library(name, source, **names):
-    """A module named `name`, registered in sys.modules (so `import name` finds it), running `source`."""
-    module = types.ModuleType(name)
-    module.__dict__.update(names)
-    sys.modules[name] = module
-    exec(textwrap.dedent(source), module.__dict__)
-    return module
 
 
-class Base(Module):
-    def __init__(self, input_size=2, hidden_size=3):
-        self.hidden_size = hidden_size
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
-
-    def initial_state(self, batch_size):
-        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
-
-    def pre(self, x, state):
-        return x @ self.weight_ih.T + state[0] @ self.weight_hh.T
 
 
-def compiled_and_composed(cell, x):
-    outputs = []
-    for runner in (compile_cell(cell).sequence, lambda x, s: unroll(cell, x, s)):
-        out, _ = runner(x, cell.initial_state(x.shape[0]))
-        outputs.append(out.numpy())
-    return outputs
-
-
-def last_watch(cell):
-    return next(reversed(compile_cell(cell).tapes.values())).watch
 
 
 def check(cell_class, change, restore):

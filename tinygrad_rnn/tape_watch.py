@@ -18,7 +18,12 @@ two things are watched between calls:
   nor is the code of the standard library and NumPy.
 
 A name is watched whether it holds something yet or not (a global defined later may shadow a
-builtin), and `import` statements inside the code make the imported module a holder.
+builtin); a function by its identity, its code (IPython's autoreload replaces it in place), defaults
+and attributes; a class attribute as the class defines it (not as a bound method, new at each
+look-up); `import` statements inside the code (relative ones too) make the imported module a holder,
+and which module `sys.modules` maps the name to is watched. Library code is told by where its file
+is, not by its name (a user's package may be called `code`). When a watched value changed but the
+recorded step shows the tape still holds, the code is read again from what it reaches now.
 
 Before each sequence the watched values are compared with what they were at tracing: functions,
 classes, modules, numbers and strings as they are (a change makes another object), the rest by
@@ -30,16 +35,20 @@ before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`
 is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
 an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
 400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
-Two adversarial reviews found 25 ways past the first versions of this module; each is a test
+Three adversarial reviews found 35 ways past the first versions of this module; each is a test
 (tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
 complete, which is why the recorded step stays behind it.
 """
 import builtins
 import dis
+import functools
 import hashlib
+import importlib.util
 import os
 import sys
+import sysconfig
 import types
+import weakref
 
 import numpy as np
 
@@ -89,7 +98,8 @@ def plain_state(value, _seen=None):
     if isinstance(value, dict):
         return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
     if _is_module(value) or _has(value, "__dict__") and not callable(value):
-        return (type(value).__qualname__, tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
+        # the class itself, not its name: a reloaded module's class of the same name is another class
+        return (type(value), tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
     try:  # a function, a class, an enum member: by identity (hash), as the tape called it
         hash(value)
         return ("object", value)
@@ -119,18 +129,13 @@ def _get(value, name):
         return None
 
 
-def _engine(globals_):
-    """Code whose module is the engine's or NumPy's: its state is the key's business, not the watch's."""
-    name = globals_.get("__name__", "") or ""
-    return name in ("tinygrad_rnn", "numpy") or name.startswith(("tinygrad_rnn.", "numpy."))
-
-
 class Watch:
     """The values a cell's step reads from outside the cell (see the module docstring), as they were."""
 
     LIMIT = 400  # values watched at most: past that, comparing them would cost what recording a step does
 
     def __init__(self, cell):
+        self._cell = weakref.ref(cell)
         self.reads = {}  # key → a function that reads the value now: its summary is compared
         self.raw = {}  # key → the same, for values compared as they are (see _watch)
         self.complete = os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -158,14 +163,19 @@ class Watch:
     def unchanged(self):
         """Whether every watched value is as it was (when incomplete, never: the caller records a step).
         (Tuples compare items by identity first: an unchanged NaN is unchanged.)"""
-        return self.complete and self.now() == self.seen
+        if not self.complete:
+            return False
+        try:
+            return self.now() == self.seen
+        except Exception:  # a value whose == answers elementwise, or raises: let the recorded step judge
+            return False
 
     def refresh(self):
-        """Take the watched values as they are now (after a recorded step showed the tape still holds)."""
-        if self.complete:
-            self.seen = self.now()
-            if not all(map(_as_is, self.seen[0])):  # a name now holds what its identity does not describe
-                self.complete = False
+        """Read the code again from what it reaches now (after a recorded step showed that the tape still
+        holds although a watched value changed: a name may now hold other code, with other names)."""
+        cell = self._cell()
+        if self.complete and cell is not None:
+            self.__init__(cell)
 
     # ---- finding what the code reads -----------------------------------------------------------------
     def _holder(self, holder, implicit=()):
@@ -183,8 +193,12 @@ class Watch:
             extra |= {n for c in holder.__mro__ if not _library(getattr(c, "__module__", ""))
                       for n, v in vars(c).items() if n.startswith("__") and n.endswith("__") and n not in _NOT_RUN
                       and isinstance(v, (types.FunctionType, staticmethod, classmethod))}
-        elif "__getattr__" in vars(holder):  # PEP 562: names served by a function, from anywhere
-            self.complete = False
+        elif "__getattr__" in vars(holder) and not _library(holder.__name__):  # PEP 562: a user module's
+            self.complete = False                                                # names served by a function
+        if isinstance(holder, type) and any(
+                n in vars(m) for m in type(holder).__mro__ if not _library(getattr(m, "__module__", ""))
+                for n in ("__getattr__", "__getattribute__")):
+            self.complete = False  # a metaclass that serves class attributes by a function
         self._look_up(entry, self.names | extra)
 
     def _look_up(self, entry, names):
@@ -197,7 +211,9 @@ class Watch:
             done.add(name)
             found = [vars(c)[name] for c in chain if name in vars(c)]
             if found or user_module:  # a user module's name that is not there yet may be added later
-                self._watch(("attr", id(holder), name), lambda h=holder, n=name: _get_or_missing(h, n))
+                read = (lambda h=holder, n=name: _get_or_missing(h, n)) if module else \
+                    (lambda h=holder, n=name: _defined(h, n))
+                self._watch(("attr", id(holder), name), read)
             for value in found:
                 self._follow(value, 1)
 
@@ -211,7 +227,9 @@ class Watch:
             return
         self._functions.add(id(fn))
         # its defaults and its own attributes (fn.gain = 0.5) are read when it runs
-        self._watch(("function", id(fn)), lambda fn=fn: (fn.__defaults__, fn.__kwdefaults__, vars(fn) or None))
+        # its code (replaced in place by IPython's autoreload), defaults and attributes (fn.gain = 0.5)
+        self._watch(("function", id(fn)),
+                    lambda fn=fn: (fn.__code__, fn.__defaults__, fn.__kwdefaults__, vars(fn) or None))
         for value in (fn.__defaults__ or ()) + tuple((fn.__kwdefaults__ or {}).values()) + tuple(vars(fn).values()):
             self._follow(value, 1)
         for cell in fn.__closure__ or ():
@@ -237,13 +255,24 @@ class Watch:
                 self._follow(globals_[name], 0)
             elif name in builtins_:
                 self._watch(("builtin", name), lambda n=name: builtins_.get(n, MISSING))
-        for instruction in dis.get_instructions(code):  # `import x` / `from x import y` inside the code
+        previous = []
+        for instruction in dis.get_instructions(code):  # `import x`, `from .x import y` inside the code
             if instruction.opname == "IMPORT_NAME":
-                module = sys.modules.get(instruction.argval)
+                level = previous[-2].argval if len(previous) >= 2 and previous[-2].opname == "LOAD_CONST" else 0
+                try:
+                    name = importlib.util.resolve_name("." * level + instruction.argval, globals_.get("__package__"))
+                except (ImportError, ValueError, TypeError):
+                    self.complete = False
+                    continue
+                self._watch(("import", name), lambda n=name: sys.modules.get(n, MISSING))  # (replaced there?)
+                module = sys.modules.get(name)
                 if module is None:
                     self.complete = False
                 else:
                     self._follow(module, 0)
+            elif instruction.opname == "MATCH_CLASS":  # `case K(gain=g)`: attribute names in co_consts
+                self.complete = False
+            previous = previous[-1:] + [instruction]
         if new:  # classes and modules met before may hold these names
             for entry in list(self._holders):
                 self._look_up(entry, new)
@@ -265,6 +294,8 @@ class Watch:
                               types.BuiltinFunctionType, np.ufunc, np.dtype)):
             if isinstance(value, Tensor) and value.requires_grad and depth == 0:
                 self.complete = False  # a parameter held outside the cell: its values are in no summary
+            if isinstance(value, Tensor) and type(value) is not Tensor:  # a user's Tensor subclass: its methods
+                self._follow(type(value), depth + 1)
             if isinstance(value, (Tensor, np.ndarray)) and _size(value) > BIG:
                 self.complete = False  # hashing it every call would cost more than the recorded step
             if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is not value:
@@ -302,7 +333,8 @@ class Watch:
         elif _library(getattr(type(value), "__module__", "")):
             if callable(value):  # np.vectorize(my_fn), a library's wrapper around the cell's code
                 self.complete = False
-            # else a library's plain object: its state is in its summary, its code is not the cell's
+            for item in vars(value).values():  # a library's plain object (a cached_property): not its
+                self._follow(item, depth + 1)     # class's code, but what it holds (the cell's function)
         else:  # an object: its class is a holder; what it holds is followed
             self._holder(type(value), implicit=("forward",) if _is_module(value) else ())
             if callable(value) and not _is_module(value):  # plain_state counts a callable by identity
@@ -332,8 +364,8 @@ _NOT_RUN = {"__init_subclass__", "__repr__", "__str__", "__format__", "__module_
             "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
 
 
-_AS_IS = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType, bool, int, float, complex,
-          str, bytes, type(None))
+_AS_IS = (types.FunctionType, types.BuiltinFunctionType, types.CodeType, type, types.ModuleType, bool, int,
+          float, complex, str, bytes, type(None))
 
 
 def _as_is(value):
@@ -345,6 +377,13 @@ def _size(value):
     return int(getattr(data, "size", 0))
 
 
+def _defined(cls, name):
+    for c in cls.__mro__ + type(cls).__mro__:
+        if name in vars(c):
+            return vars(c)[name]
+    return MISSING
+
+
 def _get_or_missing(holder, name):
     try:
         return getattr(holder, name)
@@ -352,11 +391,25 @@ def _get_or_missing(holder, name):
         return MISSING
 
 
+@functools.lru_cache(maxsize=None)
 def _library(module_name):
     """Code of the engine, NumPy, Python itself or its standard library: what it holds is not the cell's
-    (the key watches the engine's state); following it would only make the watch slow."""
+    (the key watches the engine's state); following it would only make the watch slow. Told by where
+    the module's file is, not by its name (a user's package may be called `code` or `signal`)."""
     top = (module_name or "").partition(".")[0]
-    return top in ("tinygrad_rnn", "numpy", "builtins") or top in sys.stdlib_module_names
+    if top in ("tinygrad_rnn", "numpy", "builtins"):
+        return True
+    module = sys.modules.get(module_name) or sys.modules.get(top)
+    path = getattr(module, "__file__", None)
+    if path is None:  # built into the interpreter (sys, _functools) or frozen (os, at start-up); else a
+        origin = getattr(getattr(module, "__spec__", None), "origin", None)  # module made in memory: a user's
+        return module is None and top in sys.stdlib_module_names or origin in ("built-in", "frozen")
+    path = os.path.realpath(path)
+    return path.startswith(_STDLIB) and not path.startswith(_SITE)
+
+
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+_SITE = os.path.realpath(sysconfig.get_paths()["purelib"]) + os.sep
 
 
 def _state_in_dict(value):
