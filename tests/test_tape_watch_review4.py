@@ -9,7 +9,7 @@ or tests/test_tape_watch_review{,2,3}.py.
 Where a cell is given something from outside, it is given it in the test (as a plugin's constructor
 argument or a notebook cell would), not in the cell's __init__: the watch reads __init__'s code, and a
 global named there would be watched by chance.
-One more at the end: a cell reading a types.SimpleNamespace config records a step before every call.
+One more at the end (a cost, not a wrong answer): a cell reading a types.SimpleNamespace config records a step before every call.
 """
 import operator
 import os
@@ -182,6 +182,57 @@ def test_operator_attrgetter_on_a_config_module():
         check(AttrgetterCell, lambda: setattr(attr_config, "GAIN", 0.5))
     finally:
         attr_config.GAIN = 1.0
+
+
+# ---- 7. a dict of steps applied in its order, reordered (a pipeline of named transforms) ---------------------
+# plain_state (the key: the cell's own dict) and _summary (the watch: a global dict) both sort a dict's items by
+# repr(key): two dicts with the same items in another order give the same summary, though a dict's order is
+# its own (insertion order, Python 3.7+) and the code iterates it
+def halve(a):
+    return a * 0.5
+
+
+def shift(a):
+    return a + 0.3
+
+
+class PipelineCell(Base):
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def forward(self, x, state):
+        a = self.pre(x, state)
+        for step in self.steps.values():
+            a = step(a)
+        h = a.tanh()
+        return h, (h,)
+
+
+def test_the_cells_own_dict_of_steps_reordered():
+    made = []
+    check(lambda: made.append(PipelineCell({"halve": halve, "shift": shift})) or made[0],
+          lambda: setattr(made[0], "steps", {"shift": shift, "halve": halve}))
+
+
+STEPS = {"halve": halve, "shift": shift}
+
+
+class GlobalPipelineCell(Base):
+    def forward(self, x, state):
+        a = self.pre(x, state)
+        for step in STEPS.values():
+            a = step(a)
+        h = a.tanh()
+        return h, (h,)
+
+
+def test_a_global_dict_of_steps_reordered_in_place():
+    try:
+        check(GlobalPipelineCell, lambda: STEPS.__setitem__("halve", STEPS.pop("halve")))  # now shift, halve
+    finally:
+        STEPS.clear()
+        STEPS.update(halve=halve, shift=shift)
 
 
 # ---- over-triggering: a types.SimpleNamespace config (its state is all in its __dict__) -------------------------
