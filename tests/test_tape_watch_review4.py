@@ -2,14 +2,15 @@
 
 Each case: a cell, one compiled call, a change to something its step reads, then the compiled answer
 must equal the composed unroll in float64 (and the change must move the composed answer, so the test can
-fail). At watchfix3 (dd7b7ec) every case below was missed: the watch was complete and unchanged() after the
+fail). At watchfix3 (dd7b7ec) each of the first eight cases was missed: the watch was complete and unchanged() after the
 change, so no step was recorded and the stale tape was replayed. None of them is in tests/test_tape_watch.py
 or tests/test_tape_watch_review{,2,3}.py.
 
 Where a cell is given something from outside, it is given it in the test (as a plugin's constructor
 argument or a notebook cell would), not in the cell's __init__: the watch reads __init__'s code, and a
 global named there would be watched by chance.
-One more at the end (a cost, not a wrong answer): a cell reading a types.SimpleNamespace config records a step before every call.
+Two more at the end: a cell reading a types.SimpleNamespace config records a step before every call (a
+cost, not a wrong answer), and one reading a global dict that contains itself cannot be compiled (Watch raises).
 """
 import operator
 import os
@@ -262,3 +263,24 @@ def test_a_simple_namespace_config_records_no_step_per_call(monkeypatch):
         assert not last_watch(cell).unchanged()
     finally:
         NAMESPACE_CONFIG.gain = 1.0
+
+
+# ---- building the watch raises: a cell reading a global dict that contains itself (a tree with parent links) ----
+# _summary's fast path for dicts, lists and tuples (tape_watch.py, the `kind is dict` line) recurses without
+# plain_state's `seen`: RecursionError out of Watch(cell) in trace(), so compile_cell(cell).sequence raises
+# where unroll runs
+TREE = {"gain": 1.0, "children": []}
+TREE["children"].append({"gain": 0.5, "parent": TREE})
+
+
+class ReadsCyclicDict(Base):
+    def forward(self, x, state):
+        h = (self.pre(x, state) * TREE["gain"]).tanh()
+        return h, (h,)
+
+
+def test_a_cell_reading_a_global_dict_that_contains_itself_compiles():
+    tg.manual_seed(0)
+    cell = ReadsCyclicDict().to(dtype=np.float64)
+    compiled, composed = compiled_and_composed(cell)
+    np.testing.assert_allclose(compiled, composed, rtol=1e-12, atol=1e-12)
