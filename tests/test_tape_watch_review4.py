@@ -2,15 +2,15 @@
 
 Each case: a cell, one compiled call, a change to something its step reads, then the compiled answer
 must equal the composed unroll in float64 (and the change must move the composed answer, so the test can
-fail). At watchfix3 (dd7b7ec) each of the first eight cases was missed: the watch was complete and unchanged() after the
-change, so no step was recorded and the stale tape was replayed. None of them is in tests/test_tape_watch.py
+fail). At watchfix3 (dd7b7ec) each of the first eight cases was missed (the watch was complete and unchanged()
+after the change, so no step was recorded and the stale tape was replayed); each is caught since. None of them is in tests/test_tape_watch.py
 or tests/test_tape_watch_review{,2,3}.py.
 
 Where a cell is given something from outside, it is given it in the test (as a plugin's constructor
 argument or a notebook cell would), not in the cell's __init__: the watch reads __init__'s code, and a
 global named there would be watched by chance.
-Two more at the end: a cell reading a types.SimpleNamespace config records a step before every call (a
-cost, not a wrong answer), and one reading a global dict that contains itself cannot be compiled (Watch raises).
+Two more at the end: a cell reading a types.SimpleNamespace config recorded a step before every call (a
+cost, not a wrong answer), and one reading a global dict that contains itself could not be compiled (Watch raised).
 """
 import operator
 import os
