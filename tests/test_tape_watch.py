@@ -351,3 +351,24 @@ def test_tinygrad_rnn_watch_0_records_a_step_before_every_sequence(monkeypatch):
         compile_cell(cell).sequence(x, cell.initial_state(3))
     assert not the_tape(cell).watch.complete
     assert len(recorded) == 2 + 2  # the trace's two steps, then one before each later sequence
+
+
+class KeepsLastState(Base):
+    def forward(self, x, state):
+        h = self.pre(x, state).tanh()
+        self.last_h = h.numpy()  # kept for a plot: the cell's state changes whenever forward runs
+        return h, (h,)
+
+
+def test_a_forward_that_keeps_a_value_on_the_cell_is_not_traced_again_every_call(monkeypatch):
+    traced, trace = [], tape.trace
+    monkeypatch.setattr(tape, "trace", lambda *a: traced.append(1) or trace(*a))
+    tg.manual_seed(0)
+    cell = KeepsLastState().to(dtype=np.float64)
+    for batch in (3, 4, 3, 4, 3, 4, 3, 4):
+        compile_cell(cell).sequence(Tensor(np.ones((batch, 6, 2))), cell.initial_state(batch))
+    # the first call of each batch size traces, and the third call: the batch-3 tape was kept under the
+    # state its trace left, and the batch-4 trace left another (last_h of 4 rows). From then on the
+    # state is one a tape was kept under (a replay does not run forward). Keyed only by the state before
+    # tracing, these 8 calls traced 4 times, and a cell fed varying batches traced at every call.
+    assert len(traced) == 3

@@ -868,13 +868,20 @@ class CompiledCell:
                tuple((p.shape, p.dtype) for p in params), plain_state(self.cell))
         tape = self.tapes.get(key)
         if tape is None:
-            tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
-            while len(self.tapes) > self.KEEP:
-                self.tapes.popitem(last=False)
+            tape = self._trace(key, x, state)
         else:
             self.tapes.move_to_end(key)
             if not still_holds(tape, self.cell, x.data[:, 0], state, params):
-                tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
+                tape = self._trace(key, x, state)
+        return tape
+
+    def _trace(self, key, x, state):
+        tape = self.tapes[key] = trace(self.cell, x.data[:, 0], x.data[:, 1], state)
+        # a forward that keeps something on the cell (self.last_h = h, to plot it) has changed the cell's
+        # state by tracing it; a replay does not run forward, so the next call sees the state as it is now
+        self.tapes[key[:-1] + (plain_state(self.cell),)] = tape
+        while len(self.tapes) > self.KEEP:
+            self.tapes.popitem(last=False)
         return tape
 
 

@@ -27,7 +27,7 @@ recorded step shows the tape still holds, the code is read again from what it re
 
 Before each sequence the watched values are compared with what they were at tracing: functions,
 classes, modules, numbers and strings as they are (a change makes another object), the rest by
-summary. That costs 2 to 6 microseconds for the built-in cells, where recording a step again costs 60
+summary. That costs 2 to 10 microseconds for the built-in cells, where recording a step again costs 60
 to 130 (tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or
 when the watch is incomplete, one step is recorded again and compared with the tape, as every call did
 before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`, `obj.__dict__`,
@@ -35,7 +35,7 @@ before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`
 is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
 an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
 400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
-Three adversarial reviews found 35 ways past the first versions of this module; each is a test
+Four adversarial reviews found 43 ways past the first versions of this module; each is a test
 (tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
 complete, which is why the recorded step stays behind it.
 """
@@ -58,7 +58,9 @@ from .tensor import Tensor
 # builtins through which code reads what its names do not show: a watch over code that calls them is
 # incomplete (the step is then recorded and compared before every sequence)
 DYNAMIC = {"getattr", "hasattr", "eval", "exec", "globals", "locals", "vars", "__import__", "compile",
-           "__dict__", "import_module", "modules"}  # (the last three: obj.__dict__[...], importlib, sys.modules)
+           "__dict__", "import_module", "modules",  # obj.__dict__[...], importlib, sys.modules
+           "attrgetter", "methodcaller",            # operator's: attribute names held as strings
+           "getenv", "environ", "putenv"}           # the environment, read through library code
 ENV = "TINYGRAD_RNN_WATCH"  # "0": no watch, a step recorded before every compiled sequence (as before it)
 BIG = 4096  # elements: hashing a bigger array before every sequence costs more than recording a step
 MISSING = ("missing",)
@@ -88,18 +90,22 @@ def plain_state(value, _seen=None):
     seen = set() if _seen is None else _seen
     if id(value) in seen:  # a cycle (a sub-module that points back at its parent)
         return ("seen", id(value))
-    if isinstance(value, (list, tuple, dict)) or _is_module(value) or \
+    if isinstance(value, (list, tuple, dict, set, frozenset)) or _is_module(value) or \
             _has(value, "__dict__") and not callable(value):
         seen.add(id(value))
-    if isinstance(value, (list, tuple)):
+    # containers in their order (a loop over a dict of steps runs them in it): equal ones in another
+    # order count as changed, which costs a recorded step, never a wrong answer
+    if isinstance(value, (list, tuple, set, frozenset)):
         return (type(value).__name__, tuple(plain_state(v, seen) for v in value))
-    if isinstance(value, (set, frozenset)):  # by value: sorted, as their order is not theirs
-        return (type(value).__name__, tuple(sorted((plain_state(v, seen) for v in value), key=repr)))
     if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), plain_state(v, seen)) for k, v in value.items())))
+        return ("dict", tuple((repr(k), plain_state(v, seen)) for k, v in value.items()))
+    if isinstance(value, types.MethodType):  # obj.method: what it does depends on obj's state
+        return ("method", value.__func__, plain_state(value.__self__, seen))
+    if isinstance(value, types.BuiltinMethodType) and not isinstance(value.__self__, (types.ModuleType, type(None))):
+        return ("builtin method", value.__name__, plain_state(value.__self__, seen))  # (a_dict.get)
     if _is_module(value) or _has(value, "__dict__") and not callable(value):
         # the class itself, not its name: a reloaded module's class of the same name is another class
-        return (type(value), tuple(sorted((k, plain_state(v, seen)) for k, v in vars(value).items())))
+        return (type(value), tuple((k, plain_state(v, seen)) for k, v in vars(value).items()))
     try:  # a function, a class, an enum member: by identity (hash), as the tape called it
         hash(value)
         return ("object", value)
@@ -145,16 +151,19 @@ class Watch:
         self.names = set()  # every name the code read so far loads: what it can reach on a class or module
         self._holders = []  # (class or module, names looked up in it so far)
         self._codes, self._functions, self._values = set(), set(), set()
-        modules = _modules_of(cell)
-        self._values.update(id(m) for m in modules)
-        for module in modules:  # its class (forward, and what the code names: self.helper, super().forward)
-            self._holder(type(module), implicit=("forward",))
-            for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
-                self._follow(value, 1)
-        if len(self.reads) + len(self.raw) > self.LIMIT:
-            self.complete = False
-        self._raw_reads, self._reads = tuple(self.raw.values()), tuple(self.reads.values())
-        self.seen = self.now() if self.complete else ()
+        try:
+            modules = _modules_of(cell)
+            self._values.update(id(m) for m in modules)
+            for module in modules:  # its class (forward, and what the code names: self.helper, super().forward)
+                self._holder(type(module), implicit=("forward",))
+                for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
+                    self._follow(value, 1)
+            if len(self.reads) + len(self.raw) > self.LIMIT:
+                self.complete = False
+            self._raw_reads, self._reads = tuple(self.raw.values()), tuple(self.reads.values())
+            self.seen = self.now() if self.complete else ()
+        except Exception:  # whatever the code holds that the watch cannot summarise: the recorded step judges
+            self.complete, self.seen = False, ()
 
     def now(self):
         """The watched values, in a fixed order: as they are where that is enough, else their summaries."""
@@ -258,7 +267,8 @@ class Watch:
         previous = []
         for instruction in dis.get_instructions(code):  # `import x`, `from .x import y` inside the code
             if instruction.opname == "IMPORT_NAME":
-                level = previous[-2].argval if len(previous) >= 2 and previous[-2].opname == "LOAD_CONST" else 0
+                level = previous[-2].argval if len(previous) >= 2 and \
+                    previous[-2].opname in ("LOAD_CONST", "LOAD_SMALL_INT") else 0
                 try:
                     name = importlib.util.resolve_name("." * level + instruction.argval, globals_.get("__package__"))
                 except (ImportError, ValueError, TypeError):
@@ -289,6 +299,9 @@ class Watch:
         parameter outside the cell) makes the watch incomplete."""
         if len(self.reads) + len(self.raw) > self.LIMIT:
             self.complete = False
+            return
+        if _bound_builtin(value):  # a_dict.get: the dict is what it reads
+            self._follow(value.__self__, depth + 1)
             return
         if isinstance(value, (Tensor, np.ndarray, np.generic, str, bytes, int, float, complex, type(None),
                               types.BuiltinFunctionType, np.ufunc, np.dtype)):
@@ -364,12 +377,18 @@ _NOT_RUN = {"__init_subclass__", "__repr__", "__str__", "__format__", "__module_
             "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
 
 
-_AS_IS = (types.FunctionType, types.BuiltinFunctionType, types.CodeType, type, types.ModuleType, bool, int,
-          float, complex, str, bytes, type(None))
+_AS_IS = (types.FunctionType, types.BuiltinFunctionType, types.CodeType, type, types.ModuleType, np.ufunc, bool,
+          int, float, complex, str, bytes, type(None))
 
 
 def _as_is(value):
-    return value is MISSING or isinstance(value, _AS_IS) or type(value) is tuple and all(map(_as_is, value))
+    return value is MISSING or isinstance(value, _AS_IS) and not _bound_builtin(value) or \
+        type(value) is tuple and all(map(_as_is, value))
+
+
+def _bound_builtin(value):
+    """A builtin method bound to an object (a_dict.get): what it returns depends on that object."""
+    return isinstance(value, types.BuiltinMethodType) and not isinstance(value.__self__, (types.ModuleType, type(None)))
 
 
 def _size(value):
@@ -413,6 +432,12 @@ _SITE = os.path.realpath(sysconfig.get_paths()["purelib"]) + os.sep
 
 
 def _state_in_dict(value):
+    if type(value) is types.SimpleNamespace:  # written in C, but all its state is its __dict__
+        return True
+    return _state_in_dict_of_classes(value)
+
+
+def _state_in_dict_of_classes(value):
     """An object whose state is all in its __dict__ (so in its summary): every class of it, but object, is
     written in Python without __slots__. (A class written in C, as functools.partial's or a lock's, keeps
     its state in fields no summary reads; its dict holds descriptors of them.)"""
@@ -424,7 +449,7 @@ _C_DESCRIPTORS = (types.WrapperDescriptorType, types.MethodDescriptorType, types
 
 
 def _pure_python(cls):
-    return "__slots__" not in vars(cls) and not any(
+    return not vars(cls).get("__slots__", ()) and not any(  # (`__slots__ = ()`, as the ABCs have, adds none)
         isinstance(v, _C_DESCRIPTORS) or isinstance(v, types.GetSetDescriptorType) and n not in ("__dict__", "__weakref__")
         for n, v in vars(cls).items())
 
@@ -452,16 +477,20 @@ _SIMPLE = (bool, int, float, complex, str, bytes, type(None))
 _BY_IDENTITY = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)
 
 
-def _summary(value):
+def _summary(value, _seen=None):
     """plain_state, with functions, classes and modules by identity (their code is watched by name), and
     the common cases (a function's defaults, None; a dict of functions) without plain_state's tests."""
     kind = type(value)
     if kind in _SIMPLE:
         return (kind.__name__, repr(value))
-    if isinstance(value, _BY_IDENTITY):
+    if isinstance(value, _BY_IDENTITY) and not _bound_builtin(value):
         return ("object", id(value))
-    if kind is tuple or kind is list:
-        return (kind.__name__, tuple(map(_summary, value)))
-    if kind is dict:
-        return ("dict", tuple(sorted((repr(k), _summary(v)) for k, v in value.items())))
-    return plain_state(value)
+    if kind in (tuple, list, dict):
+        seen = set() if _seen is None else _seen
+        if id(value) in seen:  # a container that holds itself (a tree with links back to its parent)
+            return ("seen", id(value))
+        seen.add(id(value))
+        if kind is dict:
+            return ("dict", tuple((repr(k), _summary(v, seen)) for k, v in value.items()))
+        return (kind.__name__, tuple(_summary(v, seen) for v in value))
+    return plain_state(value, _seen)
