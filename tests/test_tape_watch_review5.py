@@ -4,7 +4,7 @@ Each case: a cell, one compiled call, a change to something its step reads, then
 must equal the composed unroll in float64 (and the change must move the composed answer, so the test can
 fail). At 366b182 (main after watchfix4) each case was missed: the watch was complete and unchanged()
 after the change, so no step was recorded and the stale tape was replayed. None of them is in
-tests/test_tape_watch.py or tests/test_tape_watch_review{,2,3,4}.py. Three ways past it:
+tests/test_tape_watch.py or tests/test_tape_watch_review{,2,3,4}.py. Four ways past it:
 
 - code the engine calls by a name no code the watch read loads: a step-mask rule's `step` (a regulariser
   plugin's, as zoneout's), called by nn/step_masks.py's MaskedCell._step, is never read;
@@ -12,7 +12,9 @@ tests/test_tape_watch.py or tests/test_tape_watch_review{,2,3,4}.py. Three ways 
   notebook adds to Tensor is not watched, nor is what it reads;
 - `_library("__main__")` is True when a stdlib tool runs the script (`python -m cProfile script.py`,
   `python -m trace`): sys.modules["__main__"] is then the tool's module, so the script's cell is library
-  code and nothing it reads is watched.
+  code and nothing it reads is watched;
+- a class used as a registry, `Acts["tanh"]`: neither a metaclass's `__getitem__` (only the class's own
+  MRO gives implicit names, `_holder`) nor `__class_getitem__` (in `_NOT_RUN`) is read.
 """
 import subprocess
 import sys
@@ -192,3 +194,44 @@ def test_a_script_profiled_with_cprofile(tmp_path):
         assert result.returncode == 0, result.stderr
         difference = float(result.stdout.split("difference")[-1])
         assert difference < 1e-12, f"{' '.join(tool) or 'plain run'}: compiled differs from composed by {difference}"
+
+
+# ---- a class subscripted as a registry (less common Python) ------------------------------------------------
+class Meta(type):
+    def __getitem__(cls, name):  # Python calls it for Acts[...]: a metaclass's special method, never read
+        return cls.table[name]
+
+
+class MetaActs(metaclass=Meta):
+    table = {"act": lambda a: a.tanh()}
+
+
+class ClassGetitemActs:
+    table = {"act": lambda a: a.tanh()}
+
+    def __class_getitem__(cls, name):  # in tape_watch's _NOT_RUN, so never read
+        return cls.table[name]
+
+
+class CallsMetaActs(Base):
+    def forward(self, x, state):
+        h = MetaActs["act"](self.pre(x, state))
+        return h, (h,)
+
+
+class CallsClassGetitemActs(Base):
+    def forward(self, x, state):
+        h = ClassGetitemActs["act"](self.pre(x, state))
+        return h, (h,)
+
+
+def test_a_registry_served_by_a_metaclass_getitem(monkeypatch):
+    tg.manual_seed(0)
+    check(CallsMetaActs().to(dtype=np.float64),
+          lambda: monkeypatch.setitem(MetaActs.table, "act", lambda a: a.sigmoid()))
+
+
+def test_a_registry_served_by_class_getitem(monkeypatch):
+    tg.manual_seed(0)
+    check(CallsClassGetitemActs().to(dtype=np.float64),
+          lambda: monkeypatch.setitem(ClassGetitemActs.table, "act", lambda a: a.sigmoid()))
