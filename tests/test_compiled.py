@@ -16,6 +16,7 @@ from tinygrad_rnn.nn import CompileWarning, Module, Recurrent, compile_cell, uni
 from tinygrad_rnn.tape import ROWS, STEP, TapeSequence
 
 from helpers import rnnrun
+from watch_cells import outputs_and_gradients as compiled_and_composed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -325,17 +326,6 @@ class ScaledRNN(Module):
         h = ((x @ self.weight_ih.T + state[0] @ self.weight_hh.T) * self.scale + self.offset).tanh()
         return h, (h,)
 
-
-def compiled_and_composed(cell, x):
-    """(compiled outputs, composed outputs, compiled dL/dW_hh, composed dL/dW_hh) of one cell on x."""
-    from tinygrad_rnn.nn import unroll
-    results = []
-    for runner in (compile_cell(cell).sequence, lambda x, s: unroll(cell, x, s)):
-        cell.weight_hh.grad = None
-        out, _ = runner(x, cell.initial_state(x.shape[0]))
-        (out * out).sum().backward()
-        results.append((out.numpy(), cell.weight_hh.grad.copy()))
-    return results
 
 
 def test_changing_a_plain_attribute_retraces_the_compiled_tape():

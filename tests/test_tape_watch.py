@@ -13,9 +13,10 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, tape
-from tinygrad_rnn.nn import compile_cell, unroll
+from tinygrad_rnn.nn import compile_cell
 
 from watch_cells import Base
+from watch_cells import outputs_and_gradients as compiled_and_composed
 
 GAIN = [1.0]
 SCALE = 1.0
@@ -112,15 +113,6 @@ CHANGES = {  # cell class, how to change what it reads, how to put it back
     "a global read in a lambda": (InLambda, lambda: set_global("SCALE", 0.1), lambda: set_global("SCALE", 1.0)),
 }
 
-
-def compiled_and_composed(cell, x):
-    results = []
-    for runner in (compile_cell(cell).sequence, lambda x, s: unroll(cell, x, s)):
-        cell.weight_hh.grad = None
-        out, _ = runner(x, cell.initial_state(x.shape[0]))
-        (out * out).sum().backward()
-        results.append((out.numpy(), cell.weight_hh.grad.copy()))
-    return results
 
 
 def the_tape(cell):

@@ -21,7 +21,7 @@ import pytest
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor, tape
 
-from watch_cells import Base, compiled_and_composed, last_watch, library
+from watch_cells import Base, compiled_and_composed, follows_the_change, last_watch, library
 
 
 
@@ -31,23 +31,8 @@ from watch_cells import Base, compiled_and_composed, last_watch, library
 
 
 def check(cell_class, change, restore):
-    """One compiled call, the change, then the compiled answer must be the composed one (which the change
-    must have changed: a case whose change does nothing could not fail)."""
     tg.manual_seed(0)
-    cell = cell_class().to(dtype=np.float64)
-    x = Tensor(np.random.default_rng(1).standard_normal((3, 6, 2)))
-    compiled, before = compiled_and_composed(cell, x)
-    np.testing.assert_allclose(compiled, before, rtol=1e-12, atol=1e-12)
-    try:
-        change()
-        watch = last_watch(cell)
-        complete, unchanged = watch.complete, watch.unchanged()
-        compiled, after = compiled_and_composed(cell, x)
-        assert not np.allclose(after, before), "the change does not change the composed answer"
-        np.testing.assert_allclose(compiled, after, rtol=1e-12, atol=1e-12,
-                                   err_msg=f"stale tape: watch.complete={complete}, unchanged()={unchanged}")
-    finally:
-        restore()
+    follows_the_change(cell_class().to(dtype=np.float64), change, restore)
 
 
 def set_attr(obj, name, value):

@@ -21,20 +21,11 @@ import numpy as np
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor
 from tinygrad_rnn import tape
-from tinygrad_rnn.nn import Module, compile_cell, uniform_parameter, unroll
+from tinygrad_rnn.nn import Module, compile_cell, unroll
+
+from watch_cells import Base, follows_the_change, last_watch
 
 
-class Base(Module):
-    def __init__(self, input_size=2, hidden_size=3):
-        self.hidden_size = hidden_size
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
-
-    def initial_state(self, batch_size):
-        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
-
-    def pre(self, x, state):
-        return x @ self.weight_ih.T + state[0] @ self.weight_hh.T
 
 
 X = np.random.default_rng(1).standard_normal((3, 6, 2))
@@ -49,24 +40,12 @@ def compiled_and_composed(cell):
     return outputs
 
 
-def last_watch(cell):
-    return next(reversed(compile_cell(cell).tapes.values())).watch
+
 
 
 def check(make_cell, change):
-    """One compiled call, change(), then the compiled answer must be the composed one, which the change
-    must have moved."""
     tg.manual_seed(0)
-    cell = make_cell().to(dtype=np.float64)
-    compiled, before = compiled_and_composed(cell)
-    np.testing.assert_allclose(compiled, before, rtol=1e-12, atol=1e-12)
-    change()
-    watch = last_watch(cell)
-    complete, unchanged = watch.complete, watch.unchanged()
-    compiled, after = compiled_and_composed(cell)
-    assert not np.allclose(after, before), "the change does not change the composed answer"
-    np.testing.assert_allclose(compiled, after, rtol=1e-12, atol=1e-12,
-                               err_msg=f"stale tape: watch.complete={complete}, unchanged()={unchanged}")
+    follows_the_change(make_cell().to(dtype=np.float64), change)
 
 
 class Scaler:
