@@ -24,20 +24,9 @@ import numpy as np
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor
-from tinygrad_rnn.nn import Module, Recurrent, compile_cell, uniform_parameter, unroll
+from tinygrad_rnn.nn import Recurrent
 
-
-class Base(Module):
-    def __init__(self, input_size=2, hidden_size=3):
-        self.hidden_size = hidden_size
-        self.weight_ih = uniform_parameter((hidden_size, input_size), 0.5)
-        self.weight_hh = uniform_parameter((hidden_size, hidden_size), 0.5)
-
-    def initial_state(self, batch_size):
-        return (Tensor.zeros(batch_size, self.hidden_size, dtype=self.weight_hh.dtype),)
-
-    def pre(self, x, state):
-        return x @ self.weight_ih.T + state[0] @ self.weight_hh.T
+from watch_cells import Base, follows_the_change
 
 
 class Plain(Base):
@@ -47,27 +36,6 @@ class Plain(Base):
 
 
 X = np.random.default_rng(1).standard_normal((3, 6, 2))
-
-
-def last_watch(cell):
-    return next(reversed(compile_cell(cell).tapes.values())).watch
-
-
-def check(cell, change):
-    """One compiled call, change(), then the compiled answer must be the composed one, which the change
-    must have moved."""
-    x = Tensor(X)
-    compiled = lambda: compile_cell(cell).sequence(x, cell.initial_state(3))[0].numpy()
-    composed = lambda: unroll(cell, x, cell.initial_state(3))[0].numpy()
-    compiled()
-    before = composed()
-    change()
-    watch = last_watch(cell)
-    complete, unchanged = watch.complete, watch.unchanged()
-    after = composed()
-    assert not np.allclose(before, after), "the change does not change the composed answer"
-    np.testing.assert_allclose(compiled(), after, rtol=1e-12, atol=1e-12,
-                               err_msg=f"stale tape: watch.complete={complete}, unchanged()={unchanged}")
 
 
 # ---- a step-mask rule (nn/step_masks.py), as a regulariser plugin writes one (plugins/regularisers/zoneout.py)
@@ -99,7 +67,7 @@ class ClassRateRule(LeakyRule):
 
 
 def check_rule(rule, change):
-    """As check(), through Recurrent (path 'compiled', the MaskedCell it builds), against path 'composed'."""
+    """As follows_the_change(), through Recurrent (path 'compiled', the MaskedCell it builds), against path 'composed'."""
     tg.manual_seed(0)
     model = Recurrent(Plain, 2, 3, path="compiled").to(dtype=np.float64)
     model.step_masks.append(rule)
@@ -142,12 +110,12 @@ def fresh():
 
 def test_a_method_added_to_tensor_redefined(monkeypatch):
     monkeypatch.setattr(Tensor, "scaled_tanh", lambda self: self.tanh(), raising=False)
-    check(fresh(), lambda: monkeypatch.setattr(Tensor, "scaled_tanh", lambda self: self.sigmoid()))
+    follows_the_change(fresh(), lambda: monkeypatch.setattr(Tensor, "scaled_tanh", lambda self: self.sigmoid()))
 
 
 def test_a_method_added_to_tensor_reading_a_global(monkeypatch):
     monkeypatch.setattr(Tensor, "scaled_tanh", lambda self: (self * GAIN).tanh(), raising=False)
-    check(fresh(), lambda: monkeypatch.setitem(globals(), "GAIN", 0.2))
+    follows_the_change(fresh(), lambda: monkeypatch.setitem(globals(), "GAIN", 0.2))
 
 
 # ---- a script run by a standard-library tool ------------------------------------------------------------
@@ -227,11 +195,11 @@ class CallsClassGetitemActs(Base):
 
 def test_a_registry_served_by_a_metaclass_getitem(monkeypatch):
     tg.manual_seed(0)
-    check(CallsMetaActs().to(dtype=np.float64),
+    follows_the_change(CallsMetaActs().to(dtype=np.float64),
           lambda: monkeypatch.setitem(MetaActs.table, "act", lambda a: a.sigmoid()))
 
 
 def test_a_registry_served_by_class_getitem(monkeypatch):
     tg.manual_seed(0)
-    check(CallsClassGetitemActs().to(dtype=np.float64),
+    follows_the_change(CallsClassGetitemActs().to(dtype=np.float64),
           lambda: monkeypatch.setitem(ClassGetitemActs.table, "act", lambda a: a.sigmoid()))
