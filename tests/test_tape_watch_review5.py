@@ -2,8 +2,8 @@
 
 Each case: a cell, one compiled call, a change to something its step reads, then the compiled answer
 must equal the composed unroll in float64 (and the change must move the composed answer, so the test can
-fail). At 366b182 (main after watchfix4) each case was missed: the watch was complete and unchanged()
-after the change, so no step was recorded and the stale tape was replayed. None of them is in
+fail). At 366b182 (main after watchfix4) each case was missed (the watch was complete and unchanged()
+after the change, so no step was recorded and the stale tape was replayed); each is caught since. None of them is in
 tests/test_tape_watch.py or tests/test_tape_watch_review{,2,3,4}.py. Four ways past it:
 
 - code the engine calls by a name no code the watch read loads: a step-mask rule's `step` (a regulariser
