@@ -35,7 +35,7 @@ before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`
 is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
 an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
 400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
-Four adversarial reviews found 43 ways past the first versions of this module; each is a test
+Five adversarial reviews found 50 ways past the first versions of this module; each is a test
 (tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
 complete, which is why the recorded step stays behind it.
 """
@@ -155,9 +155,12 @@ class Watch:
             modules = _modules_of(cell)
             self._values.update(id(m) for m in modules)
             for module in modules:  # its class (forward, and what the code names: self.helper, super().forward)
+                if _library_class(type(module)):  # an engine module wrapping the cell (the step-mask rules'):
+                    self._engine_names(type(module))  # what its code calls on what it holds (rule.step)
                 self._holder(type(module), implicit=("forward",))
                 for value in vars(module).values():  # and what it holds (self.activation = my_act, self.norm)
                     self._follow(value, 1)
+            self._holder(Tensor)  # methods a user added to Tensor (Tensor.my_op = ...): only those are read
             if len(self.reads) + len(self.raw) > self.LIMIT:
                 self.complete = False
             self._raw_reads, self._reads = tuple(self.raw.values()), tuple(self.reads.values())
@@ -187,6 +190,15 @@ class Watch:
             self.__init__(cell)
 
     # ---- finding what the code reads -----------------------------------------------------------------
+    def _engine_names(self, cls):
+        """The names an engine class's code loads, without reading what they hold in the engine: the
+        methods it calls on the user's objects it holds are among them."""
+        codes = [v.__code__ for c in cls.__mro__ for v in vars(c).values() if isinstance(v, types.FunctionType)]
+        while codes:
+            code = codes.pop()
+            self.names.update(code.co_names)
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+
     def _holder(self, holder, implicit=()):
         """A class or module the step reaches: what it holds under any name the code loads (now or once
         more code is read) is watched as it resolves now, and followed. A class's every definition of
@@ -198,8 +210,8 @@ class Watch:
         entry = [holder, set()]
         self._holders.append(entry)
         extra = set(implicit)
-        if isinstance(holder, type):
-            extra |= {n for c in holder.__mro__ if not _library(getattr(c, "__module__", ""))
+        if isinstance(holder, type):  # special methods Python calls unnamed: the class's, and its metaclass's
+            extra |= {n for c in holder.__mro__ + type(holder).__mro__ if not _library_class(c)
                       for n, v in vars(c).items() if n.startswith("__") and n.endswith("__") and n not in _NOT_RUN
                       and isinstance(v, (types.FunctionType, staticmethod, classmethod))}
         elif "__getattr__" in vars(holder) and not _library(holder.__name__):  # PEP 562: a user module's
@@ -214,11 +226,14 @@ class Watch:
         holder, done = entry
         module = isinstance(holder, types.ModuleType)
         chain = (holder,) if module else holder.__mro__ + type(holder).__mro__  # (a metaclass's too)
-        chain = [c for c in chain if c is holder or not _library(getattr(c, "__module__", ""))]
+        library = not module and _library_class(holder)  # (Tensor: only what a user added to it)
+        chain = [c for c in chain if c is holder or not _library_class(c)]
         user_module = module and not _library(holder.__name__)
         for name in names - done:
             done.add(name)
             found = [vars(c)[name] for c in chain if name in vars(c)]
+            if library:
+                found = [v for v in found if isinstance(v, types.FunctionType) and not _library_code(v.__globals__)]
             if found or user_module:  # a user module's name that is not there yet may be added later
                 read = (lambda h=holder, n=name: _get_or_missing(h, n)) if module else \
                     (lambda h=holder, n=name: _defined(h, n))
@@ -229,7 +244,7 @@ class Watch:
     def _function(self, fn):
         if not isinstance(fn, types.FunctionType) or id(fn) in self._functions:
             return
-        if _library(fn.__globals__.get("__name__", "")):  # not its code, but what it was given to hold
+        if _library_code(fn.__globals__):  # not its code, but what it was given to hold
             self._functions.add(id(fn))                     # (functools.wraps' __wrapped__, a registry)
             for value in vars(fn).values():
                 self._follow(value, 1)
@@ -320,7 +335,7 @@ class Watch:
             self.complete = False
             return
         if isinstance(value, type):
-            if not _library(getattr(value, "__module__", "")):
+            if not _library_class(value):
                 self._holder(value)
             return
         if isinstance(value, types.ModuleType):  # a library's too (os.environ, np.pi): not the engine's
@@ -343,7 +358,7 @@ class Watch:
                 self._follow(item, depth + 1)
         elif not _state_in_dict(value):
             self.complete = False  # a partial, a C object, an object with __slots__: opaque to names
-        elif _library(getattr(type(value), "__module__", "")):
+        elif _library_class(type(value)):
             if callable(value):  # np.vectorize(my_fn), a library's wrapper around the cell's code
                 self.complete = False
             for item in vars(value).values():  # a library's plain object (a cached_property): not its
@@ -373,7 +388,7 @@ class Watch:
 # special methods that do not run in a step (or are the object's identity, which the summaries hold)
 _NOT_RUN = {"__init_subclass__", "__repr__", "__str__", "__format__", "__module__",
             "__doc__", "__dict__", "__weakref__", "__qualname__", "__annotations__", "__slots__",
-            "__firstlineno__", "__static_attributes__", "__class_getitem__", "__del__", "__reduce__",
+            "__firstlineno__", "__static_attributes__", "__del__", "__reduce__",
             "__reduce_ex__", "__getstate__", "__setstate__", "__copy__", "__deepcopy__"}
 
 
@@ -410,6 +425,22 @@ def _get_or_missing(holder, name):
         return MISSING
 
 
+def _library_code(globals_):
+    """Whether code with these globals is a library's: by its file where it has one."""
+    path = globals_.get("__file__")
+    if path and globals_.get("__name__") == "__main__":  # the script itself (under cProfile too)
+        return False
+    return _library(globals_.get("__name__", ""))
+
+
+def _library_class(cls):
+    """A class's code is a library's: told by one of its functions' globals, else by its module's name."""
+    for value in vars(cls).values():
+        if isinstance(value, types.FunctionType):
+            return _library_code(value.__globals__)
+    return _library(getattr(cls, "__module__", ""))
+
+
 @functools.lru_cache(maxsize=None)
 def _library(module_name):
     """Code of the engine, NumPy, Python itself or its standard library: what it holds is not the cell's
@@ -418,6 +449,8 @@ def _library(module_name):
     top = (module_name or "").partition(".")[0]
     if top in ("tinygrad_rnn", "numpy", "builtins"):
         return True
+    if module_name == "__main__":  # the script (whatever sys.modules says: cProfile puts its own module there)
+        return False
     module = sys.modules.get(module_name) or sys.modules.get(top)
     path = getattr(module, "__file__", None)
     if path is None:  # built into the interpreter (sys, _functools) or frozen (os, at start-up); else a
