@@ -38,3 +38,10 @@ def pytest_collection_finish(session):
 
 def pytest_sessionfinish(session):
     early_jobs.stop_all()
+
+
+@pytest.fixture
+def watch_on(monkeypatch):
+    """The compiled tape's watch switched on (TINYGRAD_RNN_WATCH=1; it is off by default): what the
+    tests of the watch test."""
+    monkeypatch.setenv("TINYGRAD_RNN_WATCH", "1")

@@ -18,6 +18,8 @@ from tinygrad_rnn.nn import compile_cell
 from watch_cells import Base
 from watch_cells import outputs_and_gradients as compiled_and_composed
 
+pytestmark = pytest.mark.usefixtures("watch_on")  # (the watch is off by default)
+
 GAIN = [1.0]
 SCALE = 1.0
 HELPER_GAIN = 1.0
@@ -332,8 +334,8 @@ def test_a_name_rebound_to_a_mutable_value_is_then_checked_by_the_recorded_step(
         set_global("REBOUND", 1.0)
 
 
-def test_tinygrad_rnn_watch_0_records_a_step_before_every_sequence(monkeypatch):
-    monkeypatch.setenv("TINYGRAD_RNN_WATCH", "0")
+def test_by_default_a_step_is_recorded_before_every_sequence(monkeypatch):
+    monkeypatch.delenv("TINYGRAD_RNN_WATCH")  # (this file switches the watch on)
     recorded, record = [], tape._record
     monkeypatch.setattr(tape, "_record", lambda *a: recorded.append(1) or record(*a))
     tg.manual_seed(0)

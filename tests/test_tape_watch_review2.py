@@ -23,6 +23,8 @@ from tinygrad_rnn import Tensor, tape
 
 from watch_cells import Base, compiled_and_composed, follows_the_change, last_watch, library
 
+pytestmark = pytest.mark.usefixtures("watch_on")  # (the watch is off by default)
+
 
 
 

@@ -22,6 +22,8 @@ from tinygrad_rnn.nn import Module
 from watch_cells import Base, follows_the_change, last_watch, library
 from watch_cells import compiled_and_composed as compiled_and_composed_on
 
+pytestmark = pytest.mark.usefixtures("watch_on")  # (the watch is off by default)
+
 
 
 

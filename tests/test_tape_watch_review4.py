@@ -17,6 +17,7 @@ import os
 import types
 
 import numpy as np
+import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor
@@ -24,6 +25,8 @@ from tinygrad_rnn import tape
 from tinygrad_rnn.nn import Module, compile_cell, unroll
 
 from watch_cells import Base, follows_the_change, last_watch
+
+pytestmark = pytest.mark.usefixtures("watch_on")  # (the watch is off by default)
 
 
 

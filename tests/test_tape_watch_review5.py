@@ -21,12 +21,15 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import Tensor
 from tinygrad_rnn.nn import Recurrent
 
 from watch_cells import Base, follows_the_change
+
+pytestmark = pytest.mark.usefixtures("watch_on")  # (the watch is off by default)
 
 
 class Plain(Base):

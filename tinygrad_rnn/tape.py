@@ -26,9 +26,9 @@ ops by looking at values (`if h.sum().item() > 0`), draw random numbers inside `
 parameters per step. Two steps are traced and compared: a cell whose tapes differ runs op by op
 instead, with one warning. Nothing baked in is trusted blindly: a change to a cell's plain attributes
 (`self.scale`), buffers, `training`, dtype or backend traces a new tape, and so does a change to what
-the step reads from outside the cell (a module-level value changed between calls): the values its code
-reads by name are watched (tape_watch.py), and where one changed, or where the code reads in ways names
-do not show, one step is recorded again (no gradients) and compared with the tape before the sequence.
+the step reads from outside the cell (a module-level value changed between calls): before each sequence
+one step is recorded again (no gradients) and compared with the tape (with TINYGRAD_RNN_WATCH=1, only
+where a watch of the values its code reads by name, tape_watch.py, sees a change or cannot follow it).
 A replay never uses a value that is no longer there.
 
     compiled = compile_cell(cell)
@@ -887,10 +887,10 @@ class CompiledCell:
 
 def still_holds(tape, cell, x1, state, params=None):
     """Whether `tape` still is what the cell's step does. The key above watches what the cell holds; this,
-    what its forward reads from outside it (a module-level constant changed between calls). First the
-    tape's watch (tape_watch.py): when none of the values the code reads by name changed, it holds.
-    Otherwise, or where the watch cannot follow the code, one step is recorded now (no gradients) and
-    compared with the tape: the same ops, inputs from the same places, the same constants. On NumPy
+    what its forward reads from outside it (a module-level constant changed between calls): one step is
+    recorded now (no gradients) and compared with the tape: the same ops, inputs from the same places,
+    the same constants. With TINYGRAD_RNN_WATCH=1 the tape's watch (tape_watch.py) comes first: when
+    none of the values the code reads by name changed, it holds without a recorded step. On NumPy
     only: on a GPU that comparison would be a device read per call, so there a changed watched value
     traces a new tape and an incomplete watch trusts the key."""
     watch = getattr(tape, "watch", None)

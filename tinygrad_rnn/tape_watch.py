@@ -34,10 +34,14 @@ before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`
 `eval`, `importlib.import_module`, `sys.modules`, a module's `__getattr__`); an object whose state
 is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
 an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
-400 values. `TINYGRAD_RNN_WATCH=0` switches the watch off: a step is recorded before every sequence.
-Five adversarial reviews found 50 ways past the first versions of this module; each is a test
-(tests/test_tape_watch_review*.py). Python leaves more: a watch read from the code cannot be proved
-complete, which is why the recorded step stays behind it.
+400 values.
+
+**Off by default.** `TINYGRAD_RNN_WATCH=1` switches it on; unset, a step is recorded before every
+sequence, as before the watch. The reason: five adversarial reviews found 50 ways past the
+first versions of this module (each is now a test, tests/test_tape_watch_review*.py), the fifth still 7,
+one of them as plain as a regulariser plugin's step rule. A watch read from the code cannot be proved
+complete in Python, and a silent wrong answer costs more than 60 to 130 µs a call, which the compiled
+path's speed targets do not need (bench/RESULTS.md, round 3).
 """
 import builtins
 import dis
@@ -61,7 +65,7 @@ DYNAMIC = {"getattr", "hasattr", "eval", "exec", "globals", "locals", "vars", "_
            "__dict__", "import_module", "modules",  # obj.__dict__[...], importlib, sys.modules
            "attrgetter", "methodcaller",            # operator's: attribute names held as strings
            "getenv", "environ", "putenv"}           # the environment, read through library code
-ENV = "TINYGRAD_RNN_WATCH"  # "0": no watch, a step recorded before every compiled sequence (as before it)
+ENV = "TINYGRAD_RNN_WATCH"  # "1": the watch in front of the recorded step; unset or "0": no watch (the default)
 BIG = 4096  # elements: hashing a bigger array before every sequence costs more than recording a step
 MISSING = ("missing",)
 
@@ -144,7 +148,7 @@ class Watch:
         self._cell = weakref.ref(cell)
         self.reads = {}  # key → a function that reads the value now: its summary is compared
         self.raw = {}  # key → the same, for values compared as they are (see _watch)
-        self.complete = os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+        self.complete = os.environ.get(ENV, "0").strip().lower() in ("1", "true", "yes", "on")
         if not self.complete:
             self.seen = ()
             return
