@@ -127,7 +127,7 @@ def plain_state(value, _seen=None):
 def _is_module(value):
     """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
     return (not isinstance(value, type) and _has(value, "__dict__")
-            and callable(_get(value, "named_parameters")))
+            and callable(_get_or_missing(value, "named_parameters")))
 
 
 def _has(value, name):
@@ -137,13 +137,6 @@ def _has(value, name):
         return hasattr(value, name)
     except Exception:
         return False
-
-
-def _get(value, name):
-    try:
-        return getattr(value, name, None)
-    except Exception:
-        return None
 
 
 class Watch:
