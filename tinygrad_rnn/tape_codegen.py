@@ -182,7 +182,7 @@ class StepCode:
                 if o in self.buffers or len(shape) < 1:
                     continue
                 dt = self.bind(f"dtype_out{o}", dtype)
-                if o in state_of and not self.masked and o not in self.buffers:
+                if o in state_of and not self.masked:
                     head.append(f"    S{o} = xp.empty((T + 1,) + {tuple(shape)!r}, {dt}); S{o}[0] = {self.name(state_of[o])}")
                     self.buffers[o] = (f"S{o}", True)
                 else:

@@ -73,7 +73,14 @@ MISSING = ("missing",)
 def plain_state(value, _seen=None):
     """A hashable summary of everything a traced step can have baked in from `value` (a cell) besides its
     parameters' values: plain attributes by value, buffers and arrays by content, sub-modules, lists and
-    dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay."""
+    dicts recursively. Parameters count by shape and dtype only: the tape reads their values at replay.
+    Functions and classes count by identity (the watch reads their code by name). The common cases
+    first: most of what it summarises, before every sequence, is numbers, strings and functions."""
+    kind = type(value)
+    if kind in _SIMPLE:
+        return (kind.__name__, repr(value))  # repr: a NaN attribute still equals itself
+    if isinstance(value, _BY_IDENTITY) and not _bound_builtin(value):
+        return ("object", value)
     if isinstance(value, Tensor):
         if value.requires_grad:
             return ("parameter", value.shape, value.dtype)
@@ -120,7 +127,7 @@ def plain_state(value, _seen=None):
 def _is_module(value):
     """A cell or a sub-module (nn.Module, known by its protocol: this file sits below nn)."""
     return (not isinstance(value, type) and _has(value, "__dict__")
-            and callable(_get(value, "named_parameters")))
+            and callable(_get_or_missing(value, "named_parameters")))
 
 
 def _has(value, name):
@@ -130,13 +137,6 @@ def _has(value, name):
         return hasattr(value, name)
     except Exception:
         return False
-
-
-def _get(value, name):
-    try:
-        return getattr(value, name, None)
-    except Exception:
-        return None
 
 
 class Watch:
@@ -174,7 +174,7 @@ class Watch:
 
     def now(self):
         """The watched values, in a fixed order: as they are where that is enough, else their summaries."""
-        return tuple([read() for read in self._raw_reads]), tuple([_summary(read()) for read in self._reads])
+        return tuple([read() for read in self._raw_reads]), tuple([plain_state(read()) for read in self._reads])
 
     def unchanged(self):
         """Whether every watched value is as it was (when incomplete, never: the caller records a step).
@@ -385,7 +385,7 @@ class Watch:
             self.raw[key] = read
         else:
             self.reads[key] = read
-            if _holds_parameter(_summary(value)):  # its values are not in any summary: cannot be watched
+            if _holds_parameter(plain_state(value)):  # its values are not in any summary: cannot be watched
                 self.complete = False
 
 
@@ -511,23 +511,4 @@ def _holds_parameter(summary):
 
 
 _SIMPLE = (bool, int, float, complex, str, bytes, type(None))
-_BY_IDENTITY = (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)
-
-
-def _summary(value, _seen=None):
-    """plain_state, with functions, classes and modules by identity (their code is watched by name), and
-    the common cases (a function's defaults, None; a dict of functions) without plain_state's tests."""
-    kind = type(value)
-    if kind in _SIMPLE:
-        return (kind.__name__, repr(value))
-    if isinstance(value, _BY_IDENTITY) and not _bound_builtin(value):
-        return ("object", id(value))
-    if kind in (tuple, list, dict):
-        seen = set() if _seen is None else _seen
-        if id(value) in seen:  # a container that holds itself (a tree with links back to its parent)
-            return ("seen", id(value))
-        seen.add(id(value))
-        if kind is dict:
-            return ("dict", tuple((repr(k), _summary(v, seen)) for k, v in value.items()))
-        return (kind.__name__, tuple(_summary(v, seen) for v in value))
-    return plain_state(value, _seen)
+_BY_IDENTITY = (types.FunctionType, types.BuiltinFunctionType, type)

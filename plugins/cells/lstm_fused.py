@@ -107,7 +107,7 @@ class LSTMSequence(Function):
     @staticmethod
     def backward(ctx, grad_outputs, grad_h_last, grad_c_last):
         X, A, S, C, Cc, weight_ih, weight_hh, m, keep = ctx.saved_tensors
-        xp, dtype = array_module(S), S.dtype
+        dtype = S.dtype
         T, N, _, H = A.shape
         G = grad_outputs.swapaxes(0, 1)  # a view, not a copy: step t is G[t]
         W_hh = reorder(weight_hh, H, INTERNAL)
@@ -181,8 +181,7 @@ def numba_backward(backward_step, A, C, grad_outputs, W_hh, dh, dc):
 
 def numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep):
     """dA (T, N, 4, H), the NumPy way; dh, dc end as the initial state's gradients."""
-    xp, dtype = array_module(A), A.dtype
-    T, N, _, H = A.shape
+    xp = array_module(A)
     o, i, f, g = A[:, :, 0], A[:, :, 1], A[:, :, 2], A[:, :, 3]
     # dA = d(pre-activations), (T, N, 4, H). First the factors that need no incoming gradient:
     dA = xp.subtract(1, A)                   # over all four gates: contiguous passes are the fast ones
@@ -197,8 +196,18 @@ def numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep):
     E *= E
     xp.subtract(1, E, out=E)
     E *= o                                   # dc += dh * o * tanh'(c)
+    return steps_backward(dA, E, f, G, W_hh, dh, dc, m, keep, 0, slice(1, None))
+
+
+def steps_backward(dA, E, F, G, W_hh, dh, dc, m, keep, o_gate, c_gates):
+    """The loop over t = T .. 1 of the LSTM's backward and the peephole LSTM's: dA (T, N, 4, H) comes in
+    holding each gate's factor that needs no incoming gradient and leaves as d(pre-activations); dh, dc
+    end as the initial state's gradients. Gate `o_gate` is scaled by dh, the gates `c_gates` by dc, and
+    dc_t = dc + dh * E_t reaches step t-1 as dc_t * F_t (F: f for the LSTM, f plus the peepholes' terms)."""
+    xp = array_module(dA)
+    T, N, _, H = dA.shape
     dA2 = dA.reshape(T, N, 4 * H)            # the same memory, as the matmul sees it
-    tmp = xp.empty((N, H), dtype)
+    tmp = xp.empty((N, H), dA.dtype)
     for t in range(T - 1, -1, -1):
         if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
             passed_h, passed_c = keep[t] * dh, keep[t] * dc
@@ -207,12 +216,12 @@ def numpy_backward(A, C, Cc, G, W_hh, dh, dc, m, keep):
             dc *= m[t]
         else:
             dh += G[t]
-        dA[t, :, 0] *= dh
+        dA[t, :, o_gate] *= dh
         xp.multiply(dh, E[t], out=tmp)
         dc += tmp
-        dA[t, :, 1:] *= dc[:, None, :]
-        dc *= f[t]
-        xp.dot(dA2[t], W_hh, out=dh)
+        dA[t, :, c_gates] *= dc[:, None, :]
+        dc *= F[t]
+        xp.dot(dA2[t], W_hh, out=dh)  # np.dot: less per-call overhead than np.matmul for 2-D
         if m is not None:
             dh += passed_h
             dc += passed_c

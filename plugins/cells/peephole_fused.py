@@ -18,6 +18,7 @@ a padding mask run each step's elementwise work as one kernel of kernels.py, as 
 from tinygrad_rnn import Function, array_module, register_cell, sigmoid_array
 
 from . import peephole
+from .lstm_fused import steps_backward
 from .rnn_fused import (_sum, batch_first, bias_grad, cast, initial, numba_kernels, project, step_masks, time_major,
                         weight_grads)
 
@@ -153,27 +154,10 @@ class PeepholeSequence(Function):
             E *= o
             E += dA[:, :, 3] * w_co                  # dc_t += dh * E: through tanh(c_t), and through o's peephole
             K = f + dA[:, :, 0] * w_ci + dA[:, :, 1] * w_cf  # dc_{t-1} = dc_t * K: through f, i's and f's peepholes
-            dA2 = dA.reshape(T, N, 4 * H)
             dh = grad_h_last.astype(dtype, copy=True)
             dc = grad_c_last.astype(dtype, copy=True)
-            tmp = xp.empty((N, H), dtype)
-            for t in range(T - 1, -1, -1):
-                if m is not None:  # the kept old state passes (1 - m) of its gradient straight back
-                    passed_h, passed_c = keep[t] * dh, keep[t] * dc
-                    dh += G[t]
-                    dh *= m[t]
-                    dc *= m[t]
-                else:
-                    dh += G[t]
-                dA[t, :, 3] *= dh
-                xp.multiply(dh, E[t], out=tmp)
-                dc += tmp
-                dA[t, :, :3] *= dc[:, None, :]
-                dc *= K[t]
-                xp.matmul(dA2[t], weight_hh, out=dh)
-                if m is not None:
-                    dh += passed_h
-                    dc += passed_c
+            dA = steps_backward(dA, E, K, G, weight_hh, dh, dc, m, keep, 3, slice(0, 3))
+            dA2 = dA.reshape(T, N, 4 * H)
         need = ctx.needs_input_grad
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, wci, wcf, wco = ctx.inputs
         dx = batch_first((dA2.reshape(T * N, 4 * H) @ weight_ih).reshape(X.shape)) if need[0] else None
