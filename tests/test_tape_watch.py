@@ -220,9 +220,10 @@ def test_the_built_in_cells_are_watched_completely():
     from tinygrad_rnn import registry
     from tinygrad_rnn.nn import Recurrent
     for name in ("rnn", "lstm", "gru", "peephole"):
-        rnn = Recurrent(registry.cells.get(name), 1, 4, path="compiled")
-        rnn(Tensor(np.ones((2, 3, 1), np.float32)))
-        assert the_tape(rnn.cells[0]).watch.complete, name
+        for hidden in (4, 128):  # (128: weights of more than 4096 elements, summarised by shape, not hashed)
+            rnn = Recurrent(registry.cells.get(name), 8, hidden, path="compiled")
+            rnn(Tensor(np.ones((2, 3, 8), np.float32)))
+            assert the_tape(rnn.cells[0]).watch.complete, (name, hidden)
 
 
 def test_plain_state_counts_a_module_by_identity():

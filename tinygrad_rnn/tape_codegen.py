@@ -183,7 +183,8 @@ class StepCode:
                     continue
                 dt = self.bind(f"dtype_out{o}", dtype)
                 if o in state_of and not self.masked:
-                    head.append(f"    S{o} = xp.empty((T + 1,) + {tuple(shape)!r}, {dt}); S{o}[0] = {self.name(state_of[o])}")
+                    head.append(f"    S{o} = xp.empty((T + 1,) + {tuple(shape)!r}, {dt}); "
+                                f"S{o}[0] = {self.name(state_of[o])}")
                     self.buffers[o] = (f"S{o}", True)
                 else:
                     head.append(f"    P{o} = xp.empty((T,) + {tuple(shape)!r}, {dt})")
@@ -328,7 +329,8 @@ class StepCode:
                 value = tape.values[s]
                 head.append(f"    scratch{i}_{k} = buffer('scratch{i}_{k}', (N,) + {value.shape[1:]!r}, "
                             f"{self.bind(f'dtype{i}_in{k}', value.dtype)}, xp, zero=False)")
-                body = [line.replace(f"rows{s}[lo:hi]", f"scratch{i}_{k}") if line.endswith(f"  # op {i} of the step") else line
+                mark = f"  # op {i} of the step"  # the kernel's line (_fused_into ends it so)
+                body = [line.replace(f"rows{s}[lo:hi]", f"scratch{i}_{k}") if line.endswith(mark) else line
                         for line in body]
                 continue
             head.append(f"    rows{s} = row_grads[{s}] = buffer('rows{s}', row_shapes[{s}], {dtype}, xp, "

@@ -27,10 +27,10 @@ recorded step shows the tape still holds, the code is read again from what it re
 
 Before each sequence the watched values are compared with what they were at tracing: functions,
 classes, modules, numbers and strings as they are (a change makes another object), the rest by
-summary. That costs 2 to 10 microseconds for the built-in cells, where recording a step again costs 60
-to 130 (tape.still_holds). The watch is a fast path, not the judge: when a watched value differs, or
-when the watch is incomplete, one step is recorded again and compared with the tape, as every call did
-before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`, `obj.__dict__`,
+summary. That costs 2 to 10 microseconds for the built-in cells, where recording a step again costs
+40 to 100 at batch 32 and width 32, more for wider cells (tape.still_holds). The watch is a fast path,
+not the judge: when a watched value differs, or when the watch is incomplete, one step is recorded
+again and compared with the tape, as every call did before. Incomplete: code that reads what names do not show (`getattr`, `hasattr`, `obj.__dict__`,
 `eval`, `importlib.import_module`, `sys.modules`, a module's `__getattr__`); an object whose state
 is not all in its __dict__ (a partial, a lock, a class with __slots__ or written in C, np.vectorize);
 an array of more than 4096 elements (hashing it would cost more than the recorded step); more than
@@ -40,7 +40,7 @@ an array of more than 4096 elements (hashing it would cost more than the recorde
 sequence, as before the watch. The reason: five adversarial reviews found 50 ways past the
 first versions of this module (each is now a test, tests/test_tape_watch_review*.py), the fifth still 7,
 one of them as plain as a regulariser plugin's step rule. A watch read from the code cannot be proved
-complete in Python, and a silent wrong answer costs more than 60 to 130 µs a call, which the compiled
+complete in Python, and a silent wrong answer costs more than 40 to 100 µs a call, which the compiled
 path's speed targets do not need (bench/RESULTS.md, round 3).
 """
 import builtins
@@ -328,7 +328,8 @@ class Watch:
                 self.complete = False  # a parameter held outside the cell: its values are in no summary
             if isinstance(value, Tensor) and type(value) is not Tensor:  # a user's Tensor subclass: its methods
                 self._follow(type(value), depth + 1)
-            if isinstance(value, (Tensor, np.ndarray)) and _size(value) > BIG:
+            if isinstance(value, (Tensor, np.ndarray)) and not getattr(value, "requires_grad", False) and \
+                    _size(value) > BIG:  # (a parameter is summarised by its shape: its size costs nothing)
                 self.complete = False  # hashing it every call would cost more than the recorded step
             if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is not value:
                 self.complete = False  # np.frompyfunc of a Python function: its code is not read
@@ -487,7 +488,8 @@ _C_DESCRIPTORS = (types.WrapperDescriptorType, types.MethodDescriptorType, types
 
 def _pure_python(cls):
     return not vars(cls).get("__slots__", ()) and not any(  # (`__slots__ = ()`, as the ABCs have, adds none)
-        isinstance(v, _C_DESCRIPTORS) or isinstance(v, types.GetSetDescriptorType) and n not in ("__dict__", "__weakref__")
+        isinstance(v, _C_DESCRIPTORS) or
+        isinstance(v, types.GetSetDescriptorType) and n not in ("__dict__", "__weakref__")
         for n, v in vars(cls).items())
 
 
